@@ -1,0 +1,259 @@
+"""Compute indicator values from canonical observations.
+
+Every catalogue indicator yields one row per city, reporting year and data point, whatever
+happens: `computed` with the value and the working (numerator, denominator, inputs with their
+source records, formula and version), `missing` naming exactly which variables are absent,
+or `failed_check` naming the failing input or the zero denominator. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from kpis.catalogue import Compute, Indicator, load_catalogue
+from kpis.expressions import VariableRef, evaluate, references
+
+KPI_COLUMNS: dict[str, Any] = {
+    "city_id": pl.String, "year": pl.Int32, "indicator_id": pl.String, "framework": pl.String,
+    "data_point": pl.String, "value": pl.Float64, "unit": pl.String, "status": pl.String,
+    "status_reason": pl.String, "numerator": pl.Float64, "denominator": pl.Float64,
+    "missing_inputs": pl.List(pl.String), "inputs": pl.String, "formula": pl.String,
+    "formula_version": pl.String,
+}
+OBSERVATION_KEY = ("city_id", "year", "variable", "data_point", "area_type", "area_id")
+
+
+@dataclass(frozen=True)
+class Observation:
+    variable: str
+    data_point: str | None
+    area_type: str
+    area_id: str
+    value: float
+    unit: str
+    source_id: str
+    snapshot_id: str | None
+    source_record: str
+    failed_check: str | None = None
+
+    def provenance(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "variable": self.variable, "data_point": self.data_point, "area_type": self.area_type,
+            "area_id": self.area_id, "value": self.value, "unit": self.unit, "source_id": self.source_id,
+            "snapshot_id": self.snapshot_id, "source_record": self.source_record,
+        }
+        return {k: v for k, v in record.items() if v is not None}
+
+
+@dataclass
+class CityYearInputs:
+    """Observations of one city and year, indexed for formula evaluation."""
+
+    city_id: str
+    year: int
+    city: dict[VariableRef, Observation] = field(default_factory=dict)
+    areas: dict[str, dict[str, dict[VariableRef, Observation]]] = field(default_factory=dict)
+
+    def add(self, obs: Observation) -> None:
+        ref = VariableRef(obs.variable, obs.data_point)
+        if obs.area_type == "city":
+            self.city[ref] = obs
+        else:
+            self.areas.setdefault(obs.area_type, {}).setdefault(obs.area_id, {})[ref] = obs
+
+
+@dataclass
+class Result:
+    status: str
+    value: float | None = None
+    numerator: float | None = None
+    denominator: float | None = None
+    reason: str | None = None
+    missing: list[str] = field(default_factory=list)
+    inputs: list[Observation] = field(default_factory=list)
+
+
+def index_observations(observations: pl.DataFrame) -> dict[tuple[str, int], CityYearInputs]:
+    """Group observation rows by (city, year). Expects the warehouse `observations` columns."""
+    grouped: dict[tuple[str, int], CityYearInputs] = {}
+    has_check = "failed_check" in observations.columns
+    for row in observations.iter_rows(named=True):
+        key = (row["city_id"], int(row["year"]))
+        bucket = grouped.setdefault(key, CityYearInputs(city_id=key[0], year=key[1]))
+        bucket.add(Observation(
+            variable=row["variable"], data_point=row["data_point"], area_type=row["area_type"],
+            area_id=row["area_id"], value=float(row["value"]), unit=row["unit"], source_id=row["source_id"],
+            snapshot_id=row["snapshot_id"], source_record=row["source_record"],
+            failed_check=row["failed_check"] if has_check else None,
+        ))
+    return grouped
+
+
+def _substitute(text: str | None, data_point: str | None) -> str | None:
+    if text is None or data_point is None:
+        return text
+    return text.replace("{data_point}", data_point)
+
+
+def formula_string(compute: Compute, data_point: str | None = None) -> str:
+    if compute.kind == "ratio":
+        num, den = _substitute(compute.numerator, data_point), _substitute(compute.denominator, data_point)
+        scale = "" if compute.scale == 1 else f" * {compute.scale:g}"
+        return f"({num}) / ({den}){scale}"
+    if compute.kind == "value":
+        return str(_substitute(compute.expression, data_point))
+    variable = _substitute(compute.variable, data_point)
+    return f"sum({compute.weight} * {variable}) / sum({compute.weight}) over {compute.area_type} areas"
+
+
+def _gather(refs: Sequence[VariableRef], available: Mapping[VariableRef, Observation]) -> tuple[
+        dict[VariableRef, Observation], list[str]]:
+    found = {ref: available[ref] for ref in refs if ref in available}
+    missing = [str(ref) for ref in refs if ref not in available]
+    return found, missing
+
+
+def _failed_inputs(inputs: Iterable[Observation]) -> str | None:
+    failures = [f"{obs.variable} ({obs.failed_check})" for obs in inputs if obs.failed_check]
+    return "input failed a blocking check: " + "; ".join(failures) if failures else None
+
+
+def _evaluate_ratio(compute: Compute, data_point: str | None, data: CityYearInputs) -> Result:
+    num_text = _substitute(compute.numerator, data_point)
+    den_text = _substitute(compute.denominator, data_point)
+    assert num_text is not None and den_text is not None
+    refs = references(num_text) + [r for r in references(den_text) if r not in references(num_text)]
+    found, missing = _gather(refs, data.city)
+    if missing:
+        return Result("missing", reason="missing input(s): " + ", ".join(missing), missing=missing,
+                      inputs=list(found.values()))
+    values = {ref: obs.value for ref, obs in found.items()}
+    numerator, denominator = evaluate(num_text, values), evaluate(den_text, values)
+    inputs = list(found.values())
+    failed = _failed_inputs(inputs)
+    if failed:
+        return Result("failed_check", reason=failed, numerator=numerator, denominator=denominator, inputs=inputs)
+    if denominator == 0:
+        return Result("failed_check", reason=f"denominator {den_text} is 0", numerator=numerator,
+                      denominator=denominator, inputs=inputs)
+    return Result("computed", value=numerator / denominator * compute.scale, numerator=numerator,
+                  denominator=denominator, inputs=inputs)
+
+
+def _evaluate_value(compute: Compute, data_point: str | None, data: CityYearInputs) -> Result:
+    text = _substitute(compute.expression, data_point)
+    assert text is not None
+    found, missing = _gather(references(text), data.city)
+    if missing:
+        return Result("missing", reason="missing input(s): " + ", ".join(missing), missing=missing,
+                      inputs=list(found.values()))
+    inputs = list(found.values())
+    value = evaluate(text, {ref: obs.value for ref, obs in found.items()})
+    failed = _failed_inputs(inputs)
+    if failed:
+        return Result("failed_check", reason=failed, inputs=inputs)
+    return Result("computed", value=value, inputs=inputs)
+
+
+def _evaluate_weighted_mean(compute: Compute, data_point: str | None, data: CityYearInputs) -> Result:
+    variable = VariableRef.parse(_substitute(compute.variable, data_point) or "")
+    weight = VariableRef.parse(compute.weight or "")
+    areas = data.areas.get(compute.area_type, {})
+    with_weight = {aid: obs for aid, obs in areas.items() if weight in obs}
+    complete = {aid: obs for aid, obs in with_weight.items() if variable in obs}
+    if not complete:
+        missing = [f"{ref} per {compute.area_type}" for ref in (variable, weight)
+                   if not any(ref in obs for obs in areas.values())]
+        missing = missing or [f"{variable} and {weight} for the same {compute.area_type}"]
+        return Result("missing", reason="missing input(s): " + ", ".join(missing), missing=missing)
+    inputs = [o for obs in complete.values() for o in (obs[weight], obs[variable])]
+    total_weight = sum(obs[weight].value for obs in complete.values())
+    weighted = sum(obs[weight].value * obs[variable].value for obs in complete.values())
+    failed = _failed_inputs(inputs)
+    if failed:
+        return Result("failed_check", reason=failed, numerator=weighted, denominator=total_weight, inputs=inputs)
+    if total_weight == 0:
+        return Result("failed_check", reason=f"total {weight} is 0", inputs=inputs)
+    all_weight = sum(obs[weight].value for obs in with_weight.values())
+    reason = None
+    if len(complete) < len(with_weight):
+        uncovered = sorted(set(with_weight) - set(complete))
+        reason = (f"covers {100 * total_weight / all_weight:.1f}% of {weight}; no {variable} for "
+                  f"{compute.area_type}(s) {', '.join(uncovered)}")
+    return Result("computed", value=weighted / total_weight, numerator=weighted, denominator=total_weight,
+                  inputs=inputs, reason=reason)
+
+
+_EVALUATORS = {"ratio": _evaluate_ratio, "value": _evaluate_value,
+               "population_weighted_mean": _evaluate_weighted_mean}
+
+
+def evaluate_indicator(indicator: Indicator, data_point: str | None, data: CityYearInputs) -> Result:
+    if indicator.compute is None:
+        return Result("missing", reason="no formula implemented in citykpi yet (catalogue entry only)")
+    result = _EVALUATORS[indicator.compute.kind](indicator.compute, data_point, data)
+    if result.value is not None and not math.isfinite(result.value):
+        return Result("failed_check", reason=f"value is not finite ({result.value})", inputs=result.inputs)
+    return result
+
+
+def _data_points(indicator: Indicator) -> list[str | None]:
+    return list(indicator.data_points) if indicator.data_points else [None]
+
+
+def compute_kpi_values(
+    observations: pl.DataFrame,
+    reporting_years: Mapping[str, Sequence[int]],
+    indicators: Sequence[Indicator] | None = None,
+) -> pl.DataFrame:
+    """One row per (city, reporting year, indicator, data point). `reporting_years` maps city id -> years."""
+    indicators = indicators if indicators is not None else load_catalogue()
+    grouped = index_observations(observations)
+    rows: list[dict[str, Any]] = []
+    for city_id, years in reporting_years.items():
+        for year in years:
+            data = grouped.get((city_id, year), CityYearInputs(city_id=city_id, year=year))
+            for indicator in indicators:
+                for data_point in _data_points(indicator):
+                    result = evaluate_indicator(indicator, data_point, data)
+                    rows.append(_row(indicator, data_point, data, result))
+    return pl.DataFrame(rows, schema=KPI_COLUMNS, orient="row") if rows else pl.DataFrame(schema=KPI_COLUMNS)
+
+
+def _row(indicator: Indicator, data_point: str | None, data: CityYearInputs, result: Result) -> dict[str, Any]:
+    compute = indicator.compute
+    inputs = sorted((obs.provenance() for obs in result.inputs),
+                    key=lambda p: (p["variable"], p.get("data_point") or "", p["area_id"]))
+    return {
+        "city_id": data.city_id, "year": data.year, "indicator_id": indicator.id,
+        "framework": indicator.framework, "data_point": data_point,
+        "value": result.value, "unit": indicator.unit, "status": result.status,
+        "status_reason": result.reason, "numerator": result.numerator, "denominator": result.denominator,
+        "missing_inputs": result.missing,
+        "inputs": json.dumps(inputs, sort_keys=True, ensure_ascii=False),
+        "formula": formula_string(compute, data_point) if compute else None,
+        "formula_version": compute.formula_version if compute else None,
+    }
+
+
+def inputs_from_example(indicator: Indicator, inputs: Mapping[str, float],
+                        area_inputs: Mapping[str, Mapping[str, float]]) -> CityYearInputs:
+    """Build evaluation inputs from a catalogue example (used by the catalogue's own tests)."""
+    area_type = indicator.compute.area_type if indicator.compute else "district"
+    data = CityYearInputs(city_id="example", year=2000)
+    for key, value in inputs.items():
+        ref = VariableRef.parse(key)
+        data.add(Observation(ref.variable, ref.data_point, "city", "example", value, "", "example", None,
+                             f"example input {key}"))
+    for area_id, values in area_inputs.items():
+        for key, value in values.items():
+            ref = VariableRef.parse(key)
+            data.add(Observation(ref.variable, ref.data_point, area_type, area_id, value, "", "example", None,
+                                 f"example input {area_id}/{key}"))
+    return data

@@ -1,0 +1,1 @@
+"""Getting data: city configuration, fetching into the raw landing zone, parsing snapshots."""

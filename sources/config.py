@@ -1,0 +1,295 @@
+"""City configuration: one YAML file per city, validated on load.
+
+The file names the city, its reporting years and its sources. Each source says how to fetch it
+(`kind`), how to read it (`format`), what canonical table it feeds (`target`) and how its fields
+map to canonical variables and units. Errors name the file and the key path, e.g.
+``cities/demo.yaml at sources[1].observations.variables.Haushalte.unit: ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sources.errors import ConfigError
+
+CONFIG_VERSION = 1
+SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+SourceFormat = Literal["csv", "excel", "parquet", "json", "geojson", "ngsi-ld", "gtfs"]
+SourceTarget = Literal["observations", "areas", "points", "readings", "transit_feed"]
+
+_EXTENSION_FORMATS: dict[str, SourceFormat] = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+    ".parquet": "parquet",
+    ".json": "json",
+    ".geojson": "geojson",
+    ".jsonld": "ngsi-ld",
+    ".zip": "gtfs",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CityInfo(_Strict):
+    id: Annotated[str, Field(pattern=SLUG, description="Stable slug used in every table, e.g. 'demo-city'.")]
+    name: str = Field(min_length=1)
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code.")]
+    reporting_years: list[int] = Field(min_length=1, description="Years the city reports KPIs for.")
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        from sources.iso_countries import ISO_3166_ALPHA2
+
+        if value not in ISO_3166_ALPHA2:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+        return value
+
+    @field_validator("reporting_years")
+    @classmethod
+    def _plausible_years(cls, years: list[int]) -> list[int]:
+        for year in years:
+            if not 1990 <= year <= 2100:
+                raise ValueError(f"year {year} is outside 1990-2100")
+        if len(set(years)) != len(years):
+            raise ValueError("reporting_years contains duplicates")
+        return sorted(years)
+
+
+class VariableMapping(_Strict):
+    """Where a canonical variable comes from in a source and which unit the source uses."""
+
+    variable: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    unit: str = Field(min_length=1, description="Unit as published by the source, e.g. 'acre', 'gal'.")
+    data_point: str | None = Field(default=None, description="Sub-series, e.g. 'PM2.5' or 'recycled'.")
+
+
+class CsvOptions(_Strict):
+    """CSV dialect. Every field left out is detected from the file."""
+
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    decimal: Literal[".", ","] | None = None
+    thousands: Literal[",", ".", " ", "'", ""] | None = None
+    encoding: str | None = None
+    skip_rows: int = Field(default=0, ge=0)
+
+
+class ExcelOptions(_Strict):
+    sheet: str | int = 0
+    header_row: int = Field(default=1, ge=1, description="1-based row holding the column names.")
+
+
+class ObservationsMapping(_Strict):
+    """Tabular statistics: one value per (year, variable[, area]).
+
+    `layout: wide` means one column per variable (keys of `variables` are column names);
+    `layout: long` means a code column and a value column (keys of `variables` are codes).
+    """
+
+    layout: Literal["wide", "long"] = "wide"
+    year_field: str
+    area_field: str | None = None
+    area_type: str = "district"
+    variable_field: str | None = None
+    value_field: str | None = None
+    variables: dict[str, VariableMapping] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _long_needs_fields(self) -> ObservationsMapping:
+        if self.layout == "long" and (self.variable_field is None or self.value_field is None):
+            raise ValueError("layout 'long' needs variable_field and value_field")
+        if self.layout == "wide" and (self.variable_field or self.value_field):
+            raise ValueError("variable_field/value_field only apply to layout 'long'")
+        return self
+
+
+class AreasMapping(_Strict):
+    """Polygons (districts, green areas, built-up areas) from GeoJSON."""
+
+    area_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = "district"
+    id_field: str
+    name_field: str | None = None
+
+
+class PointsMapping(_Strict):
+    """Point features (monitoring stations, hotspots): an id and a location."""
+
+    point_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    id_field: str = "id"
+    lon_field: str | None = Field(default=None, description="Only for tabular points; GeoJSON/NGSI-LD carry geometry.")
+    lat_field: str | None = None
+
+
+class ReadingsMapping(_Strict):
+    """Time-stamped sensor readings in long form: station, time, variable code, value."""
+
+    station_field: str
+    time_field: str
+    variable_field: str
+    value_field: str
+    variables: dict[str, VariableMapping] = Field(min_length=1)
+
+
+class SourceConfig(_Strict):
+    id: Annotated[str, Field(pattern=SLUG)]
+    kind: Literal["file"] = Field(description="How the source is fetched. See `citykpi sources`.")
+    location: str = Field(min_length=1, description="Path relative to the YAML file, or a URL.")
+    format: SourceFormat | None = Field(default=None, description="Defaults from the file extension.")
+    target: SourceTarget
+    description: str = ""
+    license: str | None = None
+    csv: CsvOptions | None = None
+    excel: ExcelOptions | None = None
+    observations: ObservationsMapping | None = None
+    areas: AreasMapping | None = None
+    points: PointsMapping | None = None
+    readings: ReadingsMapping | None = None
+
+    @model_validator(mode="after")
+    def _mapping_matches_target(self) -> SourceConfig:
+        blocks = {"observations": self.observations, "areas": self.areas, "points": self.points,
+                  "readings": self.readings}
+        if self.target in blocks and blocks[self.target] is None:
+            raise ValueError(f"target {self.target!r} needs a {self.target!r} mapping block")
+        extra = [name for name, block in blocks.items() if block is not None and name != self.target]
+        if extra:
+            raise ValueError(f"mapping block(s) {extra} do not match target {self.target!r}")
+        if self.format is None and _format_from_location(self.location) is None:
+            raise ValueError(f"cannot tell the format of {self.location!r}; set 'format'")
+        return self
+
+    @property
+    def resolved_format(self) -> SourceFormat:
+        fmt = self.format or _format_from_location(self.location)
+        assert fmt is not None  # guaranteed by validation
+        return fmt
+
+    @property
+    def is_url(self) -> bool:
+        return bool(re.match(r"^[a-z][a-z0-9+.-]*://", self.location))
+
+
+class CityConfig(_Strict):
+    config_version: Literal[1] = CONFIG_VERSION
+    city: CityInfo
+    sources: list[SourceConfig] = Field(min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_ids(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        seen: set[str] = set()
+        for source in sources:
+            if source.id in seen:
+                raise ValueError(f"duplicate source id {source.id!r}")
+            seen.add(source.id)
+        return sources
+
+
+class LoadedConfig(BaseModel):
+    """A validated config together with the file it came from (locations resolve against it)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    path: Path
+    config: CityConfig
+
+    @property
+    def city_id(self) -> str:
+        return self.config.city.id
+
+    def source_path(self, source: SourceConfig) -> Path:
+        """Absolute path of a file source (relative locations resolve against the YAML's folder)."""
+        location = Path(source.location).expanduser()
+        return location if location.is_absolute() else (self.path.parent / location).resolve()
+
+
+def _format_from_location(location: str) -> SourceFormat | None:
+    suffix = Path(location.split("?")[0]).suffix.lower()
+    return _EXTENSION_FORMATS.get(suffix)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedConfig:
+    """Read and validate a city config. Raises ConfigError naming the file and key path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "", "config file not found")
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "config must be UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "", "expected a mapping at the top level")
+    try:
+        config = CityConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ConfigError(path, _key_path(tuple(first["loc"])), message) from None
+    loaded = LoadedConfig(path=path.resolve(), config=config)
+    _check_model_vocabulary(loaded)
+    if check_files:
+        for index, source in enumerate(config.sources):
+            if not source.is_url and not loaded.source_path(source).exists():
+                raise ConfigError(
+                    path, f"sources[{index}].location", f"file not found: {loaded.source_path(source)}"
+                )
+    return loaded
+
+
+def _check_model_vocabulary(loaded: LoadedConfig) -> None:
+    """Every mapped variable must exist in the canonical model and its unit must convert."""
+    from warehouse.units import UnitError, conversion_factor
+    from warehouse.variables import VARIABLES
+
+    for index, source in enumerate(loaded.config.sources):
+        block = source.observations or source.readings
+        if block is None:
+            continue
+        for key, mapping in block.variables.items():
+            where = f"sources[{index}].{source.target}.variables.{key}"
+            variable = VARIABLES.get(mapping.variable)
+            if variable is None:
+                raise ConfigError(loaded.path, f"{where}.variable",
+                                  f"unknown canonical variable {mapping.variable!r} (see `citykpi variables`)")
+            try:
+                conversion_factor(mapping.unit, variable.unit, variable=mapping.variable,
+                                  data_point=mapping.data_point)
+            except UnitError as exc:
+                raise ConfigError(loaded.path, f"{where}.unit", str(exc)) from None
+
+
+def config_json_schema() -> dict[str, Any]:
+    schema = CityConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "citykpi city configuration"
+    return schema
+
+
+def write_json_schema(path: Path) -> None:
+    path.write_text(json.dumps(config_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,0 +1,50 @@
+"""Errors a user can act on. Each names the file and, where known, the row and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CitykpiError(Exception):
+    """Base class for errors shown to the user as one clear message (no traceback)."""
+
+
+class ConfigError(CitykpiError):
+    """A city configuration file is invalid."""
+
+    def __init__(self, path: Path | str, key_path: str, message: str) -> None:
+        self.path = str(path)
+        self.key_path = key_path
+        self.message = message
+        where = f" at {key_path}" if key_path else ""
+        super().__init__(f"{self.path}{where}: {message}")
+
+
+class SourceDataError(CitykpiError):
+    """A source file holds data citykpi cannot use (bad value, missing column, unreadable file)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        message: str,
+        *,
+        row: int | None = None,
+        field: str | None = None,
+        source_id: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.row = row
+        self.field = field
+        self.source_id = source_id
+        self.message = message
+        parts = [self.path]
+        if row is not None:
+            parts.append(f"row {row}")
+        if field is not None:
+            parts.append(f"field {field!r}")
+        prefix = f"source {source_id!r}: " if source_id else ""
+        super().__init__(f"{prefix}{', '.join(parts)}: {message}")
+
+
+class FetchError(CitykpiError):
+    """A source could not be fetched."""

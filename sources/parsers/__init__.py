@@ -1,0 +1,1 @@
+"""Parsers: read a landed snapshot into rows, never touching the network."""

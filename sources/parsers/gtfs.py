@@ -1,0 +1,76 @@
+"""GTFS static feeds: stops with the route types serving them and their weekday departures.
+
+Departures count stop_times of trips whose service runs on a Wednesday (calendar.txt), the usual
+"typical weekday" for service-frequency filters (SDG 11.2.1). Feeds with only calendar_dates.txt
+count every trip.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import polars as pl
+
+from sources.errors import SourceDataError
+
+REQUIRED = ("stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
+
+
+def _read(archive: zipfile.ZipFile, name: str, display_name: str) -> pl.DataFrame:
+    member = next((n for n in archive.namelist() if n.rsplit("/", 1)[-1] == name), None)
+    if member is None:
+        raise SourceDataError(display_name, f"GTFS feed lacks {name}")
+    data = archive.read(member)
+    try:
+        return pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8-lossy")
+    except Exception as exc:  # polars raises ComputeError/NoDataError variants
+        raise SourceDataError(f"{display_name}:{name}", f"cannot read: {exc}") from None
+
+
+def _require(frame: pl.DataFrame, columns: list[str], where: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SourceDataError(where, f"missing column(s) {missing}")
+
+
+def read_gtfs_stops(path: Path, display_name: str) -> pl.DataFrame:
+    """Columns: stop_id, name, lon, lat, location_type, route_types, departures."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise SourceDataError(display_name, "not a zip file (GTFS feeds are zip archives)") from None
+    with archive:
+        stops, routes, trips, stop_times = (_read(archive, n, display_name) for n in REQUIRED)
+        has_calendar = any(n.rsplit("/", 1)[-1] == "calendar.txt" for n in archive.namelist())
+        calendar = _read(archive, "calendar.txt", display_name) if has_calendar else None
+    _require(stops, ["stop_id", "stop_lat", "stop_lon"], f"{display_name}:stops.txt")
+    _require(routes, ["route_id", "route_type"], f"{display_name}:routes.txt")
+    _require(trips, ["route_id", "service_id", "trip_id"], f"{display_name}:trips.txt")
+    _require(stop_times, ["trip_id", "stop_id"], f"{display_name}:stop_times.txt")
+    if calendar is not None and "wednesday" in calendar.columns:
+        weekday = calendar.filter(pl.col("wednesday").str.strip_chars() == "1").select("service_id")
+        trips = trips.join(weekday, on="service_id", how="semi")
+    served = (
+        stop_times.select("trip_id", "stop_id")
+        .join(trips.select("trip_id", "route_id"), on="trip_id", how="inner")
+        .join(routes.select("route_id", "route_type"), on="route_id", how="inner")
+        .group_by("stop_id")
+        .agg(pl.len().alias("departures"), pl.col("route_type").unique().sort().str.join(",").alias("route_types"))
+    )
+    name = pl.col("stop_name") if "stop_name" in stops.columns else pl.lit(None, pl.String)
+    location_type = (pl.col("location_type").replace("", "0").fill_null("0")
+                     if "location_type" in stops.columns else pl.lit("0"))
+    table = stops.select(
+        pl.col("stop_id"), name.alias("name"),
+        pl.col("stop_lon").cast(pl.Float64, strict=False).alias("lon"),
+        pl.col("stop_lat").cast(pl.Float64, strict=False).alias("lat"),
+        location_type.cast(pl.Int32, strict=False).alias("location_type"),
+    ).join(served, on="stop_id", how="left").with_columns(pl.col("departures").fill_null(0).cast(pl.Int32))
+    bad = table.with_row_index("row", offset=2).filter(pl.col("lon").is_null() | pl.col("lat").is_null())
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise SourceDataError(f"{display_name}:stops.txt", f"stop {first['stop_id']!r} has no valid coordinates",
+                              row=first["row"], field="stop_lat/stop_lon")
+    return table.sort("stop_id")

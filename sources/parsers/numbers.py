@@ -1,0 +1,55 @@
+"""Numbers as portals publish them: '1.234.567,5', '1,234,567.5', '12 345', '-3,2', '' (empty)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_GERMAN = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$|^[+-]?\d+,\d+$")
+_ENGLISH = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$|^[+-]?\d+\.\d+$")
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    decimal: str = "."
+    thousands: str = ""
+
+    def parse(self, text: str) -> float:
+        """Parse one value; raises ValueError with the offending text."""
+        cleaned = text.strip().replace("\u00a0", " ")
+        if self.thousands:
+            cleaned = cleaned.replace(self.thousands, "")
+        cleaned = cleaned.replace(" ", "").replace("'", "")
+        if self.decimal == ",":
+            if "." in cleaned:
+                raise ValueError(f"{text!r} has '.' but the decimal separator is ','")
+            cleaned = cleaned.replace(",", ".")
+        elif "," in cleaned:
+            raise ValueError(f"{text!r} has ',' but the decimal separator is '.'")
+        try:
+            return float(cleaned)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+
+
+def detect_number_format(samples: Iterable[str], delimiter: str | None = None) -> NumberFormat:
+    """Guess decimal and thousands separators from sample values.
+
+    Evidence wins over the delimiter hint: '1.234,5' means decimal comma; '1,234.5' decimal point.
+    Ambiguous samples like '1,234' are read with the convention of the delimiter (';' -> comma).
+    """
+    german = english = 0
+    for value in samples:
+        text = value.strip()
+        if _GERMAN.match(text) and not _ENGLISH.match(text):
+            german += 1
+        elif _ENGLISH.match(text) and not _GERMAN.match(text):
+            english += 1
+    if german > english:
+        return NumberFormat(decimal=",", thousands=".")
+    if english > german:
+        return NumberFormat(decimal=".", thousands=",")
+    if delimiter == ";":
+        return NumberFormat(decimal=",", thousands=".")
+    return NumberFormat(decimal=".", thousands="")

@@ -1,0 +1,172 @@
+"""Tabular files (CSV, Excel, JSON records) read as text cells with their file row numbers.
+
+Everything is read as strings first so that a bad cell can be reported with its file, row and
+field instead of being silently turned into null by type inference.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sources.config import CsvOptions, ExcelOptions
+from sources.errors import SourceDataError
+from sources.parsers.numbers import NumberFormat, detect_number_format
+
+CANDIDATE_DELIMITERS = ";,\t|"
+
+
+@dataclass
+class TextTable:
+    """Header, rows of text cells, the file row number of each row, and how numbers are written."""
+
+    path: Path
+    display_name: str
+    columns: list[str]
+    rows: list[list[str]]
+    row_numbers: list[int]
+    number_format: NumberFormat
+
+    def column_index(self, name: str, *, source_id: str | None = None) -> int:
+        try:
+            return self.columns.index(name)
+        except ValueError:
+            raise SourceDataError(
+                self.display_name, f"column {name!r} not found; columns are {self.columns}",
+                field=name, source_id=source_id,
+            ) from None
+
+
+def detect_encoding(data: bytes, declared: str | None) -> str:
+    if declared:
+        return declared
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        # Western European portals: cp1252 is a superset of Latin-1's printable range.
+        return "cp1252"
+
+
+def detect_delimiter(text: str) -> str:
+    sample = "\n".join(text.splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=CANDIDATE_DELIMITERS).delimiter
+    except csv.Error:
+        header = sample.splitlines()[0] if sample else ""
+        counts = {d: header.count(d) for d in CANDIDATE_DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+
+def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextTable:
+    options = options or CsvOptions()
+    data = path.read_bytes()
+    encoding = detect_encoding(data, options.encoding)
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise SourceDataError(display_name, f"cannot decode as {encoding}: {exc}") from None
+    text = text.lstrip("\ufeff")
+    lines = text.splitlines()[options.skip_rows:]
+    delimiter = options.delimiter or detect_delimiter("\n".join(lines))
+    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        raise SourceDataError(display_name, f"malformed CSV: {exc}", row=reader.line_num) from None
+    if not records:
+        raise SourceDataError(display_name, "file is empty")
+    header = [h.strip() for h in records[0]]
+    rows, numbers = [], []
+    for offset, record in enumerate(records[1:], start=2 + options.skip_rows):
+        if not any(cell.strip() for cell in record):
+            continue  # blank line
+        if len(record) != len(header):
+            raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(record)}", row=offset)
+        rows.append([cell.strip() for cell in record])
+        numbers.append(offset)
+    number_format = _number_format(options, rows, delimiter)
+    return TextTable(path, display_name, header, rows, numbers, number_format)
+
+
+def _number_format(options: CsvOptions, rows: list[list[str]], delimiter: str | None) -> NumberFormat:
+    detected = detect_number_format((cell for row in rows[:500] for cell in row), delimiter)
+    decimal = options.decimal or detected.decimal
+    if options.thousands is not None:
+        thousands = options.thousands
+    elif options.decimal and options.decimal != detected.decimal:
+        thousands = "." if decimal == "," else ","
+    else:
+        thousands = detected.thousands
+    return NumberFormat(decimal=decimal, thousands=thousands)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def read_excel(path: Path, options: ExcelOptions | None, display_name: str) -> TextTable:
+    from openpyxl import load_workbook  # heavy import, only for Excel sources
+
+    options = options or ExcelOptions()
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for corrupt files
+        raise SourceDataError(display_name, f"cannot open workbook: {exc}") from None
+    try:
+        if isinstance(options.sheet, int):
+            sheet = workbook.worksheets[options.sheet]
+        elif options.sheet in workbook.sheetnames:
+            sheet = workbook[options.sheet]
+        else:
+            raise SourceDataError(display_name, f"sheet {options.sheet!r} not found; sheets are {workbook.sheetnames}")
+        all_rows = list(sheet.iter_rows(values_only=True))
+    finally:
+        workbook.close()
+    if len(all_rows) < options.header_row:
+        raise SourceDataError(display_name, f"sheet has no header row {options.header_row}")
+    header = [_cell_text(v) for v in all_rows[options.header_row - 1]]
+    while header and not header[-1]:
+        header.pop()
+    rows, numbers = [], []
+    for excel_row, values in enumerate(all_rows[options.header_row:], start=options.header_row + 1):
+        cells = [_cell_text(v) for v in values[: len(header)]]
+        cells += [""] * (len(header) - len(cells))
+        if any(cells):
+            rows.append(cells)
+            numbers.append(excel_row)
+    # Numeric cells come out of openpyxl as Python numbers, so '.' is the decimal separator.
+    return TextTable(path, f"{display_name} (sheet {sheet.title})", header, rows, numbers, NumberFormat())
+
+
+def read_json_records(path: Path, display_name: str) -> TextTable:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceDataError(display_name, f"not valid JSON: {exc}") from None
+    if isinstance(payload, dict):
+        for key in ("records", "results", "data", "value"):
+            if isinstance(payload.get(key), list):
+                payload = payload[key]
+                break
+    if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
+        raise SourceDataError(display_name, "expected a JSON array of records (objects)")
+    columns: list[str] = []
+    for record in payload:
+        for key in record:
+            if key not in columns:
+                columns.append(key)
+    rows = [[_cell_text(record.get(c)) for c in columns] for record in payload]
+    return TextTable(path, display_name, columns, rows, list(range(1, len(rows) + 1)), NumberFormat())

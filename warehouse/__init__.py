@@ -1,0 +1,1 @@
+"""The canonical model: the DuckDB warehouse, its migrations, storage and releases."""

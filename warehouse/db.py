@@ -1,0 +1,99 @@
+"""Opening the warehouse and applying versioned migrations.
+
+One process writes at a time (DuckDB's rule): the pipeline takes `<home>/.lock` for a whole run,
+and every stage writes inside one transaction, so a killed run leaves the previous state intact.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from sources.errors import CitykpiError
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class WarehouseBusyError(CitykpiError):
+    pass
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped in warehouse/migrations, in order."""
+    found = []
+    for entry in resources.files("warehouse").joinpath("migrations").iterdir():
+        match = MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply pending migrations, each in its own transaction. Returns the versions applied."""
+    con.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now())""")
+    applied = {row[0]: row[1] for row in con.execute("SELECT version, sha256 FROM schema_migrations").fetchall()}
+    done = []
+    for version, name, sql in migrations():
+        digest = hashlib.sha256(sql.encode()).hexdigest()
+        if version in applied:
+            if applied[version] != digest:
+                raise CitykpiError(f"migration {version:04d}_{name}.sql changed after it was applied; "
+                                   "add a new migration instead of editing an applied one")
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations (version, name, sha256) VALUES (?, ?, ?)",
+                        [version, name, digest])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        done.append(version)
+    return done
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; writers get pending migrations applied first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if read_only:
+        return duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(path))
+    migrate(con)
+    return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@contextmanager
+def writer_lock(home_root: Path) -> Iterator[None]:
+    """Exclusive lock for the duration of a run: one writer per home, across processes."""
+    home_root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home_root / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WarehouseBusyError(f"another citykpi run is writing to {home_root}; try again when it ends") from None
+        yield
+    finally:
+        os.close(fd)

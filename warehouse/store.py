@@ -1,0 +1,39 @@
+"""Small writes shared by the stages: snapshot manifest and run records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+
+from sources.landing import Snapshot
+
+
+def record_snapshots(con: duckdb.DuckDBPyConnection, snapshots: Iterable[Snapshot]) -> None:
+    for s in snapshots:
+        con.execute("""INSERT OR IGNORE INTO source_snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [s.snapshot_id, s.city_id, s.source_id, s.kind, s.location, s.format, s.content_sha256,
+                     s.size_bytes, s.relative_path, s.fetched_at, json.dumps(s.request, sort_keys=True)])
+
+
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, configs: list[str], code_version: str) -> None:
+    con.execute("INSERT OR REPLACE INTO runs VALUES (?, now(), NULL, 'running', ?, ?)",
+                [run_id, json.dumps(configs), code_version])
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> None:
+    con.execute("UPDATE runs SET finished_at = now(), status = ? WHERE run_id = ?", [status, run_id])
+
+
+def snapshot_records(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> list[dict[str, Any]]:
+    """The snapshots the warehouse currently reflects for these cities (for release manifests)."""
+    rows = con.execute("""
+        SELECT s.city_id, s.source_id, s.snapshot_id, n.kind, n.location, n.format, n.content_sha256,
+               n.size_bytes, CAST(n.fetched_at AS VARCHAR), s.row_count
+        FROM core_source_state s JOIN source_snapshots n USING (snapshot_id)
+        WHERE list_contains(?, s.city_id) ORDER BY s.city_id, s.source_id""", [city_ids]).fetchall()
+    keys = ("city_id", "source_id", "snapshot_id", "kind", "location", "format", "content_sha256", "size_bytes",
+            "fetched_at", "rows_loaded")
+    return [dict(zip(keys, row, strict=True)) for row in rows]

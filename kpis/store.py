@@ -13,7 +13,7 @@ from warehouse.load import insert_frame
 
 
 def read_observations(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFrame:
-    table = con.execute("SELECT * FROM observations WHERE city_id = ? ORDER BY ALL", [city_id]).to_arrow_table()
+    table = con.sql("SELECT * FROM observations WHERE city_id = ? ORDER BY ALL", params=[city_id]).to_arrow_table()
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 

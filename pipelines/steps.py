@@ -13,7 +13,7 @@ from typing import Any
 from sources.config import LoadedConfig
 from sources.fetch import fetch_source
 from sources.landing import Snapshot
-from warehouse.db import connect, transaction
+from warehouse.db import connect, scalar, transaction
 from warehouse.derive import derive_city
 from warehouse.home import Home
 from warehouse.load import check_cross_source_conflicts, parse_source, write_parsed
@@ -42,12 +42,11 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
             record_snapshots(con, snapshots)
             write_parsed(con, loaded.city_id, parsed)
             derived = derive_city(con, loaded.city_id, loaded.config.city.reporting_years)
-        observations = con.execute("SELECT count(*) FROM observations WHERE city_id = ?",
-                                   [loaded.city_id]).fetchone()
+        observations = scalar(con, "SELECT count(*) FROM observations WHERE city_id = ?", [loaded.city_id])
     finally:
         con.close()
     return {"sources": {p.source.id: p.report for p in parsed}, "derived": derived,
-            "observations": observations[0] if observations else 0}
+            "observations": observations}
 
 
 def compute_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, int]:

@@ -97,3 +97,15 @@ def writer_lock(home_root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple[object, ...] | None:
+    """First row of a query, reading the result to the end (DuckDB 2 keeps a partly read result open
+    and refuses further work on the connection until it is finished)."""
+    rows = con.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> object:
+    row = one_row(con, sql, params)
+    return row[0] if row else None

@@ -25,6 +25,7 @@ import shapely
 from shapely import STRtree
 
 from sources.mapping import OBSERVATION_SCHEMA
+from warehouse.db import one_row
 from warehouse.load import insert_frame
 from warehouse.variables import VARIABLES
 
@@ -185,8 +186,8 @@ def polygon_areas(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[
 
 
 def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> list[dict[str, Any]]:
-    row = con.execute("""SELECT count(*), any_value(snapshot_id), any_value(source_id) FROM core_transit_stops
-                         WHERE city_id = ? AND location_type = 0 AND departures > 0""", [city_id]).fetchone()
+    row = one_row(con, """SELECT count(*), any_value(snapshot_id), any_value(source_id) FROM core_transit_stops
+                         WHERE city_id = ? AND location_type = 0 AND departures > 0""", [city_id])
     if row is None or not row[0]:
         return []
     count, snapshot_id, source_id = row

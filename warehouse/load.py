@@ -18,6 +18,7 @@ from sources.config import LoadedConfig, SourceConfig
 from sources.errors import SourceDataError
 from sources.landing import Snapshot
 from sources.mapping import OBSERVATION_SCHEMA, map_observations
+from warehouse.db import scalar
 from sources.parsers.geo import read_geojson_areas, read_ngsi_ld_points
 from sources.parsers.gtfs import read_gtfs_stops
 from sources.parsers.tabular import TextTable, read_csv, read_excel, read_json_records
@@ -157,9 +158,8 @@ def write_parsed(con: duckdb.DuckDBPyConnection, city_id: str, parsed: list[Pars
             con.execute(f"""INSERT INTO core_readings
                 SELECT ?, station_id, observed_at, variable, data_point, value, ?, ? FROM ({sql})""",
                         [city_id, source_id, item.snapshot.snapshot_id, *params, str(path)])
-            item.report["readings"] = con.execute(
-                "SELECT count(*) FROM core_readings WHERE city_id = ? AND source_id = ?",
-                [city_id, source_id]).fetchone()[0]  # type: ignore[index]
+            item.report["readings"] = scalar(
+                con, "SELECT count(*) FROM core_readings WHERE city_id = ? AND source_id = ?", [city_id, source_id])
         else:
             assert item.frame is not None
             if item.frame.height == 0:

@@ -69,9 +69,9 @@ def sha256_of(path: Path) -> str:
 
 def release_frame(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> pl.DataFrame:
     """The release's rows: run-independent columns only, in a stable order, so equal inputs give equal bytes."""
-    table = con.execute(f"""
+    table = con.sql(f"""
         SELECT {', '.join(RELEASE_COLUMNS)} FROM kpi_values WHERE list_contains(?, city_id)
-        ORDER BY city_id, year, framework, indicator_id, data_point NULLS FIRST""", [city_ids]).to_arrow_table()
+        ORDER BY city_id, year, framework, indicator_id, data_point NULLS FIRST""", params=[city_ids]).to_arrow_table()
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
@@ -174,3 +174,9 @@ def list_releases(home: Home) -> list[str]:
     if not home.releases.exists():
         return []
     return sorted(p.name for p in home.releases.iterdir() if (p / "manifest.json").exists())
+
+
+def load_release(home: Home, release_id: str) -> Release:
+    path = home.releases / release_id
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    return Release(release_id, path, manifest)

@@ -1,0 +1,110 @@
+"""Dagster assets built from city configs. Thin: each calls one plain step in `pipelines.steps`.
+
+Keys: raw/<city>/<source> (landing-zone snapshot), core/<city>/observations (canonical and
+derived observations), out/<city>/kpi_values, out/release (one release for all cities).
+"""
+
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dagster as dg
+
+from pipelines import steps
+from pipelines.resources import CitykpiResource
+from sources.config import LoadedConfig, SourceConfig
+from sources.fetch import current_snapshot
+from sources.kinds import KINDS
+
+
+def key_part(text: str) -> str:
+    """Dagster key parts allow letters, digits and underscores."""
+    return text.replace("-", "_")
+
+
+def _raw_asset(loaded: LoadedConfig, source: SourceConfig) -> dg.AssetsDefinition:
+    city = key_part(loaded.city_id)
+
+    @dg.asset(key=["raw", city, key_part(source.id)], group_name="raw", kinds={source.resolved_format},
+              description=f"Landing-zone snapshot of {source.id!r} ({KINDS[source.kind].DESCRIPTION}). "
+                          f"{source.description}".strip(),
+              metadata={"location": source.location, "target": source.target, "city_id": loaded.city_id})
+    def raw(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        snapshot = steps.fetch_one(citykpi.resolved_home(), loaded, source.id, offline=citykpi.offline)
+        citykpi.say(context, f"{loaded.city_id}/{source.id}: snapshot {snapshot.snapshot_id}"
+                             f" ({'new' if snapshot.new else 'unchanged'}, {snapshot.size_bytes:,} bytes)")
+        return dg.MaterializeResult(metadata={
+            "snapshot_id": snapshot.snapshot_id, "content_sha256": snapshot.content_sha256,
+            "size_bytes": snapshot.size_bytes, "new_snapshot": snapshot.new, "path": snapshot.relative_path})
+
+    return raw
+
+
+def _observations_asset(loaded: LoadedConfig, raw_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    city = key_part(loaded.city_id)
+
+    @dg.asset(key=["core", city, "observations"], deps=raw_keys, group_name="core", kinds={"duckdb"},
+              description=f"Canonical and derived observations of {loaded.config.city.name}.")
+    def observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        home = citykpi.resolved_home()
+        snapshots = []
+        for source in loaded.config.sources:
+            snapshot = current_snapshot(home.raw, home.root, loaded.city_id, source.id)
+            if snapshot is None:
+                raise dg.Failure(f"no snapshot of source {source.id!r}; materialise its raw asset first")
+            snapshots.append(snapshot)
+        report = steps.load_city(home, loaded, snapshots)
+        citykpi.say(context, f"{loaded.city_id}: {report['observations']:,} observations "
+                             f"({sum(v for k, v in report['derived'].items() if isinstance(v, int)):,} derived)")
+        return dg.MaterializeResult(metadata={"observations": report["observations"],
+                                              "load_report": dg.MetadataValue.json(report)})
+
+    return observations
+
+
+def _kpi_asset(loaded: LoadedConfig, observations_key: dg.AssetKey) -> dg.AssetsDefinition:
+    city = key_part(loaded.city_id)
+
+    @dg.asset(key=["out", city, "kpi_values"], deps=[observations_key], group_name="out", kinds={"duckdb"},
+              description=f"U4SSC and SDG 11 indicator values of {loaded.config.city.name}, with provenance.")
+    def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        counts = steps.compute_city(citykpi.resolved_home(), loaded, context.run_id)
+        citykpi.say(context, f"{loaded.city_id}: indicator rows " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return dg.MaterializeResult(metadata={f"rows_{status}": n for status, n in counts.items()})
+
+    return kpi_values
+
+
+def _release_asset(configs: Sequence[LoadedConfig], kpi_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(key=["out", "release"], deps=kpi_keys, group_name="out", kinds={"parquet", "csv"},
+              description="A new immutable release of every city's indicator values under <home>/releases/.")
+    def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        published = steps.publish(citykpi.resolved_home(), list(configs), context.run_id)
+        citykpi.say(context, f"release {published.release_id} written")
+        return dg.MaterializeResult(metadata={"release_id": published.release_id,
+                                              "path": dg.MetadataValue.path(str(published.path)),
+                                              "kpi_rows": published.manifest["row_counts"]["kpi_values"]})
+
+    return release
+
+
+def build_assets(configs: Sequence[LoadedConfig]) -> list[dg.AssetsDefinition]:
+    assets: list[dg.AssetsDefinition] = []
+    kpi_keys = []
+    for loaded in configs:
+        raws = [_raw_asset(loaded, source) for source in loaded.config.sources]
+        observations = _observations_asset(loaded, [a.key for a in raws])
+        kpis = _kpi_asset(loaded, observations.key)
+        assets += [*raws, observations, kpis]
+        kpi_keys.append(kpis.key)
+    assets.append(_release_asset(configs, kpi_keys))
+    return assets
+
+
+def build_definitions(configs: Sequence[LoadedConfig], resource: CitykpiResource | None = None) -> dg.Definitions:
+    assets = build_assets(configs)
+    everything = dg.define_asset_job("citykpi_all", selection=dg.AssetSelection.all(),
+                                     description="Fetch, load, compute and publish every configured city.")
+    return dg.Definitions(assets=assets, jobs=[everything], resources={"citykpi": resource or CitykpiResource()})
+
+

@@ -87,6 +87,15 @@ def test_same_seed_and_scale_give_byte_identical_files(tmp_path: Path) -> None:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
+def test_workbook_carries_no_wall_clock_dates(demo: Path) -> None:
+    # Two quick generations can fall into the same second; check the pinned stamps directly.
+    with zipfile.ZipFile(demo / "bevoelkerung_bezirke.xlsx") as archive:
+        assert {info.date_time for info in archive.infolist()} == {(2025, 3, 31, 8, 0, 0)}
+        core = archive.read("docProps/core.xml").decode("utf-8")
+    assert "<dcterms:modified xsi:type=\"dcterms:W3CDTF\">2025-03-31T08:00:00Z<" in core
+    assert "<dcterms:created xsi:type=\"dcterms:W3CDTF\">2025-03-31T08:00:00Z<" in core
+
+
 def test_another_seed_gives_another_city(tmp_path: Path) -> None:
     first = generate_demo_city(tmp_path / "a", scale=SMALL, seed=1).parent
     second = generate_demo_city(tmp_path / "b", scale=SMALL, seed=2).parent
@@ -322,6 +331,18 @@ def test_ensure_demo_city_generates_once_and_leaves_no_temp_dir(tmp_path: Path) 
     assert marker.stat().st_mtime_ns == stamp  # reused, not regenerated
     assert [p.name for p in (tmp_path / "demo").iterdir()] == ["sf0.25-seed5"]
     load_city_config(config)
+
+
+def test_ensure_demo_city_cleans_up_after_a_failed_generation(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(out_dir: Path, **_: object) -> Path:
+        (out_dir / "half-written.csv").write_text("Jahr;", encoding="utf-8")
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr("sources.demo.generator.generate_demo_city", broken)
+    with pytest.raises(RuntimeError):
+        ensure_demo_city(tmp_path, scale=SMALL)
+    assert list((tmp_path / "demo").iterdir()) == []
 
 
 def test_invalid_scale_is_rejected(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import shapely
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from openpyxl.xml.functions import tostring
 from shapely.geometry import LineString, Polygon
 
 DEFAULT_SEED = 20261124
@@ -378,22 +379,23 @@ def _write_population_xlsx(path: Path, districts: Sequence[District], people: Po
     sheet.freeze_panes = "A3"
     for column, width in zip("ABCDEFGHIJ", (11, 14, 7, 19, 11, 11, 15, 16, 19, 15), strict=True):
         sheet.column_dimensions[column].width = width
-    # openpyxl stamps "now" into the document properties; pin them for byte-stable output.
     wb.properties.creator = "Amt für Statistik und Wahlen Demoville"
     wb.properties.lastModifiedBy = "Amt für Statistik und Wahlen Demoville"
     wb.properties.created = XLSX_DATE
-    wb.properties.modified = XLSX_DATE
     buffer = io.BytesIO()
     wb.save(buffer)
-    path.write_bytes(_restamp_zip(buffer.getvalue()))
+    # Saving stamps "now" as the modified date and into every zip entry: pin both afterwards.
+    wb.properties.modified = XLSX_DATE
+    core = tostring(wb.properties.to_tree())
+    path.write_bytes(_restamp_zip(buffer.getvalue(), {"docProps/core.xml": core}))
 
 
-def _restamp_zip(data: bytes) -> bytes:
-    """Rewrite a zip with fixed entry dates and attributes (openpyxl stamps the wall clock)."""
+def _restamp_zip(data: bytes, replace: dict[str, bytes]) -> bytes:
+    """Rewrite a zip with fixed entry dates and attributes, swapping in the `replace` entries."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
-            _write_zip_entry(dst, info.filename, src.read(info))
+            _write_zip_entry(dst, info.filename, replace.get(info.filename) or src.read(info))
     return out.getvalue()
 
 

@@ -54,12 +54,11 @@ def _check(node: ast.AST, text: str) -> None:
         _check(node.right, text)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         _check(node.operand, text)
-    elif isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        pass
-    elif isinstance(node, ast.Name):
-        pass
-    elif (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
-          and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+    elif ((isinstance(node, ast.Constant) and isinstance(node.value, int | float)
+           and not isinstance(node.value, bool))  # True/False are ints to Python, not numbers here
+          or isinstance(node, ast.Name)
+          or (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+              and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str))):
         pass
     else:
         raise ExpressionError(f"unsupported syntax in expression {text!r}: {ast.dump(node)[:60]}")
@@ -68,7 +67,8 @@ def _check(node: ast.AST, text: str) -> None:
 def _ref(node: ast.expr) -> VariableRef | None:
     if isinstance(node, ast.Name):
         return VariableRef(node.id)
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and isinstance(node.slice, ast.Constant):
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+            and isinstance(node.slice, ast.Constant)):
         return VariableRef(node.value.id, str(node.slice.value))
     return None
 
@@ -100,7 +100,7 @@ def evaluate(text: str, values: Mapping[VariableRef, float]) -> float:
         ref = _ref(node)
         if ref is not None:
             return float(values[ref])
-        if isinstance(node, ast.Constant):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
             return float(node.value)
         if isinstance(node, ast.UnaryOp):
             return -run(node.operand)

@@ -5,8 +5,7 @@ derived observations), out/<city>/kpi_values, out/release (one release for all c
 """
 
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -29,7 +28,7 @@ def _raw_asset(loaded: LoadedConfig, source: SourceConfig) -> dg.AssetsDefinitio
               description=f"Landing-zone snapshot of {source.id!r} ({KINDS[source.kind].DESCRIPTION}). "
                           f"{source.description}".strip(),
               metadata={"location": source.location, "target": source.target, "city_id": loaded.city_id})
-    def raw(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    def raw(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
         snapshot = steps.fetch_one(citykpi.resolved_home(), loaded, source.id, offline=citykpi.offline)
         citykpi.say(context, f"{loaded.city_id}/{source.id}: snapshot {snapshot.snapshot_id}"
                              f" ({'new' if snapshot.new else 'unchanged'}, {snapshot.size_bytes:,} bytes)")
@@ -45,7 +44,7 @@ def _observations_asset(loaded: LoadedConfig, raw_keys: Sequence[dg.AssetKey]) -
 
     @dg.asset(key=["core", city, "observations"], deps=raw_keys, group_name="core", kinds={"duckdb"},
               description=f"Canonical and derived observations of {loaded.config.city.name}.")
-    def observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    def observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
         home = citykpi.resolved_home()
         snapshots = []
         for source in loaded.config.sources:
@@ -67,7 +66,7 @@ def _kpi_asset(loaded: LoadedConfig, observations_key: dg.AssetKey) -> dg.Assets
 
     @dg.asset(key=["out", city, "kpi_values"], deps=[observations_key], group_name="out", kinds={"duckdb"},
               description=f"U4SSC and SDG 11 indicator values of {loaded.config.city.name}, with provenance.")
-    def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
         counts = steps.compute_city(citykpi.resolved_home(), loaded, context.run_id)
         citykpi.say(context, f"{loaded.city_id}: indicator rows " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return dg.MaterializeResult(metadata={f"rows_{status}": n for status, n in counts.items()})
@@ -78,7 +77,7 @@ def _kpi_asset(loaded: LoadedConfig, observations_key: dg.AssetKey) -> dg.Assets
 def _release_asset(configs: Sequence[LoadedConfig], kpi_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     @dg.asset(key=["out", "release"], deps=kpi_keys, group_name="out", kinds={"parquet", "csv"},
               description="A new immutable release of every city's indicator values under <home>/releases/.")
-    def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
         published = steps.publish(citykpi.resolved_home(), list(configs), context.run_id)
         citykpi.say(context, f"release {published.release_id} written")
         return dg.MaterializeResult(metadata={"release_id": published.release_id,

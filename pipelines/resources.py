@@ -9,7 +9,7 @@ import dagster as dg
 from warehouse.home import Home
 
 
-class CitykpiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class CitykpiResource(dg.ConfigurableResource):
     """Home directory (None: $CITYKPI_HOME or the default), offline mode, progress lines on stderr."""
 
     home: str | None = None

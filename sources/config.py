@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sources.errors import ConfigError
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Literal[1] = 1
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 SourceFormat = Literal["csv", "excel", "parquet", "json", "geojson", "ngsi-ld", "gtfs"]
 SourceTarget = Literal["observations", "areas", "points", "readings", "transit_feed"]
@@ -126,7 +126,8 @@ class PointsMapping(_Strict):
 
     point_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     id_field: str = "id"
-    lon_field: str | None = Field(default=None, description="Only for tabular points; GeoJSON/NGSI-LD carry geometry.")
+    lon_field: str | None = Field(default=None,
+                                  description="Only for tabular points; GeoJSON/NGSI-LD carry geometry.")
     lat_field: str | None = None
 
 
@@ -218,13 +219,23 @@ def _format_from_location(location: str) -> SourceFormat | None:
     return _EXTENSION_FORMATS.get(suffix)
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
+def _key_path(loc: tuple[int | str, ...], raw: Any, *, missing: bool = False) -> str:
+    """`sources[0].csv.delimiter` from a pydantic error location, following the input document.
+
+    pydantic appends union members ('str', 'int') and markers ('[key]') that are not keys of the
+    document; the path stops at the deepest key the document has (plus the key, if it is missing).
+    """
     out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
+    node = raw
+    for index, part in enumerate(loc):
+        is_index = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        is_key = isinstance(node, dict) and part in node
+        if not (is_index or is_key):
+            if missing and index == len(loc) - 1:
+                out += f".{part}" if out else str(part)
+            break
+        out += f"[{part}]" if is_index else (f".{part}" if out else str(part))
+        node = node[part]
     return out
 
 
@@ -250,7 +261,10 @@ def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedCon
         message = first["msg"]
         if first["type"] == "extra_forbidden":
             message = "unknown key"
-        raise ConfigError(path, _key_path(tuple(first["loc"])), message) from None
+        elif first["loc"] and first["loc"][-1] == "[key]":
+            message = f"{message}: quote the key in the YAML, e.g. \"{first['loc'][-2]}\""
+        raise ConfigError(path, _key_path(tuple(first["loc"]), raw, missing=first["type"] == "missing"),
+                          message) from None
     loaded = LoadedConfig(path=path.resolve(), config=config)
     _check_model_vocabulary(loaded)
     if check_files:
@@ -275,8 +289,8 @@ def _check_model_vocabulary(loaded: LoadedConfig) -> None:
             where = f"sources[{index}].{source.target}.variables.{key}"
             variable = VARIABLES.get(mapping.variable)
             if variable is None:
-                raise ConfigError(loaded.path, f"{where}.variable",
-                                  f"unknown canonical variable {mapping.variable!r} (see `citykpi variables`)")
+                raise ConfigError(loaded.path, f"{where}.variable", f"unknown canonical variable "
+                                  f"{mapping.variable!r} (see `citykpi variables`)")
             try:
                 conversion_factor(mapping.unit, variable.unit, variable=mapping.variable,
                                   data_point=mapping.data_point)

@@ -8,6 +8,7 @@ an existing snapshot is never rewritten: fetching unchanged content returns the 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -91,9 +92,14 @@ def land_file(
         for item in staging.iterdir():
             os.chmod(item, 0o444)  # immutable by intent: read-only payloads
         os.rename(staging, target)
-    except FileExistsError:
-        # Another writer landed the same content first; theirs is identical by hash.
+    except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        # Renaming onto a non-empty directory fails with ENOTEMPTY (or EEXIST): another writer
+        # landed the same content first, and theirs is identical by hash.
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (target / "meta.json").exists():
+            raise
+        meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
+        return from_meta(meta, target, home_root, new=False)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -8,6 +8,7 @@ an error naming the file, row and field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,9 @@ class MappingReport:
     unmapped_codes: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rows_read": self.rows_read, "observations": self.observations, "empty_cells": self.empty_cells,
-                "duplicate_rows": self.duplicate_rows, "unmapped_codes": dict(sorted(self.unmapped_codes.items()))}
+        return {"rows_read": self.rows_read, "observations": self.observations,
+                "empty_cells": self.empty_cells, "duplicate_rows": self.duplicate_rows,
+                "unmapped_codes": dict(sorted(self.unmapped_codes.items()))}
 
 
 def _parse_year(table: TextTable, text: str, row: int, field_name: str, source_id: str) -> int:
@@ -61,8 +63,9 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     year_col = table.column_index(mapping.year_field, source_id=source.id)
     area_col = table.column_index(mapping.area_field, source_id=source.id) if mapping.area_field else None
     records: dict[tuple[Any, ...], dict[str, Any]] = {}
+    duplicate_rows: set[int] = set()  # file rows repeating an observation already read
 
-    def emit(row_number: int, cells: list[str], key: str, vm: VariableMapping, text: str, field_name: str) -> None:
+    def emit(row_number: int, cells: list[str], vm: VariableMapping, text: str, field_name: str) -> None:
         if not text.strip():
             report.empty_cells += 1
             return
@@ -81,31 +84,34 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
                 raise SourceDataError(table.display_name, "area code is empty", row=row_number,
                                       field=mapping.area_field, source_id=source.id)
             area_type, area_id = mapping.area_type, area_text
-        record = {
+        record: dict[str, Any] = {
             "city_id": city_id, "year": year, "variable": vm.variable, "data_point": vm.data_point,
             "area_type": area_type, "area_id": area_id, "value": published * factor, "unit": variable.unit,
             "source_value": published, "source_unit": vm.unit, "source_id": source.id,
-            "snapshot_id": snapshot_id, "source_record": f"{table.display_name} row {row_number} field {field_name!r}",
+            "snapshot_id": snapshot_id,
+            "source_record": f"{table.display_name} row {row_number} field {field_name!r}",
             "derivation": None,
         }
         obs_key = (year, vm.variable, vm.data_point, area_type, area_id)
         previous = records.get(obs_key)
         if previous is None:
             records[obs_key] = record
-        elif previous["source_value"] == published:
-            report.duplicate_rows += 1
+        elif math.isclose(previous["value"], record["value"], rel_tol=1e-9, abs_tol=1e-12):
+            # Compared in the canonical unit: two fields may publish the same figure in different units.
+            duplicate_rows.add(row_number)
         else:
             raise SourceDataError(
                 table.display_name,
                 f"conflicting values for {vm.variable}{'/' + vm.data_point if vm.data_point else ''} "
-                f"{area_id} {year}: {previous['source_value']} ({previous['source_record']}) vs {published}",
+                f"{area_id} {year}: {previous['source_value']} {previous['source_unit']} "
+                f"({previous['source_record']}) vs {published} {vm.unit}",
                 row=row_number, field=field_name, source_id=source.id)
 
     if mapping.layout == "wide":
         columns = {name: table.column_index(name, source_id=source.id) for name in mapping.variables}
         for cells, row_number in zip(table.rows, table.row_numbers, strict=True):
             for name, vm in mapping.variables.items():
-                emit(row_number, cells, name, vm, cells[columns[name]], name)
+                emit(row_number, cells, vm, cells[columns[name]], name)
     else:
         code_col = table.column_index(mapping.variable_field or "", source_id=source.id)
         value_col = table.column_index(mapping.value_field or "", source_id=source.id)
@@ -115,8 +121,9 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
             if vm_or_none is None:
                 report.unmapped_codes[code] = report.unmapped_codes.get(code, 0) + 1
                 continue
-            emit(row_number, cells, code, vm_or_none, cells[value_col], mapping.value_field or "")
+            emit(row_number, cells, vm_or_none, cells[value_col], mapping.value_field or "")
     report.observations = len(records)
+    report.duplicate_rows = len(duplicate_rows)
     frame = pl.DataFrame(list(records.values()), schema=OBSERVATION_SCHEMA, orient="row") if records else \
         pl.DataFrame(schema=OBSERVATION_SCHEMA)
     return frame, report

@@ -59,12 +59,14 @@ def conversion_factor(source_unit: str, canonical_unit: str, *, variable: str = 
         return table[unit]
     if canonical_unit == "ug/m3" and unit in {"ppb", "ppm"}:
         if data_point is None:
-            # Validated per data point when the mapping says which pollutant it is.
-            return 1.0
+            # The factor depends on the pollutant; without it a ppb value would pass unconverted.
+            raise UnitError(f"cannot convert {unit} to ug/m3 without a data_point naming the pollutant "
+                            "(NO2, SO2 or O3)")
         if data_point not in _PPB_TO_UGM3:
-            raise UnitError(f"cannot convert {unit} to ug/m3 for {data_point!r}: only NO2, SO2 and O3 are gases "
-                            "with a U4SSC conversion factor")
+            raise UnitError(f"cannot convert {unit} to ug/m3 for {data_point!r}: only NO2, SO2 and O3 "
+                            "are gases with a U4SSC conversion factor")
         return _PPB_TO_UGM3[data_point] * (1000.0 if unit == "ppm" else 1.0)
     known = sorted(table) + (sorted(_COUNT_ALIASES) if canonical_unit in _COUNT_UNITS else [])
     label = f" for {variable!r}" if variable else ""
-    raise UnitError(f"unit {unit!r} cannot be converted to {canonical_unit!r}{label}; known: {', '.join(known)}")
+    raise UnitError(f"unit {unit!r} cannot be converted to {canonical_unit!r}{label}; "
+                    f"known: {', '.join(known)}")

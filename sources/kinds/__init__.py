@@ -15,4 +15,5 @@ KINDS: dict[str, ModuleType] = {"file": file_kind}
 
 
 def fetcher(kind: str) -> Callable[..., object]:
-    return KINDS[kind].fetch  # type: ignore[no-any-return]
+    fetch: Callable[..., object] = KINDS[kind].fetch
+    return fetch

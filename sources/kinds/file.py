@@ -8,7 +8,8 @@ from sources.config import LoadedConfig, SourceConfig
 from sources.errors import FetchError
 from sources.landing import Snapshot, land_file
 
-DESCRIPTION = "Local file (CSV, Excel, Parquet, JSON, GeoJSON, NGSI-LD JSON, GTFS zip) next to the city config"
+DESCRIPTION = ("Local file (CSV, Excel, Parquet, JSON, GeoJSON, NGSI-LD JSON, GTFS zip) "
+               "next to the city config")
 
 
 def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path) -> Snapshot:

@@ -6,6 +6,7 @@ Areas are geodesic (WGS84 ellipsoid, pyproj.Geod), so no projection has to be ch
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
+from shapely.geometry.polygon import orient
 
 from sources.config import AreasMapping, PointsMapping
 from sources.errors import SourceDataError
@@ -40,8 +42,20 @@ class Point:
 
 
 def geodesic_area_ha(geometry: BaseGeometry) -> float:
-    area_m2, _ = _GEOD.geometry_area_perimeter(geometry)
-    return abs(area_m2) / 10_000.0
+    """Area on the WGS84 ellipsoid; holes are subtracted whatever the ring orientation in the file."""
+    total_m2 = 0.0
+    for part in shapely.get_parts(geometry):
+        if part.geom_type == "Polygon":
+            # pyproj signs ring areas by orientation; orient() makes the shell CCW and the holes CW.
+            area_m2, _ = _GEOD.geometry_area_perimeter(orient(part, sign=1.0))
+            total_m2 += abs(area_m2)
+        elif part.geom_type in ("MultiPolygon", "GeometryCollection"):
+            total_m2 += geodesic_area_ha(part) * 10_000.0
+    return total_m2 / 10_000.0
+
+
+def _lon_lat_ok(lon: float, lat: float) -> bool:
+    return math.isfinite(lon) and math.isfinite(lat) and -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0
 
 
 def _load_json(path: Path, display_name: str) -> Any:
@@ -84,6 +98,11 @@ def read_geojson_areas(path: Path, mapping: AreasMapping, display_name: str, sou
         if geometry.geom_type not in ("Polygon", "MultiPolygon"):
             raise SourceDataError(display_name, f"{where}: expected a polygon, got {geometry.geom_type}",
                                   row=index, field="geometry", source_id=source_id)
+        min_lon, min_lat, max_lon, max_lat = geometry.bounds
+        if not (_lon_lat_ok(min_lon, min_lat) and _lon_lat_ok(max_lon, max_lat)):
+            raise SourceDataError(display_name, f"{where}: coordinates are not WGS84 longitude/latitude "
+                                  f"(bounds {geometry.bounds}); GeoJSON must use EPSG:4326",
+                                  row=index, field="geometry", source_id=source_id)
         if not geometry.is_valid:
             geometry = shapely.make_valid(geometry)
         name = props.get(mapping.name_field) if mapping.name_field else None
@@ -106,7 +125,8 @@ def read_ngsi_ld_points(path: Path, mapping: PointsMapping, display_name: str, s
     points = []
     for index, entity in enumerate(entities, start=1):
         if not isinstance(entity, dict):
-            raise SourceDataError(display_name, f"entity {index} is not an object", row=index, source_id=source_id)
+            raise SourceDataError(display_name, f"entity {index} is not an object", row=index,
+                                  source_id=source_id)
         point_id = _ngsi_value(entity, mapping.id_field)
         if not point_id:
             raise SourceDataError(display_name, f"entity {index} has no {mapping.id_field!r}", row=index,
@@ -115,9 +135,16 @@ def read_ngsi_ld_points(path: Path, mapping: PointsMapping, display_name: str, s
         coords = location.get("coordinates") if isinstance(location, dict) else None
         if not (isinstance(location, dict) and location.get("type") == "Point" and isinstance(coords, list)
                 and len(coords) >= 2):
-            raise SourceDataError(display_name, f"entity {point_id}: location is not a GeoJSON Point", row=index,
-                                  field="location", source_id=source_id)
+            raise SourceDataError(display_name, f"entity {point_id}: location is not a GeoJSON Point",
+                                  row=index, field="location", source_id=source_id)
+        try:
+            lon, lat = float(coords[0]), float(coords[1])
+        except (TypeError, ValueError):
+            lon = lat = math.nan
+        if not _lon_lat_ok(lon, lat):
+            raise SourceDataError(display_name, f"entity {point_id}: coordinates {coords[:2]} are not a WGS84 "
+                                  "longitude/latitude", row=index, field="location", source_id=source_id)
         name = _ngsi_value(entity, "name")
-        points.append(Point(str(point_id), None if name is None else str(name), float(coords[0]),
-                            float(coords[1]), f"{display_name} entity {index} ({point_id})"))
+        points.append(Point(str(point_id), None if name is None else str(name), lon, lat,
+                            f"{display_name} entity {index} ({point_id})"))
     return points

@@ -57,20 +57,25 @@ def read_gtfs_stops(path: Path, display_name: str) -> pl.DataFrame:
         .join(trips.select("trip_id", "route_id"), on="trip_id", how="inner")
         .join(routes.select("route_id", "route_type"), on="route_id", how="inner")
         .group_by("stop_id")
-        .agg(pl.len().alias("departures"), pl.col("route_type").unique().sort().str.join(",").alias("route_types"))
+        .agg(pl.len().alias("departures"),
+             pl.col("route_type").unique().sort().str.join(",").alias("route_types"))
     )
     name = pl.col("stop_name") if "stop_name" in stops.columns else pl.lit(None, pl.String)
     location_type = (pl.col("location_type").replace("", "0").fill_null("0")
                      if "location_type" in stops.columns else pl.lit("0"))
-    table = stops.select(
-        pl.col("stop_id"), name.alias("name"),
-        pl.col("stop_lon").cast(pl.Float64, strict=False).alias("lon"),
-        pl.col("stop_lat").cast(pl.Float64, strict=False).alias("lat"),
+    # File line of each stop (header is line 1), numbered before any join can reorder rows.
+    table = stops.with_row_index("row", offset=2).select(
+        pl.col("row"), pl.col("stop_id"), name.alias("name"),
+        pl.col("stop_lon").str.strip_chars().cast(pl.Float64, strict=False).alias("lon"),
+        pl.col("stop_lat").str.strip_chars().cast(pl.Float64, strict=False).alias("lat"),
         location_type.cast(pl.Int32, strict=False).alias("location_type"),
-    ).join(served, on="stop_id", how="left").with_columns(pl.col("departures").fill_null(0).cast(pl.Int32))
-    bad = table.with_row_index("row", offset=2).filter(pl.col("lon").is_null() | pl.col("lat").is_null())
+    )
+    bad = table.filter(pl.col("lon").is_null() | pl.col("lat").is_null() | ~pl.col("lon").is_between(-180, 180)
+                       | ~pl.col("lat").is_between(-90, 90)).sort("row")
     if bad.height:
         first = bad.row(0, named=True)
-        raise SourceDataError(f"{display_name}:stops.txt", f"stop {first['stop_id']!r} has no valid coordinates",
-                              row=first["row"], field="stop_lat/stop_lon")
-    return table.sort("stop_id")
+        raise SourceDataError(f"{display_name}:stops.txt",
+                              f"stop {first['stop_id']!r} has no valid coordinates", row=first["row"],
+                              field="stop_lat/stop_lon")
+    return (table.drop("row").join(served, on="stop_id", how="left")
+            .with_columns(pl.col("departures").fill_null(0).cast(pl.Int32)).sort("stop_id"))

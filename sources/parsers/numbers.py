@@ -10,6 +10,10 @@ _GERMAN = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$|^[+-]?\d+,\d+$")
 _ENGLISH = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$|^[+-]?\d+\.\d+$")
 
 
+def _grouped(integer_part: str, sep: str) -> bool:
+    return re.fullmatch(r"[+-]?\d{1,3}(" + re.escape(sep) + r"\d{3})+", integer_part) is not None
+
+
 @dataclass(frozen=True)
 class NumberFormat:
     decimal: str = "."
@@ -18,6 +22,13 @@ class NumberFormat:
     def parse(self, text: str) -> float:
         """Parse one value; raises ValueError with the offending text."""
         cleaned = text.strip().replace("\u00a0", " ")
+        integer_part, _, fraction = cleaned.partition(self.decimal)
+        for sep in {self.thousands, " ", "'"} - {""}:
+            # A separator is only a thousands separator where it splits off groups of three digits;
+            # anywhere else ('1.5' read with decimal ',') dropping it would change the value.
+            if sep in fraction or (sep in integer_part and not _grouped(integer_part, sep)):
+                raise ValueError(f"{text!r} is not a number with decimal {self.decimal!r} "
+                                 f"and thousands {self.thousands!r}")
         if self.thousands:
             cleaned = cleaned.replace(self.thousands, "")
         cleaned = cleaned.replace(" ", "").replace("'", "")

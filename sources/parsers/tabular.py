@@ -78,21 +78,27 @@ def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextT
     lines = text.splitlines()[options.skip_rows:]
     delimiter = options.delimiter or detect_delimiter("\n".join(lines))
     reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
+    records: list[tuple[int, list[str]]] = []  # (file line where the record starts, cells)
     try:
-        records = list(reader)
+        for record in reader:
+            # A quoted field may span lines, so count lines, not records.
+            start = reader.line_num - sum(cell.count("\n") for cell in record)
+            records.append((start + options.skip_rows, record))
     except csv.Error as exc:
-        raise SourceDataError(display_name, f"malformed CSV: {exc}", row=reader.line_num) from None
+        raise SourceDataError(display_name, f"malformed CSV: {exc}",
+                              row=reader.line_num + options.skip_rows) from None
     if not records:
         raise SourceDataError(display_name, "file is empty")
-    header = [h.strip() for h in records[0]]
+    header = [h.strip() for h in records[0][1]]
     rows, numbers = [], []
-    for offset, record in enumerate(records[1:], start=2 + options.skip_rows):
+    for line, record in records[1:]:
         if not any(cell.strip() for cell in record):
             continue  # blank line
         if len(record) != len(header):
-            raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(record)}", row=offset)
+            raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(record)}",
+                                  row=line)
         rows.append([cell.strip() for cell in record])
-        numbers.append(offset)
+        numbers.append(line)
     number_format = _number_format(options, rows, delimiter)
     return TextTable(path, display_name, header, rows, numbers, number_format)
 
@@ -100,6 +106,7 @@ def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextT
 def _number_format(options: CsvOptions, rows: list[list[str]], delimiter: str | None) -> NumberFormat:
     detected = detect_number_format((cell for row in rows[:500] for cell in row), delimiter)
     decimal = options.decimal or detected.decimal
+    thousands: str
     if options.thousands is not None:
         thousands = options.thousands
     elif options.decimal and options.decimal != detected.decimal:
@@ -126,12 +133,13 @@ def read_excel(path: Path, options: ExcelOptions | None, display_name: str) -> T
     except Exception as exc:  # openpyxl raises many types for corrupt files
         raise SourceDataError(display_name, f"cannot open workbook: {exc}") from None
     try:
-        if isinstance(options.sheet, int):
+        if isinstance(options.sheet, int) and 0 <= options.sheet < len(workbook.worksheets):
             sheet = workbook.worksheets[options.sheet]
-        elif options.sheet in workbook.sheetnames:
+        elif isinstance(options.sheet, str) and options.sheet in workbook.sheetnames:
             sheet = workbook[options.sheet]
         else:
-            raise SourceDataError(display_name, f"sheet {options.sheet!r} not found; sheets are {workbook.sheetnames}")
+            raise SourceDataError(display_name,
+                                  f"sheet {options.sheet!r} not found; sheets are {workbook.sheetnames}")
         all_rows = list(sheet.iter_rows(values_only=True))
     finally:
         workbook.close()

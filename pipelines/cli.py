@@ -14,6 +14,17 @@ EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
 
 
+def _scale(text: str) -> float:
+    """A demo scale factor: a positive, finite number (argparse reports anything else as a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="citykpi",
@@ -26,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="fetch, load, compute and publish a release (no CONFIG: the demo city)")
     run.add_argument("configs", nargs="*", metavar="CONFIG", help="city config YAML file(s) or folder(s)")
     run.add_argument("--offline", action="store_true", help="reuse the last snapshots; touch no source")
-    run.add_argument("--scale", type=float, default=1.0, help="demo city scale factor (no CONFIG only)")
+    run.add_argument("--scale", type=_scale, default=1.0, help="demo city scale factor (no CONFIG only)")
 
     validate = sub.add_parser("validate", help="check a city config (keys, variables, units, files)")
     validate.add_argument("configs", nargs="+", metavar="CONFIG")
@@ -41,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("releases", help="list published releases")
 
     demo = sub.add_parser("demo", help="generate the demo city's raw files and config")
-    demo.add_argument("--scale", type=float, default=1.0)
+    demo.add_argument("--scale", type=_scale, default=1.0)
     demo.add_argument("--out", help="folder to write into (default: <home>/demo/...)")
     return parser
 
@@ -78,11 +89,24 @@ def _home(args: argparse.Namespace) -> Any:
     return Home.resolve(args.home)
 
 
-def _load_configs(specs: Sequence[str]) -> list[Any]:
+def _load_configs(specs: Sequence[str], *, check_files: bool = True) -> list[Any]:
     from pipelines.cities import config_paths
     from sources.config import load_city_config
+    from sources.errors import ConfigError
 
-    return [load_city_config(path) for spec in specs for path in config_paths(spec)]
+    loaded: list[Any] = []
+    for spec in specs:
+        paths = config_paths(spec)
+        if not paths:
+            raise ConfigError(spec, "", "no city config files (*.yaml, *.yml) in this folder")
+        loaded += [load_city_config(path, check_files=check_files) for path in paths]
+    seen: dict[str, Any] = {}
+    for config in loaded:
+        if config.city_id in seen:
+            raise ConfigError(config.path, "city.id", f"city {config.city_id!r} is already configured in "
+                                                      f"{seen[config.city_id].path}; give each city one config")
+        seen[config.city_id] = config
+    return loaded
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -97,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with writer_lock(home.root):
         home.clean_tmp()
         if args.configs:
-            configs = _load_configs(args.configs)
+            # Offline runs read only the landing zone: the source files need not exist any more.
+            configs = _load_configs(args.configs, check_files=not args.offline)
         else:
             print(f"citykpi: demo city (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
             configs = [load_city_config(demo_config_path(home, args.scale))]

@@ -71,7 +71,7 @@ def district_rollup(con: duckdb.DuckDBPyConnection, city_id: str) -> list[dict[s
         WITH districts AS (
             SELECT count(*) AS n FROM core_areas WHERE city_id = $city AND area_type = 'district'),
         d AS (
-            SELECT year, variable, data_point, sum(value) AS total, count(*) AS n,
+            SELECT year, variable, data_point, sum(value ORDER BY area_id) AS total, count(*) AS n,
                    string_agg(DISTINCT source_id, ', ' ORDER BY source_id) AS sources
             FROM observations
             WHERE city_id = $city AND area_type = 'district' AND derivation IS NULL
@@ -96,9 +96,12 @@ def district_rollup(con: duckdb.DuckDBPyConnection, city_id: str) -> list[dict[s
 def station_annual_means(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[list[dict[str, Any]],
                                                                                list[dict[str, Any]]]:
     """(valid station-year means, rejected station-years with their coverage)."""
+    # ORDER BY inside the aggregate: a parallel avg() adds in thread order, so plain avg() differs in the
+    # last bits from run to run; a fixed summation order gives the same means (and release bytes) every time.
     rows = con.execute("""
         SELECT year(observed_at AT TIME ZONE 'UTC') AS year, station_id, variable, data_point,
-               avg(value) AS mean, count(DISTINCT date_trunc('hour', observed_at)) AS hours,
+               avg(value ORDER BY observed_at, value) AS mean,
+               count(DISTINCT date_trunc('hour', observed_at)) AS hours,
                any_value(snapshot_id) AS snapshot_id, any_value(source_id) AS source_id
         FROM core_readings WHERE city_id = ?
         GROUP BY ALL ORDER BY ALL""", [city_id]).fetchall()

@@ -134,6 +134,7 @@ def publish_release(
         _write_sha256sums(staging)
         for item in staging.iterdir():
             os.chmod(item, 0o444)
+        os.chmod(staging, 0o755)  # mkdtemp makes it owner-only; a published release is readable like its files
         target = home.releases / release_id
         os.rename(staging, target)  # atomic on one filesystem; fails rather than overwrite
     except BaseException:

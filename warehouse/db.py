@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -84,17 +85,43 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+_HELD: dict[Path, int] = {}
+
+
 @contextmanager
-def writer_lock(home_root: Path) -> Iterator[None]:
-    """Exclusive lock for the duration of a run: one writer per home, across processes."""
+def writer_lock(home_root: Path, *, wait_s: float = 0.0) -> Iterator[None]:
+    """Exclusive lock for writing to a home: one writer process at a time.
+
+    Re-entrant within a process (the CLI holds it for a whole run while each stage takes it
+    again), exclusive across processes (flock). With `wait_s` > 0 a writer waits that long for
+    another process to finish before giving up.
+    """
+    home_root = home_root.resolve()
+    if _HELD.get(home_root):
+        _HELD[home_root] += 1
+        try:
+            yield
+        finally:
+            _HELD[home_root] -= 1
+        return
     home_root.mkdir(parents=True, exist_ok=True)
     fd = os.open(home_root / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
     try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusyError(
+                        f"another citykpi run is writing to {home_root}; try again when it ends") from None
+                time.sleep(0.05)
+        _HELD[home_root] = 1
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise WarehouseBusyError(f"another citykpi run is writing to {home_root}; try again when it ends") from None
-        yield
+            yield
+        finally:
+            _HELD.pop(home_root, None)
     finally:
         os.close(fd)
 

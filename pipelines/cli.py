@@ -153,14 +153,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    from typing import get_args
+
     from sources.config import SourceFormat, SourceTarget
     from sources.kinds import KINDS
 
     print("Source kinds (how data is fetched):")
     for name, module in sorted(KINDS.items()):
         print(f"  {name:<14} {module.DESCRIPTION}")
-    print(f"Formats: {', '.join(SourceFormat.__args__)}")
-    print(f"Targets: {', '.join(SourceTarget.__args__)}")
+    print(f"Formats: {', '.join(get_args(SourceFormat))}")
+    print(f"Targets: {', '.join(get_args(SourceTarget))}")
     return 0
 
 

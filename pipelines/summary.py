@@ -45,4 +45,4 @@ def print_summary(home: Home, release: Release, seconds: float, stream: object =
     cities = ", ".join(c["id"] for c in release.manifest["cities"])
     lines += ["", f"Cities: {cities}; years: {', '.join(map(str, release.manifest['years']))}",
               f"Release {release.release_id}: {release.path}", f"Finished in {seconds:.1f} s"]
-    out.write("\n".join(lines) + "\n")  # type: ignore[attr-defined]
+    out.write("\n".join(lines) + "\n")

@@ -193,7 +193,7 @@ def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Seq
                          WHERE city_id = ? AND location_type = 0 AND departures > 0""", [city_id])
     if row is None or not row[0]:
         return []
-    count, snapshot_id, source_id = row
+    count, snapshot_id, source_id = int(row[0]), str(row[1]), str(row[2])  # type: ignore[call-overload]
     return [_obs(city_id, year, "transit_stops_total", float(count), area_type="city", area_id=city_id,
                  derivation="transit_stops@1", snapshot_id=snapshot_id, source_id=source_id,
                  source_record=f"{count} GTFS stops with weekday departures (snapshot {snapshot_id}; "

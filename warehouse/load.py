@@ -18,10 +18,10 @@ from sources.config import LoadedConfig, SourceConfig
 from sources.errors import SourceDataError
 from sources.landing import Snapshot
 from sources.mapping import OBSERVATION_SCHEMA, map_observations
-from warehouse.db import scalar
 from sources.parsers.geo import read_geojson_areas, read_ngsi_ld_points
 from sources.parsers.gtfs import read_gtfs_stops
 from sources.parsers.tabular import TextTable, read_csv, read_excel, read_json_records
+from warehouse.db import scalar
 from warehouse.units import conversion_factor
 from warehouse.variables import VARIABLES
 
@@ -99,7 +99,8 @@ def _readings_sql(source: SourceConfig) -> tuple[str, list[Any]]:
     """SELECT producing canonical readings from the snapshot's Parquet, streamed by DuckDB."""
     mapping = source.readings
     assert mapping is not None
-    cases, params = [], []
+    cases: list[tuple[str, str, str | None, float]] = []
+    params: list[Any] = []
     for code, vm in mapping.variables.items():
         factor = conversion_factor(vm.unit, VARIABLES[vm.variable].unit, variable=vm.variable,
                                    data_point=vm.data_point)

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from shared_data import require_shared
 
 from sources.config import AreasMapping, PointsMapping
 from sources.errors import SourceDataError
@@ -20,7 +21,7 @@ from sources.parsers.gtfs import read_gtfs_stops
 
 AREAS = AreasMapping(area_type="district", id_field="bezirk_nr", name_field="name")
 POINTS = PointsMapping(point_type="air_quality_station", id_field="id")
-CAIRNS_FEED = Path("/work/shared/fixtures/payloads/gtfs/gtfs_kit_cairns_gtfs.zip")
+CAIRNS_FEED_RELATIVE = "fixtures/payloads/gtfs/gtfs_kit_cairns_gtfs.zip"
 
 # ~1 km x 1 km at 51 N: 1 km of latitude is 1/111.25 degrees, of longitude 1/(111.32 cos 51.0) degrees.
 LAT0, LON0 = 51.0, 7.0
@@ -310,16 +311,13 @@ def _wednesday_departures(feed: Path) -> int:
 
 
 def test_real_cairns_feed() -> None:
-    if not Path("/work/shared").exists():
-        pytest.skip("/work/shared is absent: the real Cairns GTFS fixture is only available on the team machine")
-    if not CAIRNS_FEED.exists():
-        pytest.skip(f"{CAIRNS_FEED} does not exist")
-    stops = read_gtfs_stops(CAIRNS_FEED, CAIRNS_FEED.name)
+    cairns_feed = require_shared(CAIRNS_FEED_RELATIVE)
+    stops = read_gtfs_stops(cairns_feed, cairns_feed.name)
     assert stops.height > 100
     assert stops["stop_id"].n_unique() == stops.height
     # Cairns, Queensland (incl. the northern beaches): roughly 145.5-146.0 E, 17.3-16.6 S.
     assert stops["lon"].is_between(145.5, 146.0).all()
     assert stops["lat"].is_between(-17.3, -16.6).all()
     assert (stops["departures"] > 0).sum() > 0
-    assert stops["departures"].sum() == _wednesday_departures(CAIRNS_FEED)
+    assert stops["departures"].sum() == _wednesday_departures(cairns_feed)
     assert set(stops["route_types"].drop_nulls().to_list()) == {"3"}  # a bus-only network

@@ -11,6 +11,14 @@ Formula kinds (`compute.kind`):
 - ``value``: value = expression (published directly, e.g. life expectancy, annual mean).
 - ``population_weighted_mean``: sum(weight_i * variable_i) / sum(weight_i) over areas of
   ``area_type`` (e.g. SDG 11.6.2: PM2.5 weighted by district population).
+- ``growth_ratio``: the ratio of two continuous growth rates over the same period (SDG 11.3.1
+  LCRPGR): (ln(N_t / N_t0) / y) / (ln(D_t / D_t0) / y) * scale, N = numerator, D = denominator,
+  y = t - t0. The base year t0 is the earliest year from t - ``years`` to t - ``min_years``
+  (default: exactly t - ``years``) where every input exists. Example inputs of another year are
+  written ``name@YEAR`` (the example's own year is 2000).
+
+``caveat`` (any kind) is a short deviation from the official method, reported as the
+``status_reason`` of every computed row so that it travels with the value.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ class _Strict(BaseModel):
 
 
 class Compute(_Strict):
-    kind: Literal["ratio", "value", "population_weighted_mean"]
+    kind: Literal["ratio", "value", "population_weighted_mean", "growth_ratio"]
     formula_version: Annotated[str, Field(pattern=r"^\d+(\.\d+)*$")] = "1"
     numerator: str | None = None
     denominator: str | None = None
@@ -40,7 +48,11 @@ class Compute(_Strict):
     variable: str | None = None
     weight: str | None = None
     area_type: str = "district"
+    years: Annotated[int, Field(ge=1)] | None = Field(default=None, description="growth_ratio: period length n.")
+    min_years: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="growth_ratio: shortest accepted period when t - years has no data.")
     note: str | None = Field(default=None, description="Why this formula, where it deviates from the source.")
+    caveat: str | None = Field(default=None, description="Shown as status_reason of computed rows.")
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Compute:
@@ -48,16 +60,26 @@ class Compute(_Strict):
             "ratio": ("numerator", "denominator"),
             "value": ("expression",),
             "population_weighted_mean": ("variable", "weight"),
+            "growth_ratio": ("numerator", "denominator", "years"),
         }[self.kind]
         missing = [name for name in need if getattr(self, name) is None]
         if missing:
             raise ValueError(f"compute kind {self.kind!r} needs {missing}")
+        if self.min_years is not None and (self.years is None or self.min_years > self.years):
+            raise ValueError("min_years needs years and must not exceed it")
         return self
+
+    @property
+    def base_years(self) -> tuple[int, int]:
+        """growth_ratio: (longest, shortest) accepted period in years."""
+        assert self.years is not None
+        return self.years, self.min_years or self.years
 
 
 class Example(_Strict):
-    """A hand-computed case. Keys of `inputs` are variable refs (``name`` or ``name[data point]``);
-    for area-based kinds, `area_inputs` maps area id -> {variable ref: value}."""
+    """A hand-computed case. Keys of `inputs` are variable refs (``name`` or ``name[data point]``) of
+    the example's year 2000, or ``ref@YEAR`` for another year (growth_ratio); for area-based kinds,
+    `area_inputs` maps area id -> {variable ref: value}."""
 
     description: str = ""
     inputs: dict[str, float] = Field(default_factory=dict)

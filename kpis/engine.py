@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -27,6 +27,7 @@ KPI_COLUMNS: dict[str, Any] = {
     "formula_version": pl.String,
 }
 OBSERVATION_KEY = ("city_id", "year", "variable", "data_point", "area_type", "area_id")
+EXAMPLE_YEAR = 2000
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,11 @@ class Observation:
     snapshot_id: str | None
     source_record: str
     failed_check: str | None = None
+    year: int | None = None  # set only where a formula reads several years (growth_ratio)
 
     def provenance(self) -> dict[str, Any]:
         record: dict[str, Any] = {
-            "variable": self.variable, "data_point": self.data_point, "area_type": self.area_type,
+            "variable": self.variable, "data_point": self.data_point, "year": self.year, "area_type": self.area_type,
             "area_id": self.area_id, "value": self.value, "unit": self.unit, "source_id": self.source_id,
             "snapshot_id": self.snapshot_id, "source_record": self.source_record,
         }
@@ -59,6 +61,8 @@ class CityYearInputs:
     year: int
     city: dict[VariableRef, Observation] = field(default_factory=dict)
     areas: dict[str, dict[str, dict[VariableRef, Observation]]] = field(default_factory=dict)
+    # Every year of the same city (this one included), for formulas over a period (growth_ratio).
+    history: dict[int, CityYearInputs] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, obs: Observation) -> None:
         ref = VariableRef(obs.variable, obs.data_point)
@@ -108,6 +112,13 @@ def formula_string(compute: Compute, data_point: str | None = None) -> str:
         return f"({num}) / ({den}){scale}"
     if compute.kind == "value":
         return str(_substitute(compute.expression, data_point))
+    if compute.kind == "growth_ratio":
+        num, den = _substitute(compute.numerator, data_point), _substitute(compute.denominator, data_point)
+        longest, shortest = compute.base_years
+        base = (f"t0 = t - {longest}" if longest == shortest
+                else f"t0 = earliest year from t - {longest} to t - {shortest} with every input")
+        scale = "" if compute.scale == 1 else f" * {compute.scale:g}"
+        return f"(ln({num}[t] / {num}[t0]) / y) / (ln({den}[t] / {den}[t0]) / y){scale}; {base}; y = t - t0"
     variable = _substitute(compute.variable, data_point)
     return f"sum({compute.weight} * {variable}) / sum({compute.weight}) over {compute.area_type} areas"
 
@@ -190,8 +201,61 @@ def _evaluate_weighted_mean(compute: Compute, data_point: str | None, data: City
                   inputs=inputs, reason=reason)
 
 
+def _base_year(refs: Sequence[VariableRef], compute: Compute, data: CityYearInputs) -> tuple[int | None, list[str]]:
+    """(earliest accepted base year with every input, or None and the inputs to name as missing)."""
+    longest, shortest = compute.base_years
+    candidates = range(data.year - longest, data.year - shortest + 1)
+    for year in candidates:
+        bucket = data.history.get(year)
+        if bucket is not None and all(ref in bucket.city for ref in refs):
+            return year, []
+    span = str(candidates[0]) if len(candidates) == 1 else f"{candidates[0]}-{candidates[-1]}"
+    absent = [ref for ref in refs if not any(ref in data.history[y].city for y in candidates if y in data.history)]
+    if absent:
+        return None, [f"{ref} in {span}" for ref in absent]
+    return None, [f"{', '.join(map(str, refs))} in one common year of {span}"]
+
+
+def _evaluate_growth_ratio(compute: Compute, data_point: str | None, data: CityYearInputs) -> Result:
+    num_text = _substitute(compute.numerator, data_point)
+    den_text = _substitute(compute.denominator, data_point)
+    assert num_text is not None and den_text is not None
+    refs = references(num_text) + [r for r in references(den_text) if r not in references(num_text)]
+    current, missing = _gather(refs, data.city)
+    if missing:
+        named = [f"{m} in {data.year}" for m in missing]
+        return Result("missing", reason="missing input(s): " + ", ".join(named), missing=named,
+                      inputs=[replace(o, year=data.year) for o in current.values()])
+    base, missing = _base_year(refs, compute, data)
+    if base is None:
+        return Result("missing", reason="no base year: missing input(s) " + ", ".join(missing), missing=missing,
+                      inputs=[replace(o, year=data.year) for o in current.values()])
+    before = {ref: data.history[base].city[ref] for ref in refs}
+    inputs = ([replace(o, year=data.year) for o in current.values()]
+              + [replace(o, year=base) for o in before.values()])
+    now_values = {ref: o.value for ref, o in current.items()}
+    base_values = {ref: o.value for ref, o in before.items()}
+    levels = {(num_text, data.year): evaluate(num_text, now_values), (num_text, base): evaluate(num_text, base_values),
+              (den_text, data.year): evaluate(den_text, now_values), (den_text, base): evaluate(den_text, base_values)}
+    failed = _failed_inputs(inputs)
+    if failed:
+        return Result("failed_check", reason=failed, inputs=inputs)
+    bad = [f"{text} in {year} is {value:g}" for (text, year), value in levels.items() if not value > 0]
+    if bad:
+        return Result("failed_check", reason="growth rate needs positive values: " + "; ".join(bad), inputs=inputs)
+    years = data.year - base
+    rate_num = math.log(levels[num_text, data.year] / levels[num_text, base]) / years
+    rate_den = math.log(levels[den_text, data.year] / levels[den_text, base]) / years
+    if rate_den == 0:
+        return Result("failed_check", numerator=rate_num, denominator=rate_den, inputs=inputs,
+                      reason=f"growth rate of {den_text} is 0 (same value in {base} and {data.year}): "
+                             "the ratio is undefined")
+    return Result("computed", value=rate_num / rate_den * compute.scale, numerator=rate_num, denominator=rate_den,
+                  inputs=inputs, reason=f"base year {base} ({years} years)")
+
+
 _EVALUATORS = {"ratio": _evaluate_ratio, "value": _evaluate_value,
-               "population_weighted_mean": _evaluate_weighted_mean}
+               "population_weighted_mean": _evaluate_weighted_mean, "growth_ratio": _evaluate_growth_ratio}
 
 
 def evaluate_indicator(indicator: Indicator, data_point: str | None, data: CityYearInputs) -> Result:
@@ -200,6 +264,9 @@ def evaluate_indicator(indicator: Indicator, data_point: str | None, data: CityY
     result = _EVALUATORS[indicator.compute.kind](indicator.compute, data_point, data)
     if result.value is not None and not math.isfinite(result.value):
         return Result("failed_check", reason=f"value is not finite ({result.value})", inputs=result.inputs)
+    caveat = indicator.compute.caveat
+    if caveat and result.status == "computed":
+        result.reason = f"{result.reason}; {caveat}" if result.reason else caveat
     return result
 
 
@@ -215,10 +282,15 @@ def compute_kpi_values(
     """One row per (city, reporting year, indicator, data point). `reporting_years` maps city id -> years."""
     indicators = indicators if indicators is not None else load_catalogue()
     grouped = index_observations(observations)
+    history: dict[str, dict[int, CityYearInputs]] = {}
+    for (city_id, year), bucket in grouped.items():
+        history.setdefault(city_id, {})[year] = bucket
+        bucket.history = history[city_id]
     rows: list[dict[str, Any]] = []
     for city_id, years in reporting_years.items():
         for year in years:
-            data = grouped.get((city_id, year), CityYearInputs(city_id=city_id, year=year))
+            data = grouped.get((city_id, year)) or CityYearInputs(city_id=city_id, year=year,
+                                                                  history=history.get(city_id, {}))
             for indicator in indicators:
                 for data_point in _data_points(indicator):
                     result = evaluate_indicator(indicator, data_point, data)
@@ -229,7 +301,7 @@ def compute_kpi_values(
 def _row(indicator: Indicator, data_point: str | None, data: CityYearInputs, result: Result) -> dict[str, Any]:
     compute = indicator.compute
     inputs = sorted((obs.provenance() for obs in result.inputs),
-                    key=lambda p: (p["variable"], p.get("data_point") or "", p["area_id"]))
+                    key=lambda p: (p["variable"], p.get("data_point") or "", p["area_id"], p.get("year", 0)))
     return {
         "city_id": data.city_id, "year": data.year, "indicator_id": indicator.id,
         "framework": indicator.framework, "data_point": data_point,
@@ -244,13 +316,19 @@ def _row(indicator: Indicator, data_point: str | None, data: CityYearInputs, res
 
 def inputs_from_example(indicator: Indicator, inputs: Mapping[str, float],
                         area_inputs: Mapping[str, Mapping[str, float]]) -> CityYearInputs:
-    """Build evaluation inputs from a catalogue example (used by the catalogue's own tests)."""
+    """Build evaluation inputs from a catalogue example (used by the catalogue's own tests).
+
+    The example's year is 2000; an input key ``name@1995`` is a value of another year."""
     area_type = indicator.compute.area_type if indicator.compute else "district"
-    data = CityYearInputs(city_id="example", year=2000)
+    data = CityYearInputs(city_id="example", year=EXAMPLE_YEAR)
+    data.history[EXAMPLE_YEAR] = data
     for key, value in inputs.items():
-        ref = VariableRef.parse(key)
-        data.add(Observation(ref.variable, ref.data_point, "city", "example", value, "", "example", None,
-                             f"example input {key}"))
+        name, at, year_text = key.rpartition("@")
+        dated = bool(at) and year_text.isdigit()
+        year, ref = (int(year_text), VariableRef.parse(name)) if dated else (EXAMPLE_YEAR, VariableRef.parse(key))
+        bucket = data.history.setdefault(year, CityYearInputs(city_id="example", year=year, history=data.history))
+        bucket.add(Observation(ref.variable, ref.data_point, "city", "example", value, "", "example", None,
+                               f"example input {key}"))
     for area_id, values in area_inputs.items():
         for key, value in values.items():
             ref = VariableRef.parse(key)

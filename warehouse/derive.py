@@ -26,6 +26,7 @@ from shapely import STRtree
 
 from sources.mapping import OBSERVATION_SCHEMA
 from warehouse.db import one_row
+from warehouse.derive_spatial import derive_spatial
 from warehouse.load import insert_frame
 from warehouse.variables import VARIABLES
 
@@ -218,8 +219,11 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
     city_air = city_annual_means(city_id, stations, observed)
     district_air = district_annual_means(con, city_id, stations)
     insert_frame(con, "observations", _frame(rollup + stations + city_air + district_air))
+    spatial = derive_spatial(con, city_id, years)
+    insert_frame(con, "observations", _frame(spatial))
     return {
         "district_rollup": len(rollup), "station_annual_means": len(stations),
         "station_years_rejected_low_coverage": rejected, "city_annual_means": len(city_air),
         "district_annual_means": len(district_air), "polygon_areas": len(areas), "transit_stops": len(transit),
+        "spatial": len(spatial),
     }

@@ -480,6 +480,10 @@ def _city_statistics(people: Population, n_stops: int, rng: np.random.Generator)
         ("Berufsfeuerwehr (Vollzeitäquivalente)", "VZÄ", 1, 417.0 + 3.6 * t),
         ("Gewaltdelikte", "Fälle", 0, noisy(1_310 * (1 - 0.08 * covid), 0.04)),
         ("Verkehrstote", "Personen", 0, rng.poisson(9.0, t.size).astype(np.float64)),
+        # Land use survey (no random draws, so the series above keep their numbers): the settlement
+        # and transport area grows a little faster than the population (SDG 11.3.1 LCRPGR > 1).
+        ("Siedlungs- und Verkehrsfläche", "ha", 1, 9_860.0 * (1 + 0.0028 * t)),
+        ("Verkehrsfläche (Straße, Weg, Platz)", "ha", 1, 2_150.0 + 6.0 * t),
         ("Bodenfläche", "km²", 1, np.full(t.size, 201.7)),  # not mapped: shows extra rows are fine
     ]
     stats = [Statistic(label, unit, decimals, {int(y): float(v) for y, v in zip(YEARS, values, strict=True)})

@@ -1,0 +1,93 @@
+"""Population as weighted points, the input of every distance-based share.
+
+Two sources: a population grid (each cell is its own area, represented by its centroid), or
+areas such as districts whose population is spread uniformly over a regular grid of square
+cells clipped to the area (area-weighted: a cell half inside a district carries half the
+population of a full cell, at the centroid of the part inside). Coordinates are metres in a
+local projection (`kpis.spatial.projection`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely import STRtree
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+GeometryArray = npt.NDArray[np.object_]
+
+DEFAULT_CELL_M = 100.0  # the resolution of GHS-POP, the gridded population UN-Habitat works with
+
+
+@dataclass(frozen=True)
+class PopulationPoints:
+    """Point i carries the share `weight[i]` of area `area_index[i]`'s population (weights of an area sum to 1)."""
+
+    xy: FloatArray
+    area_index: IntArray
+    weight: FloatArray
+    n_areas: int
+    cell_size_m: float | None = None
+
+    def __len__(self) -> int:
+        return int(self.area_index.size)
+
+
+def regular_cells(bounds: Sequence[float], cell_size: float) -> tuple[GeometryArray, FloatArray]:
+    """Square cells covering `bounds`, aligned to multiples of `cell_size` (so the grid does not
+    shift with the bounds); returns the boxes and their centres."""
+    minx, miny, maxx, maxy = bounds
+    x0, y0 = np.floor(minx / cell_size) * cell_size, np.floor(miny / cell_size) * cell_size
+    nx = max(1, int(np.ceil((maxx - x0) / cell_size)))
+    ny = max(1, int(np.ceil((maxy - y0) / cell_size)))
+    xs, ys = np.meshgrid(x0 + cell_size * np.arange(nx), y0 + cell_size * np.arange(ny), indexing="xy")
+    x, y = xs.ravel(), ys.ravel()
+    boxes = shapely.box(x, y, x + cell_size, y + cell_size)
+    return boxes, np.column_stack([x + cell_size / 2, y + cell_size / 2])
+
+
+def spread_uniformly(areas: Sequence[shapely.Geometry] | GeometryArray,
+                     cell_size: float = DEFAULT_CELL_M) -> PopulationPoints:
+    """Spread each area's population uniformly over the parts of grid cells inside it."""
+    polygons = np.asarray(areas, dtype=object)
+    if polygons.size == 0:
+        raise ValueError("no areas to spread population over")
+    invalid = ~shapely.is_valid(polygons)
+    if invalid.any():  # e.g. a self-touching ring: GEOS would refuse to clip it
+        polygons = polygons.copy()
+        polygons[invalid] = shapely.make_valid(polygons[invalid])
+    cells, centres = regular_cells(shapely.total_bounds(polygons), cell_size)
+    area_idx, cell_idx = STRtree(cells).query(polygons, predicate="intersects")
+    shapely.prepare(polygons)
+    # Cells wholly inside an area need no clipping: only the boundary cells are intersected.
+    inside = shapely.contains_properly(polygons[area_idx], cells[cell_idx])
+    piece_area = np.full(area_idx.size, cell_size * cell_size)
+    xy = centres[cell_idx].copy()
+    edge = np.flatnonzero(~inside)
+    if edge.size:
+        pieces = shapely.intersection(cells[cell_idx[edge]], polygons[area_idx[edge]])
+        piece_area[edge] = shapely.area(pieces)
+        centroids = shapely.centroid(pieces)
+        xy[edge] = np.column_stack([shapely.get_x(centroids), shapely.get_y(centroids)])
+    keep = piece_area > 0  # cells that only touch an area's boundary
+    area_idx, piece_area, xy = area_idx[keep], piece_area[keep], xy[keep]
+    totals = np.bincount(area_idx, weights=piece_area, minlength=polygons.size)
+    empty = np.flatnonzero(totals <= 0)
+    if empty.size:
+        raise ValueError(f"area(s) at index {empty.tolist()} have no extent to place population on")
+    return PopulationPoints(xy=xy, area_index=area_idx.astype(np.int64), weight=piece_area / totals[area_idx],
+                            n_areas=int(polygons.size), cell_size_m=cell_size)
+
+
+def cells_as_points(cells: Sequence[shapely.Geometry] | GeometryArray) -> PopulationPoints:
+    """A population grid as it is: every cell is its own area, at its centroid."""
+    polygons = np.asarray(cells, dtype=object)
+    centroids = shapely.centroid(polygons)
+    n = int(polygons.size)
+    return PopulationPoints(xy=np.column_stack([shapely.get_x(centroids), shapely.get_y(centroids)]).reshape(n, 2),
+                            area_index=np.arange(n, dtype=np.int64), weight=np.ones(n), n_areas=n)

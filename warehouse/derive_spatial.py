@@ -1,0 +1,278 @@
+"""Spatial derivations: population within a distance of stops and green areas, open public space.
+
+Glue between the warehouse and the pure functions of `kpis.spatial`: reads core_areas,
+core_transit_stops and observations, returns derived observation rows (the row shape of
+`warehouse.derive._obs`). Geometry and the GTFS feed are year-less snapshots, applied to every
+reporting year with that year's population; each row's `source_record` says so.
+
+- population_grid@1 -> population_gridded[group]: the population placed on the grid. From a
+  population grid (areas of type `population_cell` with `population` observations) when the city
+  has one, else district populations spread uniformly over 100 m cells clipped to each district
+  (area-weighted). Groups (data points): total, female, male, age 0-14, age 15-64, age 65+, where
+  the areas publish them; spreading a district's groups uniformly assumes they live alike.
+- transit_access_sdg@1 -> population_transit_access_sdg[group] (SDG 11.2.1): within 500 m of a
+  frequent low-capacity or 1 km of a frequent high-capacity stop (`kpis.spatial.transit`).
+- transit_access_500m@1 -> population_within_500m_stop[group] (U4SSC EC:I:T:2A): within 500 m
+  of any served stop (at least one weekday departure).
+- green_access_300m@1 -> population_within_300m_green[group] (U4SSC EN:EN:PSN:2A): within 300 m
+  of a public green area polygon (distance to its edge; 0 inside).
+- open_public_space@1 -> open_public_space_ha (SDG 11.7.1): union area of the green-area polygons
+  plus the published street area of the year, where there is one.
+
+All distances are straight-line (Euclidean) in a local equal-area projection, not the walking
+distance along the street network that the UN method asks for; every record says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from kpis.spatial import (
+    GREEN_ACCESS_M,
+    HIGH_CAPACITY_M,
+    LOW_CAPACITY_M,
+    MIN_WEEKDAY_DEPARTURES,
+    U4SSC_STOP_M,
+    LocalProjection,
+    PopulationPoints,
+    cells_as_points,
+    covered_share,
+    sdg_transit_access,
+    spread_uniformly,
+    stop_capacity,
+    union_area_ha,
+    within_distance,
+)
+from kpis.spatial.grid import DEFAULT_CELL_M
+from kpis.spatial.transit import Capacity
+from warehouse.variables import VARIABLES
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+GeometryArray = npt.NDArray[np.object_]
+
+POPULATION_GROUPS = {"total": "population", "female": "population_female", "male": "population_male",
+                     "age 0-14": "population_age_0_14", "age 15-64": "population_age_15_64",
+                     "age 65+": "population_age_65_plus"}
+GRID_AREA_TYPE = "population_cell"
+DISTRICT_AREA_TYPE = "district"
+GREEN_AREA_TYPE = "green_area"
+DERIVED_VARIABLES = ("population_gridded", "population_transit_access_sdg", "population_within_500m_stop",
+                     "population_within_300m_green", "open_public_space_ha")
+EUCLIDEAN = ("straight-line (Euclidean) distance in a local equal-area projection, not the walking distance "
+             "along the street network of the UN method")
+
+
+def _obs(city_id: str, year: int, variable: str, value: float, *, source_record: str, derivation: str,
+         data_point: str | None = None) -> dict[str, Any]:
+    """Same row shape as warehouse.derive._obs (city-level, multi-source: no single snapshot)."""
+    return {"city_id": city_id, "year": year, "variable": variable, "data_point": data_point,
+            "area_type": "city", "area_id": city_id, "value": value, "unit": VARIABLES[variable].unit,
+            "source_id": "derived", "snapshot_id": None, "source_record": source_record,
+            "derivation": derivation}
+
+
+@dataclass(frozen=True)
+class Polygons:
+    ids: list[str]
+    wgs84: GeometryArray
+    snapshots: list[str]
+    sources: list[str]
+
+    def label(self) -> str:
+        return f"{', '.join(sorted(set(self.sources)))} (snapshot {', '.join(sorted(set(self.snapshots)))})"
+
+
+def _polygons(con: duckdb.DuckDBPyConnection, city_id: str, area_type: str) -> Polygons:
+    rows = con.execute("""SELECT area_id, geometry_wkb, snapshot_id, source_id FROM core_areas
+                          WHERE city_id = ? AND area_type = ? ORDER BY area_id""", [city_id, area_type]).fetchall()
+    return Polygons(ids=[r[0] for r in rows],
+                    wgs84=np.asarray(shapely.from_wkb([r[1] for r in rows]), dtype=object).reshape(len(rows)),
+                    snapshots=[r[2] for r in rows], sources=[r[3] for r in rows])
+
+
+@dataclass(frozen=True)
+class AreaValues:
+    """Population variables per area: (year, variable) -> {area_id: value}, and the sources they came from."""
+
+    values: dict[tuple[int, str], dict[str, float]]
+    sources: dict[tuple[int, str], set[str]]
+
+
+def _area_values(con: duckdb.DuckDBPyConnection, city_id: str, area_type: str) -> AreaValues:
+    rows = con.execute("""SELECT year, variable, area_id, value, source_id FROM observations
+                          WHERE city_id = ? AND area_type = ? AND data_point IS NULL AND list_contains(?, variable)
+                          ORDER BY ALL""", [city_id, area_type, list(POPULATION_GROUPS.values())]).fetchall()
+    out = AreaValues({}, {})
+    for year, variable, area_id, value, source_id in rows:
+        out.values.setdefault((int(year), variable), {})[area_id] = float(value)
+        out.sources.setdefault((int(year), variable), set()).add(source_id)
+    return out
+
+
+@dataclass(frozen=True)
+class PopulationLayer:
+    """Where the population lives: polygons, their population per year and group, as grid points."""
+
+    polygons: Polygons
+    area_type: str
+    values: AreaValues
+    points: PopulationPoints
+
+    def placed(self, variable: str, year: int) -> str:
+        sources = ", ".join(sorted(self.values.sources[year, variable]))
+        given = f"{variable} {year} of {len(self.polygons.ids)} {self.area_type}(s) from {sources}"
+        if self.area_type == GRID_AREA_TYPE:
+            return f"{given}, each cell at its centroid (cells: {self.polygons.label()})"
+        return (f"{given}, spread uniformly by area over the {len(self.points):,} parts of "
+                f"{self.points.cell_size_m:g} m grid cells inside the polygons ({self.polygons.label()})")
+
+
+def _population_layer(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjection,
+                      candidates: dict[str, Polygons]) -> PopulationLayer | None:
+    """The first of `candidates` (area type -> polygons: a population grid, then districts) with a population."""
+    for area_type, polygons in candidates.items():
+        values = _area_values(con, city_id, area_type)
+        if polygons.ids and any(variable == "population" for _, variable in values.values):
+            local = projection.geometries(polygons.wgs84)
+            try:
+                points = (cells_as_points(local) if area_type == GRID_AREA_TYPE
+                          else spread_uniformly(local, DEFAULT_CELL_M))
+            except ValueError as exc:  # a degenerate polygon: the access indicators come out missing
+                log.warning("%s: cannot place population on %s polygons: %s", city_id, area_type, exc)
+                return None
+            return PopulationLayer(polygons, area_type, values, points)
+    return None
+
+
+@dataclass(frozen=True)
+class Stops:
+    xy: FloatArray
+    capacity: list[Capacity | None]
+    departures: npt.NDArray[np.int64]
+    label: str
+
+
+def _stops(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjection) -> Stops:
+    """Served stops (GTFS location_type 0 with weekday departures) of a public transport mode."""
+    rows = con.execute("""SELECT lon, lat, route_types, departures, snapshot_id FROM core_transit_stops
+                          WHERE city_id = ? AND location_type = 0 AND departures > 0 ORDER BY stop_id""",
+                       [city_id]).fetchall()
+    capacity = [stop_capacity(r[2]) for r in rows]
+    keep = [i for i, c in enumerate(capacity) if c is not None]
+    snapshots = sorted({rows[i][4] for i in keep})
+    xy = projection.points([rows[i][0] for i in keep], [rows[i][1] for i in keep]) if keep else np.zeros((0, 2))
+    return Stops(xy=xy, capacity=[capacity[i] for i in keep],
+                 departures=np.array([rows[i][3] for i in keep], dtype=np.int64),
+                 label=f"GTFS snapshot {', '.join(snapshots) or '-'}")
+
+
+@dataclass(frozen=True)
+class Measure:
+    variable: str
+    derivation: str
+    share: FloatArray  # per layer area: share of its population covered
+    rule: str  # completes "share of each area's population ..."
+
+
+def _measures(layer: PopulationLayer, stops: Stops, green: GeometryArray, green_label: str) -> list[Measure]:
+    xy = layer.points.xy
+    measures = []
+    if len(stops.xy):
+        frequent = int((stops.departures >= MIN_WEEKDAY_DEPARTURES).sum())
+        sdg = sdg_transit_access(xy, stops.xy, stops.capacity, stops.departures)
+        measures.append(Measure(
+            "population_transit_access_sdg", "transit_access_sdg@1", covered_share(layer.points, sdg),
+            f"within {LOW_CAPACITY_M:g} m of a low-capacity or {HIGH_CAPACITY_M:g} m of a high-capacity stop, "
+            f"counting the {frequent} of {len(stops.xy)} served stops with >= {MIN_WEEKDAY_DEPARTURES} weekday "
+            f"departures ({stops.label})"))
+        any_stop = within_distance(xy, stops.xy, U4SSC_STOP_M)
+        measures.append(Measure(
+            "population_within_500m_stop", "transit_access_500m@1", covered_share(layer.points, any_stop),
+            f"within {U4SSC_STOP_M:g} m of any of {len(stops.xy)} served stops ({stops.label})"))
+    if green.size:
+        near = within_distance(xy, green, GREEN_ACCESS_M)
+        measures.append(Measure(
+            "population_within_300m_green", "green_access_300m@1", covered_share(layer.points, near),
+            f"within {GREEN_ACCESS_M:g} m of one of {green.size} public green areas ({green_label})"))
+    return measures
+
+
+def _population_rows(city_id: str, years: Sequence[int], layer: PopulationLayer, measures: Sequence[Measure]
+                     ) -> list[dict[str, Any]]:
+    rows = []
+    ids = layer.polygons.ids
+    for year in years:
+        for group, variable in POPULATION_GROUPS.items():
+            values = layer.values.values.get((year, variable), {})
+            if set(values) != set(ids):
+                if values:
+                    log.warning("%s %s: %s is given for %d of %d %s polygons (or for areas without one): not "
+                                "placed on the grid", city_id, year, variable, len(set(values) & set(ids)),
+                                len(ids), layer.area_type)
+                continue
+            population = np.array([values[a] for a in ids])
+            rows.append(_obs(city_id, year, "population_gridded", float(population.sum()), data_point=group,
+                             derivation="population_grid@1",
+                             source_record=layer.placed(variable, year)))
+            for m in measures:
+                rows.append(_obs(
+                    city_id, year, m.variable, float((population * m.share).sum()), data_point=group,
+                    derivation=m.derivation,
+                    source_record=(f"sum over {layer.area_type}s of their population x the share of it {m.rule}; "
+                                   f"{layer.placed(variable, year)}; geometry and feed assumed valid for {year}; "
+                                   f"{EUCLIDEAN}")))
+    return rows
+
+
+def _open_space_rows(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], green_local: GeometryArray,
+                     green_label: str) -> list[dict[str, Any]]:
+    streets = dict(con.execute("""SELECT year, value FROM observations WHERE city_id = ? AND area_type = 'city'
+                                  AND variable = 'street_area_ha' AND data_point IS NULL""", [city_id]).fetchall())
+    green_ha = union_area_ha(green_local)
+    rows = []
+    for year in years:
+        parts = []
+        if green_local.size:
+            parts.append(f"{green_ha:.2f} ha union of {green_local.size} public green-area polygons "
+                         f"({green_label}; assumed valid for {year})")
+        if year in streets:
+            parts.append(f"{streets[year]:g} ha street_area_ha {year}")
+        if not parts:
+            continue
+        record = " + ".join(parts) + ("" if year in streets else f"; no street_area_ha for {year}: streets not counted")
+        rows.append(_obs(city_id, year, "open_public_space_ha", green_ha + float(streets.get(year, 0.0)),
+                         derivation="open_public_space@1", source_record=record))
+    return rows
+
+
+def derive_spatial(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> list[dict[str, Any]]:
+    """Derived observation rows of the spatial indicators for one city and its reporting years.
+
+    Skips any (year, variable, data point) the city publishes itself at city level."""
+    population_areas = {t: _polygons(con, city_id, t) for t in (GRID_AREA_TYPE, DISTRICT_AREA_TYPE)}
+    green = _polygons(con, city_id, GREEN_AREA_TYPE)
+    anchor = next((p.wgs84 for p in (population_areas[DISTRICT_AREA_TYPE], population_areas[GRID_AREA_TYPE], green)
+                   if p.ids), None)
+    if anchor is None:
+        return []
+    projection = LocalProjection.around(anchor)
+    green_local = projection.geometries(green.wgs84) if green.ids else np.empty(0, dtype=object)
+    rows = _open_space_rows(con, city_id, years, green_local, green.label())
+    layer = _population_layer(con, city_id, projection, population_areas)
+    if layer is not None:
+        measures = _measures(layer, _stops(con, city_id, projection), green_local, green.label())
+        rows += _population_rows(city_id, years, layer, measures)
+    published = {(y, v, dp) for y, v, dp in con.execute(
+        """SELECT year, variable, data_point FROM observations WHERE city_id = ? AND area_type = 'city'
+           AND derivation IS NULL AND list_contains(?, variable)""", [city_id, list(DERIVED_VARIABLES)]).fetchall()}
+    return [r for r in rows if (r["year"], r["variable"], r["data_point"]) not in published]

@@ -17,8 +17,18 @@ Formula kinds (`compute.kind`):
   (default: exactly t - ``years``) where every input exists. Example inputs of another year are
   written ``name@YEAR`` (the example's own year is 2000).
 
+``lookback_years`` (ratio and value kinds): when an input is absent in the reporting year, every
+input is taken from the latest earlier year, at most ``lookback_years`` back, in which all of them
+exist (one common year, so that e.g. voters and eligible voters come from the same election). The
+inputs' provenance carries the year used and the ``status_reason`` says it.
+
 ``caveat`` (any kind) is a short deviation from the official method, reported as the
 ``status_reason`` of every computed row so that it travels with the value.
+
+Per-data-point formulas: ``compute`` is the formula of every data point (``{data_point}`` template);
+``data_point_compute`` maps a data point to its own ``Compute`` where one formula cannot serve all
+of them (U4SSC Open Data: the number of published datasets beside their percentage).
+`Indicator.compute_for` gives the formula of one data point.
 """
 
 from __future__ import annotations
@@ -51,6 +61,9 @@ class Compute(_Strict):
     years: Annotated[int, Field(ge=1)] | None = Field(default=None, description="growth_ratio: period length n.")
     min_years: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="growth_ratio: shortest accepted period when t - years has no data.")
+    lookback_years: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="ratio/value: take all inputs from the latest year at most this many years "
+                                  "before the reporting year when they are absent in it (e.g. the last election).")
     note: str | None = Field(default=None, description="Why this formula, where it deviates from the source.")
     caveat: str | None = Field(default=None, description="Shown as status_reason of computed rows.")
 
@@ -67,6 +80,8 @@ class Compute(_Strict):
             raise ValueError(f"compute kind {self.kind!r} needs {missing}")
         if self.min_years is not None and (self.years is None or self.min_years > self.years):
             raise ValueError("min_years needs years and must not exceed it")
+        if self.lookback_years is not None and self.kind not in ("ratio", "value"):
+            raise ValueError(f"lookback_years applies to kinds ratio and value, not {self.kind!r}")
         return self
 
     @property
@@ -78,15 +93,31 @@ class Compute(_Strict):
 
 class Example(_Strict):
     """A hand-computed case. Keys of `inputs` are variable refs (``name`` or ``name[data point]``) of
-    the example's year 2000, or ``ref@YEAR`` for another year (growth_ratio); for area-based kinds,
-    `area_inputs` maps area id -> {variable ref: value}."""
+    the example's year 2000, or ``ref@YEAR`` for another year (growth_ratio, lookback_years); for
+    area-based kinds, `area_inputs` maps area id -> {variable ref: value}. An edge case that must not
+    compute has ``expected: null`` and, unless it comes out missing, ``status: failed_check``."""
 
     description: str = ""
     inputs: dict[str, float] = Field(default_factory=dict)
     area_inputs: dict[str, dict[str, float]] = Field(default_factory=dict)
     data_point: str | None = None
-    expected: float | None = Field(description="Expected value; null when the KPI must come out missing.")
+    expected: float | None = Field(description="Expected value; null when the KPI must not be computed.")
+    status: Literal["computed", "missing", "failed_check"] | None = Field(
+        default=None, description="Expected status; default computed when `expected` is a number, else missing.")
     tolerance: float = 1e-9
+
+    @model_validator(mode="after")
+    def _status_matches_value(self) -> Example:
+        if (self.expected is None) == (self.expected_status == "computed"):
+            raise ValueError(f"example {self.description!r}: status {self.expected_status} "
+                             f"{'needs' if self.expected is None else 'cannot have'} an expected value")
+        return self
+
+    @property
+    def expected_status(self) -> str:
+        if self.status is not None:
+            return self.status
+        return "missing" if self.expected is None else "computed"
 
 
 class Indicator(_Strict):
@@ -105,6 +136,8 @@ class Indicator(_Strict):
     source: str = Field(default="", description="Where the facts and formula were read.")
     confidence: str = ""
     compute: Compute | None = None
+    data_point_compute: dict[str, Compute] = Field(
+        default_factory=dict, description="Data point -> its own formula, overriding `compute` for it.")
     examples: list[Example] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -115,7 +148,30 @@ class Indicator(_Strict):
                 raise ValueError(f"U4SSC indicator {self.id} needs {missing}")
         if self.compute is not None and not self.examples:
             raise ValueError(f"indicator {self.id} has a formula but no hand-computed example")
+        if self.data_point_compute:
+            # `compute` stays the formula of record (has_formula, quality metadata read it), so an
+            # override never stands alone.
+            if self.compute is None:
+                raise ValueError(f"indicator {self.id}: data_point_compute needs a default compute")
+            unknown = sorted(set(self.data_point_compute) - set(self.data_points))
+            if unknown:
+                raise ValueError(f"indicator {self.id}: data_point_compute for unknown data point(s) {unknown}")
+            untested = sorted(dp for dp in self.data_point_compute
+                              if not any(e.data_point == dp for e in self.examples))
+            if untested:
+                raise ValueError(f"indicator {self.id}: no hand-computed example for data point(s) {untested}")
         return self
+
+    def compute_for(self, data_point: str | None) -> Compute | None:
+        """The formula of one data point: its own entry in data_point_compute, else `compute`."""
+        if data_point is not None and data_point in self.data_point_compute:
+            return self.data_point_compute[data_point]
+        return self.compute
+
+    def computes(self) -> list[tuple[str | None, Compute]]:
+        """(data point, formula) for every data point (None for an indicator without data points)."""
+        points: list[str | None] = list(self.data_points) if self.data_points else [None]
+        return [(dp, c) for dp in points if (c := self.compute_for(dp)) is not None]
 
 
 class CatalogueError(ValueError):

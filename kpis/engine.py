@@ -42,7 +42,7 @@ class Observation:
     snapshot_id: str | None
     source_record: str
     failed_check: str | None = None
-    year: int | None = None  # set only where a formula reads several years (growth_ratio)
+    year: int | None = None  # set only where a formula may read another year (growth_ratio, lookback_years)
 
     def provenance(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -109,9 +109,9 @@ def formula_string(compute: Compute, data_point: str | None = None) -> str:
     if compute.kind == "ratio":
         num, den = _substitute(compute.numerator, data_point), _substitute(compute.denominator, data_point)
         scale = "" if compute.scale == 1 else f" * {compute.scale:g}"
-        return f"({num}) / ({den}){scale}"
+        return f"({num}) / ({den}){scale}{_lookback_text(compute)}"
     if compute.kind == "value":
-        return str(_substitute(compute.expression, data_point))
+        return f"{_substitute(compute.expression, data_point)}{_lookback_text(compute)}"
     if compute.kind == "growth_ratio":
         num, den = _substitute(compute.numerator, data_point), _substitute(compute.denominator, data_point)
         longest, shortest = compute.base_years
@@ -130,6 +130,48 @@ def _gather(refs: Sequence[VariableRef], available: Mapping[VariableRef, Observa
     return found, missing
 
 
+def _lookback_text(compute: Compute) -> str:
+    if not compute.lookback_years:
+        return ""
+    return (f"; inputs of the latest year from t - {compute.lookback_years} to t with all of them "
+            "(one common year)")
+
+
+@dataclass
+class _Gathered:
+    found: dict[VariableRef, Observation]
+    missing: list[str]
+    reason: str | None = None  # set when the inputs come from an earlier year
+
+
+def _gather_inputs(refs: Sequence[VariableRef], compute: Compute, data: CityYearInputs) -> _Gathered:
+    """Inputs of the reporting year, or with `lookback_years` of the latest earlier year holding all of them.
+
+    Looked-back inputs come from one common year (never the numerator of one election over the
+    denominator of another), and their provenance carries that year."""
+    found, missing = _gather(refs, data.city)
+    if not compute.lookback_years:
+        return _Gathered(found, missing)
+    if not missing:
+        return _Gathered({ref: replace(obs, year=data.year) for ref, obs in found.items()}, [])
+    first = data.year - compute.lookback_years
+    for year in range(data.year - 1, first - 1, -1):
+        bucket = data.history.get(year)
+        if bucket is not None and all(ref in bucket.city for ref in refs):
+            return _Gathered({ref: replace(bucket.city[ref], year=year) for ref in refs}, [],
+                             reason=f"inputs of {year}, the latest year with all of them "
+                                    f"(looked back from {data.year} to {first})")
+    return _Gathered({ref: replace(obs, year=data.year) for ref, obs in found.items()}, missing,
+                     reason=f"no year from {first} to {data.year} has all of them")
+
+
+def _missing_result(gathered: _Gathered) -> Result:
+    reason = "missing input(s): " + ", ".join(gathered.missing)
+    if gathered.reason:
+        reason += f" ({gathered.reason})"
+    return Result("missing", reason=reason, missing=gathered.missing, inputs=list(gathered.found.values()))
+
+
 def _failed_inputs(inputs: Iterable[Observation]) -> str | None:
     failures = [f"{obs.variable} ({obs.failed_check})" for obs in inputs if obs.failed_check]
     return "input failed a blocking check: " + "; ".join(failures) if failures else None
@@ -140,13 +182,12 @@ def _evaluate_ratio(compute: Compute, data_point: str | None, data: CityYearInpu
     den_text = _substitute(compute.denominator, data_point)
     assert num_text is not None and den_text is not None
     refs = references(num_text) + [r for r in references(den_text) if r not in references(num_text)]
-    found, missing = _gather(refs, data.city)
-    if missing:
-        return Result("missing", reason="missing input(s): " + ", ".join(missing), missing=missing,
-                      inputs=list(found.values()))
-    values = {ref: obs.value for ref, obs in found.items()}
+    gathered = _gather_inputs(refs, compute, data)
+    if gathered.missing:
+        return _missing_result(gathered)
+    values = {ref: obs.value for ref, obs in gathered.found.items()}
     numerator, denominator = evaluate(num_text, values), evaluate(den_text, values)
-    inputs = list(found.values())
+    inputs = list(gathered.found.values())
     failed = _failed_inputs(inputs)
     if failed:
         return Result("failed_check", reason=failed, numerator=numerator, denominator=denominator, inputs=inputs)
@@ -154,22 +195,21 @@ def _evaluate_ratio(compute: Compute, data_point: str | None, data: CityYearInpu
         return Result("failed_check", reason=f"denominator {den_text} is 0", numerator=numerator,
                       denominator=denominator, inputs=inputs)
     return Result("computed", value=numerator / denominator * compute.scale, numerator=numerator,
-                  denominator=denominator, inputs=inputs)
+                  denominator=denominator, inputs=inputs, reason=gathered.reason)
 
 
 def _evaluate_value(compute: Compute, data_point: str | None, data: CityYearInputs) -> Result:
     text = _substitute(compute.expression, data_point)
     assert text is not None
-    found, missing = _gather(references(text), data.city)
-    if missing:
-        return Result("missing", reason="missing input(s): " + ", ".join(missing), missing=missing,
-                      inputs=list(found.values()))
-    inputs = list(found.values())
-    value = evaluate(text, {ref: obs.value for ref, obs in found.items()})
+    gathered = _gather_inputs(references(text), compute, data)
+    if gathered.missing:
+        return _missing_result(gathered)
+    inputs = list(gathered.found.values())
+    value = evaluate(text, {ref: obs.value for ref, obs in gathered.found.items()})
     failed = _failed_inputs(inputs)
     if failed:
         return Result("failed_check", reason=failed, inputs=inputs)
-    return Result("computed", value=value, inputs=inputs)
+    return Result("computed", value=value, inputs=inputs, reason=gathered.reason)
 
 
 def _evaluate_weighted_mean(compute: Compute, data_point: str | None, data: CityYearInputs) -> Result:
@@ -259,12 +299,13 @@ _EVALUATORS = {"ratio": _evaluate_ratio, "value": _evaluate_value,
 
 
 def evaluate_indicator(indicator: Indicator, data_point: str | None, data: CityYearInputs) -> Result:
-    if indicator.compute is None:
+    compute = indicator.compute_for(data_point)
+    if compute is None:
         return Result("missing", reason="no formula implemented in citykpi yet (catalogue entry only)")
-    result = _EVALUATORS[indicator.compute.kind](indicator.compute, data_point, data)
+    result = _EVALUATORS[compute.kind](compute, data_point, data)
     if result.value is not None and not math.isfinite(result.value):
         return Result("failed_check", reason=f"value is not finite ({result.value})", inputs=result.inputs)
-    caveat = indicator.compute.caveat
+    caveat = compute.caveat
     if caveat and result.status == "computed":
         result.reason = f"{result.reason}; {caveat}" if result.reason else caveat
     return result
@@ -299,7 +340,7 @@ def compute_kpi_values(
 
 
 def _row(indicator: Indicator, data_point: str | None, data: CityYearInputs, result: Result) -> dict[str, Any]:
-    compute = indicator.compute
+    compute = indicator.compute_for(data_point)
     inputs = sorted((obs.provenance() for obs in result.inputs),
                     key=lambda p: (p["variable"], p.get("data_point") or "", p["area_id"], p.get("year", 0)))
     return {

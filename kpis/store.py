@@ -11,9 +11,28 @@ from kpis.engine import compute_kpi_values
 from warehouse.db import transaction
 from warehouse.load import insert_frame
 
+# Rows as the engine needs them. `failed_check` (migration 0002) names the blocking quality checks a
+# row failed; the engine makes every KPI using such a row `failed_check` with that reason. A row with
+# NULLs where the migrations forbid them only exists if the warehouse was altered by hand; the
+# quality check `observations.not_null` reports and marks it. Rows without a year or variable cannot
+# feed any KPI and are left out; other NULLs become NaN/'' so that the marked row still reaches
+# the engine (and its KPIs become failed_check instead of silently missing).
+_OBSERVATION_COLUMNS = """
+    city_id, year, variable, data_point, coalesce(area_type, '') AS area_type, coalesce(area_id, '') AS area_id,
+    coalesce(value, 'NaN'::DOUBLE) AS value, coalesce(unit, '') AS unit, source_value, source_unit,
+    coalesce(source_id, '') AS source_id, snapshot_id, coalesce(source_record, '') AS source_record, derivation,
+    failed_check"""
+
+_ORDER = ("city_id, year, variable, data_point, area_type, area_id, value, unit, source_value, source_unit, "
+          "source_id, snapshot_id, source_record, derivation, failed_check")
+
 
 def read_observations(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFrame:
-    table = con.sql("SELECT * FROM observations WHERE city_id = ? ORDER BY ALL", params=[city_id]).to_arrow_table()
+    # Marked rows last: when two rows compete for one input (a duplicate key, a row whose area_id
+    # is NULL), the engine keeps the last, so a failure is never hidden behind a clean twin.
+    table = con.sql(f"""SELECT {_OBSERVATION_COLUMNS} FROM observations
+                        WHERE city_id = ? AND year IS NOT NULL AND variable IS NOT NULL
+                        ORDER BY failed_check IS NOT NULL, {_ORDER}""", params=[city_id]).to_arrow_table()
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 

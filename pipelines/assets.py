@@ -2,6 +2,8 @@
 
 Keys: raw/<city>/<source> (landing-zone snapshot), core/<city>/observations (canonical and
 derived observations), out/<city>/kpi_values, out/release (one release for all cities).
+Asset checks (pipelines/checks.py): the quality suites on core/<city>/observations and
+out/<city>/kpi_values, named <table>__<check>.
 """
 
 
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from pipelines import steps
+from pipelines.checks import QualityResource, build_checks
 from pipelines.resources import CitykpiResource
 from sources.config import LoadedConfig, SourceConfig
 from sources.fetch import current_snapshot
@@ -67,7 +70,7 @@ def _kpi_asset(loaded: LoadedConfig, observations_key: dg.AssetKey) -> dg.Assets
     @dg.asset(key=["out", city, "kpi_values"], deps=[observations_key], group_name="out", kinds={"duckdb"},
               description=f"U4SSC and SDG 11 indicator values of {loaded.config.city.name}, with provenance.")
     def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-        counts = steps.compute_city(citykpi.resolved_home(), loaded, context.run_id)
+        counts = steps.compute_city(citykpi.resolved_home(), loaded, context.run.run_id)
         citykpi.say(context, f"{loaded.city_id}: indicator rows " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return dg.MaterializeResult(metadata={f"rows_{status}": n for status, n in counts.items()})
 
@@ -77,8 +80,9 @@ def _kpi_asset(loaded: LoadedConfig, observations_key: dg.AssetKey) -> dg.Assets
 def _release_asset(configs: Sequence[LoadedConfig], kpi_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     @dg.asset(key=["out", "release"], deps=kpi_keys, group_name="out", kinds={"parquet", "csv"},
               description="A new immutable release of every city's indicator values under <home>/releases/.")
-    def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-        published = steps.publish(citykpi.resolved_home(), list(configs), context.run_id)
+    def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource,
+                quality: QualityResource) -> dg.MaterializeResult:
+        published = steps.publish(citykpi.resolved_home(), list(configs), context.run.run_id, strict=quality.strict)
         citykpi.say(context, f"release {published.release_id} written")
         return dg.MaterializeResult(metadata={"release_id": published.release_id,
                                               "path": dg.MetadataValue.path(str(published.path)),
@@ -100,10 +104,19 @@ def build_assets(configs: Sequence[LoadedConfig]) -> list[dg.AssetsDefinition]:
     return assets
 
 
-def build_definitions(configs: Sequence[LoadedConfig], resource: CitykpiResource | None = None) -> dg.Definitions:
+def build_asset_checks(configs: Sequence[LoadedConfig]) -> list[dg.AssetChecksDefinition]:
+    """The quality suites of every city as asset checks (keys as in build_assets)."""
+    cities = [key_part(loaded.city_id) for loaded in configs]
+    return build_checks(configs, [dg.AssetKey(["core", c, "observations"]) for c in cities],
+                        [dg.AssetKey(["out", c, "kpi_values"]) for c in cities])
+
+
+def build_definitions(configs: Sequence[LoadedConfig], resource: CitykpiResource | None = None,
+                      quality: QualityResource | None = None) -> dg.Definitions:
     assets = build_assets(configs)
     everything = dg.define_asset_job("citykpi_all", selection=dg.AssetSelection.all(),
-                                     description="Fetch, load, compute and publish every configured city.")
-    return dg.Definitions(assets=assets, jobs=[everything], resources={"citykpi": resource or CitykpiResource()})
+                                     description="Fetch, load, check, compute and publish every configured city.")
+    return dg.Definitions(assets=assets, asset_checks=build_asset_checks(configs), jobs=[everything],
+                          resources={"citykpi": resource or CitykpiResource(), "quality": quality or QualityResource()})
 
 

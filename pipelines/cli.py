@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("configs", nargs="*", metavar="CONFIG", help="city config YAML file(s) or folder(s)")
     run.add_argument("--offline", action="store_true", help="reuse the last snapshots; touch no source")
     run.add_argument("--scale", type=_scale, default=1.0, help="demo city scale factor (no CONFIG only)")
+    run.add_argument("--strict", action="store_true",
+                     help="publish nothing (exit 2) when a blocking quality check fails")
 
     validate = sub.add_parser("validate", help="check a city config (keys, variables, units, files)")
     validate.add_argument("configs", nargs="+", metavar="CONFIG")
@@ -49,7 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("variables", help="list the canonical variables sources map to")
     indicators = sub.add_parser("indicators", help="list the indicator catalogue")
     indicators.add_argument("--framework", choices=["u4ssc", "sdg11"])
-    sub.add_parser("releases", help="list published releases")
+    releases = sub.add_parser("releases", help="list, show and compare published releases (default: list)")
+    releases_sub = releases.add_subparsers(dest="releases_command", metavar="ACTION")
+    releases_sub.add_parser("list", help="release folders, oldest first")
+    show = releases_sub.add_parser("show", help="a release's id, cities, years, row counts and files by role")
+    show.add_argument("release", metavar="ID", help="a release id, or 'latest'")
+    diff = releases_sub.add_parser("diff", help="what changed from release A to release B (as in CHANGES.md)")
+    diff.add_argument("old", metavar="A", help="a release id, or 'latest'")
+    diff.add_argument("new", metavar="B", help="a release id, or 'latest'")
+    publish = sub.add_parser("publish", help="send a release to a consumer (an NGSI-LD context broker)")
+    publish.add_argument("--ngsi-ld", dest="ngsi_ld", metavar="URL", required=True,
+                         help="broker base URL; its KeyPerformanceIndicator entities are upserted in batches")
+    publish.add_argument("--release", default="latest", metavar="ID", help="release id (default: latest)")
+    publish.add_argument("--tenant", help="NGSILD-Tenant header for multi-tenant brokers")
+    targets = sub.add_parser("targets", help="show the targets in force for a city and where each came from")
+    targets.add_argument("configs", nargs="*", metavar="CONFIG", help="city config(s); none: the default table")
 
     demo = sub.add_parser("demo", help="generate the demo city's raw files and config")
     demo.add_argument("--scale", type=_scale, default=1.0)
@@ -127,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"citykpi: demo city (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
             configs = [load_city_config(demo_config_path(home, args.scale))]
         print(f"citykpi: running {', '.join(c.city_id for c in configs)} -> {home.root}", file=sys.stderr)
-        release = materialize_all(home, configs, offline=args.offline, debug=args.debug)
+        release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict)
     print_summary(home, release, time.monotonic() - started)
     return 0
 
@@ -190,8 +206,83 @@ def cmd_releases(args: argparse.Namespace) -> int:
     from warehouse.releases import list_releases
 
     home = _home(args)
+    if args.releases_command == "show":
+        return _release_show(home, args.release)
+    if args.releases_command == "diff":
+        return _release_diff(home, args.old, args.new)
     for release_id in list_releases(home):
         print(home.releases / release_id)
+    return 0
+
+
+def _release_show(home: Any, ref: str) -> int:
+    from warehouse.releases import latest_release_id, load_release, resolve_release_id
+
+    release = load_release(home, resolve_release_id(home, ref))
+    m = release.manifest
+    latest = " (latest)" if release.release_id == latest_release_id(home) else ""
+    print(f"release   {release.release_id}{latest}\npath      {release.path}\ncreated   {m.get('created_at')}\n"
+          f"code      {m.get('code_version')}\nprevious  {m.get('previous_release') or '-'}\n"
+          f"cities    {', '.join(c['id'] for c in m.get('cities', []))}\n"
+          f"years     {', '.join(map(str, m.get('years', [])))}\nrows      {m['row_counts']['kpi_values']}")
+    for count in m["row_counts"]["by_framework_and_status"]:
+        print(f"          {count['framework']:<6} {count['status']:<15} {count['rows']:>6}")
+    print("files")
+    for entry in m.get("files", []):
+        print(f"  {entry['role']:<19} {entry['bytes']:>10,}  {entry['path']}")
+    return 0
+
+
+def _release_diff(home: Any, old_ref: str, new_ref: str) -> int:
+    import polars as pl
+
+    from kpis.catalogue import load_catalogue
+    from warehouse.publish.changes import diff_frames, render_markdown
+    from warehouse.releases import resolve_release_id
+
+    old_id, new_id = resolve_release_id(home, old_ref), resolve_release_id(home, new_ref)
+    old, new = (pl.read_parquet(home.releases / r / "kpi_values.parquet") for r in (old_id, new_id))
+    sys.stdout.write(render_markdown(diff_frames(old, new), old_id, new_id, load_catalogue()))
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+
+    from sources.errors import CitykpiError
+    from warehouse.publish.ngsi_ld import upsert, upsert_url
+    from warehouse.releases import load_release, resolve_release_id
+
+    home = _home(args)
+    release = load_release(home, resolve_release_id(home, args.release))
+    files = release.files("ngsi_ld")
+    if not files:
+        raise CitykpiError(f"release {release.release_id} has no NGSI-LD entities (written before citykpi had them)")
+    entities = [e for path in files for e in json.loads(path.read_text(encoding="utf-8"))]
+    try:
+        result = upsert(entities, args.ngsi_ld, tenant=args.tenant)
+    except (urllib.error.URLError, OSError) as exc:
+        raise CitykpiError(f"cannot reach the context broker at {upsert_url(args.ngsi_ld)}: {exc}") from None
+    print(f"release {release.release_id}: {result.sent} KeyPerformanceIndicator entities upserted to "
+          f"{upsert_url(args.ngsi_ld)} in {result.batches} batch(es), {len(result.errors)} error(s)")
+    for error in result.errors[:20]:
+        print(f"  {error}", file=sys.stderr)
+    if result.errors:
+        raise CitykpiError(f"the broker rejected {len(result.errors)} upsert(s); see above")
+    return 0
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from kpis.benchmarking.targets import city_targets_path, format_targets, load_targets
+
+    for loaded in _load_configs(args.configs, check_files=False) if args.configs else [None]:
+        if loaded is None:
+            print("Default targets (no city config given):")
+        else:
+            own = city_targets_path(loaded)
+            print(f"Targets for {loaded.city_id} (city table {own}: {'found' if own.exists() else 'none'}):")
+        print(format_targets(load_targets(loaded)))
     return 0
 
 
@@ -207,7 +298,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "sources": cmd_sources,
-            "variables": cmd_variables, "indicators": cmd_indicators, "releases": cmd_releases, "demo": cmd_demo}
+            "variables": cmd_variables, "indicators": cmd_indicators, "releases": cmd_releases, "demo": cmd_demo,
+            "targets": cmd_targets, "publish": cmd_publish}
 
 
 if __name__ == "__main__":

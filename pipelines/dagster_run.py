@@ -7,31 +7,46 @@ import warnings
 from collections.abc import Sequence
 
 import dagster as dg
+from dagster._core.errors import DagsterAssetCheckFailedError
 
-from pipelines.assets import build_assets
+from pipelines.assets import build_asset_checks, build_assets
+from pipelines.checks import QualityResource
 from pipelines.resources import CitykpiResource
 from sources.config import LoadedConfig
 from sources.errors import CitykpiError
+from warehouse.db import connect
 from warehouse.home import Home
+from warehouse.quality.store import QualityGateError, blocking_failures
 from warehouse.releases import Release, load_release
 
 
+def _quality_gate_error(home: Home, configs: Sequence[LoadedConfig], run_id: str) -> QualityGateError:
+    con = connect(home.warehouse_path)
+    try:
+        return QualityGateError(run_id, blocking_failures(con, run_id, [c.city_id for c in configs]))
+    finally:
+        con.close()
+
+
 def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: bool = False,
-                    debug: bool = False) -> Release:
-    """Run fetch -> load -> KPIs -> release for all configs; return the new release.
+                    debug: bool = False, strict: bool = False) -> Release:
+    """Run fetch -> load -> checks -> KPIs -> checks -> release for all configs; return the new release.
 
     A user-facing error inside an asset (bad input, missing file) is re-raised as itself so the
-    CLI can print one clear message.
+    CLI can print one clear message. With `strict`, a failed blocking quality check stops the run
+    before anything downstream of it (Dagster's blocking asset checks) and raises QualityGateError.
     """
     if not debug:
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     resource = CitykpiResource(home=str(home.root), offline=offline, progress=True)
+    quality = QualityResource(strict=strict)
     with dg.DagsterInstance.ephemeral() as instance:
         try:
             result = dg.materialize(
-                build_assets(configs), instance=instance, resources={"citykpi": resource},
+                [*build_assets(configs), *build_asset_checks(configs)], instance=instance,
+                resources={"citykpi": resource, "quality": quality},
                 tags={"citykpi/entry": "cli"},
                 # The CLI prints its own progress lines; Dagster's console log only with --debug.
                 run_config=None if debug else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
@@ -39,6 +54,10 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
             if isinstance(exc.user_exception, CitykpiError):
                 raise exc.user_exception from None
             raise
+        except DagsterAssetCheckFailedError:
+            # Only ERROR-severity results block, and only --strict reports failures as ERROR.
+            run = instance.get_runs(limit=1)[0]
+            raise _quality_gate_error(home, configs, run.run_id) from None
         release_events = result.asset_materializations_for_node("out__release")
     release_id = release_events[-1].metadata["release_id"].value
     return load_release(home, str(release_id))

@@ -17,6 +17,9 @@ from warehouse.db import connect, scalar, transaction
 from warehouse.derive import derive_city
 from warehouse.home import Home
 from warehouse.load import check_cross_source_conflicts, parse_source, write_parsed
+from warehouse.quality import CheckResult, QualitySettings, SuiteContext
+from warehouse.quality.run import Stage, run_stage
+from warehouse.quality.store import QualityGateError, blocking_failures, quality_summary
 from warehouse.releases import Release, publish_release, reconcile_releases
 from warehouse.store import record_snapshots, snapshot_records
 
@@ -60,18 +63,54 @@ def compute_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, int
     return {status: int(n) for status, n in values.group_by("status").len().sort("status").iter_rows()}
 
 
+def quality_context(loaded: LoadedConfig, settings: QualitySettings | None = None) -> SuiteContext:
+    city = loaded.config.city
+    return SuiteContext(city.id, city.country, tuple(city.reporting_years), settings or QualitySettings.from_env())
+
+
+def check_city(home: Home, loaded: LoadedConfig, run_id: str, stage: Stage,
+               settings: QualitySettings | None = None) -> list[CheckResult]:
+    """Run the quality suites of one stage for a city and store the results, in one transaction.
+
+    stage "core" (after load_city): source tables, core tables and observations; marks the
+    observations failing blocking checks so that compute_city makes their KPIs `failed_check`.
+    stage "kpis" (after compute_city): kpi_values and the U4SSC plausibility rules.
+    """
+    con = connect(home.warehouse_path)
+    try:
+        with transaction(con):
+            return run_stage(con, quality_context(loaded, settings), run_id, stage)
+    finally:
+        con.close()
+
+
+def enforce_strict(run_id: str, city_id: str, results: list[CheckResult]) -> None:
+    """--strict: stop at the first stage with a blocking failure (before anything downstream is written)."""
+    failures = [f"{city_id}/{r.check.table}.{r.check.name} ({r.failing or 0:,} failing)"
+                for r in results if r.blocking_failure]
+    if failures:
+        raise QualityGateError(run_id, failures)
+
+
 def city_record(loaded: LoadedConfig) -> dict[str, Any]:
     city = loaded.config.city
     return {"id": city.id, "name": city.name, "country": city.country, "reporting_years": city.reporting_years,
             "config": str(loaded.path), "config_sha256": hashlib.sha256(loaded.path.read_bytes()).hexdigest()}
 
 
-def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[str, Any] | None = None) -> Release:
+def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[str, Any] | None = None, *,
+            strict: bool = False) -> Release:
+    """Write a release with the run's quality summary; with `strict`, refuse when a blocking check failed."""
     con = connect(home.warehouse_path)
     try:
+        city_ids = [c.city_id for c in configs]
+        failures = blocking_failures(con, run_id, city_ids)
+        if strict and failures:
+            raise QualityGateError(run_id, failures)
         reconcile_releases(con, home)
         cities = [city_record(c) for c in configs]
-        snapshots = snapshot_records(con, [c.city_id for c in configs])
+        snapshots = snapshot_records(con, city_ids)
+        extra = {**(extra or {}), "quality": quality_summary(con, run_id, city_ids)}
         return publish_release(con, home, cities=cities, snapshots=snapshots, run_id=run_id, extra=extra)
     finally:
         con.close()
@@ -85,12 +124,23 @@ class RunResult:
     loads: dict[str, dict[str, Any]]
 
 
-def run_plain(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: bool = False) -> RunResult:
-    """Every stage in sequence without Dagster (the baseline for orchestration overhead)."""
+def run_plain(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: bool = False,
+              strict: bool = False) -> RunResult:
+    """Every stage in sequence without Dagster (the baseline for orchestration overhead).
+
+    With `strict`, a blocking quality failure stops the run where Dagster's blocking asset checks
+    stop it: after the stage that failed, with no release written.
+    """
     loads, status = {}, {}
     for loaded in configs:
         snapshots = fetch_city(home, loaded, offline=offline)
         loads[loaded.city_id] = load_city(home, loaded, snapshots)
+        core = check_city(home, loaded, run_id, "core")
+        if strict:
+            enforce_strict(run_id, loaded.city_id, core)
         status[loaded.city_id] = compute_city(home, loaded, run_id)
-    release = publish(home, configs, run_id, extra={"loads": loads})
+        kpis = check_city(home, loaded, run_id, "kpis")
+        if strict:
+            enforce_strict(run_id, loaded.city_id, kpis)
+    release = publish(home, configs, run_id, extra={"loads": loads}, strict=strict)
     return RunResult(run_id, release, status, loads)

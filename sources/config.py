@@ -22,6 +22,15 @@ CONFIG_VERSION: Literal[1] = 1
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 SourceFormat = Literal["csv", "excel", "parquet", "json", "geojson", "ngsi-ld", "gtfs"]
 SourceTarget = Literal["observations", "areas", "points", "readings", "transit_feed"]
+SourceKind = Literal["file", "http", "ckan", "socrata", "opendatasoft", "worldbank"]
+# Kinds whose endpoint is built from their own options block, not from `location`.
+API_KINDS: tuple[str, ...] = ("ckan", "socrata", "opendatasoft", "worldbank")
+NETWORK_KINDS: tuple[str, ...] = ("http", *API_KINDS)
+SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Header names that carry credentials: their value must come from the environment.
+AUTH_HEADERS = frozenset({"authorization", "proxy-authorization", "x-app-token", "x-api-key", "apikey",
+                          "x-ckan-api-key", "x-ckan-api-token", "cookie"})
+HTTP_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 
 _EXTENSION_FORMATS: dict[str, SourceFormat] = {
     ".csv": "csv",
@@ -141,16 +150,119 @@ class ReadingsMapping(_Strict):
     variables: dict[str, VariableMapping] = Field(min_length=1)
 
 
+class HttpOptions(_Strict):
+    """How networked kinds talk HTTP. Defaults suit public portals; tests shrink the waits."""
+
+    headers: dict[str, str] = Field(default_factory=dict, description=(
+        "Request headers. Secrets are referenced as ${ENV_VAR} and read from the environment at fetch "
+        "time, e.g. {X-App-Token: '${SOCRATA_APP_TOKEN}'}; they are sent only to the source's own host."))
+    timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds to connect / wait for data.")
+    attempts: int = Field(default=5, ge=1, le=20, description="Tries per request (timeouts, 5xx, 429).")
+    retry_wait_initial: float = Field(default=1.0, ge=0, description="First backoff in seconds (then x2).")
+    retry_wait_max: float = Field(default=60.0, ge=0, description="Longest backoff between tries.")
+    retry_jitter: float = Field(default=1.0, ge=0, description="Random seconds added to each backoff.")
+    retry_after_max: float = Field(default=300.0, ge=0, description="Cap on a server's Retry-After wait.")
+    retry_total: float = Field(default=1800.0, gt=0, description="Seconds one request may spend retrying.")
+    max_pages: int = Field(default=2000, ge=1, description="A paged fetch stopping beyond this is an error.")
+    max_bytes: int = Field(default=1 << 30, ge=1, description="Largest response body accepted, in bytes.")
+    content_types: list[str] | None = Field(default=None, description=(
+        "Accepted Content-Type values (without parameters); default: the usual ones for the format."))
+
+    @field_validator("headers")
+    @classmethod
+    def _secrets_from_environment(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if "${" in SECRET_REF.sub("", value):
+                raise ValueError(f"header {name!r}: write an environment reference as ${{NAME}}")
+            if name.lower() in AUTH_HEADERS and not SECRET_REF.search(value):
+                raise ValueError(f"header {name!r} carries a credential: put it in an environment variable "
+                                 f"and write {name}: \"${{MY_TOKEN}}\" (secrets never go in the config)")
+        return headers
+
+
+class CkanOptions(_Strict):
+    """CKAN Action API: `package_show` finds the resource, then DataStore pages or the file."""
+
+    base_url: Annotated[str, Field(pattern=HTTP_URL, description="Portal root, e.g. https://data.gov.uk")]
+    package: str = Field(min_length=1, description="Dataset name or id.")
+    resource: str = Field(min_length=1, description="Resource id or name within the dataset.")
+    mode: Literal["datastore", "download"] = Field(
+        default="datastore", description="datastore: page datastore_search; download: the resource file.")
+    page_size: int = Field(default=1000, ge=1, le=32000, description="datastore_search `limit`.")
+    filters: dict[str, str | int | float | bool] | None = Field(
+        default=None, description="datastore_search `filters` (field equality).")
+
+
+class SocrataOptions(_Strict):
+    """Socrata SODA 2: `/resource/<id>.json` paged by $limit/$offset in `:id` order."""
+
+    domain: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$",
+                                        description="Portal host, e.g. data.cityofnewyork.us (https).")] = None
+    base_url: Annotated[str | None, Field(pattern=HTTP_URL, description="Instead of domain: a full root URL.")] \
+        = None
+    dataset: Annotated[str, Field(pattern=r"^[a-z0-9]{4}-[a-z0-9]{4}$", description="The 4x4 id.")]
+    page_size: int = Field(default=1000, ge=1, le=50000, description="$limit per page.")
+    where: str | None = Field(default=None, description="SoQL $where filter.")
+    select: str | None = Field(default=None, description="SoQL $select.")
+
+    @model_validator(mode="after")
+    def _one_root(self) -> SocrataOptions:
+        if (self.domain is None) == (self.base_url is None):
+            raise ValueError("give exactly one of 'domain' or 'base_url'")
+        return self
+
+    @property
+    def root(self) -> str:
+        return self.base_url.rstrip("/") if self.base_url else f"https://{self.domain}"
+
+
+class OpenDataSoftOptions(_Strict):
+    """OpenDataSoft Explore v2.1: `records` pages (<= 10,000 rows) or the `exports` endpoint."""
+
+    base_url: Annotated[str, Field(pattern=HTTP_URL, description="Portal root, e.g. https://data.opendatasoft.com")]
+    dataset: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
+    mode: Literal["auto", "records", "export"] = Field(
+        default="auto", description="auto: records, or the export when total_count > 10,000.")
+    page_size: int = Field(default=100, ge=1, le=100, description="records `limit` (the API's max is 100).")
+    where: str | None = Field(default=None, description="ODSQL `where`.")
+    select: str | None = Field(default=None, description="ODSQL `select`.")
+    order_by: str | None = Field(default=None, description="ODSQL `order_by` (keeps paging stable).")
+
+
+class WorldBankOptions(_Strict):
+    """World Bank Indicators API v2: `[meta, data]` pages of one indicator."""
+
+    indicator: str = Field(pattern=r"^[A-Za-z0-9._]+$", description="Indicator code, e.g. SP.POP.TOTL.")
+    country: str = Field(pattern=r"^([A-Za-z0-9]{2,3}(;[A-Za-z0-9]{2,3})*|all)$",
+                         description="ISO2/ISO3 code(s) separated by ';', or 'all'.")
+    date: str | None = Field(default=None, pattern=r"^[0-9]{4}(:[0-9]{4})?$", description="e.g. 2010:2024.")
+    per_page: int = Field(default=1000, ge=1, le=32500)
+    base_url: Annotated[str, Field(pattern=HTTP_URL)] = "https://api.worldbank.org/v2"
+
+
+_EXPORT_FORMATS: dict[str, str] = {"json": "json", "csv": "csv", "geojson": "geojson", "parquet": "parquet",
+                                   "excel": "xlsx"}
+
+
 class SourceConfig(_Strict):
     id: Annotated[str, Field(pattern=SLUG)]
-    kind: Literal["file"] = Field(description="How the source is fetched. See `citykpi sources`.")
-    location: str = Field(min_length=1, description="Path relative to the YAML file, or a URL.")
+    kind: SourceKind = Field(description="How the source is fetched. See `citykpi sources`.")
+    location: str = Field(default="", description=(
+        "Path relative to the YAML file, or a URL. Left out for ckan, socrata, opendatasoft and worldbank: "
+        "their endpoint is built from the block named like the kind."))
     format: SourceFormat | None = Field(default=None, description="Defaults from the file extension.")
     target: SourceTarget
     description: str = ""
     license: str | None = None
     csv: CsvOptions | None = None
     excel: ExcelOptions | None = None
+    http: HttpOptions | None = Field(default=None, description="HTTP settings for networked kinds.")
+    ckan: CkanOptions | None = None
+    socrata: SocrataOptions | None = None
+    opendatasoft: OpenDataSoftOptions | None = None
+    worldbank: WorldBankOptions | None = None
     observations: ObservationsMapping | None = None
     areas: AreasMapping | None = None
     points: PointsMapping | None = None
@@ -165,15 +277,80 @@ class SourceConfig(_Strict):
         extra = [name for name, block in blocks.items() if block is not None and name != self.target]
         if extra:
             raise ValueError(f"mapping block(s) {extra} do not match target {self.target!r}")
-        if self.format is None and _format_from_location(self.location) is None:
+        self._check_kind()
+        if self.format is None and self._default_format() is None:
             raise ValueError(f"cannot tell the format of {self.location!r}; set 'format'")
         return self
 
+    def _check_kind(self) -> None:
+        kind_blocks = {"ckan": self.ckan, "socrata": self.socrata, "opendatasoft": self.opendatasoft,
+                       "worldbank": self.worldbank}
+        extra = [name for name, block in kind_blocks.items() if block is not None and name != self.kind]
+        if extra:
+            raise ValueError(f"block(s) {extra} do not match kind {self.kind!r}")
+        if self.http is not None and self.kind not in NETWORK_KINDS:
+            raise ValueError(f"'http' settings do not apply to kind {self.kind!r}")
+        if "${" in self.location:
+            raise ValueError("a location never holds a secret: reference it in http.headers as ${NAME}")
+        if self.kind not in API_KINDS:
+            if not self.location:
+                raise ValueError(f"kind {self.kind!r} needs a 'location'")
+            if self.kind == "http" and not re.match(HTTP_URL, self.location.split("?")[0]):
+                raise ValueError(f"kind 'http' needs an http(s) URL as location, got {self.location!r}")
+            return
+        if kind_blocks[self.kind] is None:
+            raise ValueError(f"kind {self.kind!r} needs a {self.kind!r} block")
+        if self.location:
+            raise ValueError(f"kind {self.kind!r} builds its URL from the {self.kind!r} block; remove 'location'")
+        # The model is frozen; filling a derived field during validation is the one place it may change.
+        object.__setattr__(self, "location", self._api_location())
+        paged = self._paged_json()
+        if paged and self.format not in (None, "json"):
+            raise ValueError(f"kind {self.kind!r} fetches JSON records; 'format' must be json")
+        if paged and self.target != "observations":
+            raise ValueError(f"kind {self.kind!r} pages JSON records, which feed target 'observations' only")
+        if self.ckan is not None and self.ckan.mode == "download" and self.format is None:
+            raise ValueError("ckan mode 'download' needs 'format' (csv, excel, json, geojson, ...)")
+        if self.opendatasoft is not None and self.resolved_format not in _EXPORT_FORMATS:
+            raise ValueError(f"opendatasoft cannot export format {self.resolved_format!r}")
+
+    def _api_location(self) -> str:
+        if self.ckan is not None:
+            return f"{self.ckan.base_url.rstrip('/')}/api/3/action/package_show?id={self.ckan.package}"
+        if self.socrata is not None:
+            return f"{self.socrata.root}/resource/{self.socrata.dataset}.json"
+        if self.opendatasoft is not None:
+            return (f"{self.opendatasoft.base_url.rstrip('/')}/api/explore/v2.1/catalog/datasets/"
+                    f"{self.opendatasoft.dataset}")
+        assert self.worldbank is not None
+        wb = self.worldbank
+        return f"{wb.base_url.rstrip('/')}/country/{wb.country}/indicator/{wb.indicator}"
+
+    def _paged_json(self) -> bool:
+        """Whether the kind lands JSON pages of records (read by the page reader)."""
+        if self.kind in ("socrata", "worldbank"):
+            return True
+        if self.ckan is not None:
+            return self.ckan.mode == "datastore"
+        if self.opendatasoft is not None:
+            return self.opendatasoft.mode != "export"
+        return False
+
+    def _default_format(self) -> SourceFormat | None:
+        if self.kind in API_KINDS and (self._paged_json() or self.kind == "opendatasoft"):
+            return "json"
+        return _format_from_location(self.location) if self.kind not in API_KINDS else None
+
     @property
     def resolved_format(self) -> SourceFormat:
-        fmt = self.format or _format_from_location(self.location)
+        fmt = self.format or self._default_format()
         assert fmt is not None  # guaranteed by validation
         return fmt
+
+    @property
+    def export_format(self) -> str:
+        """The OpenDataSoft export endpoint's name for this source's format."""
+        return _EXPORT_FORMATS[self.resolved_format]
 
     @property
     def is_url(self) -> bool:

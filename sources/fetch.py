@@ -6,7 +6,6 @@ warehouse should reflect; `--offline` runs use it without touching any source.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -15,30 +14,17 @@ from pathlib import Path
 from sources.config import LoadedConfig, SourceConfig
 from sources.errors import FetchError
 from sources.kinds import KINDS
-from sources.landing import Snapshot, from_meta, latest_snapshot
+from sources.landing import POINTER, Snapshot, current_snapshot, pointer_path
 
-POINTER = "CURRENT"
-
-
-def _pointer_path(raw_root: Path, city_id: str, source_id: str) -> Path:
-    return raw_root / city_id / source_id / POINTER
+__all__ = ["POINTER", "current_snapshot", "fetch_source", "set_current"]
 
 
 def set_current(raw_root: Path, snapshot: Snapshot) -> None:
-    pointer = _pointer_path(raw_root, snapshot.city_id, snapshot.source_id)
+    pointer = pointer_path(raw_root, snapshot.city_id, snapshot.source_id)
     fd, tmp = tempfile.mkstemp(dir=pointer.parent, prefix=".current-")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(snapshot.content_sha256 + "\n")
     os.replace(tmp, pointer)
-
-
-def current_snapshot(raw_root: Path, home_root: Path, city_id: str, source_id: str) -> Snapshot | None:
-    pointer = _pointer_path(raw_root, city_id, source_id)
-    if not pointer.exists():
-        return latest_snapshot(raw_root, home_root, city_id, source_id)
-    directory = pointer.parent / pointer.read_text(encoding="utf-8").strip()
-    meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
-    return from_meta(meta, directory, home_root, new=False)
 
 
 def fetch_source(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path, *,

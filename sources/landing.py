@@ -4,6 +4,13 @@ A snapshot lives in `<home>/raw/<city_id>/<source_id>/<sha256>/` with the payloa
 original file name and `meta.json` (request metadata, fetch time, hash, size). Writing goes to a
 temporary directory that is renamed into place, so a snapshot is either complete or absent, and
 an existing snapshot is never rewritten: fetching unchanged content returns the existing one.
+
+A snapshot fetched over HTTP may hold several pages (`page-0001.json`, ...), each the exact
+bytes of one response, listed in `meta.json` under `pages` with its URL (never a secret), status,
+selected response headers and SHA-256. The snapshot's content hash of a one-file snapshot is the
+file's SHA-256; of a multi-page snapshot it is the SHA-256 of the `sha256sum`-style listing of
+its pages in order (`<sha256>  <file>\n` per page), so it covers every page and their order.
+`<raw>/<city>/<source>/CURRENT` names the snapshot the warehouse should reflect.
 """
 
 from __future__ import annotations
@@ -14,12 +21,15 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 CHUNK = 1 << 20
+POINTER = "CURRENT"
 
 
 @dataclass(frozen=True)
@@ -37,12 +47,34 @@ class Snapshot:
     fetched_at: str       # ISO 8601, UTC
     request: dict[str, Any]
     new: bool             # False when identical content was already in the landing zone
+    pages: tuple[Path, ...] = ()  # every payload file in order (one for a single-file snapshot)
+    paged: bool = False   # pages of JSON records from a paged API (read by the page reader)
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = self.relative_path
+        data["pages"] = [str(Path(self.relative_path).parent / p.name) for p in self.pages]
         data.pop("relative_path")
         data.pop("new")
+        return data
+
+
+@dataclass(frozen=True)
+class Page:
+    """One response body landed as a file, with what is safe to record about its request."""
+
+    file: str                  # file name inside the snapshot, e.g. page-0001.json
+    url: str                   # the request URL (secrets are never in URLs)
+    status: int                # 200, or 304 when the previous snapshot's bytes were still valid
+    headers: dict[str, str]    # selected response headers (ETag, Last-Modified, Content-Type, ...)
+    sha256: str
+    bytes: int
+    reused_from: str | None = None  # snapshot id whose page was revalidated by a 304
+
+    def record(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.reused_from is None:
+            data.pop("reused_from")
         return data
 
 
@@ -109,13 +141,118 @@ def land_file(
 
 def from_meta(meta: dict[str, Any], directory: Path, home_root: Path, *, new: bool) -> Snapshot:
     path = directory / meta["filename"]
+    pages = tuple(directory / page["file"] for page in meta["pages"]) if "pages" in meta else (path,)
     return Snapshot(
         snapshot_id=meta["snapshot_id"], city_id=meta["city_id"], source_id=meta["source_id"],
         kind=meta["kind"], location=meta["location"], format=meta["format"],
         content_sha256=meta["content_sha256"], size_bytes=meta["size_bytes"], path=path,
         relative_path=str(path.relative_to(home_root)), fetched_at=meta["fetched_at"],
-        request=meta["request"], new=new,
+        request=meta["request"], new=new, pages=pages, paged=bool(meta.get("paged", False)),
     )
+
+
+def pages_sha256(pages: Sequence[Page]) -> str:
+    """The content hash of a snapshot made of these pages (see the module docstring)."""
+    if len(pages) == 1:
+        return pages[0].sha256
+    listing = "".join(f"{page.sha256}  {page.file}\n" for page in pages)
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+class Staging:
+    """A private, dot-prefixed folder next to a source's snapshots where a fetch writes its pages.
+
+    It is renamed into place by `land_pages` (same file system, so the rename is atomic) and
+    removed on any failure, so a failed fetch leaves nothing behind and changes nothing.
+    """
+
+    def __init__(self, raw_root: Path, city_id: str, source_id: str) -> None:
+        self.raw_root = raw_root
+        self.parent = raw_root / city_id / source_id
+        self.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.parent))
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.discard()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def file(self, name: str) -> Path:
+        if not name or name.startswith(".") or Path(name).name != name:
+            raise ValueError(f"unsafe page file name {name!r}")
+        return self.path / name
+
+
+def land_pages(
+    staging: Staging,
+    home_root: Path,
+    *,
+    city_id: str,
+    source_id: str,
+    kind: str,
+    location: str,
+    fmt: str,
+    pages: Sequence[Page],
+    request: dict[str, Any],
+    paged: bool,
+) -> Snapshot:
+    """Turn a staging folder holding `pages` into a snapshot (or reuse the identical one)."""
+    if not pages:
+        raise ValueError("a snapshot needs at least one page")
+    names = [page.file for page in pages]
+    if len(set(names)) != len(names) or sorted(p.name for p in staging.path.iterdir()) != sorted(names):
+        raise ValueError(f"staging folder does not hold exactly the pages {names}")
+    sha = pages_sha256(pages)
+    target = _snapshot_dir(staging.raw_root, city_id, source_id, sha)
+    if (target / "meta.json").exists():
+        staging.discard()
+        return _existing(target, home_root)
+    meta = {
+        "snapshot_id": f"{city_id}/{source_id}/{sha[:16]}",
+        "city_id": city_id, "source_id": source_id, "kind": kind, "location": location,
+        "format": fmt, "content_sha256": sha, "size_bytes": sum(page.bytes for page in pages),
+        "filename": pages[0].file, "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "request": request, "paged": paged, "pages": [page.record() for page in pages],
+    }
+    try:
+        (staging.path / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        for item in staging.path.iterdir():
+            os.chmod(item, 0o444)  # immutable by intent: read-only payloads
+        os.rename(staging.path, target)
+    except OSError as exc:
+        staging.discard()
+        # As in land_file: a concurrent writer landed identical content first.
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (target / "meta.json").exists():
+            raise
+        return _existing(target, home_root)
+    except BaseException:
+        staging.discard()
+        raise
+    return from_meta(meta, target, home_root, new=True)
+
+
+def _existing(target: Path, home_root: Path) -> Snapshot:
+    meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
+    return from_meta(meta, target, home_root, new=False)
+
+
+def pointer_path(raw_root: Path, city_id: str, source_id: str) -> Path:
+    return raw_root / city_id / source_id / POINTER
+
+
+def current_snapshot(raw_root: Path, home_root: Path, city_id: str, source_id: str) -> Snapshot | None:
+    """The snapshot CURRENT points at (else the latest one), or None before the first fetch."""
+    pointer = pointer_path(raw_root, city_id, source_id)
+    if not pointer.exists():
+        return latest_snapshot(raw_root, home_root, city_id, source_id)
+    directory = pointer.parent / pointer.read_text(encoding="utf-8").strip()
+    meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    return from_meta(meta, directory, home_root, new=False)
 
 
 def latest_snapshot(raw_root: Path, home_root: Path, city_id: str, source_id: str) -> Snapshot | None:

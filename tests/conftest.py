@@ -81,8 +81,11 @@ def hash_tree(root: Path) -> dict[str, str]:
 
 
 def release_dirs(home: Path) -> list[Path]:
+    """Release folders, oldest first (not the `latest` symlink, not dot-named staging)."""
     releases = home / "releases"
-    return sorted(releases.iterdir()) if releases.exists() else []
+    if not releases.exists():
+        return []
+    return sorted(p for p in releases.iterdir() if not p.is_symlink() and not p.name.startswith("."))
 
 
 def verify_release(path: Path) -> dict:
@@ -93,7 +96,7 @@ def verify_release(path: Path) -> dict:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     assert manifest["release_id"] == path.name
     listed = {entry["path"]: entry for entry in manifest["files"]}
-    assert set(listed) == {"kpi_values.parquet", "kpi_values.csv"}, listed
+    assert {"kpi_values.parquet", "kpi_values.csv", "SHA256SUMS"} <= set(listed), listed  # + formats, docs/releases.md
     for name, entry in listed.items():
         file = path / name
         assert file.is_file(), f"{path.name}: listed file {name} is missing"
@@ -104,11 +107,12 @@ def verify_release(path: Path) -> dict:
     for line in (path / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
         digest, name = line.split("  ", 1)
         sums[name] = digest
-    assert set(sums) == {*listed, "manifest.json"}, sums
+    # SHA256SUMS covers every file but itself and the manifest (which lists SHA256SUMS with its hash).
+    assert set(sums) == set(listed) - {"SHA256SUMS"}, sums
     for name, digest in sums.items():
         assert digest == sha256_bytes(path / name), f"{path.name}: SHA256SUMS entry for {name} is wrong"
-    assert {p.name for p in path.iterdir()} == {*listed, "manifest.json", "SHA256SUMS"}, \
-        f"{path.name}: unexpected files {sorted(p.name for p in path.iterdir())}"
+    on_disk = {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()}
+    assert on_disk == {*listed, "manifest.json"}, f"{path.name}: unexpected files {sorted(on_disk)}"
     return manifest
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,31 @@ def test_template_itself_validates(tmp_path: Path) -> None:
     load_city_config(path, check_files=False)
 
 
-def test_every_statistics_code_is_mapped_except_land_area(demo: Path) -> None:
+def test_every_statistics_code_is_mapped_except_population_density(demo: Path) -> None:
     config = yaml.safe_load((demo / "city.yaml").read_text(encoding="utf-8"))
     source = next(s for s in config["sources"] if s["id"] == "statistik-stadt")
     mapped = set(source["observations"]["variables"])
     with (demo / "statistik_stadt.csv").open(encoding="latin-1", newline="") as handle:
         codes = {row["Merkmal"] for row in csv.DictReader(handle, delimiter=";")}
-    assert codes - mapped == {"Bodenfläche"}
+    assert codes - mapped == {"Einwohnerdichte"}  # left unmapped on purpose: extra rows are ignored
     assert mapped <= codes
+
+
+def test_every_utilities_column_is_mapped(demo: Path) -> None:
+    config = yaml.safe_load((demo / "city.yaml").read_text(encoding="utf-8"))
+    source = next(s for s in config["sources"] if s["id"] == "versorgung")
+    header = (demo / "versorgung.csv").read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+    assert set(header) - set(source["observations"]["variables"]) == {"Jahr"}
+
+
+def test_every_statistics_series_covers_every_year(demo: Path) -> None:
+    """A series missing a reporting year would leave its indicators missing in that year."""
+    years: dict[str, set[int]] = {}
+    with (demo / "statistik_stadt.csv").open(encoding="latin-1", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter=";"):
+            years.setdefault(row["Merkmal"], set()).add(int(row["Jahr"]))
+    elections = {"Wählerinnen und Wähler (Stadtratswahl)", "Wahlberechtigte (Stadtratswahl)"}
+    assert {code for code, found in years.items() if found != set(range(2019, 2025))} == elections
 
 
 # ---- determinism --------------------------------------------------------------------------
@@ -157,6 +175,57 @@ def test_statistics_are_internally_consistent(demo: Path) -> None:
         assert stat("Haltestellen mit dynamischer Fahrgastinformation") < n_stops
         assert 1.7 < population / households < 2.2
         assert 450_000 < population < 550_000
+        _check_indicator_statistics(stat, population, households, year)
+
+
+def _check_indicator_statistics(stat: Callable[[str], float], population: float, households: float,
+                                year: int) -> None:
+    """The series for the complete indicator set: parts within wholes, the VM's plausibility ranges."""
+    potable = stat("Haushalte mit sicher verwalteter Trinkwasserversorgung")
+    assert potable <= stat("Haushalte mit Trinkwasserversorgung") <= households
+    assert stat("Haushalte mit Anschluss an die öffentliche Kanalisation") <= stat("Haushalte mit Abwasserentsorgung")
+    assert stat("Haushalte mit regelmäßiger Abfallabholung") <= households
+    for part, whole in [
+        ("Einwohner mit 3G-Mobilfunkversorgung", None), ("Einwohner mit 4G-Mobilfunkversorgung (LTE)", None),
+        ("Stromverteilnetz mit IKT-Überwachung (SCADA)", "Länge des Stromverteilnetzes"),
+        ("Stromkunden mit Lastmanagement (Demand Response)", "Stromkunden"),
+        ("Hauptverkehrsstraßen mit IKT-Verkehrserfassung", "Hauptverkehrsstraßen"),
+        ("Knotenpunkte mit adaptiver Steuerung oder ÖPNV-Bevorrechtigung", "Knotenpunkte mit Lichtsignalanlage"),
+        ("Veröffentlichte offene Datensätze (Open Data)", "Datensätze im Datenkatalog der Verwaltung"),
+        ("Elektronische Vergabeverfahren (E-Vergabe)", "Vergabeverfahren"),
+        ("Pkw mit Elektro-, Plug-in-Hybrid- oder Brennstoffzellenantrieb", "Pkw-Bestand"),
+        ("Öffentliche Gebäude mit Gebäudeleittechnik", "Öffentliche Gebäude"),
+        ("Nettogrundfläche öffentlicher Gebäude mit Nachhaltigkeitszertifikat",
+         "Nettogrundfläche öffentlicher Gebäude"),
+        ("Mobilfunkstandorte mit Standortbescheinigung (EMF-Grenzwerte eingehalten)", "Mobilfunkstandorte"),
+        ("Einwohner mit Lärmbelastung über 55 dB(A) LDEN", None),
+        ("Schülerinnen und Schüler mit IKT-Zugang im Unterricht", "Schülerinnen und Schüler"),
+        ("Ausgaben für Kulturerbe und Denkmalpflege: städtischer Haushalt",
+         "Ausgaben für Kulturerbe und Denkmalpflege: öffentliche Hand (Bund, Land, Stadt)"),
+        ("Wohnkosten der privaten Haushalte", "Verfügbares Einkommen der privaten Haushalte"),
+        ("Betreuungsplätze für Kinder von 0 bis 3 Jahren", "Kinder im Alter von 0 bis 3 Jahren"),
+        ("Nahrungsmittelversorgung aus dem Umkreis von 100 km", "Nahrungsmittelversorgung der Stadt"),
+        ("Einwohner in Überschwemmungs- und Gefahrengebieten", None),
+    ]:
+        assert stat(part) <= (stat(whole) if whole else population), (part, year)
+    heritage = [stat(f"Ausgaben für Kulturerbe und Denkmalpflege: {p}")
+                for p in ("öffentliche Hand (Bund, Land, Stadt)", "private Träger und Stiftungen", "insgesamt")]
+    assert heritage[0] + heritage[1] == pytest.approx(heritage[2])
+    modes = sum(stat(f"Berufspendler nach Hauptverkehrsmittel: {m}")
+                for m in ("Pkw/Motorrad", "ÖPNV", "zu Fuß", "Fahrrad", "Fahrdienste und Taxi"))
+    assert modes == stat("Berufspendler insgesamt")
+    assert stat("Interne Ausgaben für Forschung und Entwicklung") < 0.05 * stat("Bruttoinlandsprodukt (nominal)")
+    earnings = "Durchschnittlicher Bruttostundenverdienst: {}"
+    assert stat(earnings.format("Frauen")) < stat(earnings.format("Männer"))
+    assert 0 < stat("Gini-Koeffizient der Äquivalenzeinkommen") < 100
+    travel = stat("Reisezeit Referenzrouten in der Hauptverkehrszeit (Mittel)")
+    assert travel > stat("Reisezeit Referenzrouten bei freiem Verkehrsfluss (Mittel)")
+    for group in ("insgesamt", "Frauen", "Männer"):
+        victims = stat(f"Bürgerumfrage Sicherheit: Opfer körperlicher oder sexueller Belästigung (12 Monate) {group}")
+        assert victims < stat(f"Bürgerumfrage Sicherheit: Befragte {group}")
+    for code in ("Stadtentwicklungskonzept: Klimaresilienz", "Nationale Stadtentwicklungspolitik",
+                 "Lokale Strategie zur Katastrophenvorsorge (Sendai-konform)"):
+        assert stat(code) in (0.0, 1.0)
 
 
 # ---- utilities CSV (UTF-8 with BOM) -------------------------------------------------------
@@ -171,9 +240,18 @@ def test_utilities_csv_has_bom_and_consistent_values(demo: Path) -> None:
         supplied, billed = float(r["wasser_eingespeist_m3"]), float(r["wasser_abgerechnet_m3"])
         consumption_m3 = float(r["wasserverbrauch_ML"]) * 1000
         assert billed < consumption_m3 < supplied
-        parts = sum(float(r[c]) for c in ("abfall_deponie_t", "abfall_verbrennung_t", "abfall_verwertung_t",
-                                          "abfall_sonstige_t"))
-        assert parts == pytest.approx(float(r["abfall_gesamt_t"]), abs=0.05)
+        treatments = ("abfall_deponie_t", "abfall_verbrennung_t", "abfall_verwertung_t", "abfall_sonstige_t",
+                      "abfall_offene_verbrennung_t", "abfall_wilde_ablagerung_t")
+        parts = sum(float(r[c]) for c in treatments)
+        total = float(r["abfall_gesamt_t"])
+        assert parts == pytest.approx(total, abs=0.05)
+        assert float(r["abfall_offene_verbrennung_t"]) == float(r["abfall_wilde_ablagerung_t"]) == 0.0
+        assert float(r["abfall_kontrolliert_t"]) <= total <= float(r["abfall_aufkommen_t"])
+        assert float(r["wasserverbrauch_suesswasser_ML"]) <= float(r["wasserverbrauch_ML"])
+        levels = [float(r[f"abwasser_{level}_m3"]) for level in ("tertiaer", "sekundaer", "primaer", "gesamt")]
+        assert levels == sorted(levels)  # tertiary <= secondary <= primary <= all wastewater
+        assert float(r["wassernetz_ikt_km"]) < float(r["wassernetz_km"])
+        assert float(r["kanalnetz_ikt_km"]) < float(r["kanalnetz_km"])
 
 
 # ---- population workbook -------------------------------------------------------------------

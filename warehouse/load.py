@@ -42,6 +42,13 @@ def _display_name(snapshot: Snapshot) -> str:
 def read_table(source: SourceConfig, snapshot: Snapshot) -> TextTable:
     fmt = source.resolved_format
     name = _display_name(snapshot)
+    if snapshot.paged:
+        # Pages of JSON records from an API, concatenated; rows name their page and record.
+        from sources.parsers.pages import read_json_pages
+
+        if fmt != "json":
+            raise SourceDataError(name, f"paged snapshots hold JSON records, not {fmt!r}", source_id=source.id)
+        return read_json_pages(snapshot.pages)
     if fmt == "csv":
         return read_csv(snapshot.path, source.csv, name)
     if fmt == "excel":

@@ -3,9 +3,20 @@
 Factors multiply a source value to give the canonical value. ppb/ppm to ug/m3 depend on the
 pollutant; citykpi uses the factors printed in the U4SSC Collection Methodology (p73):
 ppb x 1.9 (NO2), x 2.62 (SO2), x 1.96 (O3).
+
+Money: amounts are kept in the city's local currency unit (canonical unit ``LCU``, as the World
+Bank names it), published as an ISO 4217 code, optionally scaled ("EUR", "million USD", "Mio. EUR").
+citykpi never converts between currencies (the rate depends on the year and the purpose): every
+amount of a city must be in the same currency. Indicators relate amounts to each other (R&D over
+GDP), so the currency cancels; SDG 11.4.1 divides by a PPP conversion factor (``LCU/PPP$``, local
+currency per international dollar) that the city supplies.
+
+Yes/No answers are stored as 1 (yes) and 0 (no) in the unit ``Yes/No``.
 """
 
 from __future__ import annotations
+
+import re
 
 
 class UnitError(ValueError):
@@ -13,7 +24,10 @@ class UnitError(ValueError):
 
 
 # Every count-like canonical unit accepts these generic spellings as a factor-1 alias.
-_COUNT_UNITS = {"person", "household", "subscription", "meter", "stop", "enterprise", "bed", "crime", "FTE"}
+_COUNT_UNITS = {"person", "household", "subscription", "meter", "stop", "enterprise", "bed", "crime", "FTE",
+                "hotspot", "customer", "interruption", "intersection", "dataset", "service", "procedure",
+                "patent", "vehicle", "building", "site", "institution", "birth", "place", "call", "facility",
+                "disruption"}
 _COUNT_ALIASES = {"count", "number", "n", "#"}
 
 # canonical unit -> {source unit spelling: factor to canonical}
@@ -37,7 +51,48 @@ _FACTORS: dict[str, dict[str, float]] = {
     "tCO2e": {"tCO2e": 1.0, "ktCO2e": 1000.0, "kgCO2e": 0.001},
     "t": {"t": 1.0, "kg": 0.001, "kt": 1000.0, "short ton": 0.90718474, "tons": 0.90718474},
     "ug/m3": {"ug/m3": 1.0, "µg/m3": 1.0, "µg/m³": 1.0, "mg/m3": 1000.0},
+    "hotspot": {"hotspot": 1.0, "hotspots": 1.0, "access points": 1.0},
+    "customer": {"customer": 1.0, "customers": 1.0},
+    "interruption": {"interruption": 1.0, "interruptions": 1.0, "customer interruptions": 1.0},
+    "intersection": {"intersection": 1.0, "intersections": 1.0},
+    "dataset": {"dataset": 1.0, "datasets": 1.0},
+    "service": {"service": 1.0, "services": 1.0},
+    "procedure": {"procedure": 1.0, "procedures": 1.0},
+    "patent": {"patent": 1.0, "patents": 1.0},
+    "vehicle": {"vehicle": 1.0, "vehicles": 1.0},
+    "building": {"building": 1.0, "buildings": 1.0},
+    "site": {"site": 1.0, "sites": 1.0},
+    "institution": {"institution": 1.0, "institutions": 1.0},
+    "birth": {"birth": 1.0, "births": 1.0, "live births": 1.0},
+    "place": {"place": 1.0, "places": 1.0},
+    "call": {"call": 1.0, "calls": 1.0},
+    "facility": {"facility": 1.0, "facilities": 1.0},
+    "disruption": {"disruption": 1.0, "disruptions": 1.0},
+    "min": {"min": 1.0, "minute": 1.0, "minutes": 1.0, "s": 1 / 60, "h": 60.0, "hours": 60.0},
+    "m2": {"m2": 1.0, "m²": 1.0, "ha": 1e4, "km2": 1e6},
+    "GJ": {"GJ": 1.0, "MJ": 0.001, "TJ": 1000.0, "kWh": 0.0036, "MWh": 3.6, "GWh": 3600.0},
+    # A Gini coefficient or similar 0-1 index; statistics offices often print it x 100.
+    "index": {"index": 1.0, "0-1": 1.0, "0-100": 0.01},
+    "Yes/No": {"Yes/No": 1.0, "1/0": 1.0, "yes=1/no=0": 1.0},
 }
+
+# Money (see the module docstring): an ISO 4217 code (or LCU itself), optionally scaled.
+_CURRENCY_SCALE = {"": 1.0, "thousand": 1e3, "Tsd.": 1e3, "million": 1e6, "Mio.": 1e6, "billion": 1e9,
+                   "Mrd.": 1e9}
+_CURRENCY = re.compile(r"^(?:(?P<scale>thousand|Tsd\.|million|Mio\.|billion|Mrd\.)\s+)?(?P<code>[A-Z]{3})$")
+# canonical money unit -> suffix after the currency code in a source unit
+_MONEY_UNITS = {"LCU": ("",), "LCU/h": ("/h",), "LCU/PPP$": ("/PPP$", " per international $")}
+
+
+def _money_factor(unit: str, canonical_unit: str) -> float | None:
+    """Factor for a currency spelling of `canonical_unit` ('Mio. EUR', 'EUR/h'), or None."""
+    for suffix in _MONEY_UNITS[canonical_unit]:
+        if suffix and not unit.endswith(suffix):
+            continue
+        match = _CURRENCY.match(unit[:len(unit) - len(suffix)] if suffix else unit)
+        if match:
+            return _CURRENCY_SCALE[match.group("scale") or ""]
+    return None
 
 # Gas-phase pollutants: ppb -> ug/m3 (U4SSC CM p73). ppm is 1000 ppb.
 _PPB_TO_UGM3 = {"NO2": 1.9, "SO2": 2.62, "O3": 1.96}
@@ -52,6 +107,15 @@ def conversion_factor(source_unit: str, canonical_unit: str, *, variable: str = 
     unit = source_unit.strip()
     if canonical_unit in _COUNT_UNITS and unit in _COUNT_ALIASES:
         return 1.0
+    if canonical_unit in _MONEY_UNITS:
+        factor = _money_factor(unit, canonical_unit)
+        if factor is None:
+            label = f" for {variable!r}" if variable else ""
+            example = "EUR" + _MONEY_UNITS[canonical_unit][0]
+            raise UnitError(f"unit {unit!r} cannot be converted to {canonical_unit!r}{label}; known: an ISO 4217 "
+                            f"currency code as in {example!r}, optionally scaled by a leading 'thousand', "
+                            "'million', 'billion' (or 'Tsd.', 'Mio.', 'Mrd.')")
+        return factor
     table = _FACTORS.get(canonical_unit)
     if table is None:
         raise UnitError(f"no conversions known into canonical unit {canonical_unit!r}")

@@ -39,6 +39,8 @@ from openpyxl.styles import Font
 from openpyxl.xml.functions import tostring
 from shapely.geometry import LineString, Polygon
 
+from sources.demo.indicator_series import UTILITY_COLUMNS, CityTotals, statistics_series, utility_columns
+
 DEFAULT_SEED = 20261124
 CITY_NAME = "Demoville"
 YEARS = list(range(2019, 2025))
@@ -114,6 +116,7 @@ def generate_demo_city(out_dir: Path, *, scale: float = 1.0, seed: int = DEFAULT
     _write_parks_geojson(out_dir / "gruenflaechen.geojson", parks)
     _write_population_xlsx(out_dir / "bevoelkerung_bezirke.xlsx", districts, people)
     stats = _city_statistics(people, len(feed.stops), _rng(seed, _RNG_STATS))
+    stats += _indicator_statistics(people, stats)
     _write_statistics_csv(out_dir / "statistik_stadt.csv", stats)
     _write_utilities_csv(out_dir / "versorgung.csv", people, _rng(seed, _RNG_UTILITIES))
     _write_gtfs(out_dir / "gtfs.zip", feed)
@@ -484,7 +487,7 @@ def _city_statistics(people: Population, n_stops: int, rng: np.random.Generator)
         # and transport area grows a little faster than the population (SDG 11.3.1 LCRPGR > 1).
         ("Siedlungs- und Verkehrsfläche", "ha", 1, 9_860.0 * (1 + 0.0028 * t)),
         ("Verkehrsfläche (Straße, Weg, Platz)", "ha", 1, 2_150.0 + 6.0 * t),
-        ("Bodenfläche", "km²", 1, np.full(t.size, 201.7)),  # not mapped: shows extra rows are fine
+        ("Bodenfläche", "km²", 1, np.full(t.size, 201.7)),  # the city's land area (EC:I:UP:1A, EN:EN:PSN:3A)
     ]
     stats = [Statistic(label, unit, decimals, {int(y): float(v) for y, v in zip(YEARS, values, strict=True)})
              for label, unit, decimals, values in series]
@@ -496,6 +499,21 @@ def _city_statistics(people: Population, n_stops: int, rng: np.random.Generator)
     stats.append(Statistic("Wahlberechtigte (Stadtratswahl)", "Personen", 0,
                            {YEARS[i]: float(eligible[i]) for i in election_years}))
     return stats
+
+
+def _indicator_statistics(people: Population, earlier: Sequence[Statistic]) -> list[Statistic]:
+    """The rows for the rest of the indicator set (sources/demo/indicator_series.py), after the others."""
+    totals = CityTotals(
+        population=people.city(people.total), households=people.city(people.households),
+        adults=people.city(people.age_15_64) + people.city(people.age_65_plus),
+        children_0_14=people.city(people.age_0_14),
+        earlier={stat.label: np.array([stat.values[year] for year in YEARS]) for stat in earlier
+                 if set(stat.values) == set(YEARS)})
+    series = [*statistics_series(totals),
+              # Not mapped in city.yaml: shows that extra rows in a long table are fine (counted as unmapped).
+              ("Einwohnerdichte", "Einwohner je km²", 1, totals.population / 201.7)]
+    return [Statistic(label, unit, decimals, {int(y): float(v) for y, v in zip(YEARS, values, strict=True)})
+            for label, unit, decimals, values in series]
 
 
 def german_number(value: float, decimals: int) -> str:
@@ -521,7 +539,8 @@ def _write_utilities_csv(path: Path, people: Population, rng: np.random.Generato
     """Wide layout, one row per year, UTF-8 with BOM, ',' separator, '.' decimals.
 
     Billed < consumption < supplied (non-revenue water ~8 %); the waste treatment columns add up
-    exactly to the total.
+    exactly to the total. The columns after `abfall_sonstige_t` (sources/demo/indicator_series.py)
+    draw nothing from `rng`, so the earlier columns keep their values.
     """
     pop = people.city(people.total)
     t = np.arange(len(YEARS), dtype=np.float64) / (len(YEARS) - 1)
@@ -530,14 +549,15 @@ def _write_utilities_csv(path: Path, people: Population, rng: np.random.Generato
     consumption_ml = billed * 1.017 / 1000.0  # megalitres
     waste_total = pop * rng.normal(0.452, 0.006, len(YEARS))  # tonnes at ~450 kg per person
     header = ["Jahr", "wasser_eingespeist_m3", "wasser_abgerechnet_m3", "wasserverbrauch_ML",
-              "abfall_gesamt_t", *_WASTE_SHARES, "abfall_sonstige_t"]
+              "abfall_gesamt_t", *_WASTE_SHARES, "abfall_sonstige_t", *UTILITY_COLUMNS]
     rows = [header]
     for i, year in enumerate(YEARS):
         total = round(float(waste_total[i]), 1)
         parts = [round(total * (a + (b - a) * float(t[i])), 1) for a, b in _WASTE_SHARES.values()]
         other = round(total - sum(parts), 1)
+        extra = utility_columns(i, len(YEARS), total, parts, float(consumption_ml[i]), float(billed[i]))
         rows.append([str(year), f"{supplied[i]:.0f}", f"{billed[i]:.0f}", f"{consumption_ml[i]:.1f}",
-                     f"{total:.1f}", *(f"{p:.1f}" for p in parts), f"{other:.1f}"])
+                     f"{total:.1f}", *(f"{p:.1f}" for p in parts), f"{other:.1f}", *extra])
     text = "".join(",".join(row) + "\r\n" for row in rows)
     path.write_bytes(text.encode("utf-8-sig"))
 

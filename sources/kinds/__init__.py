@@ -1,7 +1,8 @@
 """Source kinds: how a source is fetched into the landing zone. One module per kind.
 
 Each kind module exposes `DESCRIPTION` (one line, shown by `citykpi sources`) and
-`fetch(loaded, source, home) -> Snapshot`.
+`fetch(loaded, source, raw_root, home_root) -> Snapshot`. The networked kinds share the HTTP
+client in `sources/http.py` and the staging/landing plumbing in `_session.py`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
+from sources.kinds import ckan, opendatasoft, socrata, worldbank
 from sources.kinds import file as file_kind
+from sources.kinds import http as http_kind
 
-KINDS: dict[str, ModuleType] = {"file": file_kind}
+KINDS: dict[str, ModuleType] = {
+    "file": file_kind,
+    "http": http_kind,
+    "ckan": ckan,
+    "socrata": socrata,
+    "opendatasoft": opendatasoft,
+    "worldbank": worldbank,
+}
 
 
 def fetcher(kind: str) -> Callable[..., object]:

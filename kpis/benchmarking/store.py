@@ -1,0 +1,81 @@
+"""Benchmarking in the warehouse: compute a city's scores and progress, store them, read them back.
+
+Tables from `warehouse/migrations/0003_scores.sql`: kpi_scores, kpi_rollups, kpi_progress.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import duckdb
+import polars as pl
+
+from kpis.benchmarking.progress import assess_all
+from kpis.benchmarking.scoring import score_release
+from kpis.benchmarking.targets import load_targets
+from kpis.catalogue import load_catalogue
+from warehouse.db import transaction
+from warehouse.load import insert_frame
+
+if TYPE_CHECKING:
+    from sources.config import LoadedConfig
+
+TABLES = ("kpi_scores", "kpi_rollups", "kpi_progress")
+# Release files read these columns only (no run_id / computed_at), so equal inputs give equal bytes.
+RELEASE_ORDER = {
+    "kpi_scores": "city_id, year, indicator_id, data_point NULLS FIRST",
+    "kpi_rollups": "city_id, year, level, group_path",
+    "kpi_progress": "city_id, framework, indicator_id, data_point NULLS FIRST, method",
+}
+
+
+def read_kpi_values(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFrame:
+    """Every kpi_values row of one city (all years: progress needs the series)."""
+    table = con.sql("""SELECT city_id, year, framework, indicator_id, data_point, value, unit, status, status_reason
+                       FROM kpi_values WHERE city_id = ? ORDER BY year, indicator_id, data_point NULLS FIRST""",
+                    params=[city_id]).to_arrow_table()
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def store_scores(con: duckdb.DuckDBPyConnection, city_id: str, *, scores: pl.DataFrame, excluded: pl.DataFrame,
+                 rollups: pl.DataFrame, progress: pl.DataFrame, run_id: str) -> dict[str, int]:
+    """Replace one city's rows in kpi_scores (scored + excluded), kpi_rollups and kpi_progress, in one
+    transaction. Every frame must hold only that city's rows. Returns rows written per table."""
+    frames = {"kpi_scores": pl.concat([scores, excluded]), "kpi_rollups": rollups, "kpi_progress": progress}
+    for table, frame in frames.items():
+        others = frame.filter(pl.col("city_id") != city_id)
+        if others.height:
+            raise ValueError(f"{table}: rows of city {others['city_id'][0]!r} given to store_scores for {city_id!r}")
+    with transaction(con):
+        for table, frame in frames.items():
+            con.execute(f"DELETE FROM {table} WHERE city_id = ?", [city_id])
+            if frame.height:
+                insert_frame(con, table, frame.with_columns(pl.lit(run_id).alias("run_id")))
+    return {table: frame.height for table, frame in frames.items()}
+
+
+def benchmark_and_store(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, run_id: str) -> dict[str, int]:
+    """The pipeline step: targets in force for the city, scores, roll-ups and both progress methods
+    over the city's kpi_values, stored. Returns counts for the run summary."""
+    values = read_kpi_values(con, loaded.city_id)
+    targets = load_targets(loaded)
+    scores, rollups, excluded = score_release(values, targets, load_catalogue())
+    progress = assess_all(values, targets)
+    store_scores(con, loaded.city_id, scores=scores, excluded=excluded, rollups=rollups, progress=progress,
+                 run_id=run_id)
+    return {"scored": scores.height, "excluded": excluded.height,
+            **{f"progress_{s}": n for s, n in progress.filter(pl.col("method") == "un")
+               .group_by("status").len().sort("status").iter_rows()}}
+
+
+def release_frames(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> dict[str, pl.DataFrame]:
+    """The benchmarking tables for a release: run-independent columns, stable order."""
+    frames: dict[str, pl.DataFrame] = {}
+    for table, order in RELEASE_ORDER.items():
+        columns = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            [table]).fetchall() if r[0] not in ("run_id", "computed_at")]
+        arrow = con.sql(f"SELECT {', '.join(columns)} FROM {table} WHERE list_contains(?, city_id) ORDER BY {order}",
+                        params=[city_ids]).to_arrow_table()
+        frames[table] = pl.from_arrow(arrow)  # type: ignore[assignment]
+    return frames

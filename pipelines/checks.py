@@ -1,0 +1,102 @@
+"""Dagster asset checks from the quality suites (warehouse/quality). Thin: each calls one plain step.
+
+Per city, one `multi_asset_check` per stage, with one `AssetCheckSpec` per expectation:
+- core/<city>/observations: the suites of what a load writes (city facts, observations and the
+  core tables filled from the parsed sources), run right after the load. They also mark failing
+  observations, so the KPI asset must wait for them: error checks are `blocking=True`, which makes
+  Dagster run them before anything downstream.
+- out/<city>/kpi_values: the kpi_values suite and the U4SSC plausibility rules (warnings).
+
+Severity: an error check that fails is reported with severity ERROR only under `--strict`
+(QualityResource.strict); Dagster then stops everything downstream and no release is written.
+Without --strict it is reported as a failed check with severity WARN, the run goes on, and the
+dependent KPIs carry `failed_check`. Check names are `<table>__<check>`.
+"""
+
+
+import sys
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+
+from pipelines import steps
+from pipelines.resources import CitykpiResource
+from sources.config import LoadedConfig
+from warehouse.quality import CheckResult, QualitySettings
+from warehouse.quality.run import Stage, stage_suites
+from warehouse.quality.suites import all_checks
+
+
+class QualityResource(dg.ConfigurableResource):
+    """strict: blocking failures stop the run (no release); yoy_bound: the plausibility bound for
+    year-over-year changes (None: $CITYKPI_QUALITY_YOY_BOUND, else 0.5)."""
+
+    strict: bool = False
+    yoy_bound: float | None = None
+
+    def settings(self) -> QualitySettings:
+        return QualitySettings.from_env(self.yoy_bound)
+
+
+STAGE_DESCRIPTIONS: dict[Stage, str] = {
+    "core": "source, core and observations quality suites",
+    "kpis": "kpi_values quality suite and U4SSC plausibility rules",
+}
+
+
+def check_specs(stage: Stage, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(name=check.key, asset=asset_key, blocking=check.blocking,
+                              description=f"[{check.severity}] {check.table}: {check.description}",
+                              metadata={"table": check.table, "severity": check.severity})
+            for check in all_checks(stage_suites(stage))]
+
+
+def to_asset_check_result(result: CheckResult, asset_key: dg.AssetKey, *, strict: bool) -> dg.AssetCheckResult:
+    check = result.check
+    enforce = check.blocking and strict
+    if result.status == "skipped":
+        description = f"skipped: {result.note or 'inputs missing'} (nothing to judge)"
+    elif result.status == "failed" and not strict:
+        description = ("failed (blocking check, enforced only with --strict): KPIs using the failing rows are "
+                       "failed_check")
+    else:
+        description = result.status
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "status": result.status, "table": check.table, "severity": check.severity, "blocking": check.blocking,
+        "failing_count": result.failing if result.failing is not None else -1,
+        "evaluated_count": result.evaluated,
+        "sample_failing_rows": dg.MetadataValue.json(result.sample),
+    }
+    if result.expectation is not None:
+        metadata["gx_result"] = dg.MetadataValue.json(result.expectation)
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name=check.key, passed=result.status in ("passed", "skipped"),
+        severity=dg.AssetCheckSeverity.ERROR if enforce else dg.AssetCheckSeverity.WARN,
+        description=description, metadata=metadata)
+
+
+def _stage_checks(loaded: LoadedConfig, stage: Stage, asset_key: dg.AssetKey) -> dg.AssetChecksDefinition:
+    city = asset_key.path[1]
+
+    @dg.multi_asset_check(specs=check_specs(stage, asset_key), name=f"{city}_{stage}_quality",
+                          description=f"{STAGE_DESCRIPTIONS[stage]} of {loaded.config.city.name}")
+    def quality_checks(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource,
+                       quality: QualityResource) -> Iterator[dg.AssetCheckResult]:
+        results = steps.check_city(citykpi.resolved_home(), loaded, context.run.run_id, stage, quality.settings())
+        counts = {s: sum(1 for r in results if r.status == s) for s in ("passed", "failed", "warned", "skipped")}
+        message = f"{loaded.city_id}: quality {stage}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        context.log.info(message)
+        if citykpi.progress:
+            print(f"  {message}", file=sys.stderr, flush=True)
+        for result in results:
+            yield to_asset_check_result(result, asset_key, strict=quality.strict)
+
+    return quality_checks
+
+
+def build_checks(configs: Sequence[LoadedConfig], observations_keys: Sequence[dg.AssetKey],
+                 kpi_keys: Sequence[dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
+    out = []
+    for loaded, core_key, kpi_key in zip(configs, observations_keys, kpi_keys, strict=True):
+        out += [_stage_checks(loaded, "core", core_key), _stage_checks(loaded, "kpis", kpi_key)]
+    return out

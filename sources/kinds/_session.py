@@ -1,0 +1,102 @@
+"""Shared plumbing of the networked kinds: one HTTP client, one staging folder, one landing.
+
+A kind opens a `SourceFetch`, asks for JSON pages (`page`) or one file (`download`), and calls
+`land`. Pages are written straight into the staging folder as received; nothing reaches the
+landing zone unless the whole fetch succeeds, and on any error the staging folder is removed, so
+the previous snapshot and CURRENT stay as they were.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sources.config import LoadedConfig, SourceConfig
+from sources.http import JSON, Expect, Fetched, HttpClient, PageGuard
+from sources.landing import Page, Snapshot, Staging, current_snapshot, land_pages
+
+
+class SourceFetch:
+    def __init__(self, loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path) -> None:
+        self.loaded = loaded
+        self.source = source
+        self.home_root = home_root
+        previous = current_snapshot(raw_root, home_root, loaded.city_id, source.id)
+        self.client = HttpClient(source.id, source.http, home_url=source.location, previous=previous)
+        self.guard = PageGuard(self.client)
+        try:
+            self.staging = Staging(raw_root, loaded.city_id, source.id)
+        except BaseException:
+            self.client.close()
+            raise
+        self.pages: list[Page] = []
+
+    def __enter__(self) -> SourceFetch:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.client.close()
+        self.staging.discard()  # after a successful land the folder was renamed away already
+
+    def error(self, url: str, message: str) -> Exception:
+        return self.client.error(url, message)
+
+    def url(self, url: str, params: dict[str, Any] | None = None) -> str:
+        return self.client.url(url, params)
+
+    def metadata(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        """A JSON request that is not part of the snapshot (e.g. CKAN package_show)."""
+        return self.client.get(url, params, expect=JSON).data
+
+    def page(self, url: str, params: dict[str, Any] | None = None) -> Fetched:
+        """The next JSON page, landed as page-NNNN.json; loops and page counts are bounded."""
+        self.guard.check(self.client.url(url, params))
+        dest = self.staging.file(f"page-{len(self.pages) + 1:04d}.json")
+        fetched = self.client.get(url, params, expect=JSON, dest=dest)
+        self.pages.append(fetched.page())
+        return fetched
+
+    def download(self, url: str, params: dict[str, Any] | None = None, *, expect: Expect,
+                 filename: str | None = None) -> Fetched:
+        """One file (a CSV, a workbook, an export): the snapshot's only page."""
+        dest = self.staging.file(filename or file_name(url, self.source.resolved_format))
+        fetched = self.client.get(url, params, expect=expect, dest=dest)
+        self.pages.append(fetched.page())
+        return fetched
+
+    def discard_pages(self) -> None:
+        """Forget the pages fetched so far (e.g. OpenDataSoft switching from records to an export)."""
+        for page in self.pages:
+            self.staging.file(page.file).unlink(missing_ok=True)
+        self.pages.clear()
+        self.guard.seen.clear()
+
+    def land(self, *, paged: bool, **request: Any) -> Snapshot:
+        record = {"method": "GET", "headers": self.client.credentials.recorded, **request}
+        return land_pages(self.staging, self.home_root, city_id=self.loaded.city_id, source_id=self.source.id,
+                          kind=self.source.kind, location=self.source.location, fmt=self.source.resolved_format,
+                          pages=self.pages, request=record, paged=paged)
+
+
+EXTENSIONS = {"csv": ".csv", "excel": ".xlsx", "parquet": ".parquet", "json": ".json", "geojson": ".geojson",
+              "ngsi-ld": ".jsonld", "gtfs": ".zip"}
+
+
+def file_name(url: str, fmt: str) -> str:
+    """A safe local file name for a download: the URL's last path segment, else `payload.<ext>`."""
+    segment = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", segment).strip("._")[:120]
+    if not name or name in ("meta.json", "CURRENT"):
+        name = "payload"
+    if "." not in name:
+        name += EXTENSIONS.get(fmt, "")
+    return name
+
+
+def absolute(base: str, link: str) -> str:
+    """Resolve a (possibly relative) next link against the URL it came from."""
+    return urllib.parse.urljoin(base, link)

@@ -1,0 +1,1 @@
+"""Connector tests (a package, so its conftest never shadows tests/conftest.py)."""

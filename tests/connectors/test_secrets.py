@@ -1,0 +1,129 @@
+"""Secrets: only from environment variables named in the config, sent only to the source's origin,
+and never in meta.json, snapshot records, log lines (any logger, any level) or error messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from connectors.replay import FAST_HTTP, Handler, Scripted, fetch, make_city, socrata_rows
+from sources.config import LoadedConfig
+from sources.errors import ConfigError, FetchError
+
+TOKEN = "s3cr3t/App+Token=value"  # characters that change when URL-encoded, to catch encoded leaks
+DATASET = "abcd-1234"
+PATH = f"/resource/{DATASET}.json"
+ROWS = [{"year": 2019, "value": 1}, {"year": 2020, "value": 2}]
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
+    yield TOKEN
+
+
+def city(tmp_path: Path, server: HTTPServer) -> LoadedConfig:
+    return make_city(tmp_path / "city", [{
+        "id": "rows", "kind": "socrata", "target": "observations",
+        "socrata": {"base_url": server.url_for("/").rstrip("/"), "dataset": DATASET},
+        "http": {**FAST_HTTP, "headers": {"X-App-Token": "${SOCRATA_APP_TOKEN}", "Accept": "application/json"}},
+        "observations": {"year_field": "year", "variables": {"value": {"variable": "population", "unit": "person"}}},
+    }])
+
+
+def needs_token(handler: Handler) -> Handler:
+    def handle(request: Request) -> Response:
+        if request.headers.get("X-App-Token") != TOKEN:
+            return Response(b'{"message":"missing token","error":true}', status=403, content_type="application/json")
+        return handler(request)
+
+    return handle
+
+
+def all_text(home: Path) -> str:
+    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in home.rglob("*") if p.is_file())
+
+
+def test_token_is_sent_but_never_recorded_or_logged(tmp_path: Path, server: HTTPServer, home: Path, token: str,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger: ours, httpx, httpcore, stamina
+    server.expect_request(PATH).respond_with_handler(Scripted(
+        lambda r: Response("busy", status=503), needs_token(socrata_rows(ROWS))))
+    snapshot = fetch(city(tmp_path, server), home)
+    assert all(req.headers.get("X-App-Token") == token for req, _ in server.log)
+    meta = json.loads((snapshot.path.parent / "meta.json").read_text(encoding="utf-8"))
+    assert meta["request"]["headers"] == {"X-App-Token": "***", "Accept": "application/json"}
+    assert snapshot.request["headers"]["X-App-Token"] == "***"
+    for encoded in (token, "s3cr3t%2FApp%2BToken%3Dvalue", "s3cr3t"):
+        assert encoded not in all_text(home)
+        assert encoded not in caplog.text
+        assert encoded not in json.dumps(snapshot.record())
+    assert "stamina.retry_scheduled" in caplog.text or "attempt 1 of 3" in caplog.text
+
+
+def test_a_server_echoing_the_token_is_redacted_from_the_error(tmp_path: Path, server: HTTPServer, home: Path,
+                                                               token: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.expect_request(PATH).respond_with_data(
+        f'{{"message": "token {token} is not valid for this domain", "error": true}}', status=403,
+        content_type="application/json")
+    with pytest.raises(FetchError) as info:
+        fetch(city(tmp_path, server), home)
+    message = str(info.value)
+    assert "source 'rows': GET http://127.0.0.1" in message and "HTTP 403" in message
+    assert "token *** is not valid" in message
+    assert token not in message and token not in caplog.text
+
+
+def test_a_missing_environment_variable_names_it(tmp_path: Path, server: HTTPServer, home: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOCRATA_APP_TOKEN", raising=False)
+    with pytest.raises(FetchError, match=r"source 'rows': environment variable SOCRATA_APP_TOKEN is not set"):
+        fetch(city(tmp_path, server), home)
+    assert not (home / "raw").exists()  # nothing staged before the configuration was usable
+
+
+def test_the_token_is_not_sent_to_another_origin(tmp_path: Path, server: HTTPServer, home: Path,
+                                                 token: str) -> None:
+    other = HTTPServer(host="127.0.0.1", port=0)
+    other.start()
+    try:
+        other.expect_request(PATH).respond_with_handler(socrata_rows(ROWS))
+        server.expect_request(PATH).respond_with_handler(
+            lambda r: Response(status=302, headers={"Location": other.url_for(PATH) + "?" + r.query_string.decode()}))
+        snapshot = fetch(city(tmp_path, server), home)
+        assert snapshot.new
+        assert server.log[0][0].headers.get("X-App-Token") == token
+        assert other.log and all("X-App-Token" not in req.headers for req, _ in other.log)
+        assert all(req.headers.get("Accept") == "application/json" for req, _ in other.log)
+    finally:
+        other.clear()
+        other.stop()
+
+
+@pytest.mark.parametrize(("headers", "message"), [
+    ({"X-App-Token": "literal-token"}, "carries a credential: put it in an environment variable"),
+    ({"Authorization": "Apikey abc"}, "carries a credential"),
+    ({"X-App-Token": "${not valid}"}, r"write an environment reference as \$\{NAME\}"),
+])
+def test_credentials_in_the_config_are_rejected(tmp_path: Path, headers: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.http\.headers: .*" + message):
+        make_city(tmp_path / "city", [{
+            "id": "rows", "kind": "socrata", "target": "observations",
+            "socrata": {"domain": "data.example.org", "dataset": DATASET}, "http": {"headers": headers},
+            "observations": {"year_field": "year", "variables": {"value": {"variable": "population",
+                                                                          "unit": "person"}}},
+        }])
+
+
+def test_a_secret_in_a_url_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"a location never holds a secret"):
+        make_city(tmp_path / "city", [{
+            "id": "f", "kind": "http", "target": "transit_feed", "format": "gtfs",
+            "location": "https://example.org/gtfs.zip?key=${GTFS_KEY}"}])

@@ -1,0 +1,135 @@
+"""Socrata SODA replay: the real sodapy bike-counter pages (1000 rows, then 1), paged by $offset."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from connectors.replay import FAST_HTTP, fetch, make_city, snapshot_dirs, socrata_files, socrata_rows
+from sources.config import LoadedConfig
+from sources.errors import FetchError
+from sources.landing import Page, pages_sha256
+from warehouse.load import read_table
+
+DATASET = "abcd-1234"
+
+
+def bike_pages(payloads: Path) -> dict[int, bytes]:
+    folder = payloads / "socrata"
+    return {0: (folder / "sodapy_resource_bike_counts_page_1.json").read_bytes(),
+            1000: (folder / "sodapy_resource_bike_counts_page_2.json").read_bytes()}
+
+
+def bike_city(tmp_path: Path, server: HTTPServer, **http: object) -> LoadedConfig:
+    return make_city(tmp_path / "city", [{
+        "id": "bikes", "kind": "socrata", "target": "observations",
+        "socrata": {"base_url": server.url_for("/").rstrip("/"), "dataset": DATASET},
+        "http": {**FAST_HTTP, **http},
+        "observations": {"year_field": "id", "variables": {"counts": {"variable": "population", "unit": "person"}}},
+    }])
+
+
+def test_pages_are_landed_byte_for_byte_with_request_metadata(tmp_path: Path, server: HTTPServer,
+                                                               payloads: Path, home: Path) -> None:
+    pages = bike_pages(payloads)
+    server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(socrata_files(pages))
+    snapshot = fetch(bike_city(tmp_path, server), home)
+
+    assert snapshot.new and snapshot.paged and snapshot.kind == "socrata"
+    assert [p.name for p in snapshot.pages] == ["page-0001.json", "page-0002.json"]
+    assert [p.read_bytes() for p in snapshot.pages] == [pages[0], pages[1000]]
+    meta = json.loads((snapshot.path.parent / "meta.json").read_text(encoding="utf-8"))
+    assert [page["status"] for page in meta["pages"]] == [200, 200]
+    assert "%24offset=1000" in meta["pages"][1]["url"] and "%24order=%3Aid" in meta["pages"][1]["url"]
+    assert meta["pages"][0]["headers"]["content-type"].startswith("application/json")
+    assert meta["pages"][0]["bytes"] == len(pages[0])
+    assert meta["size_bytes"] == len(pages[0]) + len(pages[1000])
+    # The content hash covers both pages in order (sha256sum-style listing of the pages).
+    listing = "".join(f"{p['sha256']}  {p['file']}\n" for p in meta["pages"])
+    assert snapshot.content_sha256 == hashlib.sha256(listing.encode()).hexdigest()
+    assert snapshot.path.parent.name == snapshot.content_sha256
+    assert meta["request"]["rows"] == 1001
+
+
+def test_read_table_concatenates_pages_with_page_and_record_row_numbers(tmp_path: Path, server: HTTPServer,
+                                                                        payloads: Path, home: Path) -> None:
+    server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(socrata_files(bike_pages(payloads)))
+    loaded = bike_city(tmp_path, server)
+    snapshot = fetch(loaded, home)
+    table = read_table(loaded.config.sources[0], snapshot)
+    assert table.columns == ["id", "date", "counts", "status"]
+    assert len(table.rows) == 1001
+    assert table.rows[0] == ["100009424", "2016-09-21T15:45:00.000", "100", "0"]
+    assert table.rows[-1] == ["100009424", "2016-10-02T01:45:00.000", "3", "0"]
+    last = table.row_numbers[-1]
+    assert last == 1001 and str(last) == "1001 (page 2 record 1)"
+    assert str(table.row_numbers[16]) == "17 (page 1 record 17)"
+    assert table.display_name == "page-0001.json..page-0002.json"
+
+
+def test_paging_stops_on_an_empty_page(tmp_path: Path, server: HTTPServer, home: Path) -> None:
+    rows = [{"year": 2000 + i, "value": i} for i in range(4)]
+    server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(socrata_rows(rows))
+    loaded = make_city(tmp_path / "city", [{
+        "id": "rows", "kind": "socrata", "target": "observations",
+        "socrata": {"base_url": server.url_for("/").rstrip("/"), "dataset": DATASET, "page_size": 2},
+        "http": FAST_HTTP,
+        "observations": {"year_field": "year", "variables": {"value": {"variable": "population", "unit": "person"}}},
+    }])
+    snapshot = fetch(loaded, home)
+    # 2 + 2 rows, then an empty page: an exact multiple of the page size needs the empty page to stop.
+    assert [p.read_bytes() for p in snapshot.pages][-1] == b"[]"
+    assert len(snapshot.pages) == 3
+    assert len(read_table(loaded.config.sources[0], snapshot).rows) == 4
+
+
+def test_max_pages_bounds_a_source_that_never_ends(tmp_path: Path, server: HTTPServer, home: Path) -> None:
+    endless = socrata_rows([{"year": 2000, "value": 1}] * 100)
+    server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(endless)
+    loaded = make_city(tmp_path / "city", [{
+        "id": "rows", "kind": "socrata", "target": "observations",
+        "socrata": {"base_url": server.url_for("/").rstrip("/"), "dataset": DATASET, "page_size": 5},
+        "http": {**FAST_HTTP, "max_pages": 3},
+        "observations": {"year_field": "year", "variables": {"value": {"variable": "population", "unit": "person"}}},
+    }])
+    with pytest.raises(FetchError, match=r"source 'rows': GET http://127\.0\.0\.1:\d+/resource/.*max_pages \(3\)"):
+        fetch(loaded, home)
+    assert snapshot_dirs(home, "replay-city", "rows") == []
+
+
+def test_etag_revalidation_makes_no_new_snapshot(tmp_path: Path, server: HTTPServer, payloads: Path,
+                                                 home: Path) -> None:
+    pages = bike_pages(payloads)
+    server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(socrata_files(pages, etag=True))
+    loaded = bike_city(tmp_path, server)
+    first = fetch(loaded, home)
+    second = fetch(loaded, home)
+    assert second.new is False
+    assert second.snapshot_id == first.snapshot_id
+    assert snapshot_dirs(home, "replay-city", "bikes") == [first.content_sha256]
+    conditional = [req for req, _ in server.log if req.headers.get("If-None-Match")]
+    assert len(conditional) == 2  # both pages were revalidated
+    assert all(resp.status_code == 304 for req, resp in server.log[2:])
+
+
+def test_one_changed_page_reuses_the_unchanged_one(tmp_path: Path, server: HTTPServer, payloads: Path,
+                                                   home: Path) -> None:
+    pages = bike_pages(payloads)
+    server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(socrata_files(pages, etag=True))
+    loaded = bike_city(tmp_path, server)
+    first = fetch(loaded, home)
+    server.clear()
+    changed = {0: pages[0], 1000: b'[{"id":"100009424","date":"2016-10-02T02:00:00.000","counts":"5","status":"0"}]'}
+    server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(socrata_files(changed, etag=True))
+    second = fetch(loaded, home)
+    assert second.new is True and second.snapshot_id != first.snapshot_id
+    meta = json.loads((second.path.parent / "meta.json").read_text(encoding="utf-8"))
+    assert [p["status"] for p in meta["pages"]] == [304, 200]
+    assert meta["pages"][0]["reused_from"] == first.snapshot_id
+    assert second.pages[0].read_bytes() == pages[0]
+    listed = [Page(p["file"], p["url"], p["status"], p["headers"], p["sha256"], p["bytes"]) for p in meta["pages"]]
+    assert pages_sha256(listed) == second.content_sha256

@@ -1,0 +1,139 @@
+"""The quality suites themselves: generated from metadata, measured in DuckDB, judged by GX.
+
+Small hand-made warehouses (real DuckDB files with the migrations applied) pin down the parts
+the demo city cannot reach: the readings bitmap uniqueness (and its exact fallback for
+sub-hourly data), plausibility rules that are skipped for missing inputs, the configurable
+year-over-year bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from kpis.catalogue import indicators_by_id
+from warehouse.db import connect
+from warehouse.quality import QualitySettings, SuiteContext
+from warehouse.quality import metadata as md
+from warehouse.quality.gx import validate
+from warehouse.quality.measure import measure_suite
+from warehouse.quality.plausibility import plausibility_suite
+from warehouse.quality.readings import readings_suite
+from warehouse.quality.run import stage_suites
+from warehouse.quality.suites import all_checks
+
+CTX = SuiteContext("c", "DE", (2022, 2023))
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = connect(tmp_path / "warehouse.duckdb")
+    yield connection
+    connection.close()
+
+
+def test_suites_are_generated_from_the_catalogue_and_the_variables() -> None:
+    by_id = indicators_by_id()
+    percentages = md.percentage_indicators()
+    assert "EC:ICT:ICT:1C" in percentages and "EC:P:IN:3A" in percentages
+    assert all(by_id[i].unit.startswith("%") for i in percentages)
+    assert "EC:ICT:ICT:3C" in md.non_negative_indicators()          # per 100,000 inhabitants
+    rules = {r.name: r for r in md.share_rules()}
+    assert rules["households_with_internet_le_households_total"].indicator_id == "EC:ICT:ICT:1C"
+    # Subscriptions per household is not a share (different units): no numerator <= denominator rule.
+    assert not any(r.numerator == "fixed_broadband_subscriptions" for r in rules.values())
+    waste = rules["solid_waste_treated_t_le_solid_waste_total_t"]
+    assert set(waste.numerator_data_points) == set(by_id["EN:EN:WA:1C"].data_points)
+    assert "population" in md.count_variables() and "police_officers_fte" not in md.count_variables()
+    names = [c.key for c in all_checks(stage_suites("core") + stage_suites("kpis"))]
+    assert len(names) == len(set(names))
+    assert {c.table for c in all_checks(stage_suites("core"))} == {
+        "city", "observations", "core_areas", "core_points", "core_readings", "core_transit_stops"}
+
+
+def _readings(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str, float]]) -> None:
+    con.execute("INSERT INTO core_points VALUES ('c', 'station', 'S1', NULL, 10, 51, NULL, 's', 'x', 'r')")
+    con.executemany("""INSERT INTO core_readings VALUES ('c', ?, CAST(? AS TIMESTAMPTZ), 'air_concentration_ugm3',
+                       ?, ?, 's', 'x')""", rows)
+
+
+def _measured(con: duckdb.DuckDBPyConnection, ctx: SuiteContext = CTX) -> dict[str, int | None]:
+    return {m.check.name: m.failing for m in measure_suite(con, ctx, readings_suite())}
+
+
+def test_readings_uniqueness_by_hour_bitmap_is_exact(con: duckdb.DuckDBPyConnection) -> None:
+    hours = [f"2022-01-01 {h:02d}:00:00+00" for h in range(24)]
+    _readings(con, [("S1", t, "PM10", 20.0) for t in hours] + [("S1", hours[3], "PM10", 21.0),
+                                                               ("S1", hours[3], "PM10", 22.0),
+                                                               ("S1", hours[5], "PM2.5", 9.0),
+                                                               ("S2", hours[0], "CO", -1.0)])
+    found = _measured(con)
+    assert found["unique_key"] == 2                   # two surplus rows in one hour of one series
+    assert found["non_negative"] == 1 and found["finite_value"] == 0 and found["not_null"] == 0
+    assert found["station_reference"] == 1            # S2 is not in core_points
+    assert found["data_point_codelist"] == 1          # CO is read by no formula
+    assert found["time_series_complete"] == 3         # three series, none has 2023
+    assert found["coverage"] == 3                     # a day is far below 75 % of a year
+    measurement = next(m for m in measure_suite(con, CTX, readings_suite()) if m.check.name == "unique_key")
+    assert measurement.sample[0]["rows"] == 3
+    assert {(a["area_id"], a["data_point"], a["year"]) for a in measurement.affected} == {("S1", "PM10", 2022)}
+
+
+def test_readings_uniqueness_falls_back_to_exact_for_sub_hourly_data(con: duckdb.DuckDBPyConnection) -> None:
+    # Two readings in one hour are not duplicates; the same minute twice is.
+    _readings(con, [("S1", "2022-01-01 00:10:00+00", "PM10", 1.0), ("S1", "2022-01-01 00:40:00+00", "PM10", 2.0),
+                    ("S1", "2022-01-01 00:40:00+00", "PM10", 3.0)])
+    assert _measured(con)["unique_key"] == 1
+
+
+def _kpi(con: duckdb.DuckDBPyConnection, indicator: str, year: int, value: float | None) -> None:
+    con.execute("""INSERT INTO kpi_values (city_id, year, indicator_id, framework, data_point, value, unit, status,
+                   inputs, run_id) VALUES ('c', ?, ?, 'u4ssc', NULL, ?, '%', ?, '[]', 'r')""",
+                [year, indicator, value, "computed" if value is not None else "missing"])
+
+
+def test_plausibility_rules_warn_skip_and_use_the_configured_bound(con: duckdb.DuckDBPyConnection) -> None:
+    _kpi(con, "EC:ICT:ICT:1C", 2022, 80.0)
+    _kpi(con, "EC:ICT:ICT:2C", 2022, 85.0)            # more fixed broadband than Internet access: warn
+    _kpi(con, "EC:P:IN:3A", 2022, 96.0)
+    _kpi(con, "EC:P:IN:3A", 2023, 60.0)               # SMEs below 95 % and a 37.5 % drop
+    _kpi(con, "EC:I:WS:2C", 2022, None)               # potable water not computed: rule skipped
+    measurements = measure_suite(con, CTX, plausibility_suite())
+    found = {m.check.name: m.failing for m in measurements}
+    assert found["plausible_fixed_broadband_le_internet"] == 1
+    assert found["plausible_sme_share_above_95"] == 1
+    assert found["plausible_potable_le_basic_water"] is None
+    assert found["plausible_year_over_year"] == 0     # 37.5 % is within the default 50 %
+    strict = SuiteContext("c", "DE", (2022, 2023), QualitySettings(yoy_bound=0.3))
+    assert {m.check.name: m.failing for m in measure_suite(con, strict, plausibility_suite())}[
+        "plausible_year_over_year"] == 1
+
+    results = {r.check.name: r for r in validate(measurements, "test")}
+    assert results["plausible_fixed_broadband_le_internet"].status == "warned"
+    assert results["plausible_potable_le_basic_water"].status == "skipped"
+    assert results["plausible_potable_le_basic_water"].expectation is None
+    passed = results["plausible_year_over_year"]
+    assert passed.status == "passed" and passed.expectation is not None
+    assert passed.expectation["expectation_config"]["severity"] == "warning"
+    assert passed.expectation["expectation_config"]["kwargs"]["column"] == "kpi_values__plausible_year_over_year"
+
+
+def test_great_expectations_results_are_real_validation_results() -> None:
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    from warehouse.quality.gx import _batch_definition, expectation_for
+    from warehouse.quality.model import Measurement
+
+    check = next(c for c in all_checks(stage_suites("kpis")) if c.name == "percentage_range")
+    measurement = Measurement(check, 3, 10)
+    suite_result = _batch_definition().get_batch(
+        batch_parameters={"dataframe": __import__("pandas").DataFrame([{check.key: 3}])}).validate(
+        expectation_for(measurement))
+    assert isinstance(suite_result, ExpectationValidationResult)
+    assert suite_result.success is False and suite_result.result["observed_value"] == 3
+    (result,) = validate([measurement], "test")
+    assert result.expectation is not None
+    assert (result.status, result.failing, result.expectation["success"]) == ("failed", 3, False)

@@ -1,0 +1,75 @@
+"""Stored results (`quality_results`, migration 0002) and what releases and `--strict` read from them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from sources.errors import CitykpiError
+from warehouse.quality.model import CheckResult
+from warehouse.quality.sql import json_safe
+
+_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+            "run_id": pl.String, "city_id": pl.String, "table_name": pl.String, "check_name": pl.String,
+            "severity": pl.String, "status": pl.String, "failing_count": pl.Int64, "evaluated_count": pl.Int64,
+            "sample": pl.String, "description": pl.String, "expectation": pl.String,
+            "evaluated_at": pl.Datetime("us", "UTC")}
+
+
+def store_results(con: duckdb.DuckDBPyConnection, city_id: str, run_id: str, results: Sequence[CheckResult]) -> None:
+    """Insert (or replace, when a check is re-run in the same run) one row per result."""
+    if not results:
+        return
+    now = datetime.now(UTC)
+    rows = [(run_id, city_id, r.check.table, r.check.name, r.check.severity, r.status, r.failing, r.evaluated,
+             json.dumps(json_safe(r.sample), ensure_ascii=False),
+             r.check.description if not r.note else f"{r.check.description} ({r.note})",
+             json.dumps(json_safe(r.expectation), ensure_ascii=False) if r.expectation is not None else None, now)
+            for r in results]
+    # One INSERT from a frame: executemany() costs a round trip per row (~5 ms each in DuckDB).
+    con.register("_quality_results", pl.DataFrame(rows, schema=_COLUMNS, orient="row").to_arrow())
+    try:
+        con.execute(f"INSERT OR REPLACE INTO quality_results ({', '.join(_COLUMNS)}) "
+                    f"SELECT {', '.join(_COLUMNS)} FROM _quality_results")
+    finally:
+        con.unregister("_quality_results")
+
+
+def quality_summary(con: duckdb.DuckDBPyConnection, run_id: str, city_ids: Sequence[str]) -> dict[str, Any]:
+    """The release manifest's `quality` block: counts by status and the checks that did not pass."""
+    rows = con.execute("""SELECT city_id, table_name, check_name, severity, status, failing_count
+                          FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)
+                          ORDER BY city_id, table_name, check_name""", [run_id, list(city_ids)]).fetchall()
+    counts = {status: sum(1 for r in rows if r[4] == status) for status in ("passed", "failed", "warned", "skipped")}
+    listed = [{"city_id": c, "table": t, "check": k, "severity": s, "failing_count": n}
+              for c, t, k, s, status, n in rows if status in ("failed", "warned")]
+    return {"run_id": run_id, "checks_run": counts["passed"] + counts["failed"] + counts["warned"], **counts,
+            "failed_checks": [e for e in listed if e["severity"] == "error"],
+            "warned_checks": [e for e in listed if e["severity"] == "warning"]}
+
+
+def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str, city_ids: Sequence[str]) -> list[str]:
+    """'city/table.check (n failing)' for every failed error check of the run."""
+    rows = con.execute("""SELECT city_id, table_name, check_name, failing_count FROM quality_results
+                          WHERE run_id = ? AND list_contains(?, city_id) AND severity = 'error' AND status = 'failed'
+                          ORDER BY ALL""", [run_id, list(city_ids)]).fetchall()
+    return [f"{c}/{t}.{k} ({n:,} failing)" for c, t, k, n in rows]
+
+
+class QualityGateError(CitykpiError):
+    """`--strict`: a blocking check failed, so no release is published (the CLI exits with status 2)."""
+
+    def __init__(self, run_id: str, failures: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.failures = list(failures)
+        more = len(self.failures) - 8
+        shown = "; ".join(self.failures[:8]) + (f"; and {more} more" if more > 0 else "")
+        super().__init__(f"--strict: {len(self.failures)} blocking quality check(s) failed, so no release was "
+                         f"published: {shown}. The warehouse holds the checked data with the failing rows marked; "
+                         f"see quality_results for run {run_id} (samples of failing rows), or run without --strict "
+                         "to publish with the dependent KPIs as failed_check.")

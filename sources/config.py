@@ -246,6 +246,20 @@ _EXPORT_FORMATS: dict[str, str] = {"json": "json", "csv": "csv", "geojson": "geo
                                    "excel": "xlsx"}
 
 
+# The U4SSC data-collection template's data-quality categories (Verification Manual p163), in
+# the template's order from best to worst: config code -> the template's label.
+DATA_QUALITY_LABELS: dict[str, str] = {
+    "accurate_measurement": "Based on accurate measurements",
+    "survey_extrapolation": "Extrapolated from a survey of inhabitants",
+    "higher_level_extrapolation": "Extrapolated from higher-level data",
+    "assumption_estimate": "Estimation based on assumptions",
+    "personal_estimate": "Personal estimation",
+    "unknown_methodology": "Unknown methodology, not traceable",
+}
+DataQuality = Literal["accurate_measurement", "survey_extrapolation", "higher_level_extrapolation",
+                      "assumption_estimate", "personal_estimate", "unknown_methodology"]
+
+
 class SourceConfig(_Strict):
     id: Annotated[str, Field(pattern=SLUG)]
     kind: SourceKind = Field(description="How the source is fetched. See `citykpi sources`.")
@@ -256,6 +270,10 @@ class SourceConfig(_Strict):
     target: SourceTarget
     description: str = ""
     license: str | None = None
+    data_quality: DataQuality | None = Field(default=None, description=(
+        "U4SSC data-quality category of this source's figures; fills the submission workbook."))
+    data_origin: str | None = Field(default=None, description=(
+        "U4SSC data origin, e.g. 'Municipal statistics office (register data)'."))
     csv: CsvOptions | None = None
     excel: ExcelOptions | None = None
     http: HttpOptions | None = Field(default=None, description="HTTP settings for networked kinds.")

@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from sources.config import DATA_QUALITY_LABELS
 from sources.errors import CitykpiError
 from warehouse.home import Home
 from warehouse.publish import (
@@ -197,8 +198,9 @@ def source_infos(cities: list[dict[str, Any]], snapshots: list[dict[str, Any]]) 
             description=getattr(source, "description", "") or "", license=getattr(source, "license", None),
             kind=snap.get("kind") or "", location=snap.get("location") or "", format=snap.get("format") or "",
             snapshot_id=snap.get("snapshot_id") or "", content_sha256=snap.get("content_sha256") or "",
-            # Declared per source once city configs carry the U4SSC vocabulary (issue #5).
-            data_quality=getattr(source, "data_quality", None), data_origin=getattr(source, "data_origin", None)))
+            # The U4SSC template's vocabulary, declared per source in the city config.
+            data_quality=DATA_QUALITY_LABELS.get(getattr(source, "data_quality", None) or ""),
+            data_origin=getattr(source, "data_origin", None)))
     return tuple(infos)
 
 

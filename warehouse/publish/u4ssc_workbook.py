@@ -33,19 +33,13 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import tostring
 
 from kpis.catalogue import Indicator
+from sources.config import DATA_QUALITY_LABELS
 from warehouse.publish import FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
 
 ROLE = "u4ssc_workbook"
 FOLDER = "u4ssc"
 # The U4SSC template's six data-quality categories (VM p163), best first.
-DATA_QUALITY = [
-    "Based on accurate measurements",
-    "Extrapolated from a survey of inhabitants",
-    "Extrapolated from higher-level data",
-    "Estimation based on assumptions",
-    "Personal estimation",
-    "Unknown methodology, not traceable",
-]
+DATA_QUALITY = list(DATA_QUALITY_LABELS.values())  # the template's order, best first
 # Fixed document and zip-entry dates: a workbook's bytes must not depend on when it was written.
 DOC_DATE = datetime(1980, 1, 1)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)

@@ -1,7 +1,8 @@
 """Dagster assets built from city configs. Thin: each calls one plain step in `pipelines.steps`.
 
 Keys: raw/<city>/<source> (landing-zone snapshot), core/<city>/observations (canonical and
-derived observations), out/<city>/kpi_values, out/release (one release for all cities).
+derived observations), out/<city>/kpi_values, out/<city>/scores (U4SSC scores, roll-ups and progress
+against the targets in force), out/release (one release for all cities).
 Asset checks (pipelines/checks.py): the quality suites on core/<city>/observations and
 out/<city>/kpi_values, named <table>__<check>.
 """
@@ -77,8 +78,23 @@ def _kpi_asset(loaded: LoadedConfig, observations_key: dg.AssetKey) -> dg.Assets
     return kpi_values
 
 
-def _release_asset(configs: Sequence[LoadedConfig], kpi_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
-    @dg.asset(key=["out", "release"], deps=kpi_keys, group_name="out", kinds={"parquet", "csv"},
+def _scores_asset(loaded: LoadedConfig, kpi_key: dg.AssetKey) -> dg.AssetsDefinition:
+    city = key_part(loaded.city_id)
+
+    @dg.asset(key=["out", city, "scores"], deps=[kpi_key], group_name="out", kinds={"duckdb"},
+              description=f"U4SSC scores and roll-ups against the targets in force, and progress towards them, "
+                          f"of {loaded.config.city.name} (kpi_scores, kpi_rollups, kpi_progress). Targets are "
+                          "public references, not the official U4SSC benchmarks.")
+    def scores(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
+        counts = steps.benchmark_city(citykpi.resolved_home(), loaded, context.run.run_id)
+        citykpi.say(context, f"{loaded.city_id}: scores " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return dg.MaterializeResult(metadata=dict(counts))
+
+    return scores
+
+
+def _release_asset(configs: Sequence[LoadedConfig], upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(key=["out", "release"], deps=upstream, group_name="out", kinds={"parquet", "csv"},
               description="A new immutable release of every city's indicator values under <home>/releases/.")
     def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource,
                 quality: QualityResource) -> dg.MaterializeResult:
@@ -93,14 +109,16 @@ def _release_asset(configs: Sequence[LoadedConfig], kpi_keys: Sequence[dg.AssetK
 
 def build_assets(configs: Sequence[LoadedConfig]) -> list[dg.AssetsDefinition]:
     assets: list[dg.AssetsDefinition] = []
-    kpi_keys = []
+    score_keys = []
     for loaded in configs:
         raws = [_raw_asset(loaded, source) for source in loaded.config.sources]
         observations = _observations_asset(loaded, [a.key for a in raws])
         kpis = _kpi_asset(loaded, observations.key)
-        assets += [*raws, observations, kpis]
-        kpi_keys.append(kpis.key)
-    assets.append(_release_asset(configs, kpi_keys))
+        scores = _scores_asset(loaded, kpis.key)
+        assets += [*raws, observations, kpis, scores]
+        score_keys.append(scores.key)
+    # The scores depend on the KPI values, so the release waits for both.
+    assets.append(_release_asset(configs, score_keys))
     return assets
 
 

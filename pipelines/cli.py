@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a city config (keys, variables, units, files)")
     validate.add_argument("configs", nargs="+", metavar="CONFIG")
 
+    coverage = sub.add_parser("coverage", help="which indicators a config can compute, and what each one lacks")
+    coverage.add_argument("config", metavar="CONFIG")
+    coverage.add_argument("--status", choices=["computed", "missing", "not_applicable"],
+                          help="list only indicators with this status")
+
     schema = sub.add_parser("schema", help="print the city config JSON Schema")
     schema.add_argument("--output", "-o", help="write to this file instead of stdout")
 
@@ -149,9 +154,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from kpis.benchmarking.targets import city_targets_path, load_targets
+
     for loaded in _load_configs(args.configs):
         sources = len(loaded.config.sources)
-        print(f"{loaded.path}: OK (city {loaded.city_id}, {sources} source{'s' if sources != 1 else ''})")
+        own = city_targets_path(loaded)
+        # The city's target table beside the config is checked too (it stops a run the same way).
+        targets = f", targets {own.name}: {load_targets(loaded).height} in force" if own.exists() else ""
+        print(f"{loaded.path}: OK (city {loaded.city_id}, {sources} source{'s' if sources != 1 else ''}{targets})")
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from kpis.coverage import coverage, format_coverage
+
+    (loaded,) = _load_configs([args.config], check_files=False)
+    print(format_coverage(coverage(loaded), only=args.status))
     return 0
 
 
@@ -298,7 +316,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "sources": cmd_sources,
-            "variables": cmd_variables, "indicators": cmd_indicators, "releases": cmd_releases, "demo": cmd_demo,
+            "coverage": cmd_coverage, "variables": cmd_variables, "indicators": cmd_indicators,
+            "releases": cmd_releases, "demo": cmd_demo,
             "targets": cmd_targets, "publish": cmd_publish}
 
 

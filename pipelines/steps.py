@@ -63,6 +63,20 @@ def compute_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, int
     return {status: int(n) for status, n in values.group_by("status").len().sort("status").iter_rows()}
 
 
+def benchmark_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, int]:
+    """Score the city's U4SSC KPIs against the targets in force and assess progress (after compute_city).
+
+    Replaces the city's rows in kpi_scores, kpi_rollups and kpi_progress in one transaction; returns
+    counts (scored, excluded, progress_<status> of the UN method) for the run summary."""
+    from kpis.benchmarking.store import benchmark_and_store
+
+    con = connect(home.warehouse_path)
+    try:
+        return benchmark_and_store(con, loaded, run_id)
+    finally:
+        con.close()
+
+
 def quality_context(loaded: LoadedConfig, settings: QualitySettings | None = None) -> SuiteContext:
     city = loaded.config.city
     return SuiteContext(city.id, city.country, tuple(city.reporting_years), settings or QualitySettings.from_env())
@@ -142,5 +156,6 @@ def run_plain(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: 
         kpis = check_city(home, loaded, run_id, "kpis")
         if strict:
             enforce_strict(run_id, loaded.city_id, kpis)
+        benchmark_city(home, loaded, run_id)
     release = publish(home, configs, run_id, extra={"loads": loads}, strict=strict)
     return RunResult(run_id, release, status, loads)

@@ -20,11 +20,17 @@ from sources.errors import ConfigError
 
 CONFIG_VERSION: Literal[1] = 1
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
-SourceFormat = Literal["csv", "excel", "parquet", "json", "geojson", "ngsi-ld", "gtfs"]
+SourceFormat = Literal["csv", "excel", "parquet", "json", "geojson", "ngsi-ld", "gtfs", "xml"]
 SourceTarget = Literal["observations", "areas", "points", "readings", "transit_feed"]
-SourceKind = Literal["file", "http", "ckan", "socrata", "opendatasoft", "worldbank"]
+SourceKind = Literal["file", "http", "ckan", "socrata", "opendatasoft", "worldbank", "ngsi_ld", "ngsi_v2", "openaq",
+                     "eurostat", "overpass"]
 # Kinds whose endpoint is built from their own options block, not from `location`.
-API_KINDS: tuple[str, ...] = ("ckan", "socrata", "opendatasoft", "worldbank")
+API_KINDS: tuple[str, ...] = ("ckan", "socrata", "opendatasoft", "worldbank", "ngsi_ld", "ngsi_v2", "openaq",
+                              "eurostat", "overpass")
+# Paged JSON kinds that may feed a target besides observations (entities / stations as points).
+_PAGED_TARGETS: dict[str, tuple[str, ...]] = {"ngsi_ld": ("points", "observations"),
+                                              "ngsi_v2": ("points", "observations"),
+                                              "openaq": ("points", "observations")}
 NETWORK_KINDS: tuple[str, ...] = ("http", *API_KINDS)
 SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Header names that carry credentials: their value must come from the environment.
@@ -81,6 +87,14 @@ class VariableMapping(_Strict):
     variable: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     unit: str = Field(min_length=1, description="Unit as published by the source, e.g. 'acre', 'gal'.")
     data_point: str | None = Field(default=None, description="Sub-series, e.g. 'PM2.5' or 'recycled'.")
+    columns: list[str] | None = Field(default=None, min_length=1, description=(
+        "Wide layout only: the value is the sum of these columns (empty cells are skipped; all empty is an "
+        "empty value), and the key of this entry is only a label."))
+    share_of: str | None = Field(default=None, description=(
+        "The published value is a share of this column's number (e.g. of households): value = share x "
+        "that column, in `unit` (the unit of that column's count)."))
+    share_in: Literal["percent", "fraction"] = Field(default="percent", description=(
+        "With share_of: the share is written as a percentage (0-100) or a fraction (0-1)."))
 
 
 class CsvOptions(_Strict):
@@ -98,6 +112,13 @@ class ExcelOptions(_Strict):
     header_row: int = Field(default=1, ge=1, description="1-based row holding the column names.")
 
 
+class AggregateCompleteness(_Strict):
+    """When an aggregated value counts as complete: its rows cover `count` distinct values of `field`."""
+
+    field: str
+    count: int = Field(ge=1, description="e.g. 12 for the months of a year")
+
+
 class ObservationsMapping(_Strict):
     """Tabular statistics: one value per (year, variable[, area]).
 
@@ -106,14 +127,48 @@ class ObservationsMapping(_Strict):
     """
 
     layout: Literal["wide", "long"] = "wide"
-    year_field: str
+    year_field: str | None = Field(default=None, description="Column holding the year (required unless `year`).")
     area_field: str | None = None
     area_type: str = "district"
     variable_field: str | None = None
     value_field: str | None = None
     variables: dict[str, VariableMapping] = Field(min_length=1)
+    year: int | None = Field(default=None, ge=1900, le=2100, description=(
+        "A constant year for every row (a one-off survey); excludes `year_field`."))
+    year_pattern: str | None = Field(default=None, description=(
+        "Regular expression with one group capturing the four-digit year in `year_field`, e.g. "
+        "'^Annual Average (\\d{4})$' or '^(\\d{4}) / \\d{2}$'. Rows that do not match are skipped and counted."))
+    where: dict[str, str | list[str]] = Field(default_factory=dict, description=(
+        "Keep only rows whose field equals the value (or one of the listed values); other rows are "
+        "counted as filtered, e.g. {Geo Type Name: Citywide}."))
+    aggregate: Literal["sum", "mean"] | None = Field(default=None, description=(
+        "Combine every row with the same (year, variable, data point, area) into one observation: "
+        "sum (monthly tonnage -> annual) or mean (monthly rates -> annual average). Rows repeated "
+        "cell for cell are counted once."))
+    aggregate_complete: AggregateCompleteness | None = Field(default=None, description=(
+        "With `aggregate`: keep a combined value only when its rows cover `count` distinct values of "
+        "`field` (e.g. 12 months); incomplete years are dropped and counted."))
 
     @model_validator(mode="after")
+    def _observation_options(self) -> ObservationsMapping:
+        if (self.year is None) == (self.year_field is None):
+            raise ValueError("give exactly one of year_field (a column) and year (a constant)")
+        if self.year_pattern is not None:
+            if self.year_field is None:
+                raise ValueError("year_pattern needs year_field")
+            try:
+                groups = re.compile(self.year_pattern).groups
+            except re.error as exc:
+                raise ValueError(f"year_pattern is not a valid regular expression: {exc}") from None
+            if groups != 1:
+                raise ValueError("year_pattern needs exactly one group capturing the year")
+        if self.aggregate_complete is not None and self.aggregate is None:
+            raise ValueError("aggregate_complete needs aggregate")
+        for key, vm in self.variables.items():
+            if vm.columns is not None and self.layout != "wide":
+                raise ValueError(f"variables.{key}.columns only applies to layout 'wide'")
+        return self._long_needs_fields()
+
     def _long_needs_fields(self) -> ObservationsMapping:
         if self.layout == "long" and (self.variable_field is None or self.value_field is None):
             raise ValueError("layout 'long' needs variable_field and value_field")
@@ -242,6 +297,117 @@ class WorldBankOptions(_Strict):
     base_url: Annotated[str, Field(pattern=HTTP_URL)] = "https://api.worldbank.org/v2"
 
 
+class NgsiLdTemporalOptions(_Strict):
+    """NGSI-LD temporal API (e.g. Mintaka): attribute histories, paged by `pageAnchor` (206 + Next-Page)."""
+
+    url: Annotated[str | None, Field(pattern=HTTP_URL, description=(
+        "Temporal endpoint; default <base_url>/ngsi-ld/v1/temporal/entities (Mintaka: http://mintaka:8080/"
+        "temporal/entities)."))] = None
+    attrs: str | None = Field(default=None, description="Attributes whose history is wanted, e.g. 'no2,pm10'.")
+    timerel: Literal["before", "after", "between"] = "between"
+    time_at: str = Field(min_length=4, description="ISO 8601 start (or the instant for before/after).")
+    end_time_at: str | None = Field(default=None, description="ISO 8601 end, for timerel 'between'.")
+    last_n: int | None = Field(default=None, ge=1, description="Only the last N instances of each attribute.")
+    time_property: Literal["observedAt", "modifiedAt", "createdAt"] = "observedAt"
+    page_size: int = Field(default=100, ge=1, le=1000, description="`pageSize`: entities per page.")
+
+    @model_validator(mode="after")
+    def _between_needs_end(self) -> NgsiLdTemporalOptions:
+        if self.timerel == "between" and self.end_time_at is None:
+            raise ValueError("timerel 'between' needs end_time_at")
+        return self
+
+
+class NgsiLdOptions(_Strict):
+    """FIWARE NGSI-LD context broker: `/ngsi-ld/v1/entities?type=` paged by limit/offset, count=true."""
+
+    base_url: Annotated[str, Field(pattern=HTTP_URL, description="Broker root, e.g. http://orion-ld:1026")]
+    type: str = Field(min_length=1, description="Entity type (short name under `context`, or a full URI).")
+    context: Annotated[str | None, Field(pattern=HTTP_URL, description=(
+        "JSON-LD @context sent in the Link header (short type and attribute names expand against it)."))] = None
+    tenant: str | None = Field(default=None, description="NGSILD-Tenant header (multi-tenant brokers).")
+    q: str | None = Field(default=None, description="NGSI-LD query, e.g. 'name==\"Big Red Barn\"'.")
+    attrs: str | None = Field(default=None, description="Comma-separated attributes to return.")
+    key_values: bool = Field(default=False, description="options=keyValues (simplified entities).")
+    page_size: int = Field(default=100, ge=1, le=1000, description="`limit` per page (brokers cap at 1000).")
+    temporal: NgsiLdTemporalOptions | None = Field(default=None, description=(
+        "Fetch attribute histories from the temporal API instead of current entities (target observations)."))
+
+
+class NgsiV2Options(_Strict):
+    """FIWARE NGSI v2 (Orion): `/v2/entities?type=` paged by limit/offset with options=count."""
+
+    base_url: Annotated[str, Field(pattern=HTTP_URL, description="Orion root, e.g. http://orion:1026")]
+    type: str = Field(min_length=1, description="Entity type, e.g. AirQualityObserved.")
+    service: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,50}$",
+                                description="Fiware-Service header (tenant).")
+    service_path: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_/#,]*$",
+                                     description="Fiware-ServicePath header, e.g. /Madrid or /#.")
+    q: str | None = Field(default=None, description="Simple Query Language filter.")
+    attrs: str | None = None
+    key_values: bool = Field(default=True, description="options=keyValues (plain attribute values).")
+    page_size: int = Field(default=100, ge=1, le=1000, description="`limit` per page (Orion's max is 1000).")
+
+
+class OpenAqOptions(_Strict):
+    """OpenAQ API v3: any list endpoint paged by page/limit, `meta.found`; X-API-Key from the environment."""
+
+    endpoint: str = Field(pattern=r"^[a-z]+(/[0-9]+/[a-z]+)?(/[a-z]+)?$", description=(
+        "e.g. locations (stations -> points) or sensors/3917/years (annual means -> observations)."))
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict, description=(
+        "Filters, e.g. {iso: DE, parameters_id: 2} or {coordinates: '52.52,13.40', radius: 12000}."))
+    page_size: int = Field(default=1000, ge=1, le=1000, description="`limit` per page (max 1000).")
+    api_key_env: str = Field(default="OPENAQ_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="Environment variable holding the API key (sent as X-API-Key).")
+    base_url: Annotated[str, Field(pattern=HTTP_URL)] = "https://api.openaq.org/v3"
+
+
+class EurostatOptions(_Strict):
+    """Eurostat dissemination API: one dataset (e.g. urban audit urb_cpop1) as JSON-stat, SDMX-CSV or SDMX-ML."""
+
+    dataset: str = Field(pattern=r"^[A-Za-z0-9_$]+$", description="Dataset code, e.g. urb_cpop1.")
+    format: Literal["jsonstat", "sdmx-csv", "sdmx-ml"] = "jsonstat"
+    filters: dict[str, list[str] | str] = Field(default_factory=dict, description=(
+        "Dimension filters, e.g. {cities: [DE001C, FI001C], indic_ur: DE1001V}."))
+    since: str | None = Field(default=None, pattern=r"^[0-9]{4}", description="First period, e.g. 2015.")
+    until: str | None = Field(default=None, pattern=r"^[0-9]{4}", description="Last period.")
+    base_url: Annotated[str, Field(pattern=HTTP_URL)] = "https://ec.europa.eu/eurostat/api/dissemination"
+
+    @property
+    def source_format(self) -> SourceFormat:
+        return {"jsonstat": "json", "sdmx-csv": "csv", "sdmx-ml": "xml"}[self.format]  # type: ignore[return-value]
+
+
+class OverpassOptions(_Strict):
+    """OpenStreetMap Overpass API: parks and green areas (ways and multipolygon relations) as polygons."""
+
+    query: str | None = Field(default=None, description="Full Overpass QL; must ask for [out:json] and geometry.")
+    area_name: str | None = Field(default=None, description="Instead of query: the city's OSM name, e.g. València.")
+    admin_level: int | None = Field(default=8, ge=1, le=11)
+    tags: list[str] = Field(default_factory=lambda: ['leisure~"^(park|garden|playground|nature_reserve)$"',
+                                                     'landuse~"^(grass|recreation_ground|village_green|forest)$"'],
+                            description="Tag filters (Overpass syntax, without brackets) for ways and relations.")
+    timeout: int = Field(default=180, ge=1, le=3600, description="Server-side [timeout:] in seconds.")
+    base_url: Annotated[str, Field(pattern=HTTP_URL)] = "https://overpass-api.de/api"
+
+    @model_validator(mode="after")
+    def _query_or_area(self) -> OverpassOptions:
+        if (self.query is None) == (self.area_name is None):
+            raise ValueError("give exactly one of 'query' or 'area_name'")
+        if self.query is not None and "[out:json]" not in self.query.replace(" ", ""):
+            raise ValueError("the query must ask for JSON: start it with [out:json]")
+        return self
+
+    def ql(self) -> str:
+        if self.query is not None:
+            return self.query
+        name = (self.area_name or "").replace('"', '\\"')
+        level = f'["admin_level"="{self.admin_level}"]' if self.admin_level else ""
+        parts = "".join(f"way[{tag}](area.a);relation[{tag}](area.a);" for tag in self.tags)
+        return (f'[out:json][timeout:{self.timeout}];area["name"="{name}"]{level}->.a;'
+                f"({parts});out geom;")
+
+
 _EXPORT_FORMATS: dict[str, str] = {"json": "json", "csv": "csv", "geojson": "geojson", "parquet": "parquet",
                                    "excel": "xlsx"}
 
@@ -264,7 +430,8 @@ class SourceConfig(_Strict):
     id: Annotated[str, Field(pattern=SLUG)]
     kind: SourceKind = Field(description="How the source is fetched. See `citykpi sources`.")
     location: str = Field(default="", description=(
-        "Path relative to the YAML file, or a URL. Left out for ckan, socrata, opendatasoft and worldbank: "
+        "Path relative to the YAML file, or a URL. Left out for the API kinds (ckan, socrata, opendatasoft, "
+        "worldbank, ngsi_ld, ngsi_v2, openaq, eurostat, overpass): "
         "their endpoint is built from the block named like the kind."))
     format: SourceFormat | None = Field(default=None, description="Defaults from the file extension.")
     target: SourceTarget
@@ -281,6 +448,11 @@ class SourceConfig(_Strict):
     socrata: SocrataOptions | None = None
     opendatasoft: OpenDataSoftOptions | None = None
     worldbank: WorldBankOptions | None = None
+    ngsi_ld: NgsiLdOptions | None = None
+    ngsi_v2: NgsiV2Options | None = None
+    openaq: OpenAqOptions | None = None
+    eurostat: EurostatOptions | None = None
+    overpass: OverpassOptions | None = None
     observations: ObservationsMapping | None = None
     areas: AreasMapping | None = None
     points: PointsMapping | None = None
@@ -302,7 +474,8 @@ class SourceConfig(_Strict):
 
     def _check_kind(self) -> None:
         kind_blocks = {"ckan": self.ckan, "socrata": self.socrata, "opendatasoft": self.opendatasoft,
-                       "worldbank": self.worldbank}
+                       "worldbank": self.worldbank, "ngsi_ld": self.ngsi_ld, "ngsi_v2": self.ngsi_v2,
+                       "openaq": self.openaq, "eurostat": self.eurostat, "overpass": self.overpass}
         extra = [name for name, block in kind_blocks.items() if block is not None and name != self.kind]
         if extra:
             raise ValueError(f"block(s) {extra} do not match kind {self.kind!r}")
@@ -325,8 +498,23 @@ class SourceConfig(_Strict):
         paged = self._paged_json()
         if paged and self.format not in (None, "json"):
             raise ValueError(f"kind {self.kind!r} fetches JSON records; 'format' must be json")
-        if paged and self.target != "observations":
-            raise ValueError(f"kind {self.kind!r} pages JSON records, which feed target 'observations' only")
+        allowed = _PAGED_TARGETS.get(self.kind, ("observations",))
+        if paged and self.target not in allowed:
+            targets = " or ".join(repr(t) for t in allowed)
+            raise ValueError(f"kind {self.kind!r} pages JSON records, which feed target {targets} only")
+        if self.ngsi_ld is not None and self.ngsi_ld.temporal is not None and self.target != "observations":
+            raise ValueError("the NGSI-LD temporal API feeds target 'observations' (one row per attribute instance)")
+        if self.eurostat is not None:
+            if self.target != "observations":
+                raise ValueError("kind 'eurostat' feeds target 'observations' only")
+            if self.format not in (None, self.eurostat.source_format):
+                raise ValueError(f"eurostat format {self.eurostat.format!r} is read as "
+                                 f"{self.eurostat.source_format!r}; leave 'format' out")
+        if self.overpass is not None:
+            if self.target != "areas":
+                raise ValueError("kind 'overpass' feeds target 'areas' (parks and green areas) only")
+            if self.format not in (None, "json"):
+                raise ValueError("kind 'overpass' fetches Overpass JSON; 'format' must be json")
         if self.ckan is not None and self.ckan.mode == "download" and self.format is None:
             raise ValueError("ckan mode 'download' needs 'format' (csv, excel, json, geojson, ...)")
         if self.opendatasoft is not None and self.resolved_format not in _EXPORT_FORMATS:
@@ -340,13 +528,28 @@ class SourceConfig(_Strict):
         if self.opendatasoft is not None:
             return (f"{self.opendatasoft.base_url.rstrip('/')}/api/explore/v2.1/catalog/datasets/"
                     f"{self.opendatasoft.dataset}")
+        if self.ngsi_ld is not None:
+            if self.ngsi_ld.temporal is not None:
+                return self.ngsi_ld.temporal.url or f"{self.ngsi_ld.base_url.rstrip('/')}/ngsi-ld/v1/temporal/entities"
+            return f"{self.ngsi_ld.base_url.rstrip('/')}/ngsi-ld/v1/entities"
+        if self.ngsi_v2 is not None:
+            return f"{self.ngsi_v2.base_url.rstrip('/')}/v2/entities"
+        if self.openaq is not None:
+            return f"{self.openaq.base_url.rstrip('/')}/{self.openaq.endpoint}"
+        if self.eurostat is not None:
+            es = self.eurostat
+            if es.format == "jsonstat":
+                return f"{es.base_url.rstrip('/')}/statistics/1.0/data/{es.dataset}"
+            return f"{es.base_url.rstrip('/')}/sdmx/2.1/data/{es.dataset}"
+        if self.overpass is not None:
+            return f"{self.overpass.base_url.rstrip('/')}/interpreter"
         assert self.worldbank is not None
         wb = self.worldbank
         return f"{wb.base_url.rstrip('/')}/country/{wb.country}/indicator/{wb.indicator}"
 
     def _paged_json(self) -> bool:
         """Whether the kind lands JSON pages of records (read by the page reader)."""
-        if self.kind in ("socrata", "worldbank"):
+        if self.kind in ("socrata", "worldbank", "ngsi_ld", "ngsi_v2", "openaq"):
             return True
         if self.ckan is not None:
             return self.ckan.mode == "datastore"
@@ -355,6 +558,10 @@ class SourceConfig(_Strict):
         return False
 
     def _default_format(self) -> SourceFormat | None:
+        if self.eurostat is not None:
+            return self.eurostat.source_format
+        if self.overpass is not None:
+            return "json"
         if self.kind in API_KINDS and (self._paged_json() or self.kind == "opendatasoft"):
             return "json"
         return _format_from_location(self.location) if self.kind not in API_KINDS else None

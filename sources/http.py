@@ -44,7 +44,8 @@ REDACTED = "***"
 # and what the platforms say about freshness and counts.
 RECORDED_HEADERS = ("content-type", "content-length", "content-encoding", "etag", "last-modified", "date",
                     "x-soda2-truth-last-modified", "x-soda2-data-out-of-date", "x-soda2-fields",
-                    "x-soda2-types", "ngsild-results-count", "fiware-total-count", "content-range")
+                    "x-soda2-types", "ngsild-results-count", "fiware-total-count", "content-range", "link",
+                    "page-size", "next-page")
 JSON_TYPES = ("application/json", "text/json", "application/geo+json", "application/vnd.geo+json",
               "application/ld+json", "text/plain")  # text/plain: some portals; the body is parsed anyway
 FORMAT_TYPES: dict[str, tuple[str, ...]] = {
@@ -57,6 +58,8 @@ FORMAT_TYPES: dict[str, tuple[str, ...]] = {
               "application/zip", "application/octet-stream", "binary/octet-stream"),
     "parquet": ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet",
                 "application/octet-stream", "binary/octet-stream"),
+    "xml": ("application/xml", "text/xml", "application/vnd.sdmx.structurespecificdata+xml",
+            "application/vnd.sdmx.genericdata+xml", "application/octet-stream"),
     "gtfs": ("application/zip", "application/x-zip-compressed", "application/x-zip", "application/octet-stream",
              "binary/octet-stream"),
 }
@@ -189,10 +192,13 @@ class HttpClient:
     """GET with retries, limits, content checks and conditional requests, for one source."""
 
     def __init__(self, source_id: str, options: HttpOptions | None, *, home_url: str,
-                 previous: Snapshot | None = None, transport: httpx.BaseTransport | None = None) -> None:
+                 previous: Snapshot | None = None, transport: httpx.BaseTransport | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.source_id = source_id
         self.options = options or HttpOptions()
         self.credentials = resolve_headers(source_id, self.options.headers)
+        # Platform headers a kind always sends (Accept, Link, Fiware-Service): never secrets.
+        self.fixed_headers = dict(headers or {})
         self.redact = self.credentials.redact
         self._home = origin(home_url)
         self._previous = _previous_pages(previous)
@@ -242,7 +248,7 @@ class HttpClient:
 
     def _attempt(self, full: httpx.URL, shown: str, expect: Expect, dest: Path | None,
                  previous: _Previous | None, tries: int) -> Fetched:
-        headers = dict(self.credentials.headers)
+        headers = {**self.fixed_headers, **self.credentials.headers}
         if previous is not None:
             if "etag" in previous.headers:
                 headers["If-None-Match"] = previous.headers["etag"]
@@ -288,7 +294,9 @@ class HttpClient:
         if size == 0:
             raise self.error(shown, f"empty response body (HTTP {status}) where {expect.label} was expected")
         head = content[:512] if content is not None else _head(dest)
-        if "content-type" not in response.headers and _looks_like_html(head):
+        mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        # Sniffed when the type is missing or says nothing (text/plain, octet-stream).
+        if mime in ("", "text/plain", "application/octet-stream", "binary/octet-stream") and _looks_like_html(head):
             raise self.error(shown, f"served an HTML page (HTTP {status}) where {expect.label} was expected")
         return Fetched(url=shown, status=status, headers=self._recorded(response), sha256=digest, size=size,
                        path=dest, content=content)
@@ -419,6 +427,8 @@ def _head(path: Path | None) -> bytes:
 
 def _looks_like_html(head: bytes) -> bool:
     start = head.lstrip().lower()
+    if start.startswith(b"<?xml"):  # XHTML error pages (Overpass) start with an XML declaration
+        return b"<!doctype html" in start or b"<html" in start
     return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
 
 

@@ -29,7 +29,8 @@ EXPECTED_GRAPH = {
         "raw/demo_city/statistik_stadt", "raw/demo_city/versorgung",
     ],
     "out/demo_city/kpi_values": ["core/demo_city/observations"],
-    "out/release": ["out/demo_city/kpi_values"],
+    "out/demo_city/scores": ["out/demo_city/kpi_values"],
+    "out/release": ["out/demo_city/scores"],
 }
 
 

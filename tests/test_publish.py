@@ -34,7 +34,7 @@ from warehouse.publish.u4ssc_workbook import DATA_QUALITY, KPI_HEADER
 from warehouse.releases import FILE_ROLES, RELEASE_COLUMNS, Release, load_release
 
 DATA_ROLES = {"kpi_values_parquet", "kpi_values_csv", "datapackage", "sdmx_csv", "open_sdg", "ngsi_ld",
-              "u4ssc_workbook"}
+              "u4ssc_workbook", "scores", "rollups", "progress"}
 REQUIRED_ROLES = {*DATA_ROLES, "report_html", "checksums", "changes", "duckdb_snapshot"}
 RELEASE_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 SMART_DATA_MODELS = REPO_ROOT.parent / "shared" / "fixtures" / "payloads" / "smart_data_models" / \
@@ -381,6 +381,16 @@ SQL_INTERFACE = {  # docs/sql-interface.md: tables and views with their columns,
     "kpi_report": ["city_id", "city_name", "year", "framework", "indicator_id", "indicator_name", "dimension",
                    "kpi_type", "data_point", "value", "unit", "status", "status_reason"],
     "coverage": ["city_id", "year", "dimension_group", "indicator_rows", "computed_rows", "computed_percent"],
+    "kpi_scores": ["city_id", "year", "indicator_id", "data_point", "dimension", "subdimension", "category", "value",
+                   "unit", "target", "direction", "worst", "deadline", "share_pct", "share_capped_pct", "points",
+                   "band", "band_label", "official_u4ssc_benchmark", "target_source", "target_citation", "status",
+                   "status_reason"],
+    "kpi_rollups": ["city_id", "year", "level", "group_path", "dimension", "subdimension", "category", "n_kpis",
+                    "n_scored_kpis", "n_scored_data_points", "points_sum", "max_points", "score_pct", "band",
+                    "band_label"],
+    "kpi_progress": ["city_id", "framework", "indicator_id", "data_point", "method", "base_year", "base_value",
+                     "latest_year", "latest_value", "n_years", "target", "direction", "deadline", "target_source",
+                     "cagr_actual", "cagr_required", "ratio", "trend", "status", "label", "reason"],
 }
 
 

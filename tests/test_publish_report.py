@@ -163,6 +163,27 @@ def test_report_renders_in_headless_chromium_without_errors(report: Path, tmp_pa
         marks = page.evaluate("document.querySelectorAll('div.chart svg.marks path, div.chart svg.marks rect, "
                               "div.chart svg.marks circle').length")
         assert marks > 50, f"charts rendered almost nothing ({marks} marks)"
+        # The City Snapshot (issue #9): one block per city with its band chart, then the comparison.
+        snapshot = page.evaluate("""(() => {
+            const section = document.getElementById('city-snapshot');
+            if (!section) return null;
+            const cell = section.querySelector('td.band');
+            return {cities: [...section.querySelectorAll('div.city-snapshot')].map(d => d.dataset.city),
+                    charts: section.querySelectorAll('div.chart').length,
+                    svgs: section.querySelectorAll('div.chart svg.marks').length,
+                    comparison: !!section.querySelector('#snapshot-comparison svg.marks'),
+                    disclaimer: section.querySelector('.disclaimer').textContent,
+                    bandCells: section.querySelectorAll('td.band').length,
+                    arrows: section.querySelectorAll('td.arrow').length,
+                    fill: cell ? getComputedStyle(cell).backgroundColor : null};
+        })()""")
+        assert snapshot is not None, "no City Snapshot section"
+        assert snapshot["cities"] == ["demo-city", "twin-city"]
+        assert snapshot["charts"] == snapshot["svgs"] == 3, snapshot  # bands per city + the comparison
+        assert snapshot["comparison"]
+        assert "NOT the official U4SSC benchmark" in snapshot["disclaimer"]
+        assert snapshot["bandCells"] > 20 and snapshot["arrows"] > 10, snapshot
+        assert snapshot["fill"] and snapshot["fill"] != "rgba(0, 0, 0, 0)"
         page.pump(0.5)
         assert page.problems() == []
         remote = [u for u in page.requests() if not u.startswith(("file:", "data:", "about:"))]
@@ -171,7 +192,14 @@ def test_report_renders_in_headless_chromium_without_errors(report: Path, tmp_pa
         page.call("Emulation.setDeviceMetricsOverride", width=1200, height=min(int(height), 4000),
                   deviceScaleFactor=1, mobile=False)
         shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        box = page.evaluate("(() => { const r = document.getElementById('city-snapshot').getBoundingClientRect(); "
+                            "return [r.y + window.scrollY, r.height]; })()")
+        section = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                            clip={"x": 0, "y": box[0], "width": 1200, "height": min(box[1], 4000), "scale": 1})
     png = tmp_path / "report.png"
     png.write_bytes(base64.b64decode(shot["data"]))
     assert png.stat().st_size > 20_000
-    print(f"\nreport screenshot: {png} ({charts} charts)")
+    snapshot_png = tmp_path / "city_snapshot.png"
+    snapshot_png.write_bytes(base64.b64decode(section["data"]))
+    assert snapshot_png.stat().st_size > 20_000
+    print(f"\nreport screenshot: {png} ({charts} charts); City Snapshot: {snapshot_png}")

@@ -18,7 +18,7 @@ from sources.config import LoadedConfig, SourceConfig
 from sources.errors import SourceDataError
 from sources.landing import Snapshot
 from sources.mapping import OBSERVATION_SCHEMA, map_observations
-from sources.parsers.geo import read_geojson_areas, read_ngsi_ld_points
+from sources.parsers.geo import read_geojson_areas, read_ngsi_ld_points, read_page_points
 from sources.parsers.gtfs import read_gtfs_stops
 from sources.parsers.tabular import TextTable, read_csv, read_excel, read_json_records
 from warehouse.db import scalar
@@ -42,13 +42,22 @@ def _display_name(snapshot: Snapshot) -> str:
 def read_table(source: SourceConfig, snapshot: Snapshot) -> TextTable:
     fmt = source.resolved_format
     name = _display_name(snapshot)
+    if source.kind == "eurostat":
+        from sources.parsers.eurostat import read_jsonstat, read_sdmx_csv, read_sdmx_ml
+
+        if fmt == "json":
+            return read_jsonstat(snapshot.path, name)
+        if fmt == "csv":
+            return read_sdmx_csv(snapshot.path, source.csv, name)
+        return read_sdmx_ml(snapshot.path, name)
     if snapshot.paged:
         # Pages of JSON records from an API, concatenated; rows name their page and record.
         from sources.parsers.pages import read_json_pages
 
         if fmt != "json":
             raise SourceDataError(name, f"paged snapshots hold JSON records, not {fmt!r}", source_id=source.id)
-        return read_json_pages(snapshot.pages)
+        temporal = source.ngsi_ld is not None and source.ngsi_ld.temporal is not None
+        return read_json_pages(snapshot.pages, temporal=temporal)
     if fmt == "csv":
         return read_csv(snapshot.path, source.csv, name)
     if fmt == "excel":
@@ -68,7 +77,12 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot)
         return ParsedSource(source, snapshot, "observations", frame, report.as_dict())
     if source.target == "areas":
         assert source.areas is not None
-        areas = read_geojson_areas(snapshot.path, source.areas, name, source.id)
+        if source.kind == "overpass":
+            from sources.parsers.overpass import read_overpass_areas
+
+            areas = read_overpass_areas(snapshot.path, source.areas, name, source.id)
+        else:
+            areas = read_geojson_areas(snapshot.path, source.areas, name, source.id)
         frame = pl.DataFrame({
             "city_id": [city_id] * len(areas), "area_type": [source.areas.area_type] * len(areas),
             "area_id": [a.area_id for a in areas], "name": [a.name for a in areas],
@@ -81,7 +95,12 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot)
         assert source.points is not None
         if source.resolved_format not in ("ngsi-ld", "json", "geojson"):
             raise SourceDataError(name, "points are read from NGSI-LD entities", source_id=source.id)
-        points = read_ngsi_ld_points(snapshot.path, source.points, name, source.id)
+        if snapshot.paged:  # NGSI-LD / NGSI v2 entities, OpenAQ locations, page by page
+            from sources.parsers.pages import display_name
+
+            points = read_page_points(snapshot.pages, source.points, display_name(snapshot.pages), source.id)
+        else:
+            points = read_ngsi_ld_points(snapshot.path, source.points, name, source.id)
         frame = pl.DataFrame({
             "city_id": [city_id] * len(points), "point_type": [source.points.point_type] * len(points),
             "point_id": [p.point_id for p in points], "name": [p.name for p in points],

@@ -61,6 +61,9 @@ FILE_ROLES = {
     "open_sdg": "Open SDG data and metadata, one pair per SDG 11 indicator",
     "ngsi_ld": "NGSI-LD KeyPerformanceIndicator entities",
     "u4ssc_workbook": "U4SSC submission workbook, one per city and year",
+    "scores": "U4SSC scores against targets, kpi_scores (Parquet and CSV)",
+    "rollups": "U4SSC score roll-ups per category, sub-dimension and dimension, kpi_rollups (Parquet and CSV)",
+    "progress": "progress towards the targets, kpi_progress (Parquet and CSV)",
     "report_html": "self-contained HTML report",
     "changes": "CHANGES.md against the previous release",
     "duckdb_snapshot": "read-only DuckDB database for dashboards",
@@ -227,11 +230,14 @@ def publish_release(
     run_id: str,
     extra: dict[str, Any] | None = None,
 ) -> Release:
-    """Write a new release for `cities` from the warehouse's kpi_values, point `latest` at it, register it."""
+    """Write a new release for `cities` from the warehouse's kpi_values and benchmarking tables (kpi_scores,
+    kpi_rollups, kpi_progress), point `latest` at it, register it."""
+    from kpis.benchmarking.store import release_frames
     from kpis.catalogue import load_catalogue
     from warehouse.publish.report_html import prefetch_bundle
 
     frame = release_frame(con, [c["id"] for c in cities])
+    benchmarks = release_frames(con, [c["id"] for c in cities])
     now = datetime.now(UTC)
     home.ensure()
     cache_dir = home.root / "cache"
@@ -241,7 +247,7 @@ def publish_release(
         cities=tuple(City(c["id"], c.get("name", c["id"]), c.get("country", ""), tuple(c.get("reporting_years", ())))
                      for c in cities),
         sources=source_infos(cities, snapshots), previous=_previous(home),
-        quality=(extra or {}).get("quality"), cache_dir=cache_dir)
+        quality=(extra or {}).get("quality"), cache_dir=cache_dir, benchmarks=benchmarks)
     staging = Path(tempfile.mkdtemp(prefix="release-", dir=home.tmp))
     try:
         data: list[FileEntry] = [e for write in data_writers() for e in write(frame, catalogue, context, staging)]
@@ -262,6 +268,7 @@ def publish_release(
             "years": sorted({int(y) for y in frame["year"].unique()}),
             "input_snapshots": snapshots,
             "row_counts": {"kpi_values": frame.height,
+                           **{table: rows.height for table, rows in benchmarks.items()},
                            "by_framework_and_status": [dict(zip(("framework", "status", "rows"), r, strict=True))
                                                        for r in counts.iter_rows()]},
             "files": [e.as_manifest() for e in entries],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from sources.kinds import ckan, opendatasoft, socrata, worldbank
+from sources.kinds import ckan, eurostat, ngsi_ld, ngsi_v2, openaq, opendatasoft, overpass, socrata, worldbank
 from sources.kinds import file as file_kind
 from sources.kinds import http as http_kind
 
@@ -21,6 +21,11 @@ KINDS: dict[str, ModuleType] = {
     "socrata": socrata,
     "opendatasoft": opendatasoft,
     "worldbank": worldbank,
+    "ngsi_ld": ngsi_ld,
+    "ngsi_v2": ngsi_v2,
+    "openaq": openaq,
+    "eurostat": eurostat,
+    "overpass": overpass,
 }
 
 

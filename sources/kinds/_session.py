@@ -14,18 +14,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sources.config import LoadedConfig, SourceConfig
+from sources.config import HttpOptions, LoadedConfig, SourceConfig
 from sources.http import JSON, Expect, Fetched, HttpClient, PageGuard
 from sources.landing import Page, Snapshot, Staging, current_snapshot, land_pages
 
 
 class SourceFetch:
-    def __init__(self, loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path) -> None:
+    def __init__(self, loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path, *,
+                 headers: dict[str, str] | None = None, http: HttpOptions | None = None) -> None:
         self.loaded = loaded
         self.source = source
         self.home_root = home_root
         previous = current_snapshot(raw_root, home_root, loaded.city_id, source.id)
-        self.client = HttpClient(source.id, source.http, home_url=source.location, previous=previous)
+        self.client = HttpClient(source.id, http or source.http, home_url=source.location, previous=previous,
+                                 headers=headers)
         self.guard = PageGuard(self.client)
         try:
             self.staging = Staging(raw_root, loaded.city_id, source.id)
@@ -76,14 +78,15 @@ class SourceFetch:
         self.guard.seen.clear()
 
     def land(self, *, paged: bool, **request: Any) -> Snapshot:
-        record = {"method": "GET", "headers": self.client.credentials.recorded, **request}
+        record = {"method": "GET", "headers": {**self.client.fixed_headers, **self.client.credentials.recorded},
+                  **request}
         return land_pages(self.staging, self.home_root, city_id=self.loaded.city_id, source_id=self.source.id,
                           kind=self.source.kind, location=self.source.location, fmt=self.source.resolved_format,
                           pages=self.pages, request=record, paged=paged)
 
 
 EXTENSIONS = {"csv": ".csv", "excel": ".xlsx", "parquet": ".parquet", "json": ".json", "geojson": ".geojson",
-              "ngsi-ld": ".jsonld", "gtfs": ".zip"}
+              "ngsi-ld": ".jsonld", "gtfs": ".zip", "xml": ".xml"}
 
 
 def file_name(url: str, fmt: str) -> str:

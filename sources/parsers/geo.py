@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,29 +123,57 @@ def read_ngsi_ld_points(path: Path, mapping: PointsMapping, display_name: str, s
     """Entities (normalised or key-values) with a GeoProperty `location` of type Point."""
     payload = _load_json(path, display_name)
     entities = payload if isinstance(payload, list) else [payload]
-    points = []
-    for index, entity in enumerate(entities, start=1):
-        if not isinstance(entity, dict):
-            raise SourceDataError(display_name, f"entity {index} is not an object", row=index,
-                                  source_id=source_id)
-        point_id = _ngsi_value(entity, mapping.id_field)
-        if not point_id:
-            raise SourceDataError(display_name, f"entity {index} has no {mapping.id_field!r}", row=index,
-                                  field=mapping.id_field, source_id=source_id)
-        location = _ngsi_value(entity, "location")
+    return [entity_point(entity, index, mapping, display_name, source_id, f"{display_name} entity {index}")
+            for index, entity in enumerate(entities, start=1)]
+
+
+def read_page_points(pages: Sequence[Path], mapping: PointsMapping, display_name: str,
+                     source_id: str) -> list[Point]:
+    """Points from every page of a paged snapshot (NGSI-LD / NGSI v2 entities, OpenAQ locations)."""
+    from sources.parsers.pages import page_records
+
+    points: list[Point] = []
+    for page_number, page in enumerate(pages, start=1):
+        where = f"{display_name} page {page_number} ({page.name})"
+        for index, record in enumerate(page_records(page, where), start=1):
+            points.append(entity_point(record, len(points) + 1, mapping, display_name, source_id,
+                                       f"{page.name} record {index}"))
+    return points
+
+
+def _name_of(entity: dict[str, Any]) -> Any:
+    if "name" in entity:
+        return _ngsi_value(entity, "name")
+    key = next((k for k in entity if k.endswith(("/name", "#name"))), None)  # expanded NGSI-LD terms
+    return _ngsi_value(entity, key) if key else None
+
+
+def entity_point(entity: Any, index: int, mapping: PointsMapping, display_name: str, source_id: str,
+                 record: str) -> Point:
+    """One point from an NGSI entity (`location` GeoProperty / geo:json / key-values) or an OpenAQ
+    location (`coordinates: {latitude, longitude}`)."""
+    if not isinstance(entity, dict):
+        raise SourceDataError(display_name, f"entity {index} is not an object", row=index, source_id=source_id)
+    point_id = _ngsi_value(entity, mapping.id_field)
+    if point_id is None or str(point_id) == "":
+        raise SourceDataError(display_name, f"entity {index} has no {mapping.id_field!r}", row=index,
+                              field=mapping.id_field, source_id=source_id)
+    location = _ngsi_value(entity, "location")
+    openaq = entity.get("coordinates") if location is None else None
+    if isinstance(openaq, dict) and "latitude" in openaq:
+        coords: Any = [openaq.get("longitude"), openaq.get("latitude")]
+    else:
         coords = location.get("coordinates") if isinstance(location, dict) else None
         if not (isinstance(location, dict) and location.get("type") == "Point" and isinstance(coords, list)
                 and len(coords) >= 2):
             raise SourceDataError(display_name, f"entity {point_id}: location is not a GeoJSON Point",
                                   row=index, field="location", source_id=source_id)
-        try:
-            lon, lat = float(coords[0]), float(coords[1])
-        except (TypeError, ValueError):
-            lon = lat = math.nan
-        if not _lon_lat_ok(lon, lat):
-            raise SourceDataError(display_name, f"entity {point_id}: coordinates {coords[:2]} are not a WGS84 "
-                                  "longitude/latitude", row=index, field="location", source_id=source_id)
-        name = _ngsi_value(entity, "name")
-        points.append(Point(str(point_id), None if name is None else str(name), lon, lat,
-                            f"{display_name} entity {index} ({point_id})"))
-    return points
+    try:
+        lon, lat = float(coords[0]), float(coords[1])
+    except (TypeError, ValueError):
+        lon = lat = math.nan
+    if not _lon_lat_ok(lon, lat):
+        raise SourceDataError(display_name, f"entity {point_id}: coordinates {coords[:2]} are not a WGS84 "
+                              "longitude/latitude", row=index, field="location", source_id=source_id)
+    name = _name_of(entity)
+    return Point(str(point_id), None if name is None else str(name), lon, lat, f"{record} ({point_id})")

@@ -3,26 +3,70 @@
 Departures count stop_times of trips whose service runs on a Wednesday (calendar.txt), the usual
 "typical weekday" for service-frequency filters (SDG 11.2.1). Feeds with only calendar_dates.txt
 count every trip.
+
+The archive is read in memory, never extracted, and checked before any member is read: an entry
+name that could escape a folder (`../`, an absolute path, a drive letter: "zip-slip") is refused,
+and so is a zip bomb (a member or the whole feed inflating beyond a size limit, or a member
+compressed more than any text table plausibly is). Member reads are bounded as well, in case a
+header lies about its size.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
+import zlib
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 
 from sources.errors import SourceDataError
 
 REQUIRED = ("stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
+MAX_MEMBER_BYTES = 2 << 30      # largest uncompressed member (big cities' stop_times.txt: ~1 GB)
+MAX_TOTAL_BYTES = 4 << 30       # all members together
+MAX_RATIO = 200                 # CSV text deflates 5-30x; a bomb 1000x and more
+RATIO_MIN_BYTES = 1 << 20       # tiny members may compress oddly; the ratio applies above this size
+MAX_MEMBERS = 10_000
+
+
+def check_archive(archive: zipfile.ZipFile, display_name: str) -> None:
+    """Refuse zip-slip entry names and zip bombs before reading anything."""
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise SourceDataError(display_name, f"zip has {len(infos):,} entries (limit {MAX_MEMBERS:,})")
+    total = 0
+    for info in infos:
+        name = info.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]) or "\0" in name:
+            raise SourceDataError(display_name, f"unsafe entry name {name!r} in zip (path traversal, "
+                                  "'zip-slip'); refusing the archive")
+        total += info.file_size
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise SourceDataError(display_name, f"entry {name!r} inflates to {info.file_size:,} bytes "
+                                  f"(limit {MAX_MEMBER_BYTES:,}); refusing a possible zip bomb")
+        if info.file_size > RATIO_MIN_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            ratio = info.file_size / max(info.compress_size, 1)
+            raise SourceDataError(display_name, f"entry {name!r} has compression ratio {ratio:,.0f}:1 "
+                                  f"({info.compress_size:,} -> {info.file_size:,} bytes; limit {MAX_RATIO}:1); "
+                                  "refusing a possible zip bomb")
+    if total > MAX_TOTAL_BYTES:
+        raise SourceDataError(display_name, f"zip inflates to {total:,} bytes in all (limit {MAX_TOTAL_BYTES:,}); "
+                              "refusing a possible zip bomb")
 
 
 def _read(archive: zipfile.ZipFile, name: str, display_name: str) -> pl.DataFrame:
     member = next((n for n in archive.namelist() if n.rsplit("/", 1)[-1] == name), None)
     if member is None:
         raise SourceDataError(display_name, f"GTFS feed lacks {name}")
-    data = archive.read(member)
+    try:
+        with archive.open(member) as handle:
+            data = handle.read(MAX_MEMBER_BYTES + 1)  # bounded even if the header lies about the size
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise SourceDataError(f"{display_name}:{name}", f"cannot unpack: {exc}") from None
+    if len(data) > MAX_MEMBER_BYTES:
+        raise SourceDataError(display_name, f"entry {member!r} inflates beyond {MAX_MEMBER_BYTES:,} bytes")
     try:
         return pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8-lossy")
     except Exception as exc:  # polars raises ComputeError/NoDataError variants
@@ -42,6 +86,7 @@ def read_gtfs_stops(path: Path, display_name: str) -> pl.DataFrame:
     except zipfile.BadZipFile:
         raise SourceDataError(display_name, "not a zip file (GTFS feeds are zip archives)") from None
     with archive:
+        check_archive(archive, display_name)
         stops, routes, trips, stop_times = (_read(archive, n, display_name) for n in REQUIRED)
         has_calendar = any(n.rsplit("/", 1)[-1] == "calendar.txt" for n in archive.namelist())
         calendar = _read(archive, "calendar.txt", display_name) if has_calendar else None

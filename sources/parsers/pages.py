@@ -1,4 +1,5 @@
-"""Multi-page JSON snapshots (Socrata, CKAN DataStore, OpenDataSoft records, World Bank) as one table.
+"""Multi-page JSON snapshots (Socrata, CKAN DataStore, OpenDataSoft records, World Bank, NGSI-LD / NGSI v2
+entities, OpenAQ v3) as one table.
 
 Each page is one response exactly as received. The records of every page are concatenated in page
 order; each row's number is its position in the whole table and also names the page and the
@@ -6,6 +7,8 @@ record, e.g. `row 1017 (page 2 record 17)`, so an error or a provenance entry po
 Nested objects are flattened to dotted columns (`coordinates.lat`); lists become JSON text.
 World Bank `[meta, data]` pages become observations: `year` (from `date`), `date`, `value` (null is
 an empty cell), `indicator`, `indicator_name`, `country`, `country_name`, `countryiso3code`, ...
+OpenAQ v3 `{meta, results}` pages: rows with a `period` (measurements, hourly/daily/yearly
+aggregates) get a `year` column from `period.datetimeFrom.utc`.
 """
 
 from __future__ import annotations
@@ -47,14 +50,16 @@ def display_name(paths: Sequence[Path]) -> str:
     return paths[0].name if len(paths) == 1 else f"{paths[0].name}..{paths[-1].name}"
 
 
-def read_json_pages(paths: Sequence[Path], name: str | None = None) -> TextTable:
+def read_json_pages(paths: Sequence[Path], name: str | None = None, *, temporal: bool = False) -> TextTable:
     if not paths:
         raise SourceDataError(name or "pages", "snapshot has no pages")
     name = name or display_name(paths)
     records: list[dict[str, Any]] = []
     numbers: list[int] = []
     for page_number, path in enumerate(paths, start=1):
-        for index, record in enumerate(page_records(path, f"{name} page {page_number} ({path.name})"), start=1):
+        where = f"{name} page {page_number} ({path.name})"
+        page = temporal_rows(path, where) if temporal else page_records(path, where)
+        for index, record in enumerate(page, start=1):
             records.append(_flatten(record))
             numbers.append(PageRecord(len(records), page_number, index))
     columns: list[str] = []
@@ -76,6 +81,8 @@ def page_records(path: Path, where: str) -> list[dict[str, Any]]:
         raise SourceDataError(where, f"not valid JSON: {exc}") from None
     if _is_world_bank(payload):
         return [_world_bank_row(item) for item in payload[1] or [] if isinstance(item, dict)]
+    if _is_openaq(payload):
+        return [_openaq_row(item) for item in payload["results"] if isinstance(item, dict)]
     if isinstance(payload, dict) and isinstance(payload.get("result"), dict):
         payload = payload["result"]  # CKAN action envelope
     if isinstance(payload, dict):
@@ -86,6 +93,53 @@ def page_records(path: Path, where: str) -> list[dict[str, Any]]:
     if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
         raise SourceDataError(where, "expected a JSON array of records (objects)")
     return payload
+
+
+def temporal_rows(path: Path, where: str) -> list[dict[str, Any]]:
+    """NGSI-LD temporal entities as one row per attribute instance.
+
+    Columns: `entity`, `entity_type`, `attribute`, `observed_at`, `year`, `value`, `unit_code`.
+    Both representations are read: normalised (`attr: [{"type", "value", "observedAt"}, ...]`)
+    and `options=temporalValues` (`attr: {"type", "values": [[value, time], ...]}`).
+    """
+    rows: list[dict[str, Any]] = []
+    for entity in page_records(path, where):
+        for attribute, history in entity.items():
+            if attribute in ("id", "type", "@context"):
+                continue
+            instances: list[tuple[Any, Any, Any]] = []
+            if isinstance(history, list):
+                instances = [(i.get("value"), i.get("observedAt") or i.get("modifiedAt"), i.get("unitCode"))
+                             for i in history if isinstance(i, dict)]
+            elif isinstance(history, dict) and isinstance(history.get("values"), list):
+                instances = [(v[0], v[1], history.get("unitCode")) for v in history["values"]
+                             if isinstance(v, list) and len(v) >= 2]
+            elif isinstance(history, dict) and "value" in history:
+                instances = [(history.get("value"), history.get("observedAt") or history.get("modifiedAt"),
+                              history.get("unitCode"))]
+            for value, time, unit in instances:
+                if isinstance(value, dict | list):
+                    value = json.dumps(value, ensure_ascii=False)
+                stamp = str(time or "")
+                rows.append({"entity": entity.get("id"), "entity_type": entity.get("type"), "attribute": attribute,
+                             "observed_at": stamp, "year": stamp[:4] if stamp[:4].isdigit() else "",
+                             "value": value, "unit_code": unit})
+    return rows
+
+
+def _is_openaq(payload: Any) -> bool:
+    return (isinstance(payload, dict) and isinstance(payload.get("meta"), dict)
+            and payload["meta"].get("name") == "openaq-api" and isinstance(payload.get("results"), list))
+
+
+def _openaq_row(item: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAQ v3 result; measurements and aggregates (`period`) get `year` from their start (UTC)."""
+    period = item.get("period")
+    start = ((period.get("datetimeFrom") or {}).get("utc") if isinstance(period, dict) else None) \
+        or ((item.get("datetime") or {}).get("utc") if isinstance(item.get("datetime"), dict) else None)
+    if isinstance(start, str) and start[:4].isdigit():
+        return {"year": start[:4], **item}
+    return item
 
 
 def _is_world_bank(payload: Any) -> bool:

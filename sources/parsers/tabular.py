@@ -19,6 +19,10 @@ from sources.errors import SourceDataError
 from sources.parsers.numbers import NumberFormat, detect_number_format
 
 CANDIDATE_DELIMITERS = ";,\t|"
+# Longest CSV line accepted. Open-data CSVs with WKT geometry columns reach a few MB per line; a
+# line of hundreds of MB is a broken or hostile file and is rejected before anything is decoded.
+MAX_LINE_BYTES = 64 << 20
+_SCAN_CHUNK = 1 << 20
 
 
 @dataclass
@@ -66,8 +70,38 @@ def detect_delimiter(text: str) -> str:
         return best if counts[best] else ","
 
 
+def check_line_lengths(path: Path, display_name: str, limit: int | None = None) -> None:
+    """Stream the file in chunks and fail on the first line longer than `limit` bytes.
+
+    Only the current chunk (at most 1 MiB) is held in memory, so a 300 MB line costs 1 MiB to
+    reject. A line inside one chunk is shorter than the chunk, which is never above the limit, so
+    only the lines crossing chunk boundaries are measured (newlines are found and counted in C).
+    """
+    limit = MAX_LINE_BYTES if limit is None else limit
+    size = max(1, min(_SCAN_CHUNK, limit))
+    lines, length = 0, 0  # complete lines so far; bytes of the line in progress
+    with path.open("rb") as handle:
+        while chunk := handle.read(size):
+            first = chunk.find(b"\n")
+            if first < 0:
+                length += len(chunk)
+            else:
+                if length + first > limit:
+                    length += first
+                    break
+                lines += chunk.count(b"\n")
+                length = len(chunk) - chunk.rfind(b"\n") - 1
+            if length > limit:
+                break
+        else:
+            return
+    raise SourceDataError(display_name, f"line longer than {limit:,} bytes ({length:,} bytes read so far); a CSV "
+                          "line this long is a broken or hostile file and is not read", row=lines + 1)
+
+
 def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextTable:
     options = options or CsvOptions()
+    check_line_lengths(path, display_name)
     data = path.read_bytes()
     encoding = detect_encoding(data, options.encoding)
     try:

@@ -214,3 +214,74 @@ def world_bank_pages(indicator: str, name: str, country: tuple[str, str, str],
         return json_response([meta, data])
 
     return handle
+
+
+def ngsi_ld_entities(entities: list[dict[str, Any]], *, context: str | None = None,
+                     count_header: bool = True) -> Handler:
+    """NGSI-LD /entities: type filter, limit/offset, count=true -> NGSILD-Results-Count, @context by Link.
+
+    With `Accept: application/json` and a Link header (as Orion-LD answers), entities lose their
+    embedded `@context` and the response names the context in its own Link header.
+    """
+
+    def handle(request: Request) -> Response:
+        wanted = request.args.get("type")
+        matched = [e for e in entities if e.get("type") == wanted or str(e.get("type", "")).endswith(f"/{wanted}")]
+        limit = int(request.args.get("limit", "20"))
+        offset = int(request.args.get("offset", "0"))
+        if limit > 1000:
+            return json_response({"type": "https://uri.etsi.org/ngsi-ld/errors/BadRequestData",
+                                  "title": "Invalid limit", "detail": "limit must be <= 1000"}, status=400)
+        page = [dict(e) for e in matched[offset:offset + limit]]
+        headers: dict[str, str] = {}
+        link = request.headers.get("Link", "")
+        if link and "application/json" in request.headers.get("Accept", ""):
+            for entity in page:
+                entity.pop("@context", None)
+            headers["Link"] = link
+        if count_header and request.args.get("count") == "true":
+            headers["NGSILD-Results-Count"] = str(len(matched))
+        if context is not None and context not in link:
+            return json_response({"type": "https://uri.etsi.org/ngsi-ld/errors/BadRequestData",
+                                  "title": "Unknown @context", "detail": "Link header missing"}, status=400)
+        return json_response(page, headers=headers)
+
+    return handle
+
+
+def orion_v2_entities(entities: list[dict[str, Any]], *, service: str, service_path: str = "/") -> Handler:
+    """Orion NGSI v2 /v2/entities: Fiware-Service tenancy, limit (max 1000) / offset, options=count."""
+
+    def handle(request: Request) -> Response:
+        if request.headers.get("Fiware-Service") != service or \
+                request.headers.get("Fiware-ServicePath", "/") != service_path:
+            return json_response([])  # another tenant: Orion simply has no entities there
+        options = request.args.get("options", "").split(",")
+        limit = int(request.args.get("limit", "20"))
+        offset = int(request.args.get("offset", "0"))
+        if limit > 1000:
+            return json_response({"error": "BadRequest", "description": "Bad pagination limit: /1001/ [max: 1000]"},
+                                 status=400)
+        matched = [e for e in entities if e.get("type") == request.args.get("type")]
+        headers = {"Fiware-Total-Count": str(len(matched))} if "count" in options else {}
+        return json_response(matched[offset:offset + limit], headers=headers)
+
+    return handle
+
+
+def openaq_pages(results: list[dict[str, Any]], *, api_key: str) -> Handler:
+    """OpenAQ v3 list endpoint: X-API-Key required (401 otherwise), page/limit, meta.found."""
+
+    def handle(request: Request) -> Response:
+        if request.headers.get("X-API-Key") != api_key:
+            return json_response({"detail": "Unauthorized. A valid API key must be provided in the X-API-Key header."},
+                                 status=401)
+        limit = int(request.args.get("limit", "100"))
+        page = int(request.args.get("page", "1"))
+        if limit > 1000:
+            return json_response({"detail": "limit must be <= 1000"}, status=422)
+        meta = {"name": "openaq-api", "website": "/", "page": page, "limit": limit, "found": len(results)}
+        return json_response({"meta": meta, "results": results[(page - 1) * limit: page * limit]},
+                             headers={"x-ratelimit-limit": "60", "x-ratelimit-remaining": "59"})
+
+    return handle

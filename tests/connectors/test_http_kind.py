@@ -60,6 +60,7 @@ def test_the_http_kind_needs_an_http_url(tmp_path: Path) -> None:
 def test_citykpi_sources_lists_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sources"]) == 0
     out = capsys.readouterr().out
-    for kind in ("file", "http", "ckan", "socrata", "opendatasoft", "worldbank"):
+    for kind in ("file", "http", "ckan", "socrata", "opendatasoft", "worldbank", "ngsi_ld", "ngsi_v2", "openaq",
+                 "eurostat", "overpass"):
         assert kind in KINDS
         assert any(line.split()[:1] == [kind] for line in out.splitlines()), out

@@ -67,6 +67,22 @@ def test_paged_kinds_feed_observations_only(tmp_path: Path) -> None:
                                        "areas": {"id_field": "id"}}])
 
 
+def test_entity_kinds_feed_points_or_observations(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="which feed target 'points' or 'observations' only"):
+        make_city(tmp_path / "city", [{"id": "s", "kind": "ngsi_ld", "target": "areas",
+                                       "ngsi_ld": {"base_url": "http://broker:1026", "type": "Park"},
+                                       "areas": {"id_field": "id"}}])
+    with pytest.raises(ConfigError, match="remove 'location'"):
+        make_city(tmp_path / "city2", [{"id": "s", "kind": "openaq", "target": "points",
+                                        "location": "https://api.openaq.org/v3/locations",
+                                        "openaq": {"endpoint": "locations"}, "points": {"point_type": "station"}}])
+    with pytest.raises(ConfigError, match="eurostat format 'jsonstat' is read as 'json'"):
+        make_city(tmp_path / "city3", [{"id": "s", "kind": "eurostat", "target": "observations", "format": "csv",
+                                        "eurostat": {"dataset": "urb_cpop1"},
+                                        "observations": {"year_field": "year", "variables": {
+                                            "value": {"variable": "population", "unit": "person"}}}}])
+
+
 def test_opendatasoft_export_can_feed_areas_as_geojson(tmp_path: Path) -> None:
     loaded = make_city(tmp_path / "city", [{
         "id": "parks", "kind": "opendatasoft", "target": "areas", "format": "geojson",

@@ -7,7 +7,8 @@ previous release), `folder` the staging folder. A writer writes only below `fold
 one entry per file, which becomes a manifest `files` entry.
 
 Two kinds of files (see docs/releases.md):
-- data files (`DATA_WRITERS`) depend only on the frame, the catalogue and the city/source facts,
+- data files (`DATA_WRITERS`) depend only on the frame, the catalogue, the city/source facts and
+  the benchmarking tables (`context.benchmarks`),
   never on the release id or the clock, so unchanged inputs and code give byte-identical files;
   the release id's short hash is taken over them;
 - release documents (`DOCUMENT_WRITERS`: the report, CHANGES.md, the DuckDB snapshot) talk about
@@ -17,7 +18,7 @@ Two kinds of files (see docs/releases.md):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,19 @@ class PublishContext:
     previous: PreviousRelease | None = None
     quality: Any = None  # the manifest's `quality` summary, when the run produced one
     cache_dir: Path | None = None  # where the report may keep its JavaScript bundle between runs
+    # The benchmarking tables (kpi_scores, kpi_rollups, kpi_progress) of the release's cities, as
+    # `kpis.benchmarking.store.release_frames` gives them; None: no benchmarking in this release.
+    benchmarks: Mapping[str, pl.DataFrame] | None = None
     # Known only after the data files are written (the id hashes them): documents only.
     release_id: str | None = None
     created_at: str | None = None
 
     def city(self, city_id: str) -> City:
         return next((c for c in self.cities if c.id == city_id), City(city_id, city_id, "", ()))
+
+    def benchmark(self, table: str) -> pl.DataFrame | None:
+        """One benchmarking table, or None when the release has none."""
+        return None if self.benchmarks is None else self.benchmarks.get(table)
 
     def source(self, city_id: str, source_id: str) -> SourceInfo | None:
         return next((s for s in self.sources if s.city_id == city_id and s.source_id == source_id), None)
@@ -119,10 +127,11 @@ Writer = Callable[[pl.DataFrame, Sequence[Indicator], PublishContext, Path], lis
 
 def data_writers() -> list[Writer]:
     """Writers of the data files, in manifest order (imported here so `import warehouse.publish` stays light)."""
-    from warehouse.publish import datapackage, kpi_csv, kpi_parquet, ngsi_ld, open_sdg, sdmx, u4ssc_workbook
+    from warehouse.publish import datapackage, kpi_csv, kpi_parquet, ngsi_ld, open_sdg, scores, sdmx, u4ssc_workbook
 
     return [kpi_parquet.write_parquet, kpi_csv.write_csv, datapackage.write_datapackage, sdmx.write_sdmx_csv,
-            open_sdg.write_open_sdg, ngsi_ld.write_ngsi_ld, u4ssc_workbook.write_u4ssc_workbooks]
+            open_sdg.write_open_sdg, ngsi_ld.write_ngsi_ld, u4ssc_workbook.write_u4ssc_workbooks,
+            scores.write_scores]
 
 
 def document_writers() -> list[Writer]:

@@ -14,8 +14,10 @@ from typing import Any
 import altair as alt
 import polars as pl
 
+from kpis.benchmarking.scoring import group_order
 from kpis.catalogue import Indicator
 from warehouse.publish.changes import Changes
+from warehouse.publish.scores import BAND_COLORS, NO_BAND_COLOR
 
 STATUS_ORDER = ["computed", "missing", "failed_check", "not_applicable"]
 STATUS_COLORS = ["#2e7d32", "#bdbdbd", "#c62828", "#6d4c41"]
@@ -181,3 +183,63 @@ def quality(summary: Any) -> dict[str, Any] | None:
         color=alt.Color("status:N", scale=alt.Scale(domain=QUALITY_STATUSES, range=QUALITY_COLORS), title=None),
         order=alt.Order("rank:Q"), tooltip=["status:N", "checks:Q"]).properties(width=WIDTH, height=28)
     return _spec(chart)
+
+
+# ---- City Snapshot (issue #9): bands per KPI, roll-ups side by side ----------------------------------------
+
+BAND_ORDER = ["<33", "33-66", "66-95", "95+"]
+
+
+def _band_scale() -> alt.Scale:
+    return alt.Scale(domain=BAND_ORDER, range=[BAND_COLORS[b] for b in BAND_ORDER])
+
+
+def kpi_bands(kpis: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """One bar per scored KPI data point: its share of target (capped at 100 %) coloured by U4SSC band,
+    with the band boundaries (33, 66, 95 %) as dashed rules. `kpis`: the snapshot's KPI items."""
+    rows = [{"kpi": k["indicator_id"] + (f" [{k['data_point']}]" if k["data_point"] else "") + f" {k['name']}",
+             "name": k["name"], "dimension": k.get("dimension", ""), "share": k["share_capped_pct"], "band": k["band"],
+             "band_label": k["band_label"], "points": k["points"], "value": k["value"], "target": k["target"],
+             "unit": k["unit"] or ""} for k in kpis if k.get("band")]
+    if not rows:
+        return None
+    order = [r["kpi"] for r in rows]
+    rules = alt.Chart(pl.DataFrame({"share": [33.0, 66.0, 95.0]})).mark_rule(
+        color="#666", strokeDash=[4, 3]).encode(x="share:Q")
+    bars = alt.Chart(pl.DataFrame(rows)).mark_bar().encode(
+        y=alt.Y("kpi:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
+        x=alt.X("share:Q", title="share of target (%, capped at 100; dashed: band boundaries 33 / 66 / 95)",
+                scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("band:N", scale=_band_scale(), title="U4SSC band (% of target)", sort=BAND_ORDER),
+        tooltip=["kpi:N", "name:N", "dimension:N", "value:Q", "target:Q", "unit:N",
+                 alt.Tooltip("share:Q", format=".1f"), "points:Q", "band_label:N"],
+    )
+    return _spec(alt.layer(bars, rules).properties(width=WIDTH, height=alt.Step(16)))
+
+
+def rollups_side_by_side(rollups: pl.DataFrame) -> dict[str, Any] | None:
+    """Roll-up scores per dimension and sub-dimension, one column per city (each city's latest year),
+    each cell coloured by its band and labelled with the score."""
+    if rollups.is_empty() or rollups["city_id"].n_unique() < 2:
+        return None
+    latest = rollups.filter(pl.col("level").is_in(["dimension", "subdimension"]),
+                            pl.col("year") == pl.col("year").max().over("city_id"))
+    rows = latest.with_columns(
+        city=pl.col("city_id") + " " + pl.col("year").cast(pl.String),
+        group=pl.col("group_path"),
+        label=pl.when(pl.col("score_pct").is_null()).then(pl.lit("N/A"))
+        .otherwise(pl.col("score_pct").round(0).cast(pl.Int64).cast(pl.String) + " %"),
+        band=pl.col("band").fill_null("N/A"),
+    ).select("city", "group", "group_path", "level", "score_pct", "band", "label", "n_scored_kpis", "n_kpis")
+    rank = group_order()
+    order = [r["group"] for r in sorted(rows.unique("group_path").iter_rows(named=True),
+                                        key=lambda r: rank.get(r["group_path"], len(rank)))]
+    base = alt.Chart(rows).encode(x=alt.X("city:N", title=None, axis=alt.Axis(orient="top", labelAngle=0)),
+                                  y=alt.Y("group:N", sort=order, title=None, axis=alt.Axis(labelLimit=360)))
+    scale = alt.Scale(domain=[*BAND_ORDER, "N/A"], range=[*(BAND_COLORS[b] for b in BAND_ORDER), NO_BAND_COLOR])
+    cells = base.mark_rect(stroke="white").encode(
+        color=alt.Color("band:N", scale=scale, title="U4SSC band (% of target)"),
+        tooltip=["city:N", "group_path:N", alt.Tooltip("score_pct:Q", format=".1f"), "band:N",
+                 "n_scored_kpis:Q", "n_kpis:Q"])
+    text = base.mark_text(fontSize=11).encode(text="label:N")
+    return _spec(alt.layer(cells, text).properties(width=alt.Step(120), height=alt.Step(20)))

@@ -1,7 +1,9 @@
 """report.html: the release as a self-contained HTML report with Vega-Lite charts (role `report_html`).
 
-Sections: coverage per dimension, cities side by side, the SDG 11 panel, each KPI against the
-previous release, the quality summary from the manifest, and the values table. It must open
+Sections: coverage per dimension, cities side by side, the SDG 11 panel, the City Snapshot (U4SSC
+bands per KPI, roll-ups per dimension, progress arrows per SDG 11 indicator, and the roll-ups side
+by side when the release holds several cities), each KPI against the previous release, the quality
+summary from the manifest, and the values table. It must open
 offline (a city officer's laptop, an archive): the Vega, Vega-Lite and vega-embed JavaScript is
 inlined once in the page head, taken from `vl-convert-python` (the bundle altair's own
 `inline=True` uses), and nothing is fetched from a CDN.
@@ -29,6 +31,7 @@ from kpis.catalogue import Indicator
 from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
 from warehouse.publish import report_charts as charts
 from warehouse.publish.changes import diff_frames
+from warehouse.publish.scores import BAND_COLORS, NO_BAND_COLOR
 
 NAME = "report.html"
 ROLE = "report_html"
@@ -45,7 +48,15 @@ th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertic
 td.num { text-align: right; font-variant-numeric: tabular-nums; } th { background: #f0f4f8; }
 .status-computed { color: #2e7d32; } .status-missing { color: #757575; } .status-failed_check { color: #c62828; }
 .chart { margin: .8rem 0; } details summary { cursor: pointer; margin: .6rem 0; }
+.disclaimer { border-left: 4px solid #fdae61; background: #fff8ec; padding: .5rem .8rem; }
+.legend span { display: inline-block; padding: .1rem .45rem; border-radius: 3px; margin-right: .4rem;
+               font-size: .85rem; }
+td.band { font-weight: 600; white-space: nowrap; }
+.arrow { font-size: 1.15rem; font-weight: 700; text-align: center; }
+.tone-good { color: #1a7f37; } .tone-fair { color: #8a6d00; } .tone-poor { color: #c45100; }
+.tone-bad { color: #c62828; } .tone-neutral { color: #666; }
 """
+DARK_BANDS = {"<33", "95+"}  # white text on these fills, dark text on the lighter two
 
 
 def _bundle_key() -> tuple[str, str]:
@@ -189,6 +200,136 @@ def _quality_section(page: _Page, summary: Any) -> None:
              f"{html.escape(json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False))}</pre></details>")
 
 
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _band_style(band: str | None) -> str:
+    """Fill and ink of a U4SSC band (grey for N/A)."""
+    return f"background:{BAND_COLORS.get(band or '', NO_BAND_COLOR)};color:{'#fff' if band in DARK_BANDS else '#222'}"
+
+
+def _band_cell(band: str | None, text: str) -> str:
+    return f'<td class="band" style="{_band_style(band)}">{html.escape(text)}</td>'
+
+
+def _cells(values: Sequence[Any], numeric: Sequence[int] = ()) -> str:
+    num = ' class="num"'
+    return "".join(f"<td{num if i in numeric else ''}>{html.escape(_fmt(v))}</td>" for i, v in enumerate(values))
+
+
+def _snapshot_tables(snap: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str]:
+    """The snapshot's scored KPIs (flat, with their dimension), the roll-up table and the KPI table."""
+    kpis: list[dict[str, Any]] = []
+    rollup_rows, kpi_rows = [], []
+    for dim in snap["dimensions"]:
+        score = "N/A" if dim["score_pct"] is None else f"{dim['score_pct']:.1f} %"
+        rollup_rows.append(f"<tr><th>{html.escape(dim['name'])}</th>{_band_cell(dim['band'], score)}"
+                           + _cells([dim["band_label"] or "no KPI scored", dim["n_scored_kpis"], dim["n_kpis"],
+                                     dim["points_sum"], dim["max_points"]], numeric=(1, 2, 3, 4)) + "</tr>")
+        for sub in dim["subdimensions"]:
+            sub_score = "N/A" if sub["score_pct"] is None else f"{sub['score_pct']:.1f} %"
+            rollup_rows.append(f"<tr><td>&nbsp;&nbsp;{html.escape(sub['name'])}</td>"
+                               f"{_band_cell(sub['band'], sub_score)}"
+                               + _cells([sub["band_label"] or "", sub["n_scored_kpis"], sub["n_kpis"],
+                                         sub["points_sum"], sub["max_points"]], numeric=(1, 2, 3, 4)) + "</tr>")
+            for cat in sub["categories"]:
+                for kpi in cat["kpis"]:
+                    kpis.append({**kpi, "dimension": dim["name"]})
+                    share = "" if kpi["share_capped_pct"] is None else f"{kpi['share_capped_pct']:.0f} %"
+                    kpi_rows.append(
+                        "<tr>" + _cells([kpi["indicator_id"], kpi["name"], kpi["data_point"] or "", kpi["value"],
+                                         kpi["unit"], kpi["target"], kpi["direction"], kpi["worst"]],
+                                        numeric=(3, 5, 7))
+                        + _cells([share, kpi["points"]], numeric=(0, 1))
+                        + _band_cell(kpi["band"], kpi["band_label"] or "N/A")
+                        + _cells([kpi["target_citation"]]) + "</tr>")
+    rollups = ("<table><thead><tr><th>dimension / sub-dimension</th><th>score</th><th>band</th><th>scored KPIs</th>"
+               "<th>KPIs</th><th>points</th><th>max points</th></tr></thead><tbody>" + "".join(rollup_rows)
+               + "</tbody></table>")
+    table = ("<table><thead><tr><th>KPI</th><th>name</th><th>data point</th><th>value</th><th>unit</th>"
+             "<th>target</th><th>better</th><th>worst</th><th>share of target</th><th>points</th><th>band</th>"
+             "<th>target source</th></tr></thead><tbody>" + "".join(kpi_rows) + "</tbody></table>")
+    return kpis, rollups, table
+
+
+def _progress_table(items: Sequence[dict[str, Any]]) -> str:
+    rows = []
+    for item in items:
+        years = (f"{item['base_year']}–{item['latest_year']}" if item["base_year"] is not None
+                 and item["latest_year"] is not None else "")
+        label = html.escape(item["label"] or "")
+        rows.append(f'<tr><td class="arrow tone-{html.escape(item["tone"])}" title="{label}">'
+                    f"{html.escape(item['arrow'])}</td>"
+                    f'<td title="{html.escape(item["name"])}">{html.escape(item["indicator_id"])}</td>'
+                    + _cells([item["data_point"] or "", item["label"], years, item["latest_value"], item["target"],
+                              item["deadline"], item["reason"]], numeric=(3, 4)) + "</tr>")
+    return ("<table><thead><tr><th></th><th>indicator</th><th>data point</th><th>status</th>"
+            "<th>years</th><th>latest value</th><th>target</th><th>by</th><th>why</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def _snapshot_section(page: _Page, context: PublishContext) -> None:
+    """The City Snapshot of every city of the release, then the roll-ups side by side."""
+    from kpis.benchmarking.scoring import BANDS
+    from kpis.benchmarking.snapshot import DISCLAIMER, city_snapshot, compare_cities
+
+    page.add('<section id="city-snapshot"><h2>City Snapshot: U4SSC scores and progress towards 2030</h2>')
+    page.add(f'<p class="disclaimer"><strong>Not the official U4SSC benchmark.</strong> {html.escape(DISCLAIMER)} '
+             "Scores computed with them are not U4SSC verification results (docs/benchmarking.md).</p>")
+    scores, rollups = context.benchmark("kpi_scores"), context.benchmark("kpi_rollups")
+    progress = context.benchmark("kpi_progress")
+    if scores is None or rollups is None or progress is None or rollups.is_empty():
+        page.add('<p class="note">This release holds no scores (the run computed no benchmarking).</p></section>')
+        return
+    legend = "".join(f'<span style="{_band_style(b.code)}">'
+                     f"{b.points} point{'s' if b.points > 1 else ''}: {html.escape(b.label)}</span>"
+                     for b in sorted(BANDS, key=lambda b: b.points))
+    page.add(f'<p class="legend">{legend}<span style="{_band_style(None)}">N/A: not scored</span></p>')
+    page.add("<p>Each U4SSC KPI with a computed value and a target is scored by its share of the target "
+             "(higher is better: value / target; lower is better: (worst − value) / (worst − target)); roll-ups "
+             "are the points over 4 × the number of scored KPIs. Progress compares the growth rate since the "
+             "first year from 2015 with the rate needed to reach the target by its deadline (UN cut-offs).</p>")
+    cities = [c for c in context.cities if c.id in set(rollups["city_id"].to_list())]
+    for city in cities:
+        snap = city_snapshot(scores.filter(pl.col("status") == "scored"), rollups, progress,
+                             excluded=scores.filter(pl.col("status") == "excluded"), city_id=city.id)
+        kpis, rollup_table, kpi_table = _snapshot_tables(snap)
+        slug = html.escape(city.id)
+        page.add(f'<div class="city-snapshot" id="snapshot-{slug}" data-city="{slug}">'
+                 f"<h3>{html.escape(city.name)} ({slug}), {snap['year']}</h3>")
+        page.add("<h4>Roll-ups per dimension</h4>" + rollup_table)
+        page.add(f"<h4>Bands per KPI ({len(kpis)} KPI data points scored, {len(snap['excluded'])} excluded)</h4>")
+        page.chart(f"bands-{city.id}", charts.kpi_bands(kpis), "No KPI of this city and year could be scored.")
+        page.add("<details><summary>Scored KPIs with their targets</summary>" + kpi_table + "</details>")
+        page.add(f"<details><summary>Excluded KPIs and why ({len(snap['excluded'])})</summary>"
+                 + _table(["indicator", "name", "data point", "reason"],
+                          [[e["indicator_id"], e["name"], e["data_point"] or "", e["reason"]]
+                           for e in snap["excluded"]]) + "</details>")
+        page.add("<h4>Progress towards the targets: SDG 11 indicators</h4>")
+        page.add(_progress_table(snap["progress"]) if snap["progress"]
+                 else '<p class="note">No SDG 11 indicator has a progress assessment.</p>')
+        page.add("</div>")
+    if len(cities) > 1:
+        page.add('<div id="snapshot-comparison"><h3>Cities side by side: U4SSC roll-ups</h3>'
+                 "<p>Each city's latest year with scores; N/A: no KPI of the group was scored.</p>")
+        page.chart("snapshot-comparison", charts.rollups_side_by_side(rollups), "Nothing to compare.")
+        wide = compare_cities(rollups, level="dimension")
+        latest = rollups.filter(pl.col("level") == "dimension", pl.col("year") == pl.col("year").max().over("city_id"))
+        bands = {(r["city_id"], r["group_path"]): r["band"] for r in latest.iter_rows(named=True)}
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in wide.columns)
+        body = "".join(
+            f"<tr><th>{html.escape(row['group_path'])}</th>"
+            + "".join(_band_cell(bands.get((c, row["group_path"])), "N/A" if row[c] is None else f"{row[c]:.1f} %")
+                      for c in wide.columns[1:]) + "</tr>"
+            for row in wide.iter_rows(named=True))
+        page.add(f"<table><thead><tr>{head.replace('group_path', 'dimension')}</tr></thead><tbody>{body}</tbody>"
+                 "</table></div>")
+    page.add("</section>")
+
+
 def report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext, bundle: str) -> str:
     page = _Page()
     cities = ", ".join(f"{c.name} ({c.id})" for c in context.cities)
@@ -216,6 +357,8 @@ def report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: Pu
     page.chart("sdg-status", charts.sdg_status(frame, catalogue), "No SDG 11 rows in this release.")
     page.chart("sdg-panel", charts.sdg_panel(frame, catalogue), "No SDG 11 indicator has a computed value yet.")
 
+    _snapshot_section(page, context)
+
     page.add("<h2>Against the previous release</h2>")
     if previous is None or changes is None:
         page.add('<p class="note">First release: there is no previous release to compare with.</p>')
@@ -237,4 +380,5 @@ def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
     text = report_html(frame, catalogue, context, vega_bundle(context.cache_dir))
     write_bytes(folder, NAME, text.encode("utf-8"))
     return [file_entry(folder, NAME, ROLE, "self-contained HTML report with Vega-Lite charts (coverage, cities "
-                                           "side by side, SDG 11 panel, changes, quality); opens offline")]
+                                           "side by side, SDG 11 panel, City Snapshot, changes, quality); "
+                                           "opens offline")]

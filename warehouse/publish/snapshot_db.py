@@ -73,6 +73,8 @@ def write_snapshot_db(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
                       folder: Path) -> list[FileEntry]:
     tables = {"kpi_values": frame, "indicators": _catalogue_frame(catalogue), "cities": _cities_frame(context),
               "release": _release_frame(frame, context)}
+    # kpi_scores, kpi_rollups, kpi_progress: the same rows as the release's score files.
+    tables.update(context.benchmarks or {})
     con = duckdb.connect()
     try:
         path = str(folder / NAME).replace("'", "''")  # a quote in the home path must not end the literal
@@ -88,6 +90,6 @@ def write_snapshot_db(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
         con.execute("DETACH snapshot")  # checkpoints: no .wal file is left beside the database
     finally:
         con.close()
-    return [file_entry(folder, NAME, ROLE, "read-only DuckDB database for dashboards: tables kpi_values, "
-                                           "indicators, cities, release and views kpi_report, coverage "
+    return [file_entry(folder, NAME, ROLE, "read-only DuckDB database for dashboards: tables "
+                                           f"{', '.join(tables)} and views {', '.join(VIEWS)} "
                                            "(docs/sql-interface.md)")]

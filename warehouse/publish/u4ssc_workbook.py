@@ -5,6 +5,9 @@ Sheets:
   data-collection template asks for (VM p163): code, name, core/advanced, numerator, denominator,
   value, unit, data quality, data origin, data sources, notes. Rows without a value stay in the
   sheet (the officer completes them) and are listed again in `Not reported`.
+  The score columns follow (issue #9): the target in force, where it came from (citykpi default or
+  the city's own table, with the citation), the share of target, the points 1-4 and the band, or
+  why the KPI was not scored. Targets are public references, not the official U4SSC benchmarks.
 - `Not reported`: the KPIs and data points without a value, with the status and the reason.
 - `About`: city, year, the sources with their snapshots, and the data-quality vocabulary that the
   `Data quality` column's drop-down offers.
@@ -35,6 +38,7 @@ from openpyxl.xml.functions import tostring
 from kpis.catalogue import Indicator
 from sources.config import DATA_QUALITY_LABELS
 from warehouse.publish import FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
+from warehouse.publish.scores import BAND_COLORS
 
 ROLE = "u4ssc_workbook"
 FOLDER = "u4ssc"
@@ -45,8 +49,12 @@ DOC_DATE = datetime(1980, 1, 1)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 KPI_HEADER = ["Code", "Dimension", "Sub-dimension", "Category", "Name", "Core/Advanced", "Data point", "Numerator",
-              "Denominator", "Value", "Unit", "Status", "Data quality", "Data origin", "Data sources", "Notes"]
-KPI_WIDTHS = [16, 14, 16, 20, 40, 13, 16, 14, 14, 14, 22, 12, 30, 40, 60, 60]
+              "Denominator", "Value", "Unit", "Status", "Data quality", "Data origin", "Data sources", "Notes",
+              "Target", "Target source", "Share of target (%)", "Points", "Band", "Scoring note"]
+KPI_WIDTHS = [16, 14, 16, 20, 40, 13, 16, 14, 14, 14, 22, 12, 30, 40, 60, 60, 12, 50, 12, 8, 18, 50]
+SCORE_FIRST_COLUMN = 17  # "Target"
+DISCLAIMER = ("Targets are citykpi defaults from public references or the city's own table, NOT the official U4SSC "
+              "benchmarks (not public): scores are not U4SSC verification results.")
 NOT_REPORTED_HEADER = ["Code", "Name", "Core/Advanced", "Data point", "Status", "Reason", "Missing inputs"]
 NUMBER_FORMAT = "#,##0.00##"
 BOLD = Font(bold=True)
@@ -116,6 +124,24 @@ def _kpi_row(indicator: Indicator, data_point: str | None, row: dict[str, Any] |
             _data_sources(inputs) if computed else "", _notes(row)]
 
 
+def _score_cells(score: dict[str, Any] | None) -> list[Any]:
+    """Target, target source, share of target, points, band and a note, for one KPI data point."""
+    if score is None:
+        return [None, "", None, None, "", "no score in this release"]
+    source = "; ".join(p for p in (score["target_source"], score["target_citation"]) if p)
+    if score["status"] != "scored":
+        return [score["target"], source, None, None, "N/A", score["status_reason"] or "not scored"]
+    notes = [f"{score['direction']} is better"]
+    if score["worst"] is not None:
+        notes.append(f"worst {score['worst']:g}")
+    if score["share_pct"] != score["share_capped_pct"]:
+        notes.append(f"uncapped share {score['share_pct']:.1f} %")
+    notes.append("official U4SSC benchmark" if score["official_u4ssc_benchmark"]
+                 else "not the official U4SSC benchmark")
+    return [score["target"], source, score["share_capped_pct"], score["points"], score["band_label"],
+            "; ".join(notes)]
+
+
 def _header(sheet: Worksheet, header: list[str], widths: list[int]) -> None:
     sheet.append(header)
     for cell in sheet[1]:
@@ -134,7 +160,8 @@ def _about(sheet: Worksheet, city_name: str, city_id: str, country: str, year: i
     sheet["A1"].font = Font(bold=True, size=12)
     for label, value in (("City", city_name), ("City id", city_id), ("Country", country), ("Reporting year", year),
                          ("Prepared with", "citykpi (computed from the city's open data; every value's inputs "
-                                           "are in the Data sources column)")):
+                                           "are in the Data sources column)"),
+                         ("Targets and scores", DISCLAIMER)):
         sheet.append([label, value])
     sheet.append([])
     sheet.append(["Data quality categories (U4SSC template)"])
@@ -159,6 +186,10 @@ def workbook(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: Publi
     sources = [s for s in context.sources if s.city_id == city_id]
     rows = {(r["indicator_id"], r["data_point"]): r
             for r in frame.filter(pl.col("city_id") == city_id, pl.col("year") == year).iter_rows(named=True)}
+    scored = context.benchmark("kpi_scores")
+    scores = {} if scored is None else {
+        (r["indicator_id"], r["data_point"]): r
+        for r in scored.filter(pl.col("city_id") == city_id, pl.col("year") == year).iter_rows(named=True)}
     wb = Workbook()
     kpis = wb.active
     assert kpis is not None
@@ -172,7 +203,11 @@ def workbook(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: Publi
         points: list[str | None] = [*indicator.data_points] or [None]
         for data_point in points:
             row = rows.get((indicator.id, data_point))
-            kpis.append(_kpi_row(indicator, data_point, row, sources))
+            score = scores.get((indicator.id, data_point))
+            kpis.append([*_kpi_row(indicator, data_point, row, sources), *_score_cells(score)])
+            if score is not None and score["band"] in BAND_COLORS:
+                band = kpis.cell(kpis.max_row, SCORE_FIRST_COLUMN + 4)
+                band.fill = PatternFill("solid", fgColor=BAND_COLORS[score["band"]].lstrip("#").upper())
             if row is None or row["status"] != "computed":
                 missing = ", ".join(row["missing_inputs"] or []) if row else ""
                 reason = (row["status_reason"] or "") if row else "not in this release"
@@ -182,11 +217,14 @@ def workbook(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: Publi
     for row_cells in kpis.iter_rows(min_row=2, min_col=8, max_col=10):
         for cell in row_cells:
             cell.number_format = NUMBER_FORMAT
+    for row_cells in kpis.iter_rows(min_row=2, min_col=SCORE_FIRST_COLUMN, max_col=SCORE_FIRST_COLUMN + 2):
+        for cell in row_cells:
+            cell.number_format = NUMBER_FORMAT
     # The officer picks a category where the config declared none: offer exactly the template's list.
     validation = DataValidation(type="list", formula1=quality_range, allow_blank=True)
     validation.add(f"M2:M{max(kpis.max_row, 2)}")
     kpis.add_data_validation(validation)
-    kpis.auto_filter.ref = f"A1:P{kpis.max_row}"
+    kpis.auto_filter.ref = f"A1:{kpis.cell(1, len(KPI_HEADER)).column_letter}{kpis.max_row}"
     return wb
 
 

@@ -10,8 +10,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from sources.config import LoadedConfig
-from sources.fetch import fetch_source
+from sources.fetch import fetch_source, point_current_at
 from sources.landing import Snapshot
 from warehouse.db import connect, scalar, transaction
 from warehouse.derive import derive_city
@@ -37,8 +39,12 @@ def fetch_city(home: Home, loaded: LoadedConfig, *, offline: bool = False) -> li
 def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> dict[str, Any]:
     """Parse every snapshot, then replace the city's core rows and derived observations atomically."""
     by_id = {s.source_id: s for s in snapshots}
-    parsed = [parse_source(loaded, source, by_id[source.id]) for source in loaded.config.sources]
-    check_cross_source_conflicts(parsed)
+    try:
+        parsed = [parse_source(loaded, source, by_id[source.id]) for source in loaded.config.sources]
+        check_cross_source_conflicts(parsed)
+    except BaseException:
+        _restore_current_pointers(home, loaded)
+        raise
     con = connect(home.warehouse_path)
     try:
         with transaction(con):
@@ -46,10 +52,32 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
             write_parsed(con, loaded.city_id, parsed)
             derived = derive_city(con, loaded.city_id, loaded.config.city.reporting_years)
         observations = scalar(con, "SELECT count(*) FROM observations WHERE city_id = ?", [loaded.city_id])
-    finally:
+    except BaseException:
         con.close()
+        _restore_current_pointers(home, loaded)
+        raise
+    con.close()
     return {"sources": {p.source.id: p.report for p in parsed}, "derived": derived,
             "observations": observations}
+
+
+def _restore_current_pointers(home: Home, loaded: LoadedConfig) -> None:
+    """After a failed load, point each source's CURRENT back at the snapshot the warehouse still
+    reflects, so `--offline` keeps recomputing from the last good data instead of the bad fetch."""
+    if not home.warehouse_path.exists():
+        return
+    try:
+        con = connect(home.warehouse_path, read_only=True)
+    except duckdb.Error:
+        return  # another writer holds it; the pointers stay where the fetch left them
+    try:
+        rows = con.execute("""SELECT s.source_id, n.content_sha256 FROM core_source_state s
+                              JOIN source_snapshots n USING (snapshot_id) WHERE s.city_id = ?""",
+                           [loaded.city_id]).fetchall()
+    finally:
+        con.close()
+    for source_id, content_sha256 in rows:
+        point_current_at(home.raw, loaded.city_id, source_id, content_sha256)
 
 
 def compute_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, int]:

@@ -16,14 +16,21 @@ from sources.errors import FetchError
 from sources.kinds import KINDS
 from sources.landing import POINTER, Snapshot, current_snapshot, pointer_path
 
-__all__ = ["POINTER", "current_snapshot", "fetch_source", "set_current"]
+__all__ = ["POINTER", "current_snapshot", "fetch_source", "point_current_at", "set_current"]
 
 
 def set_current(raw_root: Path, snapshot: Snapshot) -> None:
-    pointer = pointer_path(raw_root, snapshot.city_id, snapshot.source_id)
+    point_current_at(raw_root, snapshot.city_id, snapshot.source_id, snapshot.content_sha256)
+
+
+def point_current_at(raw_root: Path, city_id: str, source_id: str, content_sha256: str) -> None:
+    """Atomically point a source's CURRENT at the snapshot with this content hash (if it exists)."""
+    pointer = pointer_path(raw_root, city_id, source_id)
+    if not (pointer.parent / content_sha256).is_dir():
+        return
     fd, tmp = tempfile.mkstemp(dir=pointer.parent, prefix=".current-")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(snapshot.content_sha256 + "\n")
+        handle.write(content_sha256 + "\n")
     os.replace(tmp, pointer)
 
 

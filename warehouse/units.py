@@ -23,24 +23,27 @@ class UnitError(ValueError):
     """A unit is unknown or cannot be converted to the canonical unit."""
 
 
-# Every count-like canonical unit accepts these generic spellings as a factor-1 alias.
-_COUNT_UNITS = {"person", "household", "subscription", "meter", "stop", "enterprise", "bed", "crime", "FTE",
-                "hotspot", "customer", "interruption", "intersection", "dataset", "service", "procedure",
-                "patent", "vehicle", "building", "site", "institution", "birth", "place", "call", "facility",
-                "disruption"}
+# Count-like canonical units: each accepts itself, its plural and the generic count spellings
+# with factor 1; the map holds the irregular or extra spellings (declared once here).
+_COUNT_UNITS: dict[str, dict[str, float]] = {
+    "person": {"people": 1.0, "inhabitants": 1.0, "thousand persons": 1000.0},
+    "household": {}, "subscription": {}, "meter": {}, "stop": {}, "enterprise": {"firms": 1.0}, "bed": {},
+    "crime": {"offences": 1.0}, "FTE": {"fte": 1.0}, "hotspot": {"access points": 1.0}, "customer": {},
+    "interruption": {"customer interruptions": 1.0}, "intersection": {}, "dataset": {}, "service": {},
+    "procedure": {}, "patent": {}, "vehicle": {}, "building": {}, "site": {}, "institution": {},
+    "birth": {"live births": 1.0}, "place": {}, "call": {}, "facility": {"facilities": 1.0}, "disruption": {},
+}
 _COUNT_ALIASES = {"count", "number", "n", "#"}
+
+
+def _count_spellings(unit: str, extra: dict[str, float]) -> dict[str, float]:
+    plural = {} if unit.endswith("y") else {unit + "s": 1.0}
+    return {unit: 1.0, **plural, **extra}
+
 
 # canonical unit -> {source unit spelling: factor to canonical}
 _FACTORS: dict[str, dict[str, float]] = {
-    "person": {"person": 1.0, "persons": 1.0, "people": 1.0, "inhabitants": 1.0, "thousand persons": 1000.0},
-    "household": {"household": 1.0, "households": 1.0},
-    "subscription": {"subscription": 1.0, "subscriptions": 1.0},
-    "meter": {"meter": 1.0, "meters": 1.0},
-    "stop": {"stop": 1.0, "stops": 1.0},
-    "enterprise": {"enterprise": 1.0, "enterprises": 1.0, "firms": 1.0},
-    "bed": {"bed": 1.0, "beds": 1.0},
-    "crime": {"crime": 1.0, "crimes": 1.0, "offences": 1.0},
-    "FTE": {"FTE": 1.0, "fte": 1.0},
+    **{unit: _count_spellings(unit, extra) for unit, extra in _COUNT_UNITS.items()},
     "year": {"year": 1.0, "years": 1.0},
     "km": {"km": 1.0, "m": 0.001, "mi": 1.609344},
     "ha": {"ha": 1.0, "m2": 1e-4, "km2": 100.0, "acre": 0.40468564224, "acres": 0.40468564224},
@@ -54,23 +57,6 @@ _FACTORS: dict[str, dict[str, float]] = {
     "t": {"t": 1.0, "kg": 0.001, "kt": 1000.0, "short ton": 0.90718474, "tons": 0.90718474,
           "short tons": 0.90718474},
     "ug/m3": {"ug/m3": 1.0, "µg/m3": 1.0, "µg/m³": 1.0, "mg/m3": 1000.0, "mcg/m3": 1.0},
-    "hotspot": {"hotspot": 1.0, "hotspots": 1.0, "access points": 1.0},
-    "customer": {"customer": 1.0, "customers": 1.0},
-    "interruption": {"interruption": 1.0, "interruptions": 1.0, "customer interruptions": 1.0},
-    "intersection": {"intersection": 1.0, "intersections": 1.0},
-    "dataset": {"dataset": 1.0, "datasets": 1.0},
-    "service": {"service": 1.0, "services": 1.0},
-    "procedure": {"procedure": 1.0, "procedures": 1.0},
-    "patent": {"patent": 1.0, "patents": 1.0},
-    "vehicle": {"vehicle": 1.0, "vehicles": 1.0},
-    "building": {"building": 1.0, "buildings": 1.0},
-    "site": {"site": 1.0, "sites": 1.0},
-    "institution": {"institution": 1.0, "institutions": 1.0},
-    "birth": {"birth": 1.0, "births": 1.0, "live births": 1.0},
-    "place": {"place": 1.0, "places": 1.0},
-    "call": {"call": 1.0, "calls": 1.0},
-    "facility": {"facility": 1.0, "facilities": 1.0},
-    "disruption": {"disruption": 1.0, "disruptions": 1.0},
     "min": {"min": 1.0, "minute": 1.0, "minutes": 1.0, "s": 1 / 60, "h": 60.0, "hours": 60.0},
     "m2": {"m2": 1.0, "m²": 1.0, "ha": 1e4, "km2": 1e6},
     "GJ": {"GJ": 1.0, "MJ": 0.001, "TJ": 1000.0, "kWh": 0.0036, "MWh": 3.6, "GWh": 3600.0},

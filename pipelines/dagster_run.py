@@ -14,18 +14,14 @@ from pipelines.checks import QualityResource
 from pipelines.resources import CitykpiResource
 from sources.config import LoadedConfig
 from sources.errors import CitykpiError
-from warehouse.db import connect
 from warehouse.home import Home
 from warehouse.quality.store import QualityGateError, blocking_failures
 from warehouse.releases import Release, load_release
 
 
 def _quality_gate_error(home: Home, configs: Sequence[LoadedConfig], run_id: str) -> QualityGateError:
-    con = connect(home.warehouse_path)
-    try:
+    with home.warehouse() as con:
         return QualityGateError(run_id, blocking_failures(con, run_id, [c.city_id for c in configs]))
-    finally:
-        con.close()
 
 
 def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: bool = False,

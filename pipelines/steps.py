@@ -15,7 +15,7 @@ import duckdb
 from sources.config import LoadedConfig
 from sources.fetch import fetch_source, point_current_at
 from sources.landing import Snapshot
-from warehouse.db import connect, scalar, transaction
+from warehouse.db import scalar, transaction
 from warehouse.derive import derive_city
 from warehouse.home import Home
 from warehouse.load import check_cross_source_conflicts, parse_source, write_parsed
@@ -45,18 +45,16 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
     except BaseException:
         _restore_current_pointers(home, loaded)
         raise
-    con = connect(home.warehouse_path)
     try:
-        with transaction(con):
-            record_snapshots(con, snapshots)
-            write_parsed(con, loaded.city_id, parsed)
-            derived = derive_city(con, loaded.city_id, loaded.config.city.reporting_years)
-        observations = scalar(con, "SELECT count(*) FROM observations WHERE city_id = ?", [loaded.city_id])
+        with home.warehouse() as con:
+            with transaction(con):
+                record_snapshots(con, snapshots)
+                write_parsed(con, loaded.city_id, parsed)
+                derived = derive_city(con, loaded.city_id, loaded.config.city.reporting_years)
+            observations = scalar(con, "SELECT count(*) FROM observations WHERE city_id = ?", [loaded.city_id])
     except BaseException:
-        con.close()
         _restore_current_pointers(home, loaded)
         raise
-    con.close()
     return {"sources": {p.source.id: p.report for p in parsed}, "derived": derived,
             "observations": observations}
 
@@ -67,15 +65,12 @@ def _restore_current_pointers(home: Home, loaded: LoadedConfig) -> None:
     if not home.warehouse_path.exists():
         return
     try:
-        con = connect(home.warehouse_path, read_only=True)
+        with home.warehouse(read_only=True) as con:
+            rows = con.execute("""SELECT s.source_id, n.content_sha256 FROM core_source_state s
+                                  JOIN source_snapshots n USING (snapshot_id) WHERE s.city_id = ?""",
+                               [loaded.city_id]).fetchall()
     except duckdb.Error:
-        return  # another writer holds it; the pointers stay where the fetch left them
-    try:
-        rows = con.execute("""SELECT s.source_id, n.content_sha256 FROM core_source_state s
-                              JOIN source_snapshots n USING (snapshot_id) WHERE s.city_id = ?""",
-                           [loaded.city_id]).fetchall()
-    finally:
-        con.close()
+        return  # unreadable warehouse: the pointers stay where the fetch left them
     for source_id, content_sha256 in rows:
         point_current_at(home.raw, loaded.city_id, source_id, content_sha256)
 
@@ -83,11 +78,8 @@ def _restore_current_pointers(home: Home, loaded: LoadedConfig) -> None:
 def compute_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, int]:
     from kpis.store import compute_and_store
 
-    con = connect(home.warehouse_path)
-    try:
+    with home.warehouse() as con:
         values = compute_and_store(con, loaded.city_id, loaded.config.city.reporting_years, run_id)
-    finally:
-        con.close()
     return {status: int(n) for status, n in values.group_by("status").len().sort("status").iter_rows()}
 
 
@@ -98,11 +90,8 @@ def benchmark_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, i
     counts (scored, excluded, progress_<status> of the UN method) for the run summary."""
     from kpis.benchmarking.store import benchmark_and_store
 
-    con = connect(home.warehouse_path)
-    try:
+    with home.warehouse() as con:
         return benchmark_and_store(con, loaded, run_id)
-    finally:
-        con.close()
 
 
 def quality_context(loaded: LoadedConfig, settings: QualitySettings | None = None) -> SuiteContext:
@@ -118,12 +107,8 @@ def check_city(home: Home, loaded: LoadedConfig, run_id: str, stage: Stage,
     observations failing blocking checks so that compute_city makes their KPIs `failed_check`.
     stage "kpis" (after compute_city): kpi_values and the U4SSC plausibility rules.
     """
-    con = connect(home.warehouse_path)
-    try:
-        with transaction(con):
-            return run_stage(con, quality_context(loaded, settings), run_id, stage)
-    finally:
-        con.close()
+    with home.warehouse() as con, transaction(con):
+        return run_stage(con, quality_context(loaded, settings), run_id, stage)
 
 
 def enforce_strict(run_id: str, city_id: str, results: list[CheckResult]) -> None:
@@ -143,8 +128,7 @@ def city_record(loaded: LoadedConfig) -> dict[str, Any]:
 def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[str, Any] | None = None, *,
             strict: bool = False) -> Release:
     """Write a release with the run's quality summary; with `strict`, refuse when a blocking check failed."""
-    con = connect(home.warehouse_path)
-    try:
+    with home.warehouse() as con:
         city_ids = [c.city_id for c in configs]
         failures = blocking_failures(con, run_id, city_ids)
         if strict and failures:
@@ -154,8 +138,6 @@ def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[st
         snapshots = snapshot_records(con, city_ids)
         extra = {**(extra or {}), "quality": quality_summary(con, run_id, city_ids)}
         return publish_release(con, home, cities=cities, snapshots=snapshots, run_id=run_id, extra=extra)
-    finally:
-        con.close()
 
 
 @dataclass

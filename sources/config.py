@@ -426,6 +426,12 @@ DataQuality = Literal["accurate_measurement", "survey_extrapolation", "higher_le
                       "assumption_estimate", "personal_estimate", "unknown_methodology"]
 
 
+Cadence = Literal["hourly", "daily", "weekly", "monthly", "annual"]
+# How often a source of each cadence is pulled: sensor feeds daily, statistics checked monthly.
+FETCH_EVERY: dict[str, str] = {"hourly": "daily", "daily": "daily", "weekly": "weekly",
+                               "monthly": "monthly", "annual": "monthly"}
+
+
 class SourceConfig(_Strict):
     id: Annotated[str, Field(pattern=SLUG)]
     kind: SourceKind = Field(description="How the source is fetched. See `citykpi sources`.")
@@ -437,6 +443,10 @@ class SourceConfig(_Strict):
     target: SourceTarget
     description: str = ""
     license: str | None = None
+    cadence: Cadence | None = Field(default=None, description=(
+        "How often the source publishes new data; decides how often the scheduler pulls it "
+        "(hourly and daily feeds daily, weekly weekly, monthly and annual statistics monthly). "
+        "Default: hourly for readings, annual otherwise."))
     data_quality: DataQuality | None = Field(default=None, description=(
         "U4SSC data-quality category of this source's figures; fills the submission workbook."))
     data_origin: str | None = Field(default=None, description=(
@@ -457,6 +467,15 @@ class SourceConfig(_Strict):
     areas: AreasMapping | None = None
     points: PointsMapping | None = None
     readings: ReadingsMapping | None = None
+
+    @property
+    def resolved_cadence(self) -> str:
+        return self.cadence or ("hourly" if self.target == "readings" else "annual")
+
+    @property
+    def fetch_every(self) -> str:
+        """daily, weekly or monthly: the fetch schedule this source belongs to."""
+        return FETCH_EVERY[self.resolved_cadence]
 
     @model_validator(mode="after")
     def _mapping_matches_target(self) -> SourceConfig:

@@ -1,7 +1,11 @@
 """Opening the warehouse and applying versioned migrations.
 
-One process writes at a time (DuckDB's rule): the pipeline takes `<home>/.lock` for a whole run,
-and every stage writes inside one transaction, so a killed run leaves the previous state intact.
+One process opens the warehouse at a time (DuckDB's rule: a read-write connection excludes every
+other process). Every stage opens it through `open_warehouse`, which holds `<home>/.lock` (flock)
+for exactly as long as the connection is open and waits for another process's stage to finish, so
+parallel Dagster runs and multiprocess steps queue at the warehouse instead of failing on DuckDB's
+lock. `citykpi run` holds the same lock for its whole run. Every stage writes inside one
+transaction, so a killed run leaves the previous state intact.
 """
 
 from __future__ import annotations
@@ -87,6 +91,14 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 _HELD: dict[Path, int] = {}
 
+LOCK_WAIT_ENV = "CITYKPI_LOCK_WAIT_S"
+DEFAULT_LOCK_WAIT_S = 6 * 3600.0
+
+
+def lock_wait_s() -> float:
+    """How long a stage waits for another process's stage ($CITYKPI_LOCK_WAIT_S, default six hours)."""
+    return float(os.environ.get(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_S))
+
 
 @contextmanager
 def writer_lock(home_root: Path, *, wait_s: float = 0.0) -> Iterator[None]:
@@ -124,6 +136,19 @@ def writer_lock(home_root: Path, *, wait_s: float = 0.0) -> Iterator[None]:
             _HELD.pop(home_root, None)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def open_warehouse(home_root: Path, path: Path, *, read_only: bool = False,
+                   wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse, opened under the home's lock (waiting up to `wait_s`, default `lock_wait_s()`),
+    closed and unlocked on exit. Re-entrant inside a process that already holds the lock."""
+    with writer_lock(home_root, wait_s=lock_wait_s() if wait_s is None else wait_s):
+        con = connect(path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple[object, ...] | None:

@@ -15,7 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 ENV_VAR = "CITYKPI_HOME"
 
@@ -59,6 +65,14 @@ class Home:
     @property
     def tmp(self) -> Path:
         return self.root / "tmp"
+
+    @contextmanager
+    def warehouse(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The warehouse under this home's lock (see warehouse.db.open_warehouse)."""
+        from warehouse.db import open_warehouse
+
+        with open_warehouse(self.root, self.warehouse_path, read_only=read_only) as con:
+            yield con
 
     def ensure(self) -> Home:
         for path in (self.root, self.raw, self.releases, self.tmp):

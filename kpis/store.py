@@ -36,10 +36,23 @@ def read_observations(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFr
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
-def compute_and_store(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], run_id: str) -> pl.DataFrame:
-    """Replace the city's kpi_values with a fresh computation; returns the rows written."""
+def compute_and_store(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], run_id: str, *,
+                      only_these_years: bool = False) -> pl.DataFrame:
+    """Compute the city's kpi_values for `years` and store them in one transaction; returns the rows.
+
+    By default the city's rows of every year are replaced (a whole-city run). With
+    `only_these_years` exactly the rows of `years` are replaced and other years stay (a city-year
+    partition run), so re-running a partition is idempotent."""
     values = compute_kpi_values(read_observations(con, city_id), {city_id: list(years)})
     with transaction(con):
-        con.execute("DELETE FROM kpi_values WHERE city_id = ?", [city_id])
+        if only_these_years:
+            con.execute("DELETE FROM kpi_values WHERE city_id = ? AND list_contains(?, year)", [city_id, list(years)])
+        else:
+            con.execute("DELETE FROM kpi_values WHERE city_id = ?", [city_id])
         insert_frame(con, "kpi_values", values.with_columns(pl.lit(run_id).alias("run_id")))
     return values
+
+
+def cities_with_kpi_values(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Cities that have indicator rows in the warehouse (what a release can hold)."""
+    return [row[0] for row in con.execute("SELECT DISTINCT city_id FROM kpi_values ORDER BY 1").fetchall()]

@@ -44,8 +44,9 @@ STAGE_DESCRIPTIONS: dict[Stage, str] = {
 }
 
 
-def check_specs(stage: Stage, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(name=check.key, asset=asset_key, blocking=check.blocking,
+def check_specs(stage: Stage, asset_key: dg.AssetKey,
+                partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(name=check.key, asset=asset_key, blocking=check.blocking, partitions_def=partitions_def,
                               description=f"[{check.severity}] {check.table}: {check.description}",
                               metadata={"table": check.table, "severity": check.severity})
             for check in all_checks(stage_suites(stage))]
@@ -82,16 +83,59 @@ def _stage_checks(loaded: LoadedConfig, stage: Stage, asset_key: dg.AssetKey) ->
                           description=f"{STAGE_DESCRIPTIONS[stage]} of {loaded.config.city.name}")
     def quality_checks(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource,
                        quality: QualityResource) -> Iterator[dg.AssetCheckResult]:
-        results = steps.check_city(citykpi.resolved_home(), loaded, context.run.run_id, stage, quality.settings())
+        yield from run_city_checks(context, citykpi, quality, loaded, stage, asset_key)
+
+    return quality_checks
+
+
+def check_cities(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource, quality: QualityResource,
+                 loaded: Sequence[LoadedConfig], stage: Stage) -> dict[str, list[CheckResult]]:
+    """Run one stage's suites for each city (stored in the warehouse) and log the counts."""
+    by_city = {}
+    for city in loaded:
+        results = steps.check_city(citykpi.resolved_home(), city, context.run.run_id, stage, quality.settings())
         counts = {s: sum(1 for r in results if r.status == s) for s in ("passed", "failed", "warned", "skipped")}
-        message = f"{loaded.city_id}: quality {stage}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        message = f"{city.city_id}: quality {stage}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
         context.log.info(message)
         if citykpi.progress:
             print(f"  {message}", file=sys.stderr, flush=True)
-        for result in results:
-            yield to_asset_check_result(result, asset_key, strict=quality.strict)
+        by_city[city.city_id] = results
+    return by_city
 
-    return quality_checks
+
+def run_city_checks(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource, quality: QualityResource,
+                    loaded: LoadedConfig, stage: Stage, asset_key: dg.AssetKey) -> Iterator[dg.AssetCheckResult]:
+    """Run one stage's suites for a city and turn each result into an AssetCheckResult."""
+    for result in check_cities(context, citykpi, quality, [loaded], stage)[loaded.city_id]:
+        yield to_asset_check_result(result, asset_key, strict=quality.strict)
+
+
+def merged_check_results(by_city: dict[str, list[CheckResult]], asset_key: dg.AssetKey, *,
+                         strict: bool) -> Iterator[dg.AssetCheckResult]:
+    """One AssetCheckResult per check for a run over several cities (a single-run backfill): it
+    passes when it passed for every city; the metadata gives each city's status and failing count."""
+    if len(by_city) == 1:
+        for result in next(iter(by_city.values())):
+            yield to_asset_check_result(result, asset_key, strict=strict)
+        return
+    per_check: dict[str, dict[str, CheckResult]] = {}
+    for city_id, results in by_city.items():
+        for result in results:
+            per_check.setdefault(result.check.key, {})[city_id] = result
+    for key, cities in per_check.items():
+        check = next(iter(cities.values())).check
+        passed = all(r.status in ("passed", "skipped") for r in cities.values())
+        enforce = check.blocking and strict and not passed
+        failing = sum(r.failing or 0 for r in cities.values())
+        yield dg.AssetCheckResult(
+            asset_key=asset_key, check_name=key, passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR if enforce else dg.AssetCheckSeverity.WARN,
+            description=("passed" if passed else "did not pass for " + ", ".join(
+                c for c, r in cities.items() if r.status not in ("passed", "skipped"))),
+            metadata={"failing_count": failing, "table": check.table, "severity": check.severity,
+                      "cities": dg.MetadataValue.json({c: {"status": r.status, "failing_count": r.failing,
+                                                           "sample_failing_rows": r.sample}
+                                                       for c, r in cities.items()})})
 
 
 def build_checks(configs: Sequence[LoadedConfig], observations_keys: Sequence[dg.AssetKey],

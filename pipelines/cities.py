@@ -1,15 +1,20 @@
-"""Which city configs the Dagster definitions are built for.
+"""Which cities exist: the city configs the CLI and the Dagster deployment work on.
 
-$CITYKPI_CITIES names a config file or a folder of `*.yaml` configs; without it, the bundled
-demo city (generated into the home directory on first use).
+$CITYKPI_CITIES names a config file or a folder; in a folder, every `*.yaml` / `*.yml` and every
+`<name>/city.yaml` (a city's config with its data beside it) is a city. Without it, the bundled
+demo city (generated into the home directory on first use). Dagster registers one dynamic
+partition per city found here (pipelines/automation.py, sensor `city_configs`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from sources.config import LoadedConfig, load_city_config
+from sources.errors import ConfigError
 from warehouse.home import Home
 
 ENV_VAR = "CITYKPI_CITIES"
@@ -18,7 +23,9 @@ ENV_VAR = "CITYKPI_CITIES"
 def config_paths(spec: str | Path) -> list[Path]:
     path = Path(spec).expanduser()
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        flat = [p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()]
+        nested = [p / "city.yaml" for p in path.iterdir() if (p / "city.yaml").is_file()]
+        return sorted(flat + nested)
     return [path]
 
 
@@ -28,7 +35,45 @@ def demo_config_path(home: Home, scale: float = 1.0) -> Path:
     return ensure_demo_city(home.root, scale=scale)
 
 
-def configured_cities(home: Home | None = None) -> list[LoadedConfig]:
+def load_configs(specs: Sequence[str | Path], *, check_files: bool = True) -> list[LoadedConfig]:
+    """Every config named by `specs` (files or folders); one config per city id."""
+    loaded: list[LoadedConfig] = []
+    for spec in specs:
+        paths = config_paths(spec)
+        if not paths:
+            raise ConfigError(spec, "", "no city config files (*.yaml, *.yml, */city.yaml) in this folder")
+        loaded += [load_city_config(path, check_files=check_files) for path in paths]
+    seen: dict[str, LoadedConfig] = {}
+    for config in loaded:
+        if config.city_id in seen:
+            raise ConfigError(config.path, "city.id", f"city {config.city_id!r} is already configured in "
+                                                      f"{seen[config.city_id].path}; give each city one config")
+        seen[config.city_id] = config
+    return loaded
+
+
+def configured_cities(home: Home | None = None, *, check_files: bool = True) -> list[LoadedConfig]:
     spec = os.environ.get(ENV_VAR)
-    paths = config_paths(spec) if spec else [demo_config_path(home or Home.resolve())]
-    return [load_city_config(p) for p in paths]
+    if spec:
+        return load_configs([spec], check_files=check_files)
+    return [load_city_config(demo_config_path(home or Home.resolve()))]
+
+
+def configured_city(city_id: str, home: Home | None = None) -> LoadedConfig:
+    """The config of one city (a Dagster partition key); an error names the cities that exist."""
+    configs = {c.city_id: c for c in configured_cities(home, check_files=False)}
+    if city_id not in configs:
+        raise ConfigError(os.environ.get(ENV_VAR, "demo"), "city.id",
+                          f"no city {city_id!r} is configured (cities: {', '.join(sorted(configs))})")
+    return configs[city_id]
+
+
+def config_fingerprint(loaded: LoadedConfig) -> str:
+    """SHA-256 over the config and its targets file: a change in either means the city must be recomputed."""
+    from kpis.benchmarking.targets import city_targets_path
+
+    digest = hashlib.sha256(loaded.path.read_bytes())
+    targets = city_targets_path(loaded)
+    if targets.is_file():
+        digest.update(targets.read_bytes())
+    return digest.hexdigest()

@@ -111,23 +111,9 @@ def _home(args: argparse.Namespace) -> Any:
 
 
 def _load_configs(specs: Sequence[str], *, check_files: bool = True) -> list[Any]:
-    from pipelines.cities import config_paths
-    from sources.config import load_city_config
-    from sources.errors import ConfigError
+    from pipelines.cities import load_configs
 
-    loaded: list[Any] = []
-    for spec in specs:
-        paths = config_paths(spec)
-        if not paths:
-            raise ConfigError(spec, "", "no city config files (*.yaml, *.yml) in this folder")
-        loaded += [load_city_config(path, check_files=check_files) for path in paths]
-    seen: dict[str, Any] = {}
-    for config in loaded:
-        if config.city_id in seen:
-            raise ConfigError(config.path, "city.id", f"city {config.city_id!r} is already configured in "
-                                                      f"{seen[config.city_id].path}; give each city one config")
-        seen[config.city_id] = config
-    return loaded
+    return load_configs(specs, check_files=check_files)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

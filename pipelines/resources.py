@@ -6,6 +6,7 @@ import sys
 
 import dagster as dg
 
+from sources.config import LoadedConfig
 from warehouse.home import Home
 
 
@@ -18,6 +19,12 @@ class CitykpiResource(dg.ConfigurableResource):
 
     def resolved_home(self) -> Home:
         return Home.resolve(self.home)
+
+    def city(self, city_id: str) -> LoadedConfig:
+        """The config of the city a partition key names (from $CITYKPI_CITIES, else the demo)."""
+        from pipelines.cities import configured_city
+
+        return configured_city(city_id, self.resolved_home())
 
     def say(self, context: dg.AssetExecutionContext, message: str) -> None:
         context.log.info(message)

@@ -7,13 +7,15 @@ separate processes one after another, and a failure leaves the previous state.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from sources.config import LoadedConfig
-from sources.fetch import fetch_source, point_current_at
+from sources.errors import CitykpiError
+from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
 from warehouse.db import scalar, transaction
 from warehouse.derive import derive_city
@@ -34,6 +36,46 @@ def fetch_one(home: Home, loaded: LoadedConfig, source_id: str, *, offline: bool
 def fetch_city(home: Home, loaded: LoadedConfig, *, offline: bool = False) -> list[Snapshot]:
     home.ensure()
     return [fetch_one(home, loaded, s.id, offline=offline) for s in loaded.config.sources]
+
+
+@dataclass
+class FetchReport:
+    """What a tolerant fetch of a city did: the snapshots landed and the sources that failed."""
+
+    snapshots: list[Snapshot]
+    failures: dict[str, str]    # source id -> error message (names the URL)
+
+    @property
+    def new_snapshots(self) -> list[str]:
+        return [s.source_id for s in self.snapshots if s.new]
+
+
+def fetch_sources(home: Home, loaded: LoadedConfig, *, offline: bool = False,
+                  every: str | None = None) -> FetchReport:
+    """Fetch the city's sources pulled on schedule `every` (daily / weekly / monthly; None: all).
+
+    One failing source does not stop the others: each is tried, and the failures are returned
+    for the caller to report (the previous good snapshot of a failed source stays CURRENT)."""
+    home.ensure()
+    snapshots, failures = [], {}
+    for source in loaded.config.sources:
+        if every is not None and source.fetch_every != every:
+            continue
+        try:
+            snapshots.append(fetch_one(home, loaded, source.id, offline=offline))
+        except CitykpiError as exc:
+            failures[source.id] = str(exc)
+    return FetchReport(snapshots, failures)
+
+
+def current_snapshots(home: Home, loaded: LoadedConfig) -> list[Snapshot]:
+    """The CURRENT snapshot of every source of the city; an error names the sources never fetched."""
+    found = {s.id: current_snapshot(home.raw, home.root, loaded.city_id, s.id) for s in loaded.config.sources}
+    missing = [source_id for source_id, snapshot in found.items() if snapshot is None]
+    if missing:
+        raise CitykpiError(f"{loaded.city_id}: no snapshot of source(s) {', '.join(missing)} yet; fetch them first "
+                           "(the raw asset, or `citykpi run`)")
+    return [snapshot for snapshot in found.values() if snapshot is not None]
 
 
 def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> dict[str, Any]:
@@ -75,23 +117,26 @@ def _restore_current_pointers(home: Home, loaded: LoadedConfig) -> None:
         point_current_at(home.raw, loaded.city_id, source_id, content_sha256)
 
 
-def compute_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, int]:
+def compute_city(home: Home, loaded: LoadedConfig, run_id: str, years: Sequence[int] | None = None) -> dict[str, int]:
+    """KPI values of every reporting year (replacing the city's rows), or of `years` only (replacing
+    exactly those years' rows: a city-year partition)."""
     from kpis.store import compute_and_store
 
     with home.warehouse() as con:
-        values = compute_and_store(con, loaded.city_id, loaded.config.city.reporting_years, run_id)
+        values = compute_and_store(con, loaded.city_id, loaded.config.city.reporting_years if years is None
+                                   else years, run_id, only_these_years=years is not None)
     return {status: int(n) for status, n in values.group_by("status").len().sort("status").iter_rows()}
 
 
-def benchmark_city(home: Home, loaded: LoadedConfig, run_id: str) -> dict[str, int]:
+def benchmark_city(home: Home, loaded: LoadedConfig, run_id: str, years: Sequence[int] | None = None) -> dict[str, int]:
     """Score the city's U4SSC KPIs against the targets in force and assess progress (after compute_city).
 
-    Replaces the city's rows in kpi_scores, kpi_rollups and kpi_progress in one transaction; returns
-    counts (scored, excluded, progress_<status> of the UN method) for the run summary."""
+    Replaces the city's rows in kpi_scores, kpi_rollups (only `years` when given) and kpi_progress in
+    one transaction; returns counts (scored, excluded, progress_<status> of the UN method)."""
     from kpis.benchmarking.store import benchmark_and_store
 
     with home.warehouse() as con:
-        return benchmark_and_store(con, loaded, run_id)
+        return benchmark_and_store(con, loaded, run_id, years)
 
 
 def quality_context(loaded: LoadedConfig, settings: QualitySettings | None = None) -> SuiteContext:
@@ -126,18 +171,36 @@ def city_record(loaded: LoadedConfig) -> dict[str, Any]:
 
 
 def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[str, Any] | None = None, *,
-            strict: bool = False) -> Release:
-    """Write a release with the run's quality summary; with `strict`, refuse when a blocking check failed."""
+            strict: bool = False, latest_quality: bool = False) -> Release:
+    """Write a release with the run's quality summary; with `strict`, refuse when a blocking check failed.
+
+    `latest_quality`: summarise the newest result of each check instead of this run's (a release
+    run of its own, after partitioned runs did the checks)."""
+    from warehouse.quality.latest import latest_blocking_failures, latest_quality_summary
+
     with home.warehouse() as con:
         city_ids = [c.city_id for c in configs]
-        failures = blocking_failures(con, run_id, city_ids)
+        failures = (latest_blocking_failures(con, city_ids) if latest_quality
+                    else blocking_failures(con, run_id, city_ids))
         if strict and failures:
             raise QualityGateError(run_id, failures)
         reconcile_releases(con, home)
         cities = [city_record(c) for c in configs]
         snapshots = snapshot_records(con, city_ids)
-        extra = {**(extra or {}), "quality": quality_summary(con, run_id, city_ids)}
+        quality = (latest_quality_summary(con, city_ids) if latest_quality
+                   else quality_summary(con, run_id, city_ids))
+        extra = {**(extra or {}), "quality": quality}
         return publish_release(con, home, cities=cities, snapshots=snapshots, run_id=run_id, extra=extra)
+
+
+def computed_cities(home: Home) -> list[str]:
+    """Cities with indicator rows in the warehouse (a release can hold only these)."""
+    from kpis.store import cities_with_kpi_values
+
+    if not home.warehouse_path.exists():
+        return []
+    with home.warehouse() as con:
+        return cities_with_kpi_values(con)
 
 
 @dataclass

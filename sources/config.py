@@ -28,9 +28,9 @@ SourceKind = Literal["file", "http", "ckan", "socrata", "opendatasoft", "worldba
 API_KINDS: tuple[str, ...] = ("ckan", "socrata", "opendatasoft", "worldbank", "ngsi_ld", "ngsi_v2", "openaq",
                               "eurostat", "overpass")
 # Paged JSON kinds that may feed a target besides observations (entities / stations as points).
-_PAGED_TARGETS: dict[str, tuple[str, ...]] = {"ngsi_ld": ("points", "observations"),
-                                              "ngsi_v2": ("points", "observations"),
-                                              "openaq": ("points", "observations")}
+_PAGED_TARGETS: dict[str, tuple[str, ...]] = {"ngsi_ld": ("points", "observations", "readings"),
+                                              "ngsi_v2": ("points", "observations", "readings"),
+                                              "openaq": ("points", "observations", "readings")}
 NETWORK_KINDS: tuple[str, ...] = ("http", *API_KINDS)
 SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Header names that carry credentials: their value must come from the environment.
@@ -196,12 +196,20 @@ class PointsMapping(_Strict):
 
 
 class ReadingsMapping(_Strict):
-    """Time-stamped sensor readings in long form: station, time, variable code, value."""
+    """Time-stamped sensor readings in long form: station, time, variable code, value.
 
-    station_field: str
-    time_field: str
-    variable_field: str
-    value_field: str
+    Parquet columns, or fields of API records (dotted for nested ones, e.g. OpenAQ
+    `period.datetimeFrom.utc`). NGSI entities (NGSI v2, NGSI-LD and its temporal API) with
+    `variable_field: attribute` are read one reading per attribute (instance) named in `variables`:
+    `value_field` and `time_field` are looked up in the attribute instance first (`value`,
+    `observedAt`), then on the entity (`dateObserved`), `station_field` on the entity (`id`,
+    `refPointOfInterest`).
+    """
+
+    station_field: str = Field(description="Station id, e.g. station_id, or id (NGSI entity id).")
+    time_field: str = Field(description="Time of the reading (UTC unless it carries an offset).")
+    variable_field: str = Field(description="Code of the variable; `attribute` for NGSI entity attributes.")
+    value_field: str = Field(description="The value; `value` for NGSI attributes.")
     variables: dict[str, VariableMapping] = Field(min_length=1)
 
 
@@ -237,7 +245,22 @@ class HttpOptions(_Strict):
         return headers
 
 
-class CkanOptions(_Strict):
+class _SinceOptions(_Strict):
+    """Since-filter of an append-only feed: fetch only records newer than the newest one landed."""
+
+    since_field: str | None = Field(default=None, description=(
+        "Timestamp (or ever-increasing) field of the records: a fetch asks only for records with a larger "
+        "value than the newest one already landed and lands them as a delta on the previous snapshot. Only "
+        "for append-only feeds; the field must appear in the landed records (dotted for nested fields)."))
+    since_key: list[str] | None = Field(default=None, min_length=1, description=(
+        "Fields identifying a record (dotted for nested fields). A delta repeating a landed key (a record "
+        "updated in place) is refused and the source is fetched in full. Default: the kind's record id, "
+        "else the whole record."))
+    since_max_deltas: int = Field(default=24, ge=1, le=1000, description=(
+        "After this many deltas on one full snapshot, the next fetch is a full one (bounds the chain)."))
+
+
+class CkanOptions(_SinceOptions):
     """CKAN Action API: `package_show` finds the resource, then DataStore pages or the file."""
 
     base_url: Annotated[str, Field(pattern=HTTP_URL, description="Portal root, e.g. https://data.gov.uk")]
@@ -249,8 +272,14 @@ class CkanOptions(_Strict):
     filters: dict[str, str | int | float | bool] | None = Field(
         default=None, description="datastore_search `filters` (field equality).")
 
+    @model_validator(mode="after")
+    def _since_needs_datastore(self) -> CkanOptions:
+        if self.since_field is not None and self.mode != "datastore":
+            raise ValueError("since_field needs mode 'datastore' (deltas are DataStore record pages)")
+        return self
 
-class SocrataOptions(_Strict):
+
+class SocrataOptions(_SinceOptions):
     """Socrata SODA 2: `/resource/<id>.json` paged by $limit/$offset in `:id` order."""
 
     domain: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$",
@@ -273,7 +302,7 @@ class SocrataOptions(_Strict):
         return self.base_url.rstrip("/") if self.base_url else f"https://{self.domain}"
 
 
-class OpenDataSoftOptions(_Strict):
+class OpenDataSoftOptions(_SinceOptions):
     """OpenDataSoft Explore v2.1: `records` pages (<= 10,000 rows) or the `exports` endpoint."""
 
     base_url: Annotated[str, Field(pattern=HTTP_URL, description="Portal root, e.g. https://data.opendatasoft.com")]
@@ -284,6 +313,12 @@ class OpenDataSoftOptions(_Strict):
     where: str | None = Field(default=None, description="ODSQL `where`.")
     select: str | None = Field(default=None, description="ODSQL `select`.")
     order_by: str | None = Field(default=None, description="ODSQL `order_by` (keeps paging stable).")
+
+    @model_validator(mode="after")
+    def _since_needs_records(self) -> OpenDataSoftOptions:
+        if self.since_field is not None and self.mode != "records":
+            raise ValueError("since_field needs mode 'records' (deltas are record pages, not exports)")
+        return self
 
 
 class WorldBankOptions(_Strict):
@@ -310,11 +345,18 @@ class NgsiLdTemporalOptions(_Strict):
     last_n: int | None = Field(default=None, ge=1, description="Only the last N instances of each attribute.")
     time_property: Literal["observedAt", "modifiedAt", "createdAt"] = "observedAt"
     page_size: int = Field(default=100, ge=1, le=1000, description="`pageSize`: entities per page.")
+    since: bool = Field(default=False, description=(
+        "Since-filter: after the first fetch ask only for instances after the newest `time_property` landed "
+        "(timerel=after&timeAt=<newest>) and land them as a delta. Needs timerel 'after' and no last_n."))
+    since_max_deltas: int = Field(default=24, ge=1, le=1000, description=(
+        "After this many deltas on one full snapshot, the next fetch is a full one (bounds the chain)."))
 
     @model_validator(mode="after")
     def _between_needs_end(self) -> NgsiLdTemporalOptions:
         if self.timerel == "between" and self.end_time_at is None:
             raise ValueError("timerel 'between' needs end_time_at")
+        if self.since and (self.timerel != "after" or self.last_n is not None):
+            raise ValueError("since needs timerel 'after' and no last_n (an open-ended, complete history)")
         return self
 
 
@@ -349,7 +391,7 @@ class NgsiV2Options(_Strict):
     page_size: int = Field(default=100, ge=1, le=1000, description="`limit` per page (Orion's max is 1000).")
 
 
-class OpenAqOptions(_Strict):
+class OpenAqOptions(_SinceOptions):
     """OpenAQ API v3: any list endpoint paged by page/limit, `meta.found`; X-API-Key from the environment."""
 
     endpoint: str = Field(pattern=r"^[a-z]+(/[0-9]+/[a-z]+)?(/[a-z]+)?$", description=(
@@ -360,6 +402,9 @@ class OpenAqOptions(_Strict):
     api_key_env: str = Field(default="OPENAQ_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                              description="Environment variable holding the API key (sent as X-API-Key).")
     base_url: Annotated[str, Field(pattern=HTTP_URL)] = "https://api.openaq.org/v3"
+    since_param: Literal["datetime_from", "date_from"] = Field(default="datetime_from", description=(
+        "With since_field: the filter the endpoint takes (datetime_from for measurements and hours, "
+        "date_from for days and years); it is sent one second (day) after the newest value landed."))
 
 
 class EurostatOptions(_Strict):
@@ -521,8 +566,10 @@ class SourceConfig(_Strict):
         if paged and self.target not in allowed:
             targets = " or ".join(repr(t) for t in allowed)
             raise ValueError(f"kind {self.kind!r} pages JSON records, which feed target {targets} only")
-        if self.ngsi_ld is not None and self.ngsi_ld.temporal is not None and self.target != "observations":
-            raise ValueError("the NGSI-LD temporal API feeds target 'observations' (one row per attribute instance)")
+        if self.ngsi_ld is not None and self.ngsi_ld.temporal is not None and \
+                self.target not in ("observations", "readings"):
+            raise ValueError("the NGSI-LD temporal API feeds target 'observations' or 'readings' "
+                             "(one row per attribute instance)")
         if self.eurostat is not None:
             if self.target != "observations":
                 raise ValueError("kind 'eurostat' feeds target 'observations' only")

@@ -31,14 +31,18 @@ class SourceDataError(CitykpiError):
         row: int | None = None,
         field: str | None = None,
         source_id: str | None = None,
+        row_label: str | None = None,
     ) -> None:
         self.path = str(path)
         self.row = row
+        self.row_label = row_label  # how the row is shown, e.g. "27 (page 2 record 7)" for API pages
         self.field = field
         self.source_id = source_id
         self.message = message
         parts = [self.path]
-        if row is not None:
+        if row_label is not None:
+            parts.append(f"row {row_label}")
+        elif row is not None:
             parts.append(f"row {row}")
         if field is not None:
             parts.append(f"field {field!r}")

@@ -38,7 +38,11 @@ def fetch_source(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, hom
                  offline: bool = False) -> Snapshot:
     """Land one source (or, offline, return its current snapshot) and point CURRENT at it."""
     if offline:
-        snapshot = current_snapshot(raw_root, home_root, loaded.city_id, source.id)
+        try:
+            snapshot = current_snapshot(raw_root, home_root, loaded.city_id, source.id)
+        except (OSError, ValueError) as exc:  # e.g. a delta whose base snapshot was removed
+            raise FetchError(f"source {source.id!r} of {loaded.city_id!r}: current snapshot unreadable: {exc}; "
+                             "run once without --offline") from None
         if snapshot is None:
             raise FetchError(f"source {source.id!r} of {loaded.city_id!r} has no snapshot yet; "
                              "run once without --offline")

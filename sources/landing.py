@@ -11,6 +11,12 @@ selected response headers and SHA-256. The snapshot's content hash of a one-file
 file's SHA-256; of a multi-page snapshot it is the SHA-256 of the `sha256sum`-style listing of
 its pages in order (`<sha256>  <file>\n` per page), so it covers every page and their order.
 `<raw>/<city>/<source>/CURRENT` names the snapshot the warehouse should reflect.
+
+A *delta* snapshot (a since-filtered fetch of an append-only feed, see `sources/kinds/_since.py`)
+holds only the records newer than its base and names the base's content hash in `meta.json`
+(`base`, `depth`). Its `pages` are the base chain's pages followed by its own, so every reader sees
+the full data. Its content hash is the SHA-256 of its own listing followed by `base <sha256>\n`,
+so it covers the whole chain and equal pages on another base are another snapshot.
 """
 
 from __future__ import annotations
@@ -49,11 +55,16 @@ class Snapshot:
     new: bool             # False when identical content was already in the landing zone
     pages: tuple[Path, ...] = ()  # every payload file in order (one for a single-file snapshot)
     paged: bool = False   # pages of JSON records from a paged API (read by the page reader)
+    base: str | None = None  # a delta's base snapshot (content hash); its pages come first in `pages`
+    depth: int = 0        # deltas in the chain up to this snapshot (0: a full snapshot)
+    own_pages: tuple[Path, ...] = ()  # the pages landed in this snapshot's own folder
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = self.relative_path
-        data["pages"] = [str(Path(self.relative_path).parent / p.name) for p in self.pages]
+        home = self.path.parents[len(Path(self.relative_path).parts) - 1]
+        data["pages"] = [str(p.relative_to(home)) for p in self.pages]
+        data["own_pages"] = [str(p.relative_to(home)) for p in self.own_pages]
         data.pop("relative_path")
         data.pop("new")
         return data
@@ -139,23 +150,48 @@ def land_file(
     return from_meta(meta, target, home_root, new=True)
 
 
+MAX_CHAIN = 10_000  # a longer base chain is a corrupt landing zone (a cycle), not data
+
+
 def from_meta(meta: dict[str, Any], directory: Path, home_root: Path, *, new: bool) -> Snapshot:
     path = directory / meta["filename"]
-    pages = tuple(directory / page["file"] for page in meta["pages"]) if "pages" in meta else (path,)
+    own = tuple(directory / page["file"] for page in meta["pages"]) if "pages" in meta else (path,)
+    pages = _base_pages(meta, directory) + own
     return Snapshot(
         snapshot_id=meta["snapshot_id"], city_id=meta["city_id"], source_id=meta["source_id"],
         kind=meta["kind"], location=meta["location"], format=meta["format"],
         content_sha256=meta["content_sha256"], size_bytes=meta["size_bytes"], path=path,
         relative_path=str(path.relative_to(home_root)), fetched_at=meta["fetched_at"],
         request=meta["request"], new=new, pages=pages, paged=bool(meta.get("paged", False)),
+        base=meta.get("base"), depth=int(meta.get("depth", 0)), own_pages=own,
     )
 
 
-def pages_sha256(pages: Sequence[Page]) -> str:
+def _base_pages(meta: dict[str, Any], directory: Path) -> tuple[Path, ...]:
+    """The pages of a delta's base chain, oldest first (nothing for a full snapshot)."""
+    chain: list[tuple[Path, ...]] = []
+    seen: set[str] = set()
+    while meta.get("base"):
+        base = str(meta["base"])
+        if base in seen or len(seen) >= MAX_CHAIN or Path(base).name != base:
+            raise ValueError(f"{directory}: broken delta chain at base {base!r}")
+        seen.add(base)
+        directory = directory.parent / base
+        meta_path = directory / "meta.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{meta_path}: the base snapshot of a delta is missing")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        chain.append(tuple(directory / page["file"] for page in meta["pages"]))
+    return tuple(path for pages in reversed(chain) for path in pages)
+
+
+def pages_sha256(pages: Sequence[Page], base: str | None = None) -> str:
     """The content hash of a snapshot made of these pages (see the module docstring)."""
-    if len(pages) == 1:
+    if len(pages) == 1 and base is None:
         return pages[0].sha256
     listing = "".join(f"{page.sha256}  {page.file}\n" for page in pages)
+    if base is not None:
+        listing += f"base {base}\n"
     return hashlib.sha256(listing.encode("utf-8")).hexdigest()
 
 
@@ -200,25 +236,32 @@ def land_pages(
     pages: Sequence[Page],
     request: dict[str, Any],
     paged: bool,
+    base: Snapshot | None = None,
 ) -> Snapshot:
-    """Turn a staging folder holding `pages` into a snapshot (or reuse the identical one)."""
+    """Turn a staging folder holding `pages` into a snapshot (or reuse the identical one).
+
+    With `base`, the pages are a delta on top of that snapshot (see the module docstring).
+    """
     if not pages:
         raise ValueError("a snapshot needs at least one page")
     names = [page.file for page in pages]
     if len(set(names)) != len(names) or sorted(p.name for p in staging.path.iterdir()) != sorted(names):
         raise ValueError(f"staging folder does not hold exactly the pages {names}")
-    sha = pages_sha256(pages)
+    sha = pages_sha256(pages, base.content_sha256 if base is not None else None)
     target = _snapshot_dir(staging.raw_root, city_id, source_id, sha)
     if (target / "meta.json").exists():
         staging.discard()
         return _existing(target, home_root)
-    meta = {
+    meta: dict[str, Any] = {
         "snapshot_id": f"{city_id}/{source_id}/{sha[:16]}",
         "city_id": city_id, "source_id": source_id, "kind": kind, "location": location,
         "format": fmt, "content_sha256": sha, "size_bytes": sum(page.bytes for page in pages),
         "filename": pages[0].file, "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "request": request, "paged": paged, "pages": [page.record() for page in pages],
     }
+    if base is not None:
+        meta["base"] = base.content_sha256
+        meta["depth"] = base.depth + 1
     try:
         (staging.path / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
         for item in staging.path.iterdir():

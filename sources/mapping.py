@@ -54,16 +54,24 @@ class MappingReport:
         return out
 
 
-def _parse_year(table: TextTable, text: str, row: int, field_name: str, source_id: str) -> int:
+def _labels(table: TextTable) -> dict[int, str]:
+    """Row number -> how the row is shown, for tables whose rows carry labels (API pages)."""
+    if table.row_labels is None:
+        return {}
+    return dict(zip(table.row_numbers, table.row_labels, strict=True))
+
+
+def _parse_year(table: TextTable, text: str, row: int, field_name: str, source_id: str,
+                row_label: str | None = None) -> int:
     cleaned = text.strip()
     try:
         year = int(float(cleaned)) if cleaned and float(cleaned).is_integer() else int(cleaned)
     except ValueError:
         raise SourceDataError(table.display_name, f"year {text!r} is not an integer", row=row,
-                              field=field_name, source_id=source_id) from None
+                              field=field_name, source_id=source_id, row_label=row_label) from None
     if not 1900 <= year <= 2100:
         raise SourceDataError(table.display_name, f"year {year} is outside 1900-2100", row=row,
-                              field=field_name, source_id=source_id)
+                              field=field_name, source_id=source_id, row_label=row_label)
     return year
 
 
@@ -98,13 +106,17 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     parts: dict[tuple[Any, ...], tuple[VariableMapping, str, list[_Part]]] = {}
     duplicate_rows: set[int] = set()  # file rows repeating an observation already read
     seen_rows: set[tuple[str, ...]] = set()
+    labels = _labels(table)
+
+    def shown(row_number: int) -> str:
+        return labels.get(row_number, str(row_number))
 
     def number(text: str, row_number: int, vm: VariableMapping, field_name: str) -> float:
         try:
             return table.number_format.parse(text)
         except ValueError as exc:
             raise SourceDataError(table.display_name, f"{exc} (mapped to {vm.variable})", row=row_number,
-                                  field=field_name, source_id=source.id) from None
+                                  field=field_name, source_id=source.id, row_label=labels.get(row_number)) from None
 
     def published_value(row_number: int, cells: list[str], vm: VariableMapping, texts: list[tuple[str, str]]
                         ) -> float | None:
@@ -134,7 +146,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
                 report.rows_without_year += 1
                 return None
             text = match.group(1)
-        return _parse_year(table, text, row_number, mapping.year_field, source.id)
+        return _parse_year(table, text, row_number, mapping.year_field, source.id, labels.get(row_number))
 
     def area_of(row_number: int, cells: list[str]) -> tuple[str, str]:
         if area_col is None:
@@ -142,7 +154,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         area_text = cells[area_col].strip()
         if not area_text:
             raise SourceDataError(table.display_name, "area code is empty", row=row_number,
-                                  field=mapping.area_field, source_id=source.id)
+                                  field=mapping.area_field, source_id=source.id, row_label=labels.get(row_number))
         return mapping.area_type, area_text
 
     def emit(row_number: int, cells: list[str], year: int, key: str, texts: list[tuple[str, str]]) -> None:
@@ -159,7 +171,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
             entry[2].append(_Part(published, row_number, period))
             return
         record = _record(vm, factors[key], published, year, area_type, area_id,
-                         f"{table.display_name} row {row_number} field {field_name!r}")
+                         f"{table.display_name} row {shown(row_number)} field {field_name!r}")
         previous = records.get(obs_key)
         if previous is None:
             records[obs_key] = record
@@ -172,7 +184,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
                 f"conflicting values for {vm.variable}{'/' + vm.data_point if vm.data_point else ''} "
                 f"{area_id} {year}: {previous['source_value']} {previous['source_unit']} "
                 f"({previous['source_record']}) vs {published} {vm.unit}",
-                row=row_number, field=field_name, source_id=source.id)
+                row=row_number, field=field_name, source_id=source.id, row_label=labels.get(row_number))
 
     def _record(vm: VariableMapping, factor: float, published: float, year: int, area_type: str, area_id: str,
                 source_record: str) -> dict[str, Any]:
@@ -231,7 +243,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         key = next(k for k, m in mapping.variables.items() if m is vm)
         records[obs_key] = _record(vm, factors[key], published, year, area_type, area_id,
                                    f"{table.display_name} {mapping.aggregate} of {len(rows)} rows "
-                                   f"(rows {rows[0]}-{rows[-1]}) field {field_name!r}")
+                                   f"(rows {shown(rows[0])}-{shown(rows[-1])}) field {field_name!r}")
     report.observations = len(records)
     report.duplicate_rows = len(duplicate_rows)
     frame = pl.DataFrame(list(records.values()), schema=OBSERVATION_SCHEMA, orient="row") if records else \

@@ -5,6 +5,7 @@ Tables from `warehouse/migrations/0003_scores.sql`: kpi_scores, kpi_rollups, kpi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -38,31 +39,46 @@ def read_kpi_values(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFram
 
 
 def store_scores(con: duckdb.DuckDBPyConnection, city_id: str, *, scores: pl.DataFrame, excluded: pl.DataFrame,
-                 rollups: pl.DataFrame, progress: pl.DataFrame, run_id: str) -> dict[str, int]:
+                 rollups: pl.DataFrame, progress: pl.DataFrame, run_id: str,
+                 years: Sequence[int] | None = None) -> dict[str, int]:
     """Replace one city's rows in kpi_scores (scored + excluded), kpi_rollups and kpi_progress, in one
-    transaction. Every frame must hold only that city's rows. Returns rows written per table."""
+    transaction. Every frame must hold only that city's rows. Returns rows written per table.
+
+    With `years`, only those years' rows of kpi_scores and kpi_rollups are replaced (a city-year
+    partition); kpi_progress spans the years, so the city's progress rows are always replaced."""
     frames = {"kpi_scores": pl.concat([scores, excluded]), "kpi_rollups": rollups, "kpi_progress": progress}
+    if years is not None:
+        for table in ("kpi_scores", "kpi_rollups"):
+            frames[table] = frames[table].filter(pl.col("year").is_in(list(years)))
     for table, frame in frames.items():
         others = frame.filter(pl.col("city_id") != city_id)
         if others.height:
             raise ValueError(f"{table}: rows of city {others['city_id'][0]!r} given to store_scores for {city_id!r}")
     with transaction(con):
         for table, frame in frames.items():
-            con.execute(f"DELETE FROM {table} WHERE city_id = ?", [city_id])
+            if years is not None and table != "kpi_progress":
+                con.execute(f"DELETE FROM {table} WHERE city_id = ? AND list_contains(?, year)", [city_id, list(years)])
+            else:
+                con.execute(f"DELETE FROM {table} WHERE city_id = ?", [city_id])
             if frame.height:
                 insert_frame(con, table, frame.with_columns(pl.lit(run_id).alias("run_id")))
     return {table: frame.height for table, frame in frames.items()}
 
 
-def benchmark_and_store(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, run_id: str) -> dict[str, int]:
+def benchmark_and_store(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, run_id: str,
+                        years: Sequence[int] | None = None) -> dict[str, int]:
     """The pipeline step: targets in force for the city, scores, roll-ups and both progress methods
-    over the city's kpi_values, stored. Returns counts for the run summary."""
+    over the city's kpi_values, stored (only `years` of the scores and roll-ups when given).
+    Returns counts for the run summary."""
     values = read_kpi_values(con, loaded.city_id)
     targets = load_targets(loaded)
     scores, rollups, excluded = score_release(values, targets, load_catalogue())
     progress = assess_all(values, targets)
     store_scores(con, loaded.city_id, scores=scores, excluded=excluded, rollups=rollups, progress=progress,
-                 run_id=run_id)
+                 run_id=run_id, years=years)
+    if years is not None:
+        scores = scores.filter(pl.col("year").is_in(list(years)))
+        excluded = excluded.filter(pl.col("year").is_in(list(years)))
     return {"scored": scores.height, "excluded": excluded.height,
             **{f"progress_{s}": n for s, n in progress.filter(pl.col("method") == "un")
                .group_by("status").len().sort("status").iter_rows()}}

@@ -8,8 +8,10 @@ the previous snapshot and CURRENT stay as they were.
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,6 +20,8 @@ from sources.config import HttpOptions, LoadedConfig, SourceConfig
 from sources.http import JSON, Expect, Fetched, HttpClient, PageGuard
 from sources.landing import Page, Snapshot, Staging, current_snapshot, land_pages
 
+log = logging.getLogger("citykpi.http")
+
 
 class SourceFetch:
     def __init__(self, loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path, *,
@@ -25,7 +29,13 @@ class SourceFetch:
         self.loaded = loaded
         self.source = source
         self.home_root = home_root
-        previous = current_snapshot(raw_root, home_root, loaded.city_id, source.id)
+        try:
+            previous = current_snapshot(raw_root, home_root, loaded.city_id, source.id)
+        except (OSError, ValueError) as exc:
+            # A damaged landing zone (a delta whose base is gone) must not block a fresh full fetch.
+            log.warning("source %r: previous snapshot unreadable (%s); fetching in full", source.id, exc)
+            previous = None
+        self.previous = previous
         self.client = HttpClient(source.id, http or source.http, home_url=source.location, previous=previous,
                                  headers=headers)
         self.guard = PageGuard(self.client)
@@ -77,12 +87,54 @@ class SourceFetch:
         self.pages.clear()
         self.guard.seen.clear()
 
-    def land(self, *, paged: bool, **request: Any) -> Snapshot:
+    def staged(self) -> list[Path]:
+        """The files of the pages fetched so far, in order."""
+        return [self.staging.file(page.file) for page in self.pages]
+
+    def land(self, *, paged: bool, base: Snapshot | None = None, **request: Any) -> Snapshot:
+        """Land the pages fetched; with `base`, as a delta on top of that snapshot."""
         record = {"method": "GET", "headers": {**self.client.fixed_headers, **self.client.credentials.recorded},
                   **request}
         return land_pages(self.staging, self.home_root, city_id=self.loaded.city_id, source_id=self.source.id,
                           kind=self.source.kind, location=self.source.location, fmt=self.source.resolved_format,
-                          pages=self.pages, request=record, paged=paged)
+                          pages=self.pages, request=record, paged=paged, base=base)
+
+    def entity_pages(self, url: str, params: Callable[[int], dict[str, Any]], *, api: str, total_header: str,
+                     page_size: int) -> int:
+        """Page a limit/offset entity list (NGSI-LD, NGSI v2); returns the number of entities.
+
+        `params(offset)` gives each page's query. Paging stops on an empty page, once `offset`
+        reaches the count the broker sends in `total_header`, or, without that header, on a short page.
+        """
+        offset = 0
+        while True:
+            page = self.page(url, params(offset))
+            entities = entity_list(self, page.url, page.data, api)
+            total = count_header(self, page.url, page.headers.get(total_header.lower()))
+            offset += len(entities)
+            if not entities or (total is not None and offset >= total) or \
+                    (total is None and len(entities) < page_size):
+                return offset
+
+
+def entity_list(session: SourceFetch, url: str, payload: Any, api: str) -> list[Any]:
+    """The page's entities, or a FetchError for an NGSI error body served with a 2xx status."""
+    if isinstance(payload, dict):
+        detail = payload.get("detail") or payload.get("description") or payload.get("title") \
+            or payload.get("error")
+        raise session.error(url, f"{api} error: {detail}" if detail else f"expected a JSON array of {api} entities")
+    if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
+        raise session.error(url, f"expected a JSON array of {api} entities")
+    return payload
+
+
+def count_header(session: SourceFetch, url: str, value: str | None) -> int | None:
+    """A result-count header (NGSILD-Results-Count, Fiware-Total-Count) as a number; None when absent."""
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise session.error(url, f"result count header {value!r} is not a number")
+    return int(value)
 
 
 EXTENSIONS = {"csv": ".csv", "excel": ".xlsx", "parquet": ".parquet", "json": ".json", "geojson": ".geojson",

@@ -3,6 +3,11 @@
 DataStore paging follows `result._links.next` (CKAN 2.10+), else `offset` + `limit`, and stops on
 an empty page or when `offset >= total`. Both `package_show` and the pages must say
 `"success": true`. A token goes in `http.headers: {Authorization: "${CKAN_API_TOKEN}"}`.
+
+`datastore_search` filters only on equality, so with `since_field` (append-only DataStore tables) a
+later fetch pages `datastore_search_sql` (`SELECT * ... WHERE "<field>" > '<newest landed>' ORDER BY
+"_id" LIMIT/OFFSET`, plus the equality filters) and lands the answer as a delta. That endpoint is
+off unless the portal sets `ckan.datastore.sqlsearch.enabled`; its refusal is a FetchError.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from sources.config import CkanOptions, LoadedConfig, SourceConfig
 from sources.http import Expect
 from sources.kinds._session import SourceFetch, absolute
+from sources.kinds._since import land_delta, plan, quoted, since_request
 from sources.landing import Snapshot
 
 DESCRIPTION = "CKAN dataset resource: package_show, then datastore_search pages or the resource file"
@@ -24,7 +30,7 @@ def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root:
     assert options is not None
     with SourceFetch(loaded, source, raw_root, home_root) as session:
         resource = _resource(session, source.location, options)
-        described = {"package": options.package, "resource_id": resource.get("id"),
+        described: dict[str, Any] = {"package": options.package, "resource_id": resource.get("id"),
                      "resource_last_modified": resource.get("last_modified") or resource.get("metadata_modified")}
         if options.mode == "download":
             url = resource.get("url")
@@ -37,8 +43,19 @@ def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root:
         if resource.get("datastore_active") is False:
             raise session.error(source.location, f"resource {options.resource!r} is not in the DataStore; "
                                                  "use ckan.mode: download (with format)")
-        rows = _datastore_pages(session, options, str(resource["id"]))
-        return session.land(paged=True, mode="datastore", rows=rows, **described)
+        resource_id = str(resource["id"])
+        # `_id` is the DataStore's own record id: an updated record keeps it.
+        since = plan(session, field=options.since_field, key_fields=options.since_key or ["_id"],
+                     max_deltas=options.since_max_deltas)
+        if since is not None:
+            rows = _sql_pages(session, options, resource_id, since.field, since.after)
+            delta = land_delta(session, since, mode="datastore_sql", rows=rows, **described)
+            if delta is not None:
+                return delta
+            session.discard_pages()
+        rows = _datastore_pages(session, options, resource_id)
+        return session.land(paged=True, mode="datastore", rows=rows, **described,
+                            **since_request(source, options.since_field))
 
 
 def _resource(session: SourceFetch, url: str, options: CkanOptions) -> dict[str, Any]:
@@ -87,3 +104,24 @@ def _datastore_pages(session: SourceFetch, options: CkanOptions, resource_id: st
             url, params = absolute(page.url, link), None  # the link carries every parameter
         else:
             url, params = base, {**first, "offset": offset}
+
+
+def _sql_pages(session: SourceFetch, options: CkanOptions, resource_id: str, field: str, after: object) -> int:
+    """The records after `after`, paged by LIMIT/OFFSET in `_id` order until a short page."""
+    url = options.base_url.rstrip("/") + "/api/3/action/datastore_search_sql"
+    def name(text: str) -> str:
+        return quoted(text, '"')  # a SQL identifier
+
+    conditions = [f"{name(field)} > {quoted(after)}"]
+    conditions += [f"{name(key)} = {quoted(value)}" for key, value in sorted((options.filters or {}).items())]
+    select = f"SELECT * FROM {name(resource_id)} WHERE {' AND '.join(conditions)} ORDER BY {name('_id')}"
+    offset = 0
+    while True:
+        page = session.page(url, {"sql": f"{select} LIMIT {options.page_size} OFFSET {offset}"})
+        result = _result(session, page.url, page.data)
+        records = result.get("records") if isinstance(result, dict) else None
+        if not isinstance(records, list):
+            raise session.error(page.url, "datastore_search_sql result has no 'records' list")
+        offset += len(records)
+        if len(records) < options.page_size:
+            return offset

@@ -10,19 +10,28 @@ With `ngsi_ld.temporal` the kind reads attribute histories from the temporal API
 (`/temporal/entities?type=&timerel=&timeAt=&pageSize=&options=count`) instead. Mintaka pages by
 entity: a `206 Partial Content` answer carries `Content-Range: date-time <from>-<to>/<lastN>` and
 `Next-Page: <entity id>`, which is sent back as `pageAnchor`; the last page has no `Next-Page`.
+With `temporal.since` a later fetch asks `timerel=after&timeAt=<newest instance landed>` and lands
+the answer as a delta (`sources/kinds/_since.py`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sources.config import LoadedConfig, SourceConfig
-from sources.kinds._session import SourceFetch
+from sources.kinds._session import SourceFetch, count_header, entity_list
+from sources.kinds._since import land_delta, plan, since_request
 from sources.landing import Snapshot
+from sources.parsers.pages import temporal_rows
+
+__all__ = ["CONTEXT_REL", "DESCRIPTION", "count_header", "entity_list", "fetch"]
 
 DESCRIPTION = "FIWARE NGSI-LD broker entities of one type (limit/offset, count=true, @context via Link)"
 CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
+# A temporal row is one attribute instance: entity, attribute and time identify it.
+TEMPORAL_KEY = ("entity", "attribute", "observed_at")
 
 
 def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path) -> Snapshot:
@@ -33,25 +42,41 @@ def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root:
         headers["Link"] = f'<{options.context}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
     if options.tenant:
         headers["NGSILD-Tenant"] = options.tenant
+
+    def params(offset: int) -> dict[str, Any]:
+        return {"type": options.type, "q": options.q, "attrs": options.attrs,
+                "options": "keyValues" if options.key_values else None,
+                "limit": options.page_size, "offset": offset, "count": "true"}
+
     with SourceFetch(loaded, source, raw_root, home_root, headers=headers) as session:
         if options.temporal is not None:
             return _temporal(session, source)
-        offset = 0
-        while True:
-            params: dict[str, Any] = {"type": options.type, "q": options.q, "attrs": options.attrs,
-                                      "options": "keyValues" if options.key_values else None,
-                                      "limit": options.page_size, "offset": offset, "count": "true"}
-            page = session.page(source.location, params)
-            entities = entity_list(session, page.url, page.data, "NGSI-LD")
-            total = count_header(session, page.url, page.headers.get("ngsild-results-count"))
-            offset += len(entities)
-            if not entities or (total is not None and offset >= total) or \
-                    (total is None and len(entities) < options.page_size):
-                break
-        return session.land(paged=True, entity_type=options.type, entities=offset)
+        entities = session.entity_pages(source.location, params, api="NGSI-LD", total_header="NGSILD-Results-Count",
+                                        page_size=options.page_size)
+        return session.land(paged=True, entity_type=options.type, entities=entities)
 
 
 def _temporal(session: SourceFetch, source: SourceConfig) -> Snapshot:
+    options = source.ngsi_ld
+    assert options is not None and options.temporal is not None
+    temporal = options.temporal
+    rows = partial(temporal_rows, time_property=temporal.time_property)
+    since = plan(session, field="observed_at" if temporal.since else None, key_fields=TEMPORAL_KEY,
+                 max_deltas=temporal.since_max_deltas, records=rows)
+    if since is not None:
+        entities = _temporal_pages(session, source, "after", str(since.after), None)
+        delta = land_delta(session, since, records=rows, entity_type=options.type, entities=entities, temporal=True)
+        if delta is not None:
+            return delta
+        session.discard_pages()
+    entities = _temporal_pages(session, source, temporal.timerel, temporal.time_at, temporal.end_time_at)
+    return session.land(paged=True, entity_type=options.type, entities=entities, temporal=True,
+                        **since_request(source, "observed_at" if temporal.since else None))
+
+
+def _temporal_pages(session: SourceFetch, source: SourceConfig, timerel: str, time_at: str,
+                    end_time_at: str | None) -> int:
+    """Every page of a temporal query (Mintaka's pageAnchor paging); returns the number of entities."""
     options = source.ngsi_ld
     assert options is not None and options.temporal is not None
     temporal = options.temporal
@@ -59,32 +84,12 @@ def _temporal(session: SourceFetch, source: SourceConfig) -> Snapshot:
     entities = 0
     while True:
         params: dict[str, Any] = {"type": options.type, "q": options.q, "attrs": temporal.attrs,
-                                  "timerel": temporal.timerel, "timeAt": temporal.time_at,
-                                  "endTimeAt": temporal.end_time_at, "lastN": temporal.last_n,
-                                  "timeproperty": temporal.time_property, "pageSize": temporal.page_size,
-                                  "options": "count", "pageAnchor": anchor}
+                                  "timerel": timerel, "timeAt": time_at,
+                                  "endTimeAt": end_time_at,
+                                  "lastN": temporal.last_n, "timeproperty": temporal.time_property,
+                                  "pageSize": temporal.page_size, "options": "count", "pageAnchor": anchor}
         page = session.page(source.location, params)
         entities += len(entity_list(session, page.url, page.data, "NGSI-LD temporal"))
         anchor = page.headers.get("next-page") or None
         if anchor is None:
-            break
-    return session.land(paged=True, entity_type=options.type, entities=entities, temporal=True)
-
-
-def entity_list(session: SourceFetch, url: str, payload: Any, api: str) -> list[Any]:
-    """The page's entities, or a FetchError for an NGSI error body served with a 2xx status."""
-    if isinstance(payload, dict):
-        detail = payload.get("detail") or payload.get("description") or payload.get("title") \
-            or payload.get("error")
-        raise session.error(url, f"{api} error: {detail}" if detail else f"expected a JSON array of {api} entities")
-    if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
-        raise session.error(url, f"expected a JSON array of {api} entities")
-    return payload
-
-
-def count_header(session: SourceFetch, url: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    if not value.strip().isdigit():
-        raise session.error(url, f"result count header {value!r} is not a number")
-    return int(value)
+            return entities

@@ -13,7 +13,6 @@ from typing import Any
 
 from sources.config import LoadedConfig, SourceConfig
 from sources.kinds._session import SourceFetch
-from sources.kinds.ngsi_ld import count_header, entity_list
 from sources.landing import Snapshot
 
 DESCRIPTION = "FIWARE NGSI v2 (Orion) entities of one type (limit/offset, Fiware-Total-Count, Fiware-Service)"
@@ -27,17 +26,13 @@ def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root:
         headers["Fiware-Service"] = options.service
     if options.service_path:
         headers["Fiware-ServicePath"] = options.service_path
+
+    def params(offset: int) -> dict[str, Any]:
+        return {"type": options.type, "q": options.q, "attrs": options.attrs,
+                "options": "count,keyValues" if options.key_values else "count",
+                "limit": options.page_size, "offset": offset}
+
     with SourceFetch(loaded, source, raw_root, home_root, headers=headers) as session:
-        offset = 0
-        while True:
-            params: dict[str, Any] = {"type": options.type, "q": options.q, "attrs": options.attrs,
-                                      "options": "count,keyValues" if options.key_values else "count",
-                                      "limit": options.page_size, "offset": offset}
-            page = session.page(source.location, params)
-            entities = entity_list(session, page.url, page.data, "NGSI v2")
-            total = count_header(session, page.url, page.headers.get("fiware-total-count"))
-            offset += len(entities)
-            if not entities or (total is not None and offset >= total) or \
-                    (total is None and len(entities) < options.page_size):
-                break
-        return session.land(paged=True, entity_type=options.type, entities=offset)
+        entities = session.entity_pages(source.location, params, api="NGSI v2", total_header="Fiware-Total-Count",
+                                        page_size=options.page_size)
+        return session.land(paged=True, entity_type=options.type, entities=entities)

@@ -25,43 +25,27 @@ from sources.parsers.tabular import TextTable, _cell_text
 RECORD_KEYS = ("records", "results", "data", "value")
 
 
-class PageRecord(int):
-    """A row number that also says which page and record it came from (it prints as both)."""
-
-    page: int
-    record: int
-
-    def __new__(cls, row: int, page: int, record: int) -> PageRecord:
-        obj = super().__new__(cls, row)
-        obj.page = page
-        obj.record = record
-        return obj
-
-    def __str__(self) -> str:
-        return f"{int(self)} (page {self.page} record {self.record})"
-
-    def __format__(self, spec: str) -> str:
-        return str(self) if not spec else format(int(self), spec)
-
-    __repr__ = __str__
-
-
 def display_name(paths: Sequence[Path]) -> str:
+    """`page-0001.json..page-0003.json`; pages of a delta chain (several folders) carry their folder."""
+    if len({path.parent for path in paths}) > 1:
+        first, last = (f"{p.parent.name[:12]}/{p.name}" for p in (paths[0], paths[-1]))
+        return f"{first}..{last}"
     return paths[0].name if len(paths) == 1 else f"{paths[0].name}..{paths[-1].name}"
 
 
 def read_json_pages(paths: Sequence[Path], name: str | None = None, *, temporal: bool = False) -> TextTable:
+    """Every page's records as one table; each row is labelled `<row> (page <p> record <r>)`."""
     if not paths:
         raise SourceDataError(name or "pages", "snapshot has no pages")
     name = name or display_name(paths)
     records: list[dict[str, Any]] = []
-    numbers: list[int] = []
+    labels: list[str] = []
     for page_number, path in enumerate(paths, start=1):
         where = f"{name} page {page_number} ({path.name})"
         page = temporal_rows(path, where) if temporal else page_records(path, where)
         for index, record in enumerate(page, start=1):
             records.append(_flatten(record))
-            numbers.append(PageRecord(len(records), page_number, index))
+            labels.append(f"{len(records)} (page {page_number} record {index})")
     columns: list[str] = []
     seen: set[str] = set()
     for record in records:
@@ -70,7 +54,7 @@ def read_json_pages(paths: Sequence[Path], name: str | None = None, *, temporal:
                 seen.add(key)
                 columns.append(key)
     rows = [[_cell_text(record.get(c)) for c in columns] for record in records]
-    return TextTable(paths[0], name, columns, rows, numbers, NumberFormat())
+    return TextTable(paths[0], name, columns, rows, list(range(1, len(rows) + 1)), NumberFormat(), labels)
 
 
 def page_records(path: Path, where: str) -> list[dict[str, Any]]:
@@ -95,13 +79,19 @@ def page_records(path: Path, where: str) -> list[dict[str, Any]]:
     return payload
 
 
-def temporal_rows(path: Path, where: str) -> list[dict[str, Any]]:
+def temporal_rows(path: Path, where: str, time_property: str = "observedAt") -> list[dict[str, Any]]:
     """NGSI-LD temporal entities as one row per attribute instance.
 
     Columns: `entity`, `entity_type`, `attribute`, `observed_at`, `year`, `value`, `unit_code`.
     Both representations are read: normalised (`attr: [{"type", "value", "observedAt"}, ...]`)
-    and `options=temporalValues` (`attr: {"type", "values": [[value, time], ...]}`).
+    and `options=temporalValues` (`attr: {"type", "values": [[value, time], ...]}`). `observed_at`
+    is the instance's `time_property`, else its observedAt or modifiedAt (a temporalValues pair
+    carries the time the query asked for).
     """
+
+    def time_of(instance: dict[str, Any]) -> Any:
+        return instance.get(time_property) or instance.get("observedAt") or instance.get("modifiedAt")
+
     rows: list[dict[str, Any]] = []
     for entity in page_records(path, where):
         for attribute, history in entity.items():
@@ -109,14 +99,12 @@ def temporal_rows(path: Path, where: str) -> list[dict[str, Any]]:
                 continue
             instances: list[tuple[Any, Any, Any]] = []
             if isinstance(history, list):
-                instances = [(i.get("value"), i.get("observedAt") or i.get("modifiedAt"), i.get("unitCode"))
-                             for i in history if isinstance(i, dict)]
+                instances = [(i.get("value"), time_of(i), i.get("unitCode")) for i in history if isinstance(i, dict)]
             elif isinstance(history, dict) and isinstance(history.get("values"), list):
                 instances = [(v[0], v[1], history.get("unitCode")) for v in history["values"]
                              if isinstance(v, list) and len(v) >= 2]
             elif isinstance(history, dict) and "value" in history:
-                instances = [(history.get("value"), history.get("observedAt") or history.get("modifiedAt"),
-                              history.get("unitCode"))]
+                instances = [(history.get("value"), time_of(history), history.get("unitCode"))]
             for value, time, unit in instances:
                 if isinstance(value, dict | list):
                     value = json.dumps(value, ensure_ascii=False)

@@ -27,7 +27,11 @@ _SCAN_CHUNK = 1 << 20
 
 @dataclass
 class TextTable:
-    """Header, rows of text cells, the file row number of each row, and how numbers are written."""
+    """Header, rows of text cells, the file row number of each row, and how numbers are written.
+
+    `row_labels`, when given, say more than the number where a row came from (API pages:
+    `27 (page 2 record 7)`); messages and `source_record` show them instead of the bare number.
+    """
 
     path: Path
     display_name: str
@@ -35,6 +39,15 @@ class TextTable:
     rows: list[list[str]]
     row_numbers: list[int]
     number_format: NumberFormat
+    row_labels: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.row_labels is not None and len(self.row_labels) != len(self.row_numbers):
+            raise ValueError("row_labels must name every row")
+
+    def row_label(self, index: int) -> str:
+        """How row `index` (0-based position in `rows`) is shown: its file row number, or its label."""
+        return self.row_labels[index] if self.row_labels is not None else str(self.row_numbers[index])
 
     def column_index(self, name: str, *, source_id: str | None = None) -> int:
         try:

@@ -66,7 +66,7 @@ def test_datastore_pages_follow_links_next_with_filters(tmp_path: Path, server: 
     table = read_table(loaded.config.sources[0], snapshot)
     assert len(table.rows) == len(nyc_december)
     assert table.columns[:3] == ["_id", "Area", "Year"]
-    assert str(table.row_numbers[21]) == "22 (page 2 record 2)"
+    assert table.row_label(21) == "22 (page 2 record 2)"
     # Pages after the first were fetched from the server's own _links.next.
     requested = [req.args.get("offset") for req, _ in server.log if req.path.endswith("datastore_search")]
     assert requested == [str(20 * i) for i in range(len(snapshot.pages))]

@@ -182,4 +182,4 @@ def test_ngsi_ld_temporal_api_pages_by_page_anchor(tmp_path: Path, server: HTTPS
     heart = [row for row in table.rows if row[2] == "heartRate"]
     assert len(heart) == 12 and heart[0][:6] == ["urn:ngsi-ld:Animal:cow001", "Animal", "heartRate",
                                                  "2021-09-16T10:59:59.329Z", "2021", "52"]
-    assert str(table.row_numbers[-1]).endswith("(page 2 record 8)")
+    assert table.row_label(-1).endswith("(page 2 record 8)")

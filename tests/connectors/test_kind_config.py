@@ -68,7 +68,7 @@ def test_paged_kinds_feed_observations_only(tmp_path: Path) -> None:
 
 
 def test_entity_kinds_feed_points_or_observations(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="which feed target 'points' or 'observations' only"):
+    with pytest.raises(ConfigError, match="which feed target 'points' or 'observations' or 'readings' only"):
         make_city(tmp_path / "city", [{"id": "s", "kind": "ngsi_ld", "target": "areas",
                                        "ngsi_ld": {"base_url": "http://broker:1026", "type": "Park"},
                                        "areas": {"id_field": "id"}}])

@@ -68,7 +68,7 @@ def test_measurements_read_as_records_with_a_year(tmp_path: Path, server: HTTPSe
     assert len(snapshot.pages) == 2  # found = 2, limit 1: page * limit reaches found
     table = read_table(loaded.config.sources[0], snapshot)
     assert table.columns[0] == "year" and {row[0] for row in table.rows} == {"2023"}
-    assert "parameter.name" in table.columns and str(table.row_numbers[1]) == "2 (page 2 record 1)"
+    assert "parameter.name" in table.columns and table.row_label(1) == "2 (page 2 record 1)"
 
 
 def test_a_missing_key_is_a_clear_error_and_a_wrong_one_a_401(tmp_path: Path, server: HTTPServer, payloads: Path,

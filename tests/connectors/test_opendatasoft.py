@@ -40,7 +40,7 @@ def test_records_pages_of_a_real_neighbourhood_table(tmp_path: Path, server: HTT
     assert limits == {"100"}
     table = read_table(loaded.config.sources[0], snapshot)
     assert len(table.rows) == 195
-    assert str(table.row_numbers[100]) == "101 (page 2 record 1)"
+    assert table.row_label(100) == "101 (page 2 record 1)"
 
 
 def test_the_real_records_sample_is_read_with_nested_fields_flattened(tmp_path: Path, server: HTTPServer,

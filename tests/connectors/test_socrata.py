@@ -65,9 +65,8 @@ def test_read_table_concatenates_pages_with_page_and_record_row_numbers(tmp_path
     assert len(table.rows) == 1001
     assert table.rows[0] == ["100009424", "2016-09-21T15:45:00.000", "100", "0"]
     assert table.rows[-1] == ["100009424", "2016-10-02T01:45:00.000", "3", "0"]
-    last = table.row_numbers[-1]
-    assert last == 1001 and str(last) == "1001 (page 2 record 1)"
-    assert str(table.row_numbers[16]) == "17 (page 1 record 17)"
+    assert table.row_numbers[-1] == 1001 and table.row_label(-1) == "1001 (page 2 record 1)"
+    assert table.row_label(16) == "17 (page 1 record 17)"
     assert table.display_name == "page-0001.json..page-0002.json"
 
 

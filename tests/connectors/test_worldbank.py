@@ -42,7 +42,7 @@ def test_pages_map_to_observations_with_nulls_as_empty_cells(tmp_path: Path, ser
     assert table.columns[:4] == ["year", "date", "value", "indicator"]
     assert [row[0] for row in table.rows] == ["2021", "2020", "2019", "2018", "2017", "2016"]
     assert table.rows[0][2] == ""  # null value
-    assert str(table.row_numbers[5]) == "6 (page 2 record 2)"
+    assert table.row_label(5) == "6 (page 2 record 2)"
     frame, report = map_observations(table, source, city_id="replay-city", snapshot_id=snapshot.snapshot_id)
     assert report.empty_cells == 1
     values = dict(zip(frame["year"].to_list(), frame["value"].to_list(), strict=True))

@@ -1,0 +1,218 @@
+"""Jobs, schedules and sensors of the production deployment. Wiring only: what to run, and when.
+
+    city_configs sensor     new / changed / removed city configs -> city partitions added or deleted,
+                            and an ingest run (fetch + load) for each new or changed city
+    fetch_<every> schedules daily / weekly / monthly: fetch the sources whose cadence puts them on that
+                            schedule (hourly feeds daily, annual statistics monthly), one run per city
+    source_snapshots sensor a city whose CURRENT snapshots differ from what its observations were loaded
+                            from -> a load run for that city only (an unchanged source triggers nothing)
+    kpis_after_load sensor  each new load of a city's observations -> one compute run (kpi_values + scores)
+                            per reporting year of that city
+    release_after_scores    new scores and nothing left running -> one release run
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from pipelines.cities import config_fingerprint, config_paths, configured_cities
+from pipelines.city_assets import CORE, FETCH_SCHEDULES, KPI, RAW, RELEASE, SCORES
+from pipelines.partitions import CITY, city_year_key
+from sources.config import LoadedConfig, load_city_config
+from sources.errors import CitykpiError
+from sources.fetch import current_snapshot
+from warehouse.home import Home
+
+fetch_job = dg.define_asset_job("fetch_sources", selection=dg.AssetSelection.assets(RAW),
+                                description="Fetch a city's sources into the landing zone.")
+ingest_job = dg.define_asset_job("ingest_city", selection=dg.AssetSelection.assets(RAW, CORE),
+                                 description="Fetch and load a city (new or changed config).")
+load_job = dg.define_asset_job("load_city", selection=dg.AssetSelection.assets(CORE),
+                               description="Load a city's CURRENT snapshots into the warehouse and check them.")
+compute_job = dg.define_asset_job("compute_city_year", selection=dg.AssetSelection.assets(KPI, SCORES),
+                                  description="KPI values, checks and scores of one city and year.")
+release_job = dg.define_asset_job("publish_release", selection=dg.AssetSelection.assets(RELEASE),
+                                  description="Publish a release of every computed city.")
+JOBS = [fetch_job, ingest_job, load_job, compute_job, release_job]
+CRON = {"daily": "0 2 * * *", "weekly": "0 3 * * 1", "monthly": "0 4 1 * *"}
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]
+
+
+def _home() -> Home:
+    return Home.resolve()
+
+
+def readable_configs(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext) -> list[LoadedConfig]:
+    """The city configs that load; a broken one is logged and left out so it cannot stop the others."""
+    import os
+
+    from pipelines.cities import ENV_VAR
+
+    spec = os.environ.get(ENV_VAR)
+    if not spec:
+        return configured_cities(_home(), check_files=False)
+    configs: dict[str, LoadedConfig] = {}
+    for path in config_paths(spec):
+        try:
+            loaded = load_city_config(path, check_files=False)
+        except CitykpiError as exc:
+            context.log.error(f"city config {path} skipped: {exc}")
+            continue
+        if loaded.city_id in configs:
+            context.log.error(f"city config {path} skipped: city {loaded.city_id!r} is already configured in "
+                              f"{configs[loaded.city_id].path}")
+            continue
+        configs[loaded.city_id] = loaded
+    return list(configs.values())
+
+
+# ---- city partitions -------------------------------------------------------------------------
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Registers a city partition per city config, removes those whose config is gone, and "
+                       "fetches and loads each new or changed city.")
+def city_configs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    configs = readable_configs(context)
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    fingerprints = {c.city_id: config_fingerprint(c) for c in configs}
+    registered = set(context.instance.get_dynamic_partitions(CITY.name or "city"))
+    added = sorted(set(fingerprints) - registered)
+    removed = sorted(registered - set(fingerprints))
+    runs = [dg.RunRequest(partition_key=city_id, run_key=f"config:{city_id}:{fingerprint[:16]}",
+                          tags={"citykpi/reason": "new city" if city_id not in seen else "config changed"})
+            for city_id, fingerprint in sorted(fingerprints.items()) if seen.get(city_id) != fingerprint]
+    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+    if added:
+        requests.append(CITY.build_add_request(added))
+    if removed:
+        requests.append(CITY.build_delete_request(removed))
+    return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests, cursor=json.dumps(fingerprints))
+
+
+# ---- fetching by cadence ------------------------------------------------------------------------
+
+
+def _fetch_schedule(every: str) -> dg.ScheduleDefinition:
+    @dg.schedule(name=f"fetch_{every}", cron_schedule=CRON[every], job=fetch_job,
+                 default_status=dg.DefaultScheduleStatus.RUNNING,
+                 description=f"Fetch the sources pulled {every} (by their cadence), one run per city.")
+    def fetch_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
+        registered = set(context.instance.get_dynamic_partitions(CITY.name or "city"))
+        due = [c for c in readable_configs(context)
+               if c.city_id in registered and any(s.fetch_every == every for s in c.config.sources)]
+        if not due:
+            yield dg.SkipReason(f"no registered city has sources fetched {every}")
+            return
+        tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
+        for loaded in due:
+            yield dg.RunRequest(partition_key=loaded.city_id, run_key=f"fetch:{every}:{loaded.city_id}:{tick}",
+                                run_config={"ops": {"raw__snapshots": {"config": {"every": every}}}})
+
+    return fetch_schedule
+
+
+SCHEDULES = [_fetch_schedule(every) for every in FETCH_SCHEDULES]
+
+
+# ---- loading what changed -----------------------------------------------------------------------
+
+
+def current_pointers(home: Home, loaded: LoadedConfig) -> dict[str, str] | None:
+    """{source: content sha256} of the CURRENT snapshots, or None while a source was never fetched."""
+    pointers = {}
+    for source in loaded.config.sources:
+        snapshot = current_snapshot(home.raw, home.root, loaded.city_id, source.id)
+        if snapshot is None:
+            return None
+        pointers[source.id] = snapshot.content_sha256
+    return pointers
+
+
+def loaded_pointers(instance: dg.DagsterInstance, city_id: str) -> dict[str, str] | None:
+    """What the latest load of the city read ({source: content sha256}), from its materialization."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=CORE, asset_partitions=[city_id]),
+                                              limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    loaded = records[0].asset_materialization.metadata.get("loaded")
+    value: Any = loaded.value if loaded is not None else {}
+    return value.get(city_id, {}).get("snapshots") if isinstance(value, dict) else None
+
+
+def _in_progress(instance: dg.DagsterInstance, job_names: list[str], partition: str | None = None) -> bool:
+    tags = {"dagster/partition": partition} if partition else None
+    return any(instance.get_runs(dg.RunsFilter(job_name=name, statuses=IN_PROGRESS, tags=tags), limit=1)
+               for name in job_names)
+
+
+@dg.sensor(job=load_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Loads a city again when one of its sources has a new CURRENT snapshot; cities whose "
+                       "sources did not change are left alone.")
+def source_snapshots(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    home = _home()
+    requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    registered = set(context.instance.get_dynamic_partitions(CITY.name or "city"))
+    runs = []
+    for loaded in readable_configs(context):
+        city_id = loaded.city_id
+        pointers = current_pointers(home, loaded)
+        if city_id not in registered or pointers is None:
+            continue
+        digest = hashlib.sha256(json.dumps(pointers, sort_keys=True).encode()).hexdigest()[:16]
+        if pointers == loaded_pointers(context.instance, city_id) or requested.get(city_id) == digest:
+            continue
+        if _in_progress(context.instance, [ingest_job.name, load_job.name], city_id):
+            continue  # a load of this city is under way; look again next tick
+        changed = sorted(s for s, sha in pointers.items() if (loaded_pointers(context.instance, city_id) or {})
+                         .get(s) != sha)
+        runs.append(dg.RunRequest(partition_key=city_id, run_key=f"snapshots:{city_id}:{digest}",
+                                  tags={"citykpi/reason": "new snapshots: " + ", ".join(changed)[:200]}))
+        requested[city_id] = digest
+    return dg.SensorResult(run_requests=runs, cursor=json.dumps(requested))
+
+
+# ---- computing and publishing -------------------------------------------------------------------
+
+
+@dg.sensor(job=compute_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="After each load of a city's observations, computes that city's KPI values and scores, "
+                       "one run per reporting year.")
+def kpis_after_load(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=CORE, after_storage_id=after), limit=500, ascending=True).records
+    configs = {c.city_id: c for c in readable_configs(context)}
+    runs = []
+    for record in records:
+        city_id = record.partition_key
+        if city_id is None or city_id not in configs:
+            continue
+        for year in configs[city_id].config.city.reporting_years:
+            runs.append(dg.RunRequest(partition_key=city_year_key(city_id, year),
+                                      run_key=f"kpis:{record.storage_id}:{year}"))
+    cursor = str(records[-1].storage_id) if records else context.cursor
+    return dg.SensorResult(run_requests=runs, cursor=cursor)
+
+
+@dg.sensor(job=release_job, minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Publishes a release once new scores exist and no fetch, load or compute run is still going.")
+def release_after_scores(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    latest = context.instance.fetch_materializations(SCORES, limit=1).records
+    if not latest:
+        return dg.SkipReason("no scores yet")
+    storage_id = latest[0].storage_id
+    if context.cursor and int(context.cursor) >= storage_id:
+        return dg.SkipReason("no new scores since the last release request")
+    if _in_progress(context.instance, [ingest_job.name, load_job.name, compute_job.name]):
+        return dg.SkipReason("waiting for runs in progress")
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"release:{storage_id}")], cursor=str(storage_id))
+
+
+SENSORS = [city_configs, source_snapshots, kpis_after_load, release_after_scores]

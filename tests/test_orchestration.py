@@ -420,3 +420,73 @@ def test_production_instance_on_postgres_queues_warehouse_steps_in_the_pool(
             result = automation.kpis_after_load(dg.build_sensor_context(instance=instance))
             assert sorted(str(r.partition_key) for r in result.run_requests or []) == sorted(
                 city_year_key(city, year) for city in ("city-a", "city-b") for year in YEARS)
+
+
+# ---- dg dev ------------------------------------------------------------------------------------
+
+
+def graphql(port: int, query: str) -> dict[str, Any]:
+    import httpx
+
+    response = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=10)
+    response.raise_for_status()
+    return dict(response.json()["data"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (BIN_DIR / "dg").exists(), reason="dg CLI not installed")
+def test_dg_dev_serves_the_deployment_and_its_daemon_ingests_a_new_city(
+        deployment: dict[str, Any], tmp_path: Path) -> None:
+    """`dg dev` (webserver + daemon): the UI lists the assets by stage group, the checks, schedules
+    and sensors (running), and the daemon's city_configs sensor registers the city and ingests it,
+    after which kpis_after_load starts its city-year runs."""
+    import signal
+    import socket
+    import time
+
+    one_city = tmp_path / "one-city"
+    one_city.mkdir()
+    (one_city / "city-a").symlink_to(deployment["cities"] / "city-a")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**deployment["env"], "CITYKPI_CITIES": str(one_city)}
+    proc = subprocess.Popen([str(BIN_DIR / "dg"), "dev", "-p", str(port)], cwd=REPO_ROOT,
+                            env=subprocess_env(None, **env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        listing: dict[str, Any] = {}
+        while time.monotonic() < deadline and not listing:
+            try:
+                listing = graphql(port, """{ assetNodes { assetKey { path } groupName
+                    assetChecksOrError { ... on AssetChecks { checks { name } } } } }""")
+            except Exception:  # not up yet
+                time.sleep(2)
+        groups = {"/".join(n["assetKey"]["path"]): n["groupName"] for n in listing["assetNodes"]}
+        assert groups == {"raw/snapshots": "raw", "core/observations": "core", "out/kpi_values": "out",
+                          "out/scores": "out", "out/release": "out"}
+        checks = {c["name"] for n in listing["assetNodes"] for c in n["assetChecksOrError"].get("checks", [])}
+        assert {"observations__unique_key", "kpi_values__percentage_range"} <= checks
+        repository = graphql(port, """{ repositoriesOrError { ... on RepositoryConnection { nodes {
+            schedules { name scheduleState { status } } sensors { name sensorState { status } } } } } }""")
+        (repo,) = repository["repositoriesOrError"]["nodes"]
+        assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {
+            "fetch_daily": "RUNNING", "fetch_weekly": "RUNNING", "fetch_monthly": "RUNNING"}
+        assert {s["name"] for s in repo["sensors"] if s["sensorState"]["status"] == "RUNNING"} == {
+            "city_configs", "source_snapshots", "kpis_after_load", "release_after_scores"}
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            runs = graphql(port, "{ runsOrError { ... on Runs { results { jobName status } } } }")[
+                "runsOrError"]["results"]
+            if any(r["jobName"] == "compute_city_year" for r in runs):
+                break
+            time.sleep(3)
+        assert {"jobName": "ingest_city", "status": "SUCCESS"} in runs, runs
+        assert any(r["jobName"] == "compute_city_year" for r in runs), runs
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

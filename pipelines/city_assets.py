@@ -12,7 +12,7 @@ parallel runs never meet DuckDB's single-writer lock.
 """
 
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import dagster as dg
@@ -22,7 +22,7 @@ from pipelines.checks import QualityResource, check_cities, check_specs, merged_
 from pipelines.cities import configured_cities
 from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, years_by_city
 from pipelines.resources import CitykpiResource
-from sources.config import FETCH_EVERY
+from sources.config import FETCH_EVERY, LoadedConfig
 from warehouse.quality.run import Stage
 
 RAW = dg.AssetKey(["raw", "snapshots"])
@@ -102,6 +102,15 @@ def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResourc
     return dg.MaterializeResult(metadata={"loaded": dg.MetadataValue.json(summary)})
 
 
+def reporting_years(citykpi: CitykpiResource,
+                    partition_keys: Sequence[str]) -> Iterator[tuple[LoadedConfig, list[int], list[int]]]:
+    """(city config, partition years the city reports, partition years it does not) per city."""
+    for city_id, years in years_by_city(partition_keys).items():
+        loaded = citykpi.city(city_id)
+        reported = [y for y in years if y in loaded.config.city.reporting_years]
+        yield loaded, reported, sorted(set(years) - set(reported))
+
+
 @dg.asset(key=KPI, deps=[dg.AssetDep(CORE, partition_mapping=CITY_OF_CITY_YEAR)], partitions_def=CITY_YEAR,
           group_name="out", kinds={"duckdb"}, pool=WAREHOUSE_POOL, backfill_policy=dg.BackfillPolicy.single_run(),
           description="U4SSC and SDG 11 indicator values of a city and year, with provenance (replaces exactly "
@@ -109,10 +118,8 @@ def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResourc
 def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
     home = citykpi.resolved_home()
     computed: dict[str, object] = {}
-    for city_id, years in years_by_city(context.partition_keys).items():
-        loaded = citykpi.city(city_id)
-        reported = [y for y in years if y in loaded.config.city.reporting_years]
-        skipped = sorted(set(years) - set(reported))
+    for loaded, reported, skipped in reporting_years(citykpi, context.partition_keys):
+        city_id = loaded.city_id
         if skipped:
             citykpi.say(context, f"{city_id}: {skipped} not among the reporting years "
                                  f"{loaded.config.city.reporting_years}: nothing computed for them")
@@ -134,12 +141,10 @@ def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> d
 def scores(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
     home = citykpi.resolved_home()
     scored: dict[str, object] = {}
-    for city_id, years in years_by_city(context.partition_keys).items():
-        loaded = citykpi.city(city_id)
-        reported = [y for y in years if y in loaded.config.city.reporting_years]
+    for loaded, reported, _ in reporting_years(citykpi, context.partition_keys):
         if reported:
-            scored[city_id] = steps.benchmark_city(home, loaded, context.run.run_id, reported)
-            citykpi.say(context, f"{city_id} {reported}: scores {scored[city_id]}")
+            scored[loaded.city_id] = steps.benchmark_city(home, loaded, context.run.run_id, reported)
+            citykpi.say(context, f"{loaded.city_id} {reported}: scores {scored[loaded.city_id]}")
     return dg.MaterializeResult(metadata={"scored": dg.MetadataValue.json(scored)})
 
 

@@ -6,8 +6,8 @@
                             schedule (hourly feeds daily, annual statistics monthly), one run per city
     source_snapshots sensor a city whose CURRENT snapshots differ from what its observations were loaded
                             from -> a load run for that city only (an unchanged source triggers nothing)
-    kpis_after_load sensor  each new load of a city's observations -> one compute run (kpi_values + scores)
-                            per reporting year of that city
+    kpis_after_load sensor  each load that changed a city's observations (or followed a config change)
+                            -> one compute run (kpi_values + scores) per reporting year of that city
     release_after_scores    new scores and nothing left running -> one release run
 """
 
@@ -181,6 +181,18 @@ def source_snapshots(context: dg.SensorEvaluationContext) -> dg.SensorResult:
 # ---- computing and publishing -------------------------------------------------------------------
 
 
+def _needs_kpis(instance: dg.DagsterInstance, record: Any, city_id: str) -> bool:
+    """A load whose observations did not change needs no KPI run, unless the city's config changed
+    (targets and reporting years live there, not in the observations)."""
+    materialization = record.asset_materialization
+    loaded = materialization.metadata.get("loaded") if materialization is not None else None
+    city = loaded.value.get(city_id, {}) if loaded is not None and isinstance(loaded.value, dict) else {}
+    if city.get("observations_changed", True):
+        return True
+    run = instance.get_run_by_id(record.run_id)
+    return run is not None and run.tags.get("citykpi/reason") in ("new city", "config changed")
+
+
 @dg.sensor(job=compute_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="After each load of a city's observations, computes that city's KPI values and scores, "
                        "one run per reporting year.")
@@ -192,7 +204,7 @@ def kpis_after_load(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     runs = []
     for record in records:
         city_id = record.partition_key
-        if city_id is None or city_id not in configs:
+        if city_id is None or city_id not in configs or not _needs_kpis(context.instance, record, city_id):
             continue
         for year in configs[city_id].config.city.reporting_years:
             runs.append(dg.RunRequest(partition_key=city_year_key(city_id, year),

@@ -95,10 +95,14 @@ def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResourc
         loaded = citykpi.city(city_id)
         snapshots = steps.current_snapshots(home, loaded)
         report = steps.load_city(home, loaded, snapshots)
-        summary[city_id] = {"observations": report["observations"],
+        summary[city_id] = {"observations": report["observations"], "changed": report["changed"],
+                            "observations_changed": report["observations_changed"],
+                            "changed_years": report["changed_years"],
                             "snapshots": {s.source_id: s.content_sha256 for s in snapshots}}
-        citykpi.say(context, f"{city_id}: {report['observations']:,} observations")
-    # The snapshot sensor compares the CURRENT pointers with `loaded_snapshots` to see what is new.
+        citykpi.say(context, f"{city_id}: {report['observations']:,} observations"
+                             + ("" if report["observations_changed"] else " (unchanged)"))
+    # The snapshot sensor compares the CURRENT pointers with `snapshots` to see what is new; the
+    # KPI sensor skips a city whose observations did not change.
     return dg.MaterializeResult(metadata={"loaded": dg.MetadataValue.json(summary)})
 
 

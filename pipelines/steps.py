@@ -18,9 +18,16 @@ from sources.errors import CitykpiError
 from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
 from warehouse.db import scalar, transaction
-from warehouse.derive import derive_city
+from warehouse.derive import derive_is_current, observation_digest, refresh_derived
 from warehouse.home import Home
-from warehouse.load import check_cross_source_conflicts, parse_source, write_parsed
+from warehouse.load import (
+    check_cross_source_conflicts,
+    parse_source,
+    plan_load,
+    plan_reports,
+    stored_observation_keys,
+    write_changes,
+)
 from warehouse.quality import CheckResult, QualitySettings, SuiteContext
 from warehouse.quality.run import Stage, run_stage
 from warehouse.quality.store import QualityGateError, blocking_failures, quality_summary
@@ -79,26 +86,43 @@ def current_snapshots(home: Home, loaded: LoadedConfig) -> list[Snapshot]:
 
 
 def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> dict[str, Any]:
-    """Parse every snapshot, then replace the city's core rows and derived observations atomically."""
+    """Load what changed since the warehouse's state, atomically, and derive again what it touches.
+
+    A source whose snapshot and configuration equal those in core_source_state is neither parsed nor
+    rewritten; readings are appended when the new snapshot extends the stored one (warehouse/load.py).
+    The report says what happened: `changed` (False: nothing was written, downstream can skip),
+    `observations_changed` and `changed_years` (the years whose observations differ: what compute_city
+    has to recompute), per source its report (`unchanged`, or the readings `mode` append/replace)."""
     by_id = {s.source_id: s for s in snapshots}
-    try:
-        parsed = [parse_source(loaded, source, by_id[source.id]) for source in loaded.config.sources]
-        check_cross_source_conflicts(parsed)
-    except BaseException:
-        _restore_current_pointers(home, loaded)
-        raise
+    years = loaded.config.city.reporting_years
     try:
         with home.warehouse() as con:
+            plan = plan_load(con, loaded, by_id)
+            if not plan.sources_changed and derive_is_current(con, loaded.city_id, years):
+                return _load_report(con, loaded.city_id, plan_reports(plan), {"mode": "none"}, [], changed=False)
+            parsed = [parse_source(loaded, source, by_id[source.id], home.cache / "readings")
+                      for source in plan.changed]
+            check_cross_source_conflicts(parsed, stored_observation_keys(
+                con, loaded.city_id, [s.id for s in plan.unchanged if s.target == "observations"]))
+            before = observation_digest(con, loaded.city_id)
             with transaction(con):
                 record_snapshots(con, snapshots)
-                write_parsed(con, loaded.city_id, parsed)
-                derived = derive_city(con, loaded.city_id, loaded.config.city.reporting_years)
-            observations = scalar(con, "SELECT count(*) FROM observations WHERE city_id = ?", [loaded.city_id])
+                change = write_changes(con, loaded, plan, parsed)
+                derived = refresh_derived(con, loaded.city_id, years, change)
+            after = observation_digest(con, loaded.city_id)
+            changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
+            return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
+                                changed=change.wrote or derived["mode"] != "none")
     except BaseException:
         _restore_current_pointers(home, loaded)
         raise
-    return {"sources": {p.source.id: p.report for p in parsed}, "derived": derived,
-            "observations": observations}
+
+
+def _load_report(con: duckdb.DuckDBPyConnection, city_id: str, sources: dict[str, Any], derived: dict[str, Any],
+                 changed_years: list[int], *, changed: bool) -> dict[str, Any]:
+    observations = scalar(con, "SELECT count(*) FROM observations WHERE city_id = ?", [city_id])
+    return {"sources": sources, "derived": derived, "observations": observations, "changed": changed,
+            "observations_changed": bool(changed_years), "changed_years": changed_years}
 
 
 def _restore_current_pointers(home: Home, loaded: LoadedConfig) -> None:

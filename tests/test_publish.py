@@ -116,6 +116,9 @@ def test_datapackage_is_valid_for_frictionless(release: Release, tmp_path: Path)
     report = validate(str(release.path / "datapackage.json"))
     assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])[:10]
     package = json.loads((release.path / "datapackage.json").read_text(encoding="utf-8"))
+    # kpi_values, the catalogue and the benchmarking tables (tests/test_datapackage_scores.py checks those).
+    assert [r["name"] for r in package["resources"]] == ["kpi_values", "indicators", "kpi_scores", "kpi_rollups",
+                                                         "kpi_progress"]
     table = next(r for r in package["resources"] if r["name"] == "kpi_values")
     assert [f["name"] for f in table["schema"]["fields"]] == RELEASE_COLUMNS
     assert all(f["type"] and f["description"] for f in table["schema"]["fields"])

@@ -137,3 +137,35 @@ def test_great_expectations_results_are_real_validation_results() -> None:
     (result,) = validate([measurement], "test")
     assert result.expectation is not None
     assert (result.status, result.failing, result.expectation["success"]) == ("failed", 3, False)
+
+
+def test_readings_checks_from_the_loader_aggregates_equal_the_full_scan(con: duckdb.DuckDBPyConnection) -> None:
+    """The suite reads core_readings_groups when it covers the table, and scans the table otherwise;
+    both give the same counts and affected groups. Value rules read the table itself (zone maps), so
+    an edit around the loader that keeps the row count is still seen."""
+    from warehouse.derive import readings_groups_current
+    from warehouse.load import rebuild_readings_groups
+
+    hours = [f"2022-01-01 {h:02d}:00:00+00" for h in range(24)]
+    _readings(con, [("S1", t, "PM10", 20.0) for t in hours] + [("S1", hours[3], "PM10", 21.0),
+                                                               ("S1", hours[5], "PM2.5", 9.0),
+                                                               ("S2", hours[0], "CO", -1.0),
+                                                               ("S2", "2099-01-01 00:00:00+00", "CO", 1.0)])
+
+    def measured() -> dict[str, tuple[int | None, list[tuple[object, ...]]]]:
+        return {m.check.name: (m.failing, sorted((a["area_id"], a["data_point"], a["year"]) for a in m.affected))
+                for m in measure_suite(con, CTX, readings_suite())}
+
+    scanned = measured()                                # no aggregates yet: one grouped scan
+    rebuild_readings_groups(con, "c")
+    assert readings_groups_current(con, "c")
+    aggregated = measured()
+    assert aggregated == scanned
+    assert aggregated["unique_key"][0] == 1 and aggregated["non_negative"][0] == 1
+    assert aggregated["not_in_future"][0] == 1
+    con.execute("UPDATE core_readings SET value = 'nan' WHERE station_id = 'S1' AND data_point = 'PM2.5'")
+    assert measured()["finite_value"] == (1, [("S1", "PM2.5", 2022)])  # same row count: aggregates still used
+    con.execute("INSERT INTO core_readings VALUES ('c', 'S1', TIMESTAMPTZ '2022-01-01 00:00:00+00', "
+                "'air_concentration_ugm3', 'PM10', 5, 's', 'x')")
+    assert not readings_groups_current(con, "c")
+    assert measured()["unique_key"][0] == 2             # a row added around the loader: back to the scan

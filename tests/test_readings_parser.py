@@ -180,3 +180,40 @@ def test_a_delta_chain_reads_base_pages_then_the_delta(tmp_path: Path, payloads:
         "urn:ngsi-ld:Animal:pig001"]
     # Pages from two folders: the name says which snapshot each came from.
     assert frame["source_record"][-1].startswith(f"{base.content_sha256[:12]}/page-0001.json..")
+
+
+def test_readings_from_api_pages_load_like_a_parquet_source(tmp_path: Path, payloads: Path) -> None:
+    """OpenAQ measurement pages as a readings source of a city: load_city writes exactly the parsed
+    readings (non-empty values, in canonical units) to core_readings, once per snapshot; a second
+    load of the same snapshot changes nothing."""
+    import duckdb
+    from connectors.replay import make_city
+
+    from pipelines.steps import load_city
+    from warehouse.home import Home
+
+    body = (payloads / "openaq_v3" / "openaq-python_measurements.json").read_bytes()
+    loaded = make_city(tmp_path / "city", [{
+        "id": "aq", "kind": "openaq", "openaq": {"endpoint": "sensors/3917/measurements"}, "target": "readings",
+        "readings": {"station_field": "sensors_id", "time_field": "period.datetimeFrom.utc",
+                     "variable_field": "parameter.name", "value_field": "value",
+                     "variables": {"pm25": {"variable": "air_concentration_ugm3", "unit": "mg/m3",
+                                            "data_point": "PM2.5"}}}}], country="DE", years=[2023])
+    home = Home(tmp_path / "home")
+    snapshot = land(home.root, loaded.config.sources[0], [body])
+    expected = read_reading_pages(snapshot, loaded.config.sources[0]).filter(pl.col("value").is_not_null())
+
+    report = load_city(home, loaded, [snapshot])
+    assert report["sources"]["aq"]["mode"] == "replace"
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        rows = con.execute("""SELECT station_id, observed_at, variable, data_point, value, snapshot_id
+                              FROM core_readings ORDER BY observed_at""").fetchall()
+    finally:
+        con.close()
+    assert [(r[0], r[1].astimezone(UTC), r[4]) for r in rows] == [
+        (s, t, v * 1000.0) for s, t, v in zip(expected["station_id"], expected["observed_at"], expected["value"],
+                                               strict=True)]  # mg/m3 -> ug/m3
+    assert {(r[2], r[3], r[5]) for r in rows} == {("air_concentration_ugm3", "PM2.5", snapshot.snapshot_id)}
+    assert list((home.cache / "readings").glob(f"{snapshot.snapshot_id}-v*.parquet"))
+    assert load_city(home, loaded, [snapshot])["changed"] is False

@@ -1,8 +1,12 @@
 """Derived observations: what KPIs need but sources do not publish directly.
 
 Each derivation is a named, versioned function of core tables; its rows carry
-`derivation = '<name>@<version>'` and a `source_record` describing the inputs. All derived rows of
-a city are replaced together (call inside a transaction).
+`derivation = '<name>@<version>'` and a `source_record` describing the inputs. `derive_city` replaces
+all derived rows of a city together; `refresh_derived` (what a load calls) re-derives only what the
+load touched: after appended readings, the annual means of the (year, variable, data point) keys that
+got rows (`derive_air`); after any other change, everything. Readings enter through the loader's
+exact aggregates (core_readings_groups), so no derivation rescans the hourly table. Call inside a
+transaction.
 
 - district_rollup@1: city totals of additive variables from complete district values
 - station_annual_mean@1: annual mean per station and pollutant from hourly readings (>= 75 % of
@@ -16,7 +20,9 @@ a city are replaced together (call inside a transaction).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import duckdb
@@ -25,9 +31,9 @@ import shapely
 from shapely import STRtree
 
 from sources.mapping import OBSERVATION_SCHEMA
-from warehouse.db import one_row
+from warehouse.db import one_row, scalar
 from warehouse.derive_spatial import derive_spatial
-from warehouse.load import insert_frame
+from warehouse.load import MEAN_AGGREGATES, LoadChange, frame_of, insert_frame, rebuild_readings_groups
 from warehouse.variables import VARIABLES
 
 MIN_COVERAGE = 0.75
@@ -94,32 +100,29 @@ def district_rollup(con: duckdb.DuckDBPyConnection, city_id: str) -> list[dict[s
     return out
 
 
-def station_annual_means(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]]]:
-    """(valid station-year means, rejected station-years with their coverage)."""
-    # Determinism without a sort: a parallel avg() over DOUBLE adds in thread order and differs in the
-    # last bits from run to run. Summing the values as DECIMAL(38, 12) is exact integer arithmetic
-    # (HUGEINT underneath), so the sum is the same in any order and the mean is the same bytes every
-    # run, for one cast per row. (The former `avg(value ORDER BY observed_at, value)` sorted every
-    # group: ~74 s and 13.9 GB at 100M readings.) 12 decimals are far below any published precision;
-    # sums up to 1e26 fit. A group with a NaN, an infinity or an absurd |value| >= 1e18 (which the
-    # DECIMAL cast would reject) falls back to avg(): NaN/inf means do not depend on the order.
-    # Year and hour come from the UTC epoch as a plain TIMESTAMP (`AT TIME ZONE` and date_trunc on
-    # TIMESTAMPTZ go through ICU per row), and the distinct hours of a group are counted as a bitmap
-    # over the hour of the year instead of a hash set per group (as the readings quality suite does).
-    rows = con.execute("""
-        WITH r AS (SELECT *, make_timestamp(epoch_us(observed_at)) AS ts FROM core_readings WHERE city_id = ?)
-        SELECT year(ts) AS year, station_id, variable, data_point,
-               CASE WHEN bool_and(abs(value) < 1e18)
-                    THEN CAST(sum(CAST(CASE WHEN abs(value) < 1e18 THEN value ELSE 0 END AS DECIMAL(38, 12)))
-                              AS DOUBLE) / count(*)
-                    ELSE avg(value) END AS mean,
-               bit_count(bitstring_agg((dayofyear(ts) - 1) * 24 + hour(ts), 0, 8783)) AS hours,
-               any_value(snapshot_id) AS snapshot_id, any_value(source_id) AS source_id
-        FROM r
-        GROUP BY ALL ORDER BY ALL""", [city_id]).fetchall()
+def _group_means(con: duckdb.DuckDBPyConnection, city_id: str, groups_sql: str, params: dict[str, Any]
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Station annual means from readings group aggregates (`groups_sql`: rows with city_id, source_id,
+    station_id, variable, data_point, year, n, exact_sum, inexact, hours).
+
+    Determinism without a sort: a parallel avg() over DOUBLE adds in thread order and differs in the
+    last bits from run to run. The values are summed as DECIMAL(38, 12), exact integer arithmetic
+    (HUGEINT underneath), so the sum is the same in any order and in any split into parts (a full scan,
+    or stored aggregates plus appended rows), and the mean is the same bytes every run. 12 decimals are
+    far below any published precision; sums up to 1e26 fit. A group with a NaN, an infinity or an absurd
+    |value| >= 1e18 (which the DECIMAL cast would reject) falls back to avg() over its rows: NaN/inf
+    means do not depend on the order. The distinct hours of a group are a bitmap over the hour of the
+    year (OR-ed across parts), not a hash set per group. Provenance: the source's current snapshot."""
+    rows = con.execute(f"""
+        WITH g AS ({groups_sql})
+        SELECT g.year, g.station_id, g.variable, g.data_point,
+               CASE WHEN sum(g.inexact) = 0 THEN CAST(sum(g.exact_sum) AS DOUBLE) / sum(g.n) END AS mean,
+               bit_count(bit_or(g.hours)) AS hours, min(g.source_id) AS source_id
+        FROM g GROUP BY ALL ORDER BY ALL""", params).fetchall()
+    snapshots = dict(con.execute("SELECT source_id, snapshot_id FROM core_source_state WHERE city_id = ?",
+                                 [city_id]).fetchall())
     valid, rejected = [], []
-    for year, station, variable, data_point, mean, hours, snapshot_id, source_id in rows:
+    for year, station, variable, data_point, mean, hours, source_id in rows:
         hours_in_year = 8784 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 8760
         coverage = hours / hours_in_year
         record = (f"mean of {hours} hourly readings ({coverage:.1%} of the year) from {source_id}")
@@ -127,10 +130,51 @@ def station_annual_means(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[
             rejected.append({"station_id": station, "year": year, "data_point": data_point,
                              "coverage": round(coverage, 4)})
             continue
+        if mean is None:
+            mean = _inexact_mean(con, city_id, year, station, variable, data_point)
         valid.append(_obs(city_id, year, variable, mean, data_point=data_point, area_type="station",
                           area_id=station, derivation="station_annual_mean@1", source_record=record,
-                          snapshot_id=snapshot_id, source_id=source_id))
+                          snapshot_id=snapshots.get(source_id), source_id=source_id))
     return valid, rejected
+
+
+def _inexact_mean(con: duckdb.DuckDBPyConnection, city_id: str, year: int, station: str, variable: str,
+                  data_point: str | None) -> float:
+    row = one_row(con, """SELECT avg(value) FROM core_readings WHERE city_id = ? AND station_id = ? AND variable = ?
+                          AND data_point IS NOT DISTINCT FROM ? AND year(make_timestamp(epoch_us(observed_at))) = ?""",
+                  [city_id, station, variable, data_point, year])
+    return float(row[0]) if row and row[0] is not None else float("nan")  # type: ignore[arg-type]
+
+
+def station_annual_means(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[list[dict[str, Any]],
+                                                                               list[dict[str, Any]]]:
+    """(valid station-year means, rejected station-years with their coverage), computed from the hourly
+    rows themselves (one scan). The pipeline reads the same aggregates maintained by the loader in
+    core_readings_groups (`station_means_from_groups`); both give the same bytes."""
+    # Year and hour come from the UTC epoch as a plain TIMESTAMP (`AT TIME ZONE` and date_trunc on
+    # TIMESTAMPTZ go through ICU per row).
+    groups = f"""WITH r AS (SELECT *, make_timestamp(epoch_us(observed_at)) AS ts FROM core_readings
+                            WHERE city_id = $city)
+                 SELECT source_id, station_id, variable, data_point, CAST(year(ts) AS INTEGER) AS year,
+                        {MEAN_AGGREGATES}
+                 FROM r GROUP BY ALL"""
+    return _group_means(con, city_id, groups, {"city": city_id})
+
+
+def station_means_from_groups(con: duckdb.DuckDBPyConnection, city_id: str,
+                              keys: Iterable[tuple[int, str, str | None]] | None = None
+                              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Station annual means from core_readings_groups, of every (year, variable, data point) or of `keys`."""
+    if keys is None:
+        return _group_means(con, city_id, "SELECT * FROM core_readings_groups WHERE city_id = $city",
+                            {"city": city_id})
+    wanted = sorted(set(keys), key=str)
+    return _group_means(con, city_id, """
+        SELECT g.* FROM core_readings_groups g JOIN (SELECT unnest($years) AS year, unnest($variables) AS variable,
+                                                            unnest($points) AS data_point) k
+          ON g.year = k.year AND g.variable = k.variable AND g.data_point IS NOT DISTINCT FROM k.data_point
+        WHERE g.city_id = $city""", {"city": city_id, "years": [k[0] for k in wanted],
+                                     "variables": [k[1] for k in wanted], "points": [k[2] for k in wanted]})
 
 
 def city_annual_means(city_id: str, stations: list[dict[str, Any]], observed: set[tuple[int, str, str | None]]
@@ -214,28 +258,129 @@ def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Seq
             for year in years]
 
 
-def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> dict[str, Any]:
-    """Recompute every derived observation of a city (inside the caller's transaction)."""
+AIR_DERIVATIONS = ("station_annual_mean@1", "city_annual_mean@1", "district_annual_mean@1")
+# Bump with any derivation's version (or when derive_city's composition changes): every city is then
+# derived again on its next load.
+DERIVE_VERSION = 1
+
+
+def derive_fingerprint(years: Sequence[int]) -> str:
+    return hashlib.sha256(json.dumps({"version": DERIVE_VERSION, "years": sorted(years),
+                                      "air": AIR_DERIVATIONS}).encode()).hexdigest()
+
+
+def derive_is_current(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> bool:
+    """The city's derived observations were computed for these reporting years by this code version."""
+    stored = scalar(con, "SELECT fingerprint FROM core_derive_state WHERE city_id = ?", [city_id])
+    return stored == derive_fingerprint(years)
+
+
+def _observed_city_values(con: duckdb.DuckDBPyConnection, city_id: str) -> set[tuple[int, str, str | None]]:
+    """City values published by a source: a derivation never overrides them."""
+    return {(y, v, dp) for y, v, dp in con.execute(
+        "SELECT year, variable, data_point FROM observations WHERE city_id = ? AND area_type = 'city' "
+        "AND derivation IS NULL", [city_id]).fetchall()}
+
+
+def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], *,
+                rebuild_readings: bool = False) -> dict[str, Any]:
+    """Recompute every derived observation of a city (inside the caller's transaction).
+
+    Readings enter through their group aggregates (core_readings_groups), which the loader keeps
+    exact; `rebuild_readings` recomputes them from the hourly rows first (one scan: a full rebuild
+    from the core tables). Aggregates that do not match the rows (written around the loader) are
+    rebuilt either way."""
+    if rebuild_readings or not readings_groups_current(con, city_id):
+        rebuild_readings_groups(con, city_id)
     con.execute("DELETE FROM observations WHERE city_id = ? AND derivation IS NOT NULL", [city_id])
     assign_points_to_districts(con, city_id)
-    observed = {(y, v, dp) for y, v, dp in con.execute(
-        "SELECT year, variable, data_point FROM observations WHERE city_id = ? AND area_type = 'city'",
-        [city_id]).fetchall()}
+    observed = _observed_city_values(con, city_id)
     areas = polygon_areas(con, city_id, years)
     transit = [r for r in transit_stop_counts(con, city_id, years)
                if (r["year"], r["variable"], None) not in observed]
     areas = [r for r in areas if r["area_type"] != "city" or (r["year"], r["variable"], None) not in observed]
     insert_frame(con, "observations", _frame(areas + transit))
     rollup = district_rollup(con, city_id)
-    stations, rejected = station_annual_means(con, city_id)
+    stations, rejected = station_means_from_groups(con, city_id)
     city_air = city_annual_means(city_id, stations, observed)
     district_air = district_annual_means(con, city_id, stations)
     insert_frame(con, "observations", _frame(rollup + stations + city_air + district_air))
     spatial = derive_spatial(con, city_id, years)
     insert_frame(con, "observations", _frame(spatial))
+    _record_derived(con, city_id, years)
     return {
-        "district_rollup": len(rollup), "station_annual_means": len(stations),
+        "mode": "full", "district_rollup": len(rollup), "station_annual_means": len(stations),
         "station_years_rejected_low_coverage": rejected, "city_annual_means": len(city_air),
         "district_annual_means": len(district_air), "polygon_areas": len(areas), "transit_stops": len(transit),
         "spatial": len(spatial),
     }
+
+
+def readings_groups_current(con: duckdb.DuckDBPyConnection, city_id: str) -> bool:
+    """core_readings_groups covers exactly the city's readings (row counts: metadata and zone maps, no scan)."""
+    row = one_row(con, """SELECT (SELECT coalesce(sum(n), 0) FROM core_readings_groups WHERE city_id = $city),
+                                 (SELECT count(*) FROM core_readings WHERE city_id = $city)""", {"city": city_id})
+    return row is not None and row[0] == row[1]
+
+
+def _record_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> None:
+    con.execute("INSERT OR REPLACE INTO core_derive_state VALUES (?, ?, now())", [city_id, derive_fingerprint(years)])
+
+
+def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tuple[int, str, str | None]]
+               ) -> dict[str, Any]:
+    """Recompute the station, city and district annual means of the (year, variable, data point) keys
+    whose readings changed, from the group aggregates; other rows stay. Rows equal to the stored ones
+    are not rewritten. The same functions as derive_city, so the rows equal a full rebuild's."""
+    wanted = sorted(set(keys), key=str)
+    stations, rejected = station_means_from_groups(con, city_id, wanted)
+    city_air = city_annual_means(city_id, stations, _observed_city_values(con, city_id))
+    district_air = district_annual_means(con, city_id, stations)
+    fresh = _frame(stations + city_air + district_air)
+    keys_frame = pl.DataFrame({"year": [k[0] for k in wanted], "variable": [k[1] for k in wanted],
+                               "data_point": [k[2] for k in wanted]},
+                              schema={"year": pl.Int32, "variable": pl.String, "data_point": pl.String})
+    con.register("_air_keys", keys_frame.to_arrow())
+    try:
+        match = """o.city_id = ? AND list_contains(?, o.derivation) AND EXISTS (
+                       SELECT 1 FROM _air_keys k WHERE k.year = o.year AND k.variable = o.variable
+                       AND k.data_point IS NOT DISTINCT FROM o.data_point)"""
+        columns = ", ".join(f"o.{c}" for c in OBSERVATION_SCHEMA)
+        stored = frame_of(con, f"SELECT {columns} FROM observations o WHERE {match}",
+                           [city_id, list(AIR_DERIVATIONS)])
+        order = ["derivation", "year", "variable", "data_point", "area_type", "area_id"]
+        stored = stored.cast(pl.Schema(OBSERVATION_SCHEMA))
+        same = stored.height == fresh.height and stored.sort(order, nulls_last=True).equals(
+            fresh.sort(order, nulls_last=True))
+        if not same:
+            con.execute(f"DELETE FROM observations o WHERE {match}", [city_id, list(AIR_DERIVATIONS)])
+            insert_frame(con, "observations", fresh)
+    finally:
+        con.unregister("_air_keys")
+    return {"mode": "readings", "keys": [list(k) for k in wanted], "rows_rewritten": 0 if same else fresh.height,
+            "station_annual_means": len(stations),
+            "station_years_rejected_low_coverage": rejected, "city_annual_means": len(city_air),
+            "district_annual_means": len(district_air)}
+
+
+def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], change: LoadChange
+                    ) -> dict[str, Any]:
+    """Derive again what a load's changes touch (inside its transaction).
+
+    A replaced small source (statistics, areas, points, stops) or a replaced readings source, or other
+    reporting years or derivation versions: every derivation, in derive_city's order (they read each
+    other's rows), with the readings from their aggregates (no scan of the hourly table). Appended
+    readings only: the annual means of the (year, variable, data point) keys that got rows. Nothing
+    changed: nothing."""
+    if change.other_sources_changed or change.readings_replaced or not derive_is_current(con, city_id, years):
+        return derive_city(con, city_id, years)
+    if change.touched:
+        return derive_air(con, city_id, change.touched)
+    return {"mode": "none"}
+
+
+def observation_digest(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[int, int]:
+    """Per year, a hash of the city's observations (marks excluded): which years a load changed."""
+    columns = ", ".join(c for c in OBSERVATION_SCHEMA if c not in ("city_id", "year"))
+    return {int(year): int(h) for year, h in con.execute(
+        f"SELECT year, sum(hash({columns})) FROM observations WHERE city_id = ? GROUP BY year", [city_id]).fetchall()}

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,11 @@ class Home:
     @property
     def demo(self) -> Path:
         return self.root / "demo"
+
+    @property
+    def cache(self) -> Path:
+        """Disposable files made from immutable inputs (the report's JavaScript, readings from API pages)."""
+        return self.root / "cache"
 
     @property
     def tmp(self) -> Path:

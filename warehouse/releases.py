@@ -240,7 +240,7 @@ def publish_release(
     benchmarks = release_frames(con, [c["id"] for c in cities])
     now = datetime.now(UTC)
     home.ensure()
-    cache_dir = home.root / "cache"
+    cache_dir = home.cache
     prefetch_bundle(cache_dir)  # the report's JavaScript, bundled while the data files are written
     catalogue = load_catalogue()
     context = PublishContext(

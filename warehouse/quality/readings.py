@@ -1,16 +1,22 @@
-"""The `core_readings` suite, measured in one scan of the (possibly 100-million-row) table.
+"""The `core_readings` suite, without rescanning the (possibly 100-million-row) hourly table.
 
-One GROUP BY over (source, station, variable, data point, year) yields per group: the row count,
-the failing counts of every row rule, and the number of distinct hours as a bitmap
-(`bitstring_agg` over the hour of the year, 8,784 bits per group). Everything else is decided on
-those few thousand group rows: code lists, station references, coverage, time-series gaps, and
-uniqueness. Samples of failing rows are fetched afterwards, only for checks that failed.
+The group facts come from `core_readings_groups` (migration 0004), which the loader keeps exact in
+the same transaction as the rows (rebuilt on a replace, merged with the appended rows on an
+append): per source, station, variable, data point and year the row count, the readings off the
+full hour and the distinct hours as a bitmap (8,784 bits). Code lists, station references,
+coverage, time-series gaps and uniqueness are decided on those few thousand rows: for hourly data
+"no two readings of a series in the same hour" is exactly "rows == distinct hours". When any
+reading is off the full hour (sub-hourly data) uniqueness falls back to an exact GROUP BY on the key.
 
-Why a bitmap for uniqueness: an exact `GROUP BY station, variable, data point, observed_at` builds
-a hash table with one entry per reading (about a second per 10 million rows and gigabytes at
-100 million), while for hourly data "no two readings of a series in the same hour" is exactly
-"rows == distinct hours", which the bitmap counts in the same pass at almost no cost. When any
-reading is not on the full hour (sub-hourly data) the check falls back to the exact GROUP BY.
+The value rules (NULLs, negative, non-finite, future readings) always read the table itself, so
+they also see rows written around the loader, but as plain comparisons DuckDB answers from its zone
+maps: a row group whose min/max (and NULL) statistics rule the predicate out is never read, so a
+clean table costs a few milliseconds at any size. (`NOT isfinite(value)` cannot be pruned; in DuckDB
+NaN sorts above +inf, so `value > max double OR value < -max double` is the same set, prunable.)
+
+The aggregates are trusted when their row count equals the table's (both from metadata and zone
+maps): a write around the loader that adds or removes rows switches the suite back to one grouped
+scan of the table (`_scan`), as does a warehouse whose aggregates were never built.
 
 The year comes from `make_timestamp(epoch_us(observed_at))` (a plain UTC timestamp): `year(x AT TIME
 ZONE 'UTC')` on a TIMESTAMPTZ goes through ICU per row and costs more than all checks together.
@@ -26,7 +32,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.derive import MIN_COVERAGE
+from warehouse.derive import MIN_COVERAGE, readings_groups_current
 from warehouse.quality import metadata as md
 from warehouse.quality.model import Check, Measurement, SuiteContext, TableSuite
 from warehouse.quality.schema import required_columns, schema_check
@@ -111,6 +117,36 @@ def _scan(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, now: datetime) -> l
     return [Group(*row) for row in run(con, sql, city=ctx.city_id, now=now).fetchall()]
 
 
+# The value rules as comparisons DuckDB prunes with its zone maps (one branch, one table scan each).
+_MAX_DOUBLE = "1.7976931348623157e308"
+_VALUE_RULES = {
+    "negative": "value < 0",
+    "non_finite": f"(value > {_MAX_DOUBLE} OR value < -{_MAX_DOUBLE})",
+    "future": "observed_at > $now",
+    "null_time": "observed_at IS NULL",
+}
+
+
+def _groups_from_aggregates(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, now: datetime) -> list[Group]:
+    groups = {tuple(row[:5]): Group(row[0], row[1], row[2], row[3], row[4], n=row[5], nulls=0, null_time=0,
+                                    off_grid=row[6], hours=row[7], negative=0, non_finite=0, future=0)
+              for row in run(con, """SELECT source_id, station_id, variable, data_point, year, n, off_grid,
+                                            coalesce(bit_count(hours), 0)
+                                     FROM core_readings_groups WHERE city_id = $city""", city=ctx.city_id).fetchall()}
+    nulls = " OR ".join(f'"{c}" IS NULL' for c in required_columns(TABLE))
+    branches = [f"""SELECT '{name}' AS rule, source_id, station_id, variable, data_point,
+                           CAST(year(make_timestamp(epoch_us(observed_at))) AS INTEGER) AS year, count(*) AS n
+                    FROM core_readings WHERE city_id = $city AND {rule} GROUP BY ALL"""
+                for name, rule in {**_VALUE_RULES, "nulls": nulls}.items()]
+    for rule, *key, count in run(con, " UNION ALL ".join(branches), city=ctx.city_id, now=now).fetchall():
+        group = groups.get(tuple(key))
+        if group is None:  # a row moved to a new key around the loader: count it where it is now
+            group = groups[tuple(key)] = Group(key[0], key[1], key[2], key[3], key[4], n=0, nulls=0, null_time=0,
+                                               off_grid=0, hours=0, negative=0, non_finite=0, future=0)
+        setattr(group, rule, int(count))
+    return list(groups.values())
+
+
 def _exact_surplus(con: duckdb.DuckDBPyConnection, ctx: SuiteContext) -> int:
     """Surplus rows by an exact GROUP BY on the key (the slow path, for sub-hourly readings)."""
     row = first_row(run(con, """SELECT coalesce(sum(n - 1), 0) FROM (
@@ -136,7 +172,9 @@ def _hours_in_year(year: int) -> int:
 
 def scan_readings(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, checks: Sequence[Check]) -> list[Measurement]:
     now = datetime.now(UTC)
-    groups = _scan(con, ctx, now)
+    # The maintained aggregates when they cover exactly the table's rows; else one grouped scan.
+    groups = _groups_from_aggregates(con, ctx, now) if readings_groups_current(con, ctx.city_id) \
+        else _scan(con, ctx, now)
     total = sum(g.n for g in groups)
     canonical = set(md.canonical_units())
     non_negative = set(md.non_negative_variables())

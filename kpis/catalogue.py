@@ -184,7 +184,8 @@ def load_catalogue() -> tuple[Indicator, ...]:
     indicators: list[Indicator] = []
     for framework, filename in FRAMEWORK_FILES.items():
         text = resources.files("kpis").joinpath("indicators", filename).read_text(encoding="utf-8")
-        entries = yaml.safe_load(text) or []
+        # libyaml's safe loader when present: the same documents, about 10x faster (every process parses this).
+        entries = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []
         for index, entry in enumerate(entries):
             try:
                 indicators.append(Indicator.model_validate({"framework": framework, **entry}))

@@ -57,8 +57,9 @@ def _observations_asset(loaded: LoadedConfig, raw_keys: Sequence[dg.AssetKey]) -
                 raise dg.Failure(f"no snapshot of source {source.id!r}; materialise its raw asset first")
             snapshots.append(snapshot)
         report = steps.load_city(home, loaded, snapshots)
+        derived = sum(v for v in report["derived"].values() if isinstance(v, int))
         citykpi.say(context, f"{loaded.city_id}: {report['observations']:,} observations "
-                             f"({sum(v for k, v in report['derived'].items() if isinstance(v, int)):,} derived)")
+                             + (f"({derived:,} derived)" if report["changed"] else "(unchanged since the last load)"))
         return dg.MaterializeResult(metadata={"observations": report["observations"],
                                               "load_report": dg.MetadataValue.json(report)})
 

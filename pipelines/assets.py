@@ -72,9 +72,14 @@ def _kpi_asset(loaded: LoadedConfig, observations_key: dg.AssetKey) -> dg.Assets
     @dg.asset(key=["out", city, "kpi_values"], deps=[observations_key], group_name="out", kinds={"duckdb"},
               description=f"U4SSC and SDG 11 indicator values of {loaded.config.city.name}, with provenance.")
     def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-        counts = steps.compute_city(citykpi.resolved_home(), loaded, context.run.run_id)
-        citykpi.say(context, f"{loaded.city_id}: indicator rows " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        return dg.MaterializeResult(metadata={f"rows_{status}": n for status, n in counts.items()})
+        home = citykpi.resolved_home()
+        kept_from = steps.up_to_date(home, loaded, "kpi_values")
+        counts = steps.kpi_status_counts(home, loaded) if kept_from else steps.compute_city(
+            home, loaded, context.run.run_id)
+        citykpi.say(context, f"{loaded.city_id}: indicator rows " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                    + (f" (inputs unchanged: kept from run {kept_from})" if kept_from else ""))
+        return dg.MaterializeResult(metadata={**{f"rows_{status}": n for status, n in counts.items()},
+                                              "kept_from_run": kept_from or ""})
 
     return kpi_values
 
@@ -87,7 +92,12 @@ def _scores_asset(loaded: LoadedConfig, kpi_key: dg.AssetKey) -> dg.AssetsDefini
                           f"of {loaded.config.city.name} (kpi_scores, kpi_rollups, kpi_progress). Targets are "
                           "public references, not the official U4SSC benchmarks.")
     def scores(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-        counts = steps.benchmark_city(citykpi.resolved_home(), loaded, context.run.run_id)
+        home = citykpi.resolved_home()
+        kept_from = steps.up_to_date(home, loaded, "scores")
+        if kept_from:
+            citykpi.say(context, f"{loaded.city_id}: scores kept (inputs unchanged since run {kept_from})")
+            return dg.MaterializeResult(metadata={"kept_from_run": kept_from})
+        counts = steps.benchmark_city(home, loaded, context.run.run_id)
         citykpi.say(context, f"{loaded.city_id}: scores " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return dg.MaterializeResult(metadata=dict(counts))
 

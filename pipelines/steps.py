@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from kpis.state import Stage as KpiStage
 from sources.config import LoadedConfig
 from sources.errors import CitykpiError
 from sources.fetch import current_snapshot, fetch_source, point_current_at
@@ -144,11 +145,14 @@ def _restore_current_pointers(home: Home, loaded: LoadedConfig) -> None:
 def compute_city(home: Home, loaded: LoadedConfig, run_id: str, years: Sequence[int] | None = None) -> dict[str, int]:
     """KPI values of every reporting year (replacing the city's rows), or of `years` only (replacing
     exactly those years' rows: a city-year partition)."""
+    from kpis import state
     from kpis.store import compute_and_store
 
     with home.warehouse() as con:
+        fingerprint = state.inputs_fingerprint(con, loaded) if years is None else None
         values = compute_and_store(con, loaded.city_id, loaded.config.city.reporting_years if years is None
                                    else years, run_id, only_these_years=years is not None)
+        state.record(con, loaded.city_id, "kpi_values", fingerprint, run_id)
     return {status: int(n) for status, n in values.group_by("status").len().sort("status").iter_rows()}
 
 
@@ -157,10 +161,33 @@ def benchmark_city(home: Home, loaded: LoadedConfig, run_id: str, years: Sequenc
 
     Replaces the city's rows in kpi_scores, kpi_rollups (only `years` when given) and kpi_progress in
     one transaction; returns counts (scored, excluded, progress_<status> of the UN method)."""
+    from kpis import state
     from kpis.benchmarking.store import benchmark_and_store
 
     with home.warehouse() as con:
-        return benchmark_and_store(con, loaded, run_id, years)
+        fingerprint = state.inputs_fingerprint(con, loaded) if years is None else None
+        counts = benchmark_and_store(con, loaded, run_id, years)
+        state.record(con, loaded.city_id, "scores", fingerprint, run_id)
+        return counts
+
+
+def up_to_date(home: Home, loaded: LoadedConfig, stage: KpiStage) -> str | None:
+    """The run that computed the city's `stage` (kpi_values or scores) from exactly the inputs it
+    has now (observations, catalogue and formulas, targets, years), or None: recompute."""
+    from kpis import state
+
+    if not home.warehouse_path.exists():
+        return None
+    with home.warehouse() as con:
+        return state.current_run(con, loaded, stage, state.inputs_fingerprint(con, loaded))
+
+
+def kpi_status_counts(home: Home, loaded: LoadedConfig) -> dict[str, int]:
+    """Rows per status of the city's stored kpi_values (what compute_city returns)."""
+    with home.warehouse() as con:
+        rows = con.execute("SELECT status, count(*) FROM kpi_values WHERE city_id = ? GROUP BY 1 ORDER BY 1",
+                           [loaded.city_id]).fetchall()
+    return {str(status): int(n) for status, n in rows}
 
 
 def quality_context(loaded: LoadedConfig, settings: QualitySettings | None = None) -> SuiteContext:
@@ -249,10 +276,12 @@ def run_plain(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: 
         core = check_city(home, loaded, run_id, "core")
         if strict:
             enforce_strict(run_id, loaded.city_id, core)
-        status[loaded.city_id] = compute_city(home, loaded, run_id)
+        status[loaded.city_id] = (kpi_status_counts(home, loaded) if up_to_date(home, loaded, "kpi_values")
+                                  else compute_city(home, loaded, run_id))
         kpis = check_city(home, loaded, run_id, "kpis")
         if strict:
             enforce_strict(run_id, loaded.city_id, kpis)
-        benchmark_city(home, loaded, run_id)
+        if not up_to_date(home, loaded, "scores"):
+            benchmark_city(home, loaded, run_id)
     release = publish(home, configs, run_id, extra={"loads": loads}, strict=strict)
     return RunResult(run_id, release, status, loads)

@@ -1,0 +1,73 @@
+"""Whether a city's indicator values (or scores) are current: the fingerprint of what they were
+computed from, kept in `kpi_state` (migration 0005).
+
+The fingerprint covers everything a whole-city computation reads: the city's observations (every
+column, quality marks included), the kpis package itself (catalogue, formulas, engine, default
+targets), the city's own targets file and the reporting years. Equal fingerprint, equal rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Literal
+
+import duckdb
+
+if TYPE_CHECKING:
+    from sources.config import LoadedConfig
+
+Stage = Literal["kpi_values", "scores"]
+
+
+@cache
+def _package_digest() -> str:
+    """SHA-256 over every file of the kpis package (code, catalogue, default targets)."""
+    digest = hashlib.sha256()
+    root = resources.files("kpis")
+    stack = [root]
+    files = []
+    while stack:
+        folder = stack.pop()
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                if entry.name != "__pycache__":
+                    stack.append(entry)
+            elif entry.name.endswith((".py", ".yaml", ".csv")):
+                files.append(entry)
+    for entry in sorted(files, key=lambda e: str(e)):
+        digest.update(str(entry).removeprefix(str(root)).encode())
+        digest.update(entry.read_bytes())
+    return digest.hexdigest()
+
+
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> str:
+    from kpis.benchmarking.targets import city_targets_path
+
+    city_id = loaded.city_id
+    observations = con.execute("""SELECT count(*), coalesce(sum(hash(COLUMNS(*))), 0) FROM (
+                                      SELECT * EXCLUDE (city_id) FROM observations WHERE city_id = ?)""",
+                               [city_id]).fetchall()
+    targets = city_targets_path(loaded)
+    parts = {"observations": [str(v) for v in observations[0]], "package": _package_digest(),
+             "targets": hashlib.sha256(targets.read_bytes()).hexdigest() if targets.is_file() else None,
+             "years": sorted(loaded.config.city.reporting_years)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def current_run(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, stage: Stage, fingerprint: str) -> str | None:
+    """The run that computed `stage` from inputs with this fingerprint, or None."""
+    row = con.execute("SELECT run_id FROM kpi_state WHERE city_id = ? AND stage = ? AND inputs_sha256 = ?",
+                      [loaded.city_id, stage, fingerprint]).fetchall()
+    return str(row[0][0]) if row else None
+
+
+def record(con: duckdb.DuckDBPyConnection, city_id: str, stage: Stage, fingerprint: str | None, run_id: str) -> None:
+    """Remember what `stage` was computed from (None: a partial computation, nothing to rely on)."""
+    if fingerprint is None:
+        con.execute("DELETE FROM kpi_state WHERE city_id = ? AND stage = ?", [city_id, stage])
+    else:
+        con.execute("INSERT OR REPLACE INTO kpi_state VALUES (?, ?, ?, ?, now())",
+                    [city_id, stage, fingerprint, run_id])

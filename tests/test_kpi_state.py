@@ -1,0 +1,70 @@
+"""Issue #4: an unchanged source triggers no recomputation downstream, in `run_plain` / `citykpi run`
+too: kpi_values and scores are kept when their inputs' fingerprint (kpis/state.py) is unchanged,
+and recomputed when observations, the city's targets or the reporting years change."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.steps import run_plain
+from sources.config import load_city_config
+from warehouse.home import Home
+
+
+def run_ids(home: Home) -> tuple[set[str], set[str]]:
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        values = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM kpi_values").fetchall()}
+        scores = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM kpi_scores").fetchall()}
+        return values, scores
+    finally:
+        con.close()
+
+
+def kpi_rows(home: Home) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        return con.execute("SELECT * EXCLUDE (run_id, computed_at) FROM kpi_values ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_kpis_are_kept_while_their_inputs_are_unchanged(demo_config: Path, tmp_path: Path) -> None:
+    city = tmp_path / "city"
+    shutil.copytree(demo_config.parent, city)
+    config = city / "city.yaml"
+    home = Home(tmp_path / "home")
+
+    run_plain(home, [load_city_config(config)], run_id="first")
+    assert run_ids(home) == ({"first"}, {"first"})
+    first_rows = kpi_rows(home)
+
+    # Nothing changed: the load writes nothing and the indicator rows and scores stay those of run 1.
+    second = run_plain(home, [load_city_config(config)], run_id="second")
+    assert second.loads["demo-city"]["changed"] is False
+    assert run_ids(home) == ({"first"}, {"first"})
+    assert second.kpi_status == {"demo-city": {"computed": len(first_rows)}}
+
+    # The city's own targets change: everything downstream of them is computed again.
+    targets = config.with_name("city.targets.csv")
+    default = Path(__file__).resolve().parent.parent / "kpis" / "targets" / "default.csv"
+    targets.write_text("\n".join(default.read_text(encoding="utf-8").splitlines()[:2]) + "\n", encoding="utf-8")
+    run_plain(home, [load_city_config(config)], run_id="third")
+    assert run_ids(home) == ({"third"}, {"third"})
+
+    # A corrected figure: a new snapshot, changed observations, recomputed indicators.
+    statistics = city / "statistik_stadt.csv"
+    text = statistics.read_text(encoding="latin-1")
+    corrected = re.sub(r"(2023;Haushalte mit Internetzugang;)[\d.]+;", r"\g<1>12.345;", text, count=1)
+    assert corrected != text
+    statistics.write_text(corrected, encoding="latin-1")
+    fourth = run_plain(home, [load_city_config(config)], run_id="fourth")
+    assert fourth.loads["demo-city"]["observations_changed"] is True
+    assert run_ids(home) == ({"fourth"}, {"fourth"})
+    assert kpi_rows(home) != first_rows

@@ -86,6 +86,9 @@ def current_snapshots(home: Home, loaded: LoadedConfig) -> list[Snapshot]:
     return [snapshot for snapshot in found.values() if snapshot is not None]
 
 
+PLAN_ATTEMPTS = 3
+
+
 def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> dict[str, Any]:
     """Load what changed since the warehouse's state, atomically, and derive again what it touches.
 
@@ -97,23 +100,31 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
     by_id = {s.source_id: s for s in snapshots}
     years = loaded.config.city.reporting_years
     try:
-        with home.warehouse() as con:
-            plan = plan_load(con, loaded, by_id)
-            if not plan.sources_changed and derive_is_current(con, loaded.city_id, years):
-                return _load_report(con, loaded.city_id, plan_reports(plan), {"mode": "none"}, [], changed=False)
+        for _ in range(PLAN_ATTEMPTS):
+            with home.warehouse() as con:
+                plan = plan_load(con, loaded, by_id)
+                if not plan.sources_changed and derive_is_current(con, loaded.city_id, years):
+                    return _load_report(con, loaded.city_id, plan_reports(plan), {"mode": "none"}, [], changed=False)
+                stored = stored_observation_keys(
+                    con, loaded.city_id, [s.id for s in plan.unchanged if s.target == "observations"])
+            # Parse without holding the warehouse, so that other cities' stages write meanwhile.
             parsed = [parse_source(loaded, source, by_id[source.id], home.cache / "readings")
                       for source in plan.changed]
-            check_cross_source_conflicts(parsed, stored_observation_keys(
-                con, loaded.city_id, [s.id for s in plan.unchanged if s.target == "observations"]))
-            before = observation_digest(con, loaded.city_id)
-            with transaction(con):
-                record_snapshots(con, snapshots)
-                change = write_changes(con, loaded, plan, parsed)
-                derived = refresh_derived(con, loaded.city_id, years, change)
-            after = observation_digest(con, loaded.city_id)
-            changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
-            return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
-                                changed=change.wrote or derived["mode"] != "none")
+            check_cross_source_conflicts(parsed, stored)
+            with home.warehouse() as con:
+                if plan_load(con, loaded, by_id) != plan:
+                    continue  # another run loaded this city in the meantime: plan again
+                before = observation_digest(con, loaded.city_id)
+                with transaction(con):
+                    record_snapshots(con, snapshots)
+                    change = write_changes(con, loaded, plan, parsed)
+                    derived = refresh_derived(con, loaded.city_id, years, change)
+                after = observation_digest(con, loaded.city_id)
+                changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
+                return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
+                                    changed=change.wrote or derived["mode"] != "none")
+        raise CitykpiError(f"{loaded.city_id}: the city's sources changed in the warehouse {PLAN_ATTEMPTS} times "
+                           "while this load parsed them (other runs loading the same city); run it again")
     except BaseException:
         _restore_current_pointers(home, loaded)
         raise

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
 from dagster._core.errors import DagsterAssetCheckFailedError
 
 from pipelines.assets import build_asset_checks, build_assets
 from pipelines.checks import QualityResource
 from pipelines.resources import CitykpiResource
+from pipelines.steps import record_run
 from sources.config import LoadedConfig
 from sources.errors import CitykpiError
 from warehouse.home import Home
@@ -22,6 +26,17 @@ from warehouse.releases import Release, load_release
 def _quality_gate_error(home: Home, configs: Sequence[LoadedConfig], run_id: str) -> QualityGateError:
     with home.warehouse() as con:
         return QualityGateError(run_id, blocking_failures(con, run_id, [c.city_id for c in configs]))
+
+
+def _record_failed_run(home: Home, configs: Sequence[LoadedConfig], instance: dg.DagsterInstance,
+                       started: datetime) -> str | None:
+    runs = instance.get_runs(limit=1)
+    if not runs:
+        return None
+    # An unusable warehouse: the error being raised says why; the run record cannot be written then.
+    with contextlib.suppress(CitykpiError, duckdb.Error):
+        record_run(home, runs[0].run_id, configs, "failed", started)
+    return runs[0].run_id
 
 
 def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: bool = False,
@@ -38,6 +53,7 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     resource = CitykpiResource(home=str(home.root), offline=offline, progress=True)
     quality = QualityResource(strict=strict)
+    started = datetime.now(UTC)
     with dg.DagsterInstance.ephemeral() as instance:
         try:
             result = dg.materialize(
@@ -47,13 +63,15 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
                 # The CLI prints its own progress lines; Dagster's console log only with --debug.
                 run_config=None if debug else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
         except dg.DagsterExecutionStepExecutionError as exc:
+            _record_failed_run(home, configs, instance, started)
             if isinstance(exc.user_exception, CitykpiError):
                 raise exc.user_exception from None
             raise
         except DagsterAssetCheckFailedError:
             # Only ERROR-severity results block, and only --strict reports failures as ERROR.
-            run = instance.get_runs(limit=1)[0]
-            raise _quality_gate_error(home, configs, run.run_id) from None
+            run_id = _record_failed_run(home, configs, instance, started)
+            raise _quality_gate_error(home, configs, run_id or "") from None
+        record_run(home, result.run_id, configs, "succeeded", started)
         release_events = result.asset_materializations_for_node("out__release")
     release_id = release_events[-1].metadata["release_id"].value
     return load_release(home, str(release_id))

@@ -6,9 +6,11 @@ separate processes one after another, and a failure leaves the previous state.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -265,6 +267,24 @@ def computed_cities(home: Home) -> list[str]:
         return cities_with_kpi_values(con)
 
 
+def record_run(home: Home, run_id: str, configs: Sequence[LoadedConfig], status: str,
+               started_at: datetime | None = None) -> None:
+    """Write the run to the `runs` table: 'running' at its start, 'succeeded' / 'failed' at its end."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from warehouse.store import finish_run, start_run
+
+    try:
+        code_version = version("citykpi")
+    except PackageNotFoundError:
+        code_version = "unknown"
+    with home.warehouse() as con:
+        if status == "running" or started_at is not None:
+            start_run(con, run_id, [str(c.path) for c in configs], code_version, started_at)
+        if status != "running":
+            finish_run(con, run_id, status)
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -280,7 +300,21 @@ def run_plain(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: 
     With `strict`, a blocking quality failure stops the run where Dagster's blocking asset checks
     stop it: after the stage that failed, with no release written.
     """
-    loads, status = {}, {}
+    loads: dict[str, Any] = {}
+    status: dict[str, dict[str, int]] = {}
+    record_run(home, run_id, configs, "running")
+    try:
+        result = _run_stages(home, configs, run_id, loads, status, offline=offline, strict=strict)
+    except BaseException:
+        with contextlib.suppress(CitykpiError, duckdb.Error):  # never hide the error being raised
+            record_run(home, run_id, configs, "failed")
+        raise
+    record_run(home, run_id, configs, "succeeded")
+    return result
+
+
+def _run_stages(home: Home, configs: list[LoadedConfig], run_id: str, loads: dict[str, Any],
+                status: dict[str, dict[str, int]], *, offline: bool, strict: bool) -> RunResult:
     for loaded in configs:
         snapshots = fetch_city(home, loaded, offline=offline)
         loads[loaded.city_id] = load_city(home, loaded, snapshots)

@@ -68,3 +68,24 @@ def test_kpis_are_kept_while_their_inputs_are_unchanged(demo_config: Path, tmp_p
     assert fourth.loads["demo-city"]["observations_changed"] is True
     assert run_ids(home) == ({"fourth"}, {"fourth"})
     assert kpi_rows(home) != first_rows
+
+
+def test_runs_are_recorded_with_their_outcome(demo_config: Path, tmp_path: Path) -> None:
+    from sources.errors import CitykpiError
+
+    city = tmp_path / "city"
+    shutil.copytree(demo_config.parent, city)
+    home = Home(tmp_path / "home")
+    run_plain(home, [load_city_config(city / "city.yaml")], run_id="good")
+    (city / "statistik_stadt.csv").unlink()  # the fetch fails naming the file
+    broken = load_city_config(city / "city.yaml", check_files=False)
+    with pytest.raises(CitykpiError, match=r"statistik_stadt\.csv"):
+        run_plain(home, [broken], run_id="bad")
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        runs = con.execute("SELECT run_id, status, finished_at >= started_at, configs FROM runs ORDER BY started_at"
+                           ).fetchall()
+    finally:
+        con.close()
+    assert [(r[0], r[1], r[2]) for r in runs] == [("good", "succeeded", True), ("bad", "failed", True)]
+    assert str(city / "city.yaml") in runs[0][3]

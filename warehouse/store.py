@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -18,9 +19,10 @@ def record_snapshots(con: duckdb.DuckDBPyConnection, snapshots: Iterable[Snapsho
                      s.size_bytes, s.relative_path, s.fetched_at, json.dumps(s.request, sort_keys=True)])
 
 
-def start_run(con: duckdb.DuckDBPyConnection, run_id: str, configs: list[str], code_version: str) -> None:
-    con.execute("INSERT OR REPLACE INTO runs VALUES (?, now(), NULL, 'running', ?, ?)",
-                [run_id, json.dumps(configs), code_version])
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, configs: list[str], code_version: str,
+              started_at: datetime | None = None) -> None:
+    con.execute("INSERT OR REPLACE INTO runs VALUES (?, coalesce(?, now()), NULL, 'running', ?, ?)",
+                [run_id, started_at, json.dumps(configs), code_version])
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from kpis.state import Stage as KpiStage
-from sources.config import LoadedConfig
+from sources.config import LoadedConfig, SourceConfig
 from sources.errors import CitykpiError
 from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
@@ -24,6 +24,8 @@ from warehouse.db import scalar, transaction
 from warehouse.derive import derive_is_current, observation_digest, refresh_derived
 from warehouse.home import Home
 from warehouse.load import (
+    LoadPlan,
+    ParsedSource,
     check_cross_source_conflicts,
     parse_source,
     plan_load,
@@ -101,6 +103,23 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
     has to recompute), per source its report (`unchanged`, or the readings `mode` append/replace)."""
     by_id = {s.source_id: s for s in snapshots}
     years = loaded.config.city.reporting_years
+
+    def parse(plan: LoadPlan, stored: Any) -> list[ParsedSource]:
+        parsed = [parse_source(loaded, source, by_id[source.id], home.cache / "readings") for source in plan.changed]
+        check_cross_source_conflicts(parsed, stored)
+        return parsed
+
+    def write(con: duckdb.DuckDBPyConnection, plan: LoadPlan, parsed: list[ParsedSource]) -> dict[str, Any]:
+        before = observation_digest(con, loaded.city_id)
+        with transaction(con):
+            record_snapshots(con, snapshots)
+            change = write_changes(con, loaded, plan, parsed)
+            derived = refresh_derived(con, loaded.city_id, years, change)
+        after = observation_digest(con, loaded.city_id)
+        changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
+        return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
+                            changed=change.wrote or derived["mode"] != "none")
+
     try:
         for _ in range(PLAN_ATTEMPTS):
             with home.warehouse() as con:
@@ -109,27 +128,24 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
                     return _load_report(con, loaded.city_id, plan_reports(plan), {"mode": "none"}, [], changed=False)
                 stored = stored_observation_keys(
                     con, loaded.city_id, [s.id for s in plan.unchanged if s.target == "observations"])
+                if all(_nothing_to_parse(source, by_id[source.id]) for source in plan.changed):
+                    return write(con, plan, parse(plan, stored))  # e.g. a new day of Parquet readings
             # Parse without holding the warehouse, so that other cities' stages write meanwhile.
-            parsed = [parse_source(loaded, source, by_id[source.id], home.cache / "readings")
-                      for source in plan.changed]
-            check_cross_source_conflicts(parsed, stored)
+            parsed = parse(plan, stored)
             with home.warehouse() as con:
                 if plan_load(con, loaded, by_id) != plan:
                     continue  # another run loaded this city in the meantime: plan again
-                before = observation_digest(con, loaded.city_id)
-                with transaction(con):
-                    record_snapshots(con, snapshots)
-                    change = write_changes(con, loaded, plan, parsed)
-                    derived = refresh_derived(con, loaded.city_id, years, change)
-                after = observation_digest(con, loaded.city_id)
-                changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
-                return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
-                                    changed=change.wrote or derived["mode"] != "none")
+                return write(con, plan, parsed)
         raise CitykpiError(f"{loaded.city_id}: the city's sources changed in the warehouse {PLAN_ATTEMPTS} times "
                            "while this load parsed them (other runs loading the same city); run it again")
     except BaseException:
         _restore_current_pointers(home, loaded)
         raise
+
+
+def _nothing_to_parse(source: SourceConfig, snapshot: Snapshot) -> bool:
+    """Parquet readings are read by DuckDB while writing: parsing them first costs nothing."""
+    return source.target == "readings" and not snapshot.paged
 
 
 def _load_report(con: duckdb.DuckDBPyConnection, city_id: str, sources: dict[str, Any], derived: dict[str, Any],

@@ -20,12 +20,11 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.cities import config_fingerprint, config_paths, configured_cities
+from pipelines.cities import config_fingerprint, configured_cities
 from pipelines.city_assets import CORE, FETCH_SCHEDULES, KPI, RAW, RELEASE, SCORES
 from pipelines.partitions import CITY, city_year_key
-from sources.config import LoadedConfig, load_city_config
-from sources.errors import CitykpiError
-from sources.fetch import current_snapshot
+from pipelines.steps import current_snapshot_map
+from sources.config import LoadedConfig
 from warehouse.home import Home
 
 fetch_job = dg.define_asset_job("fetch_sources", selection=dg.AssetSelection.assets(RAW),
@@ -50,26 +49,8 @@ def _home() -> Home:
 
 def readable_configs(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext) -> list[LoadedConfig]:
     """The city configs that load; a broken one is logged and left out so it cannot stop the others."""
-    import os
-
-    from pipelines.cities import ENV_VAR
-
-    spec = os.environ.get(ENV_VAR)
-    if not spec:
-        return configured_cities(_home(), check_files=False)
-    configs: dict[str, LoadedConfig] = {}
-    for path in config_paths(spec):
-        try:
-            loaded = load_city_config(path, check_files=False)
-        except CitykpiError as exc:
-            context.log.error(f"city config {path} skipped: {exc}")
-            continue
-        if loaded.city_id in configs:
-            context.log.error(f"city config {path} skipped: city {loaded.city_id!r} is already configured in "
-                              f"{configs[loaded.city_id].path}")
-            continue
-        configs[loaded.city_id] = loaded
-    return list(configs.values())
+    return configured_cities(_home(), check_files=False,
+                             on_error=lambda path, exc: context.log.error(f"city config {path} skipped: {exc}"))
 
 
 # ---- city partitions -------------------------------------------------------------------------
@@ -126,24 +107,24 @@ SCHEDULES = [_fetch_schedule(every) for every in FETCH_SCHEDULES]
 
 def current_pointers(home: Home, loaded: LoadedConfig) -> dict[str, str] | None:
     """{source: content sha256} of the CURRENT snapshots, or None while a source was never fetched."""
-    pointers = {}
-    for source in loaded.config.sources:
-        snapshot = current_snapshot(home.raw, home.root, loaded.city_id, source.id)
-        if snapshot is None:
-            return None
-        pointers[source.id] = snapshot.content_sha256
-    return pointers
+    found = current_snapshot_map(home, loaded)
+    if any(snapshot is None for snapshot in found.values()):
+        return None
+    return {source_id: snapshot.content_sha256 for source_id, snapshot in found.items() if snapshot is not None}
+
+
+def _load_metadata(materialization: dg.AssetMaterialization | None, city_id: str) -> dict[str, Any]:
+    """What core/observations recorded about one city's load (its `loaded` metadata), or {}."""
+    loaded = materialization.metadata.get("loaded") if materialization is not None else None
+    value: Any = loaded.value if loaded is not None else None
+    return value.get(city_id, {}) if isinstance(value, dict) else {}
 
 
 def loaded_pointers(instance: dg.DagsterInstance, city_id: str) -> dict[str, str] | None:
     """What the latest load of the city read ({source: content sha256}), from its materialization."""
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=CORE, asset_partitions=[city_id]),
                                               limit=1).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    loaded = records[0].asset_materialization.metadata.get("loaded")
-    value: Any = loaded.value if loaded is not None else {}
-    return value.get(city_id, {}).get("snapshots") if isinstance(value, dict) else None
+    return _load_metadata(records[0].asset_materialization, city_id).get("snapshots") if records else None
 
 
 def _in_progress(instance: dg.DagsterInstance, job_names: list[str], partition: str | None = None) -> bool:
@@ -162,16 +143,16 @@ def source_snapshots(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     runs = []
     for loaded in readable_configs(context):
         city_id = loaded.city_id
-        pointers = current_pointers(home, loaded)
-        if city_id not in registered or pointers is None:
+        pointers = current_pointers(home, loaded) if city_id in registered else None
+        if pointers is None:
             continue
         digest = hashlib.sha256(json.dumps(pointers, sort_keys=True).encode()).hexdigest()[:16]
-        if pointers == loaded_pointers(context.instance, city_id) or requested.get(city_id) == digest:
+        previous = loaded_pointers(context.instance, city_id)
+        if pointers == previous or requested.get(city_id) == digest:
             continue
         if _in_progress(context.instance, [ingest_job.name, load_job.name], city_id):
             continue  # a load of this city is under way; look again next tick
-        changed = sorted(s for s, sha in pointers.items() if (loaded_pointers(context.instance, city_id) or {})
-                         .get(s) != sha)
+        changed = sorted(s for s, sha in pointers.items() if (previous or {}).get(s) != sha)
         runs.append(dg.RunRequest(partition_key=city_id, run_key=f"snapshots:{city_id}:{digest}",
                                   tags={"citykpi/reason": "new snapshots: " + ", ".join(changed)[:200]}))
         requested[city_id] = digest
@@ -184,10 +165,7 @@ def source_snapshots(context: dg.SensorEvaluationContext) -> dg.SensorResult:
 def _needs_kpis(instance: dg.DagsterInstance, record: Any, city_id: str) -> bool:
     """A load whose observations did not change needs no KPI run, unless the city's config changed
     (targets and reporting years live there, not in the observations)."""
-    materialization = record.asset_materialization
-    loaded = materialization.metadata.get("loaded") if materialization is not None else None
-    city = loaded.value.get(city_id, {}) if loaded is not None and isinstance(loaded.value, dict) else {}
-    if city.get("observations_changed", True):
+    if _load_metadata(record.asset_materialization, city_id).get("observations_changed", True):
         return True
     run = instance.get_run_by_id(record.run_id)
     return run is not None and run.tags.get("citykpi/reason") in ("new city", "config changed")

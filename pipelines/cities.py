@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sources.config import LoadedConfig, load_city_config
-from sources.errors import ConfigError
+from sources.errors import CitykpiError, ConfigError
 from warehouse.home import Home
 
 ENV_VAR = "CITYKPI_CITIES"
@@ -35,27 +35,38 @@ def demo_config_path(home: Home, scale: float = 1.0) -> Path:
     return ensure_demo_city(home.root, scale=scale)
 
 
-def load_configs(specs: Sequence[str | Path], *, check_files: bool = True) -> list[LoadedConfig]:
-    """Every config named by `specs` (files or folders); one config per city id."""
-    loaded: list[LoadedConfig] = []
+def load_configs(specs: Sequence[str | Path], *, check_files: bool = True,
+                 on_error: Callable[[Path, CitykpiError], None] | None = None) -> list[LoadedConfig]:
+    """Every config named by `specs` (files or folders); one config per city id.
+
+    Without `on_error` the first broken config (or a second config of a city) raises; with it, that
+    config is reported to `on_error` and left out, so it cannot stop the other cities (sensors)."""
+    seen: dict[str, LoadedConfig] = {}
     for spec in specs:
         paths = config_paths(spec)
         if not paths:
             raise ConfigError(spec, "", "no city config files (*.yaml, *.yml, */city.yaml) in this folder")
-        loaded += [load_city_config(path, check_files=check_files) for path in paths]
-    seen: dict[str, LoadedConfig] = {}
-    for config in loaded:
-        if config.city_id in seen:
-            raise ConfigError(config.path, "city.id", f"city {config.city_id!r} is already configured in "
-                                                      f"{seen[config.city_id].path}; give each city one config")
-        seen[config.city_id] = config
-    return loaded
+        for path in paths:
+            try:
+                config = load_city_config(path, check_files=check_files)
+                if config.city_id in seen:
+                    raise ConfigError(config.path, "city.id",
+                                      f"city {config.city_id!r} is already configured in "
+                                      f"{seen[config.city_id].path}; give each city one config")
+            except CitykpiError as exc:
+                if on_error is None:
+                    raise
+                on_error(path, exc)
+                continue
+            seen[config.city_id] = config
+    return list(seen.values())
 
 
-def configured_cities(home: Home | None = None, *, check_files: bool = True) -> list[LoadedConfig]:
+def configured_cities(home: Home | None = None, *, check_files: bool = True,
+                      on_error: Callable[[Path, CitykpiError], None] | None = None) -> list[LoadedConfig]:
     spec = os.environ.get(ENV_VAR)
     if spec:
-        return load_configs([spec], check_files=check_files)
+        return load_configs([spec], check_files=check_files, on_error=on_error)
     return [load_city_config(demo_config_path(home or Home.resolve()))]
 
 

@@ -80,9 +80,14 @@ def fetch_sources(home: Home, loaded: LoadedConfig, *, offline: bool = False,
     return FetchReport(snapshots, failures)
 
 
+def current_snapshot_map(home: Home, loaded: LoadedConfig) -> dict[str, Snapshot | None]:
+    """{source id: its CURRENT snapshot, or None when never fetched} for every source of the city."""
+    return {s.id: current_snapshot(home.raw, home.root, loaded.city_id, s.id) for s in loaded.config.sources}
+
+
 def current_snapshots(home: Home, loaded: LoadedConfig) -> list[Snapshot]:
     """The CURRENT snapshot of every source of the city; an error names the sources never fetched."""
-    found = {s.id: current_snapshot(home.raw, home.root, loaded.city_id, s.id) for s in loaded.config.sources}
+    found = current_snapshot_map(home, loaded)
     missing = [source_id for source_id, snapshot in found.items() if snapshot is None]
     if missing:
         raise CitykpiError(f"{loaded.city_id}: no snapshot of source(s) {', '.join(missing)} yet; fetch them first "

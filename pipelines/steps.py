@@ -261,19 +261,16 @@ def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[st
 
     `latest_quality`: summarise the newest result of each check instead of this run's (a release
     run of its own, after partitioned runs did the checks)."""
-    from warehouse.quality.latest import latest_blocking_failures, latest_quality_summary
-
+    quality_run = None if latest_quality else run_id
     with home.warehouse() as con:
         city_ids = [c.city_id for c in configs]
-        failures = (latest_blocking_failures(con, city_ids) if latest_quality
-                    else blocking_failures(con, run_id, city_ids))
+        failures = blocking_failures(con, quality_run, city_ids)
         if strict and failures:
             raise QualityGateError(run_id, failures)
         reconcile_releases(con, home)
         cities = [city_record(c) for c in configs]
         snapshots = snapshot_records(con, city_ids)
-        quality = (latest_quality_summary(con, city_ids) if latest_quality
-                   else quality_summary(con, run_id, city_ids))
+        quality = quality_summary(con, quality_run, city_ids)
         extra = {**(extra or {}), "quality": quality}
         return publish_release(con, home, cities=cities, snapshots=snapshots, run_id=run_id, extra=extra)
 

@@ -40,25 +40,39 @@ def store_results(con: duckdb.DuckDBPyConnection, city_id: str, run_id: str, res
         con.unregister("_quality_results")
 
 
-def quality_summary(con: duckdb.DuckDBPyConnection, run_id: str, city_ids: Sequence[str]) -> dict[str, Any]:
-    """The release manifest's `quality` block: counts by status and the checks that did not pass."""
-    rows = con.execute("""SELECT city_id, table_name, check_name, severity, status, failing_count
-                          FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)
-                          ORDER BY city_id, table_name, check_name""", [run_id, list(city_ids)]).fetchall()
-    counts = {status: sum(1 for r in rows if r[4] == status) for status in ("passed", "failed", "warned", "skipped")}
-    listed = [{"city_id": c, "table": t, "check": k, "severity": s, "failing_count": n}
-              for c, t, k, s, status, n in rows if status in ("failed", "warned")]
-    return {"run_id": run_id, "checks_run": counts["passed"] + counts["failed"] + counts["warned"], **counts,
+def _results(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(run, city, table, check, severity, status, failing) of one run, or with `run_id` None the newest
+    result of every check whatever run produced it: partitioned Dagster runs check a city's core
+    tables in one run and each city-year's KPI values in others, so their release reports those."""
+    if run_id is not None:
+        return con.execute("""SELECT run_id, city_id, table_name, check_name, severity, status, failing_count
+                              FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)
+                              ORDER BY city_id, table_name, check_name""", [run_id, list(city_ids)]).fetchall()
+    return con.execute("""
+        SELECT run_id, city_id, table_name, check_name, severity, status, failing_count FROM quality_results
+        WHERE list_contains(?, city_id)
+        QUALIFY row_number() OVER (PARTITION BY city_id, table_name, check_name
+                                   ORDER BY evaluated_at DESC, run_id DESC) = 1
+        ORDER BY city_id, table_name, check_name""", [list(city_ids)]).fetchall()
+
+
+def quality_summary(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> dict[str, Any]:
+    """The release manifest's `quality` block: counts by status and the checks that did not pass, of
+    one run (or, with `run_id` None, of the newest result of every check; `runs` lists which)."""
+    rows = _results(con, run_id, city_ids)
+    counts = {status: sum(1 for r in rows if r[5] == status) for status in ("passed", "failed", "warned", "skipped")}
+    listed = [{"city_id": c, "table": t, "check": k, "severity": s, "failing_count": n, "run_id": run}
+              for run, c, t, k, s, status, n in rows if status in ("failed", "warned")]
+    return {"run_id": run_id, "runs": sorted({r[0] for r in rows}),
+            "checks_run": counts["passed"] + counts["failed"] + counts["warned"], **counts,
             "failed_checks": [e for e in listed if e["severity"] == "error"],
             "warned_checks": [e for e in listed if e["severity"] == "warning"]}
 
 
-def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str, city_ids: Sequence[str]) -> list[str]:
-    """'city/table.check (n failing)' for every failed error check of the run."""
-    rows = con.execute("""SELECT city_id, table_name, check_name, failing_count FROM quality_results
-                          WHERE run_id = ? AND list_contains(?, city_id) AND severity = 'error' AND status = 'failed'
-                          ORDER BY ALL""", [run_id, list(city_ids)]).fetchall()
-    return [f"{c}/{t}.{k} ({n:,} failing)" for c, t, k, n in rows]
+def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> list[str]:
+    """'city/table.check (n failing)' for every failed error check of the run (None: newest results)."""
+    return [f"{c}/{t}.{k} ({n:,} failing)" for _, c, t, k, s, status, n in _results(con, run_id, city_ids)
+            if s == "error" and status == "failed"]
 
 
 class QualityGateError(CitykpiError):

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,9 +155,6 @@ def readings_from_pages(source: SourceConfig, snapshot: Snapshot,
                         cache_dir: Path | None) -> tuple[Path, SourceConfig]:
     """The readings of a paged snapshot as Parquet (station_id, observed_at, code, value), made once
     per snapshot and parser version, and the source with its mapping pointed at those columns."""
-    import os
-    import tempfile
-
     from sources.parsers.readings import read_reading_pages
 
     assert source.readings is not None

@@ -14,10 +14,12 @@ import dagster as dg
 
 from pipelines import steps
 from pipelines.checks import QualityResource, build_checks
+from pipelines.load_messages import load_messages
 from pipelines.resources import CitykpiResource
 from sources.config import LoadedConfig, SourceConfig
 from sources.fetch import current_snapshot
 from sources.kinds import KINDS
+from warehouse.quality.sql import json_safe
 
 
 def key_part(text: str) -> str:
@@ -60,8 +62,10 @@ def _observations_asset(loaded: LoadedConfig, raw_keys: Sequence[dg.AssetKey]) -
         derived = sum(v for v in report["derived"].values() if isinstance(v, int))
         citykpi.say(context, f"{loaded.city_id}: {report['observations']:,} observations "
                              + (f"({derived:,} derived)" if report["changed"] else "(unchanged since the last load)"))
+        for line in load_messages(report):
+            citykpi.say(context, f"{loaded.city_id}/{line}")
         return dg.MaterializeResult(metadata={"observations": report["observations"],
-                                              "load_report": dg.MetadataValue.json(report)})
+                                              "load_report": dg.MetadataValue.json(json_safe(report))})
 
     return observations
 

@@ -24,6 +24,7 @@ from pipelines.resources import CitykpiResource
 from sources.config import LoadedConfig
 from warehouse.quality import CheckResult, QualitySettings
 from warehouse.quality.run import Stage, stage_suites
+from warehouse.quality.sql import json_safe
 from warehouse.quality.suites import all_checks
 
 
@@ -66,10 +67,11 @@ def to_asset_check_result(result: CheckResult, asset_key: dg.AssetKey, *, strict
         "status": result.status, "table": check.table, "severity": check.severity, "blocking": check.blocking,
         "failing_count": result.failing if result.failing is not None else -1,
         "evaluated_count": result.evaluated,
-        "sample_failing_rows": dg.MetadataValue.json(result.sample),
+        # Samples hold timestamps and decimals from the tables: JSON-safe first (Dagster refuses datetimes).
+        "sample_failing_rows": dg.MetadataValue.json(json_safe(result.sample)),
     }
     if result.expectation is not None:
-        metadata["gx_result"] = dg.MetadataValue.json(result.expectation)
+        metadata["gx_result"] = dg.MetadataValue.json(json_safe(result.expectation))
     return dg.AssetCheckResult(
         asset_key=asset_key, check_name=check.key, passed=result.status in ("passed", "skipped"),
         severity=dg.AssetCheckSeverity.ERROR if enforce else dg.AssetCheckSeverity.WARN,
@@ -134,7 +136,7 @@ def merged_check_results(by_city: dict[str, list[CheckResult]], asset_key: dg.As
                 c for c, r in cities.items() if r.status not in ("passed", "skipped"))),
             metadata={"failing_count": failing, "table": check.table, "severity": check.severity,
                       "cities": dg.MetadataValue.json({c: {"status": r.status, "failing_count": r.failing,
-                                                           "sample_failing_rows": r.sample}
+                                                           "sample_failing_rows": json_safe(r.sample)}
                                                        for c, r in cities.items()})})
 
 

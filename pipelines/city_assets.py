@@ -20,10 +20,12 @@ import dagster as dg
 from pipelines import steps
 from pipelines.checks import QualityResource, check_cities, check_specs, merged_check_results
 from pipelines.cities import configured_cities
+from pipelines.load_messages import load_messages
 from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, years_by_city
 from pipelines.resources import CitykpiResource
 from sources.config import FETCH_EVERY, LoadedConfig
 from warehouse.quality.run import Stage
+from warehouse.quality.sql import json_safe
 
 RAW = dg.AssetKey(["raw", "snapshots"])
 CORE = dg.AssetKey(["core", "observations"])
@@ -101,9 +103,11 @@ def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResourc
                             "snapshots": {s.source_id: s.content_sha256 for s in snapshots}}
         citykpi.say(context, f"{city_id}: {report['observations']:,} observations"
                              + ("" if report["observations_changed"] else " (unchanged)"))
+        for line in load_messages(report):
+            citykpi.say(context, f"{city_id}/{line}")
     # The snapshot sensor compares the CURRENT pointers with `snapshots` to see what is new; the
     # KPI sensor skips a city whose observations did not change.
-    return dg.MaterializeResult(metadata={"loaded": dg.MetadataValue.json(summary)})
+    return dg.MaterializeResult(metadata={"loaded": dg.MetadataValue.json(json_safe(summary))})
 
 
 def reporting_years(citykpi: CitykpiResource,

@@ -37,7 +37,7 @@ from warehouse.quality import CheckResult, QualitySettings, SuiteContext
 from warehouse.quality.run import Stage, run_stage
 from warehouse.quality.store import QualityGateError, blocking_failures, quality_summary
 from warehouse.releases import Release, publish_release, reconcile_releases
-from warehouse.store import record_snapshots, snapshot_records
+from warehouse.store import load_reports, record_derive_report, record_snapshots, snapshot_records
 
 
 def fetch_one(home: Home, loaded: LoadedConfig, source_id: str, *, offline: bool = False) -> Snapshot:
@@ -120,6 +120,7 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
             record_snapshots(con, snapshots)
             change = write_changes(con, loaded, plan, parsed)
             derived = refresh_derived(con, loaded.city_id, years, change)
+            record_derive_report(con, loaded.city_id, derived)
         after = observation_digest(con, loaded.city_id)
         changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
         return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
@@ -271,7 +272,8 @@ def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[st
         cities = [city_record(c) for c in configs]
         snapshots = snapshot_records(con, city_ids)
         quality = quality_summary(con, quality_run, city_ids)
-        extra = {**(extra or {}), "quality": quality}
+        # Load reports come from the warehouse, so every graph and process that loaded writes the same section.
+        extra = {**(extra or {}), "loads": load_reports(con, city_ids), "quality": quality}
         return publish_release(con, home, cities=cities, snapshots=snapshots, run_id=run_id, extra=extra)
 
 
@@ -346,5 +348,5 @@ def _run_stages(home: Home, configs: list[LoadedConfig], run_id: str, loads: dic
             enforce_strict(run_id, loaded.city_id, kpis)
         if not up_to_date(home, loaded, "scores"):
             benchmark_city(home, loaded, run_id)
-    release = publish(home, configs, run_id, extra={"loads": loads}, strict=strict)
+    release = publish(home, configs, run_id, strict=strict)
     return RunResult(run_id, release, status, loads)

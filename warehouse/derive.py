@@ -324,7 +324,8 @@ def readings_groups_current(con: duckdb.DuckDBPyConnection, city_id: str) -> boo
 
 
 def _record_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> None:
-    con.execute("INSERT OR REPLACE INTO core_derive_state VALUES (?, ?, now())", [city_id, derive_fingerprint(years)])
+    con.execute("INSERT OR REPLACE INTO core_derive_state (city_id, fingerprint, derived_at) VALUES (?, ?, now())",
+                [city_id, derive_fingerprint(years)])
 
 
 def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tuple[int, str, str | None]]

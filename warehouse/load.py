@@ -204,10 +204,11 @@ class LoadPlan:
     regroup: list[str]                        # unchanged readings sources whose aggregates are missing
     previous: dict[str, SourceState]
     fingerprints: dict[str, str]
+    removed: list[str] = field(default_factory=list)  # sources in the warehouse no longer in the config
 
     @property
     def sources_changed(self) -> bool:
-        return bool(self.changed or self.regroup)
+        return bool(self.changed or self.regroup or self.removed)
 
 
 def plan_reports(plan: LoadPlan) -> dict[str, dict[str, Any]]:
@@ -231,7 +232,8 @@ def _groups_match_rows(con: duckdb.DuckDBPyConnection, city_id: str, source_id: 
 
 def plan_load(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, snapshots: dict[str, Snapshot]) -> LoadPlan:
     previous = source_states(con, loaded.city_id)
-    plan = LoadPlan([], [], [], previous, {})
+    configured = {source.id for source in loaded.config.sources}
+    plan = LoadPlan([], [], [], previous, {}, removed=sorted(set(previous) - configured))
     for source in loaded.config.sources:
         fingerprint = plan.fingerprints[source.id] = source_fingerprint(source)
         state = previous.get(source.id)
@@ -282,9 +284,10 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
             change.other_sources_changed = True
             rows = item.frame.height if item.frame is not None else 0
         con.execute("""INSERT OR REPLACE INTO core_source_state
-                       (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256)
-                       VALUES (?, ?, ?, now(), ?, ?)""",
-                    [city_id, source_id, item.snapshot.snapshot_id, rows, plan.fingerprints[source_id]])
+                       (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report)
+                       VALUES (?, ?, ?, now(), ?, ?, ?)""",
+                    [city_id, source_id, item.snapshot.snapshot_id, rows, plan.fingerprints[source_id],
+                     report_json(item.report)])
         change.reports[source_id] = item.report
     for source_id in plan.regroup:
         rebuild_readings_groups(con, city_id, source_id)
@@ -292,7 +295,34 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
         change.reports[source_id] = {"unchanged": True, "aggregates_rebuilt": True}
     for source_id, report in plan_reports(plan).items():
         change.reports.setdefault(source_id, report)
+    for source_id in plan.removed:
+        change.reports[source_id] = remove_source(con, city_id, source_id)
+        change.other_sources_changed = change.readings_replaced = True  # derive everything again
     return change
+
+
+# Every core table a source's rows land in (derived observations carry source_id 'derived').
+SOURCE_TABLES = ("observations", "core_areas", "core_points", "core_readings", "core_readings_groups",
+                 "core_transit_stops")
+
+
+def remove_source(con: duckdb.DuckDBPyConnection, city_id: str, source_id: str) -> dict[str, Any]:
+    """Delete every row of a source that left the city's config (call inside the load's transaction)."""
+    deleted: dict[str, int] = {}
+    for table in SOURCE_TABLES:
+        n = int(scalar(con, f"SELECT count(*) FROM {table} WHERE city_id = ? AND source_id = ?",  # type: ignore[call-overload]
+                       [city_id, source_id]) or 0)
+        if n:
+            con.execute(f"DELETE FROM {table} WHERE city_id = ? AND source_id = ?", [city_id, source_id])
+            deleted[table] = n
+    con.execute("DELETE FROM core_source_state WHERE city_id = ? AND source_id = ?", [city_id, source_id])
+    return {"removed": True, "rows_deleted": deleted,
+            "note": "source no longer in the city config: its rows were removed from the warehouse"}
+
+
+def report_json(report: dict[str, Any]) -> str:
+    """A load report as JSON text (timestamps and decimals as text)."""
+    return json.dumps(report, sort_keys=True, default=str)
 
 
 def replace_rows(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedSource) -> None:

@@ -39,3 +39,29 @@ def snapshot_records(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> lis
     keys = ("city_id", "source_id", "snapshot_id", "kind", "location", "format", "content_sha256", "size_bytes",
             "fetched_at", "rows_loaded")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def record_derive_report(con: duckdb.DuckDBPyConnection, city_id: str, derived: dict[str, Any]) -> None:
+    """Keep what the city's last derivation did beside its state (the release's `loads` section)."""
+    if derived.get("mode", "none") != "none":
+        con.execute("UPDATE core_derive_state SET report = ? WHERE city_id = ?",
+                    [json.dumps(derived, sort_keys=True, default=str), city_id])
+
+
+def load_reports(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per city, the report of the load that wrote each source's rows (and when) and of its last
+    derivation: what a release's `loads` section says, whichever process or graph ran the loads."""
+    out: dict[str, dict[str, Any]] = {city: {"sources": {}} for city in city_ids}
+    for city_id, source_id, snapshot_id, loaded_at, rows, report in con.execute("""
+            SELECT city_id, source_id, snapshot_id, CAST(loaded_at AS VARCHAR), row_count, load_report
+            FROM core_source_state WHERE list_contains(?, city_id) ORDER BY city_id, source_id""",
+                                                                            [city_ids]).fetchall():
+        entry = {"snapshot_id": snapshot_id, "loaded_at": loaded_at, "rows_loaded": rows,
+                 **(json.loads(report) if report else {})}
+        out[city_id]["sources"][source_id] = entry
+    for city_id, derived_at, report in con.execute("""
+            SELECT city_id, CAST(derived_at AS VARCHAR), report FROM core_derive_state
+            WHERE list_contains(?, city_id)""", [city_ids]).fetchall():
+        if report:
+            out[city_id]["derived"] = {"derived_at": derived_at, **json.loads(report)}
+    return out

@@ -707,9 +707,7 @@ def _key_path(loc: tuple[int | str, ...], raw: Any, *, missing: bool = False) ->
     return out
 
 
-def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedConfig:
-    """Read and validate a city config. Raises ConfigError naming the file and key path."""
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(path, "", "config file not found")
     try:
@@ -722,33 +720,100 @@ def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedCon
         raise ConfigError(path, "", "config must be UTF-8 text") from None
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "expected a mapping at the top level")
+    return raw
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model class that holds the last key of `loc` (for "did you mean" on unknown keys)."""
+    import types
+    import typing
+
+    model: type[BaseModel] = CityConfig
+    for part in loc[:-1]:
+        if isinstance(part, int) or part not in model.model_fields:
+            continue  # a list index, or a union member pydantic names
+        annotation: Any = model.model_fields[part].annotation
+        found: type[BaseModel] | None = None
+        stack = [annotation]
+        while stack:  # unwrap Optional, list[...], dict[str, ...], Annotated
+            item = stack.pop()
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                found = item
+                break
+            if typing.get_origin(item) in (typing.Union, types.UnionType, list, dict, typing.Annotated):
+                stack.extend(typing.get_args(item))
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
+    import difflib
+
+    model = _model_at(loc)
+    key = str(loc[-1]) if loc else ""
+    if model is None:
+        return "unknown key"
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
+    return f"unknown key; did you mean {close[0]!r}?" if close else \
+        f"unknown key; allowed here: {', '.join(sorted(model.model_fields))}"
+
+
+def validation_problems(path: Path, raw: Any, exc: ValidationError) -> list[ConfigError]:
+    """Every error of a config that failed validation, each with its key path (and a suggestion for typos)."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = _unknown_key_message(loc)
+        elif loc and loc[-1] == "[key]":
+            message = f"{message}: quote the key in the YAML, e.g. \"{loc[-2]}\""
+        problems.append(ConfigError(path, _key_path(loc, raw, missing=error["type"] == "missing"), message))
+    return problems
+
+
+def config_problems(path: Path | str, *, check_files: bool = True) -> tuple[LoadedConfig | None, list[ConfigError]]:
+    """Every problem of a config file at once (what `citykpi validate` lists): keys, values, the
+    canonical vocabulary and missing files. The config is returned when it parsed."""
+    path = Path(path)
+    try:
+        raw = _read_yaml(path)
+    except ConfigError as exc:
+        return None, [exc]
     try:
         config = CityConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = first["msg"]
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif first["loc"] and first["loc"][-1] == "[key]":
-            message = f"{message}: quote the key in the YAML, e.g. \"{first['loc'][-2]}\""
-        raise ConfigError(path, _key_path(tuple(first["loc"]), raw, missing=first["type"] == "missing"),
-                          message) from None
+        return None, validation_problems(path, raw, exc)
     loaded = LoadedConfig(path=path.resolve(), config=config)
-    _check_model_vocabulary(loaded)
+    problems = _model_vocabulary_problems(loaded)
     if check_files:
         for index, source in enumerate(config.sources):
             if not source.is_url and not loaded.source_path(source).exists():
-                raise ConfigError(
-                    path, f"sources[{index}].location", f"file not found: {loaded.source_path(source)}"
-                )
+                problems.append(ConfigError(path, f"sources[{index}].location",
+                                            f"file not found: {loaded.source_path(source)}"))
+    return loaded, problems
+
+
+def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedConfig:
+    """Read and validate a city config. Raises ConfigError naming the file and key path (the first
+    problem; `config_problems` lists them all)."""
+    loaded, problems = config_problems(path, check_files=check_files)
+    if problems:
+        raise problems[0]
+    assert loaded is not None
     return loaded
 
 
-def _check_model_vocabulary(loaded: LoadedConfig) -> None:
+def _model_vocabulary_problems(loaded: LoadedConfig) -> list[ConfigError]:
     """Every mapped variable must exist in the canonical model and its unit must convert."""
+    import difflib
+
     from warehouse.units import UnitError, conversion_factor
     from warehouse.variables import VARIABLES
 
+    problems = []
     for index, source in enumerate(loaded.config.sources):
         block = source.observations or source.readings
         if block is None:
@@ -757,13 +822,17 @@ def _check_model_vocabulary(loaded: LoadedConfig) -> None:
             where = f"sources[{index}].{source.target}.variables.{key}"
             variable = VARIABLES.get(mapping.variable)
             if variable is None:
-                raise ConfigError(loaded.path, f"{where}.variable", f"unknown canonical variable "
-                                  f"{mapping.variable!r} (see `citykpi variables`)")
+                close = difflib.get_close_matches(mapping.variable, list(VARIABLES), n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(ConfigError(loaded.path, f"{where}.variable", f"unknown canonical variable "
+                                            f"{mapping.variable!r}{hint} (see `citykpi variables`)"))
+                continue
             try:
                 conversion_factor(mapping.unit, variable.unit, variable=mapping.variable,
                                   data_point=mapping.data_point)
             except UnitError as exc:
-                raise ConfigError(loaded.path, f"{where}.unit", str(exc)) from None
+                problems.append(ConfigError(loaded.path, f"{where}.unit", str(exc)))
+    return problems
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -41,11 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true",
                      help="publish nothing (exit 2) when a blocking quality check fails")
 
-    validate = sub.add_parser("validate", help="check a city config (keys, variables, units, files)")
+    validate = sub.add_parser("validate", help="dry run: check a config and read, map and load every source into "
+                                               "a scratch warehouse; every problem in one pass")
     validate.add_argument("configs", nargs="+", metavar="CONFIG")
+    validate.add_argument("--fetch", action="store_true", help="fetch API sources first (else: their newest snapshot)")
+    validate.add_argument("--config-only", action="store_true", help="check keys, variables, units and files only")
 
-    coverage = sub.add_parser("coverage", help="which indicators a config can compute, and what each one lacks")
+    coverage = sub.add_parser("coverage", help="which indicators a config computes (a dry run), and what each lacks")
     coverage.add_argument("config", metavar="CONFIG")
+    coverage.add_argument("--fetch", action="store_true", help="fetch API sources first (else: their newest snapshot)")
     coverage.add_argument("--status", choices=["computed", "missing", "not_applicable"],
                           help="list only indicators with this status")
 
@@ -141,22 +145,57 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from kpis.benchmarking.targets import city_targets_path, load_targets
+    from pipelines.cities import config_paths
+    from pipelines.dry_run import dry_run, format_dry_run
+    from sources.config import config_problems
+    from sources.errors import CitykpiError, ConfigError
 
-    for loaded in _load_configs(args.configs):
-        sources = len(loaded.config.sources)
-        own = city_targets_path(loaded)
-        # The city's target table beside the config is checked too (it stops a run the same way).
-        targets = f", targets {own.name}: {load_targets(loaded).height} in force" if own.exists() else ""
-        print(f"{loaded.path}: OK (city {loaded.city_id}, {sources} source{'s' if sources != 1 else ''}{targets})")
-    return 0
+    home = _home(args)
+    failed = False
+    seen: dict[str, Path] = {}
+    for path in [p for spec in args.configs for p in config_paths(spec)]:
+        loaded, problems = config_problems(path)
+        if loaded is not None and loaded.city_id in seen:
+            problems.append(ConfigError(loaded.path, "city.id", f"city {loaded.city_id!r} is already configured in "
+                                        f"{seen[loaded.city_id]}; give each city one config"))
+        elif loaded is not None:
+            seen[loaded.city_id] = loaded.path
+        messages = [str(p) for p in problems]
+        details = ""
+        if loaded is not None:
+            own = city_targets_path(loaded)
+            try:  # the city's target table beside the config stops a run the same way
+                if own.exists():
+                    details = f", targets {own.name}: {load_targets(loaded).height} in force"
+            except CitykpiError as exc:
+                messages.append(str(exc))
+            if not problems and not args.config_only:
+                dry = dry_run(loaded, home, fetch=args.fetch)
+                messages += dry.problems
+                details += "\n" + format_dry_run(dry)
+        failed |= bool(messages)
+        if messages:
+            print(f"{path}: {len(messages)} problem{'s' if len(messages) != 1 else ''}")
+            print("\n".join(f"  - {m}" for m in messages))
+            if details.strip():
+                print(details.lstrip(", "))
+        else:
+            assert loaded is not None
+            sources = len(loaded.config.sources)
+            summary, _, dry_text = details.partition("\n")
+            print(f"{path}: OK (city {loaded.city_id}, {sources} source{'s' if sources != 1 else ''}{summary})")
+            if dry_text:
+                print(dry_text)
+    return EXIT_USER_ERROR if failed else 0
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from kpis.coverage import coverage, format_coverage
+    from pipelines.dry_run import dry_run, format_coverage
 
-    (loaded,) = _load_configs([args.config], check_files=False)
-    print(format_coverage(coverage(loaded), only=args.status))
-    return 0
+    (loaded,) = _load_configs([args.config])
+    dry = dry_run(loaded, _home(args), fetch=args.fetch)
+    print(format_coverage(dry, only=args.status))
+    return EXIT_USER_ERROR if dry.problems else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

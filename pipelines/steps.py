@@ -20,6 +20,7 @@ from sources.config import LoadedConfig, SourceConfig
 from sources.errors import CitykpiError
 from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
+from warehouse.area_keys import check_area_keys
 from warehouse.db import scalar, transaction
 from warehouse.derive import derive_is_current, observation_digest, refresh_derived
 from warehouse.home import Home
@@ -119,6 +120,7 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
         with transaction(con):
             record_snapshots(con, snapshots)
             change = write_changes(con, loaded, plan, parsed)
+            check_area_keys(con, loaded.city_id)
             derived = refresh_derived(con, loaded.city_id, years, change)
             record_derive_report(con, loaded.city_id, derived)
         after = observation_digest(con, loaded.city_id)

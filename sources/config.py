@@ -768,6 +768,9 @@ def validation_problems(path: Path, raw: Any, exc: ValidationError) -> list[Conf
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = _unknown_key_message(loc)
+        elif error["type"] == "string_type" and isinstance(error.get("input"), bool):
+            # YAML 1.1 reads unquoted yes/no/on/off (and Norway's code NO) as booleans.
+            message = f"YAML read this value as {str(error['input']).lower()}; quote it, e.g. \"NO\" or \"yes\""
         elif loc and loc[-1] == "[key]":
             message = f"{message}: quote the key in the YAML, e.g. \"{loc[-2]}\""
         problems.append(ConfigError(path, _key_path(loc, raw, missing=error["type"] == "missing"), message))
@@ -785,7 +788,7 @@ def config_problems(path: Path | str, *, check_files: bool = True) -> tuple[Load
     try:
         config = CityConfig.model_validate(raw)
     except ValidationError as exc:
-        return None, validation_problems(path, raw, exc)
+        return None, validation_problems(path, raw, exc) + (_raw_missing_files(path, raw) if check_files else [])
     loaded = LoadedConfig(path=path.resolve(), config=config)
     problems = _model_vocabulary_problems(loaded)
     if check_files:
@@ -794,6 +797,21 @@ def config_problems(path: Path | str, *, check_files: bool = True) -> tuple[Load
                 problems.append(ConfigError(path, f"sources[{index}].location",
                                             f"file not found: {loaded.source_path(source)}"))
     return loaded, problems
+
+
+def _raw_missing_files(path: Path, raw: dict[str, Any]) -> list[ConfigError]:
+    """Missing local files of a config that did not validate (so one pass names them too)."""
+    problems = []
+    sources = raw.get("sources")
+    for index, source in enumerate(sources if isinstance(sources, list) else []):
+        location = source.get("location") if isinstance(source, dict) else None
+        if not isinstance(location, str) or not location or re.match(r"^[a-z][a-z0-9+.-]*://", location):
+            continue
+        local = Path(location).expanduser()
+        local = local if local.is_absolute() else path.resolve().parent / local
+        if not local.exists():
+            problems.append(ConfigError(path, f"sources[{index}].location", f"file not found: {local}"))
+    return problems
 
 
 def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedConfig:

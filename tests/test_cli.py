@@ -98,22 +98,34 @@ print(json.dumps([after_import, after_help]))
 def test_validate_accepts_the_demo_config(demo_config: Path) -> None:
     result = run_cli("validate", demo_config)
     assert result.returncode == 0, result
-    assert result.stdout.strip() == f"{demo_config}: OK (city demo-city, 8 sources)"
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"{demo_config}: OK (city demo-city, 8 sources)"
+    # The dry run says what each source feeds and how many indicator rows a run computes.
+    assert "  luftmessungen (file -> readings):" in lines and "PROBLEM" not in result.stdout, result
+    assert any(line.startswith("  indicator rows") and "computed" in line for line in lines), result
     assert result.stderr == ""
+
+
+def _validate_problems(result: CliResult, *fragments: str) -> None:
+    """Exit code 2, no traceback, the problems listed on stdout, each fragment in one problem line."""
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stdout + result.stderr, result
+    problems = [line for line in result.stdout.splitlines() if line.startswith("  - ")]
+    assert problems, result
+    assert any(all(f in line for f in fragments) for line in problems), result
 
 
 def test_validate_rejects_a_bad_config_with_exit_2(city_copy: Path) -> None:
     text = city_copy.read_text(encoding="utf-8")
     city_copy.write_text(text.replace("config_version: 1\n", "config_version: 1\ncolour: blue\n"), encoding="utf-8")
     result = run_cli("validate", city_copy)
-    assert_one_clear_error(result, str(city_copy), "colour", "unknown key")
-    assert result.stdout == ""
+    _validate_problems(result, str(city_copy), "colour", "unknown key")
 
 
 def test_validate_rejects_a_missing_config_file(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
     result = run_cli("validate", missing)
-    assert_one_clear_error(result, str(missing))
+    _validate_problems(result, str(missing), "config file not found")
 
 
 # ---- 4. bad configs and bad data: one clear message, nothing changed ---------------------------
@@ -220,9 +232,10 @@ def test_an_empty_config_folder_is_an_error_not_an_empty_release(tmp_path: Path)
 def test_two_configs_for_one_city_are_rejected(city_copy: Path, tmp_path: Path) -> None:
     twin = city_copy.with_name("twin.yaml")
     shutil.copyfile(city_copy, twin)
-    for command in ("validate", "run"):
-        result = run_cli(command, city_copy.parent, home=tmp_path / "home")
-        assert_one_clear_error(result, "'demo-city' is already configured in", str(city_copy), str(twin))
+    result = run_cli("validate", city_copy.parent, home=tmp_path / "home")
+    _validate_problems(result, "'demo-city' is already configured in", str(city_copy), str(twin))
+    result = run_cli("run", city_copy.parent, home=tmp_path / "home")
+    assert_one_clear_error(result, "'demo-city' is already configured in", str(city_copy), str(twin))
     assert release_dirs(tmp_path / "home") == []
 
 

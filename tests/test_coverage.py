@@ -48,7 +48,7 @@ def test_reduced_config_names_the_missing_variables(demo_config: Path, tmp_path:
 def test_cli_lists_statuses(demo_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["coverage", str(demo_config), "--status", "missing"]) == 0
     out = capsys.readouterr().out
-    assert "total: computed" in out and "missing 0" in out
+    assert "total (indicator x data point): computed" in out and "missing 0" in out
 
 
 def test_format_names_what_is_lacking(demo_config: Path) -> None:

@@ -146,7 +146,7 @@ def test_hostile_names_and_values_execute_nothing_and_lose_nothing(tmp_path: Pat
     assert readings(home, "hostile") == expected
 
     # The append path (scan, tail, verify, merge, duplicate check) with the same names.
-    columns = {k: v + [extra] for (k, v), extra in zip(
+    columns = {k: [*v, extra] for (k, v), extra in zip(
         columns.items(), (HOSTILE_STATION, hour(3), HOSTILE_CODE, 8.0), strict=True)}
     pl.DataFrame(columns).write_parquet(data)
     report = run(home, loaded)

@@ -205,13 +205,15 @@ def _percent(share: float) -> str:
 
 
 def withheld_city_means(city_id: str, stations: list[dict[str, Any]], rejected: list[dict[str, Any]],
-                        observed: set[tuple[int, str, str | None]]) -> list[dict[str, Any]]:
-    """City annual means withheld because no station of the (year, variable, data point) has enough hours:
-    one row per key naming the rule, the stations and their coverage (core_withheld, migration 0006)."""
+                        observed: set[tuple[int, str, str | None]], years: Sequence[int]) -> list[dict[str, Any]]:
+    """City annual means of the reporting `years` withheld because no station of the (year, variable,
+    data point) has enough hours: one row per key naming the rule, the stations and their coverage
+    (core_withheld, migration 0006)."""
     valid = {(r["year"], r["variable"], r["data_point"]) for r in stations}
     groups: dict[tuple[int, str, str | None], list[dict[str, Any]]] = {}
     for row in rejected:
-        groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
+        if row["year"] in years:
+            groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
     out = []
     for (year, variable, data_point), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
         if (year, variable, data_point) in valid or (year, variable, data_point) in observed:
@@ -316,7 +318,7 @@ def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Seq
 AIR_DERIVATIONS = ("station_annual_mean@1", "city_annual_mean@1", "district_annual_mean@1")
 # Bump with any derivation's version (or when derive_city's composition changes): every city is then
 # derived again on its next load.
-DERIVE_VERSION = 1
+DERIVE_VERSION = 2  # 2: withheld city annual means recorded in core_withheld
 
 
 def derive_fingerprint(years: Sequence[int]) -> str:
@@ -358,7 +360,7 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
     rollup = district_rollup(con, city_id)
     stations, rejected = station_means_from_groups(con, city_id)
     city_air = city_annual_means(city_id, stations, observed)
-    withheld = withheld_city_means(city_id, stations, rejected, observed)
+    withheld = withheld_city_means(city_id, stations, rejected, observed, years)
     district_air = district_annual_means(con, city_id, stations)
     insert_frame(con, "observations", _frame(rollup + stations + city_air + district_air))
     _store_withheld(con, city_id, withheld)
@@ -385,8 +387,8 @@ def _record_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequenc
     con.execute("INSERT OR REPLACE INTO core_derive_state VALUES (?, ?, now())", [city_id, derive_fingerprint(years)])
 
 
-def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tuple[int, str, str | None]]
-               ) -> dict[str, Any]:
+def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tuple[int, str, str | None]],
+               years: Sequence[int] = ()) -> dict[str, Any]:
     """Recompute the station, city and district annual means of the (year, variable, data point) keys
     whose readings changed, from the group aggregates; other rows stay. Rows equal to the stored ones
     are not rewritten. The same functions as derive_city, so the rows equal a full rebuild's."""
@@ -394,7 +396,7 @@ def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tupl
     stations, rejected = station_means_from_groups(con, city_id, wanted)
     observed = _observed_city_values(con, city_id)
     city_air = city_annual_means(city_id, stations, observed)
-    withheld = withheld_city_means(city_id, stations, rejected, observed)
+    withheld = withheld_city_means(city_id, stations, rejected, observed, years)
     _store_withheld(con, city_id, withheld, wanted)
     district_air = district_annual_means(con, city_id, stations)
     fresh = _frame(stations + city_air + district_air)
@@ -437,7 +439,7 @@ def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequenc
     if change.other_sources_changed or change.readings_replaced or not derive_is_current(con, city_id, years):
         return derive_city(con, city_id, years)
     if change.touched:
-        return derive_air(con, city_id, change.touched)
+        return derive_air(con, city_id, change.touched, years)
     return {"mode": "none"}
 
 

@@ -308,7 +308,7 @@ class _Converter:
         frame.filter(keep).select(
             pl.col("station_id").cast(pl.String), pl.col("observed_at").cast(pl.Datetime("us", "UTC")),
             pl.col("code").cast(pl.String), pl.col("value").cast(pl.Float64)).sink_parquet(staging)
-        report = {"layout": m.layout, "readings_in_file": int(counts["readings_in_file"]),
+        report: dict[str, Any] = {"layout": m.layout, "readings_in_file": int(counts["readings_in_file"]),
                   "flagged_invalid": int(counts["flagged_invalid"]),
                   "unreadable_values": int(counts["unreadable"] + counts["unmapped_unreadable"])}
         if m.time_zone != "UTC":

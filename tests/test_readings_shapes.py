@@ -155,6 +155,33 @@ def test_hour_beginning_columns_and_a_date_column(tmp_path: Path) -> None:
     assert rows[23][1] == utc("2023-01-05T23:00:00Z") and rows[23][3] == 23.0
 
 
+@pytest.mark.parametrize("fmt", ["excel", "parquet"])
+def test_wide_hours_from_excel_and_parquet(tmp_path: Path, fmt: str) -> None:
+    folder = tmp_path / "c"
+    folder.mkdir()
+    table = {"st": ["A"], "code": ["9"], "y": ["2023"], "m": ["2"], "d": ["1"],
+             **{f"H{h:02d}": [str(h)] for h in range(1, 25)}, **{f"V{h:02d}": ["V" if h > 1 else "N"] for h in range(1, 25)}}
+    if fmt == "excel":
+        from openpyxl import Workbook
+
+        book = Workbook()
+        sheet = book.active
+        sheet.append(list(table))
+        sheet.append([v[0] for v in table.values()])
+        book.save(folder / "w.xlsx")
+        name = "w.xlsx"
+    else:
+        pl.DataFrame(table).write_parquet(folder / "w.parquet")
+        name = "w.parquet"
+    config = write_city(folder, {"layout": "wide_hours", "station_field": "st", "variable_field": "code",
+                                 "date_fields": ["y", "m", "d"], "flag_columns": "V{hh}",
+                                 "variables": {"9": {**NO2, "data_point": "PM2.5"}}},
+                        name, (folder / name).read_bytes())
+    report, rows = load(config, tmp_path / "home")
+    assert [r[3] for r in rows] == [float(h) for h in range(2, 25)] and report["flagged_invalid"] == 1
+    assert rows[0][1] == utc("2023-02-01T01:00:00Z")  # H02 = 01:00-02:00 UTC
+
+
 def test_latin1_csv_is_transcoded(tmp_path: Path) -> None:
     text = "Estación;Hora;Cód;Valor\nÑandú;2023-01-01 00:00;8;5\n"
     config = write_city(tmp_path / "c", {"station_field": "Estación", "time_field": "Hora",

@@ -335,7 +335,7 @@ class _Converter:
                 return self.fail("no time", row[ROW], time_field)
             return self.fail(f"time {shown!s:.60} cannot be read with {how}", row[ROW], time_field)
         if name == "no_local_time":
-            return self.fail(f"local time {row['local']} does not exist in {m.time_zone} (clocks go forward); "
+            return self.fail(f"local time {row['local']:%Y-%m-%d %H:%M} does not exist in {m.time_zone} (clocks go forward); "
                              "if the publisher keeps standard time all year, declare a fixed-offset zone such as "
                              "Etc/GMT-1", row[ROW], row["field"])
         value = row["value_text"] if row["value_text"] is not None else row["value_number"]

@@ -63,6 +63,8 @@ class CityYearInputs:
     areas: dict[str, dict[str, dict[VariableRef, Observation]]] = field(default_factory=dict)
     # Every year of the same city (this one included), for formulas over a period (growth_ratio).
     history: dict[int, CityYearInputs] = field(default_factory=dict, repr=False, compare=False)
+    # Why a derivation withheld a variable it could have computed (core_withheld): named in missing rows.
+    withheld: dict[VariableRef, str] = field(default_factory=dict)
 
     def add(self, obs: Observation) -> None:
         ref = VariableRef(obs.variable, obs.data_point)
@@ -165,10 +167,17 @@ def _gather_inputs(refs: Sequence[VariableRef], compute: Compute, data: CityYear
                      reason=f"no year from {first} to {data.year} has all of them")
 
 
-def _missing_result(gathered: _Gathered) -> Result:
+def _withheld_reasons(data: CityYearInputs, refs: Iterable[VariableRef]) -> str:
+    """"; withheld: <reason>" for each missing input a derivation withheld (the rule and the figures)."""
+    reasons = list(dict.fromkeys(data.withheld[ref] for ref in refs if ref in data.withheld))
+    return "; withheld: " + "; ".join(reasons) if reasons else ""
+
+
+def _missing_result(gathered: _Gathered, data: CityYearInputs, refs: Sequence[VariableRef]) -> Result:
     reason = "missing input(s): " + ", ".join(gathered.missing)
     if gathered.reason:
         reason += f" ({gathered.reason})"
+    reason += _withheld_reasons(data, [ref for ref in refs if str(ref) in gathered.missing])
     return Result("missing", reason=reason, missing=gathered.missing, inputs=list(gathered.found.values()))
 
 
@@ -184,7 +193,7 @@ def _evaluate_ratio(compute: Compute, data_point: str | None, data: CityYearInpu
     refs = references(num_text) + [r for r in references(den_text) if r not in references(num_text)]
     gathered = _gather_inputs(refs, compute, data)
     if gathered.missing:
-        return _missing_result(gathered)
+        return _missing_result(gathered, data, refs)
     values = {ref: obs.value for ref, obs in gathered.found.items()}
     numerator, denominator = evaluate(num_text, values), evaluate(den_text, values)
     inputs = list(gathered.found.values())
@@ -203,7 +212,7 @@ def _evaluate_value(compute: Compute, data_point: str | None, data: CityYearInpu
     assert text is not None
     gathered = _gather_inputs(references(text), compute, data)
     if gathered.missing:
-        return _missing_result(gathered)
+        return _missing_result(gathered, data, references(text))
     inputs = list(gathered.found.values())
     value = evaluate(text, {ref: obs.value for ref, obs in gathered.found.items()})
     failed = _failed_inputs(inputs)
@@ -222,7 +231,8 @@ def _evaluate_weighted_mean(compute: Compute, data_point: str | None, data: City
         missing = [f"{ref} per {compute.area_type}" for ref in (variable, weight)
                    if not any(ref in obs for obs in areas.values())]
         missing = missing or [f"{variable} and {weight} for the same {compute.area_type}"]
-        return Result("missing", reason="missing input(s): " + ", ".join(missing), missing=missing)
+        return Result("missing", reason="missing input(s): " + ", ".join(missing)
+                      + _withheld_reasons(data, [variable, weight]), missing=missing)
     inputs = [o for obs in complete.values() for o in (obs[weight], obs[variable])]
     total_weight = sum(obs[weight].value for obs in complete.values())
     weighted = sum(obs[weight].value * obs[variable].value for obs in complete.values())
@@ -319,10 +329,18 @@ def compute_kpi_values(
     observations: pl.DataFrame,
     reporting_years: Mapping[str, Sequence[int]],
     indicators: Sequence[Indicator] | None = None,
+    withheld: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """One row per (city, reporting year, indicator, data point). `reporting_years` maps city id -> years."""
+    """One row per (city, reporting year, indicator, data point). `reporting_years` maps city id -> years.
+    `withheld`: rows of core_withheld (city_id, year, variable, data_point, reason); a missing row whose
+    input was withheld by a derivation names that reason."""
     indicators = indicators if indicators is not None else load_catalogue()
     grouped = index_observations(observations)
+    for row in (withheld.iter_rows(named=True) if withheld is not None else ()):
+        key = (row["city_id"], int(row["year"]))
+        bucket = grouped.setdefault(key, CityYearInputs(city_id=key[0], year=key[1]))
+        ref = VariableRef(row["variable"], row["data_point"])
+        bucket.withheld[ref] = "; ".join(filter(None, (bucket.withheld.get(ref), row["reason"])))
     history: dict[str, dict[int, CityYearInputs]] = {}
     for (city_id, year), bucket in grouped.items():
         history.setdefault(city_id, {})[year] = bucket

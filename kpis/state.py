@@ -2,8 +2,9 @@
 computed from, kept in `kpi_state` (migration 0005).
 
 The fingerprint covers everything a whole-city computation reads: the city's observations (every
-column, quality marks included), the kpis package itself (catalogue, formulas, engine, default
-targets), the city's own targets file and the reporting years. Equal fingerprint, equal rows.
+column, quality marks included), the reasons derivations withheld values (core_withheld), the kpis
+package itself (catalogue, formulas, engine, default targets), the city's own targets file and the
+reporting years. Equal fingerprint, equal rows.
 """
 
 from __future__ import annotations
@@ -50,8 +51,13 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> 
     observations = con.execute("""SELECT count(*), coalesce(sum(hash(COLUMNS(*))), 0) FROM (
                                       SELECT * EXCLUDE (city_id) FROM observations WHERE city_id = ?)""",
                                [city_id]).fetchall()
+    # Reasons a derivation withheld a value (core_withheld) are in the missing rows' status_reason.
+    withheld = con.execute("""SELECT count(*), coalesce(sum(hash(COLUMNS(*))), 0) FROM (
+                                  SELECT * EXCLUDE (city_id) FROM core_withheld WHERE city_id = ?)""",
+                           [city_id]).fetchall()
     targets = city_targets_path(loaded)
     parts = {"observations": [str(v) for v in observations[0]], "package": _package_digest(),
+             "withheld": [str(v) for v in withheld[0]],
              "targets": hashlib.sha256(targets.read_bytes()).hexdigest() if targets.is_file() else None,
              "years": sorted(loaded.config.city.reporting_years)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

@@ -36,6 +36,13 @@ def read_observations(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFr
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
+def read_withheld(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFrame:
+    """Why derivations withheld values of the city (core_withheld, migration 0006): named in missing rows."""
+    table = con.sql("""SELECT DISTINCT city_id, year, variable, data_point, reason FROM core_withheld
+                       WHERE city_id = ? ORDER BY ALL""", params=[city_id]).to_arrow_table()
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
 def compute_and_store(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], run_id: str, *,
                       only_these_years: bool = False) -> pl.DataFrame:
     """Compute the city's kpi_values for `years` and store them in one transaction; returns the rows.
@@ -43,7 +50,8 @@ def compute_and_store(con: duckdb.DuckDBPyConnection, city_id: str, years: Seque
     By default the city's rows of every year are replaced (a whole-city run). With
     `only_these_years` exactly the rows of `years` are replaced and other years stay (a city-year
     partition run), so re-running a partition is idempotent."""
-    values = compute_kpi_values(read_observations(con, city_id), {city_id: list(years)})
+    values = compute_kpi_values(read_observations(con, city_id), {city_id: list(years)},
+                                withheld=read_withheld(con, city_id))
     with transaction(con):
         if only_these_years:
             con.execute("DELETE FROM kpi_values WHERE city_id = ? AND list_contains(?, year)", [city_id, list(years)])

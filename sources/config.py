@@ -196,21 +196,97 @@ class PointsMapping(_Strict):
 
 
 class ReadingsMapping(_Strict):
-    """Time-stamped sensor readings in long form: station, time, variable code, value.
+    """Time-stamped sensor readings: station, time, variable code, value, in one of three layouts.
 
-    Parquet columns, or fields of API records (dotted for nested ones, e.g. OpenAQ
-    `period.datetimeFrom.utc`). NGSI entities (NGSI v2, NGSI-LD and its temporal API) with
-    `variable_field: attribute` are read one reading per attribute (instance) named in `variables`:
-    `value_field` and `time_field` are looked up in the attribute instance first (`value`,
-    `observedAt`), then on the entity (`dateObserved`), `station_field` on the entity (`id`,
-    `refPointOfInterest`).
+    `layout: long` (default): one reading per row (Parquet or CSV / Excel columns, or fields of JSON
+    records and API responses, dotted for nested ones, e.g. OpenAQ `period.datetimeFrom.utc`). NGSI
+    entities (NGSI v2, NGSI-LD and its temporal API) with `variable_field: attribute` are read one
+    reading per attribute (instance) named in `variables`: `value_field` and `time_field` are looked
+    up in the attribute instance first (`value`, `observedAt`), then on the entity (`dateObserved`),
+    `station_field` on the entity (`id`, `refPointOfInterest`).
+    `layout: wide`: one column per variable (keys of `variables` are column names).
+    `layout: wide_hours`: one row per station, variable and day, one column per hour
+    (`hour_columns`, e.g. H01..H24) with optional per-hour validity flags (`flag_columns`).
     """
 
-    station_field: str = Field(description="Station id, e.g. station_id, or id (NGSI entity id).")
-    time_field: str = Field(description="Time of the reading (UTC unless it carries an offset).")
-    variable_field: str = Field(description="Code of the variable; `attribute` for NGSI entity attributes.")
-    value_field: str = Field(description="The value; `value` for NGSI attributes.")
+    layout: Literal["long", "wide", "wide_hours"] = Field(default="long", description=(
+        "long: one reading per row; wide: one column per variable (keys of `variables` are column names); "
+        "wide_hours: one row per station, variable and day with one column per hour (`hour_columns`)."))
+    station_field: str | None = Field(default=None, description=(
+        "Station id, e.g. station_id, or id (NGSI entity id). Give this or `station`."))
+    station: str | None = Field(default=None, description=(
+        "One station id for every reading, when the file holds a single station's readings (e.g. an OpenAQ "
+        "sensors/<id>/measurements response saved to a file)."))
+    time_field: str | None = Field(default=None, description=(
+        "Time of the reading (long, wide); the day (wide_hours, or give `date_fields`). Read with "
+        "`time_format`, else as ISO 8601; a time without an offset is in `time_zone`."))
+    date_fields: list[str] | None = Field(default=None, min_length=3, max_length=3, description=(
+        "wide_hours: the day in three columns, year, month, day (e.g. [ANO, MES, DIA]), instead of time_field."))
+    time_format: str | None = Field(default=None, description=(
+        "strptime format of time_field, e.g. '%d/%m/%Y %H:%M' (wide_hours: of the day, e.g. '%d/%m/%Y'). "
+        "Default: ISO 8601 (2022-10-01T13:00:00, optionally with an offset)."))
+    time_zone: str = Field(default="UTC", description=(
+        "IANA time zone of times written without an offset, e.g. Europe/Madrid (summer time included) "
+        "or Etc/GMT-1 (UTC+1 all year). Stored as UTC. A local time that falls twice (clocks going back) "
+        "is the first of the two; one that does not exist (clocks going forward) with a value is an error."))
+    variable_field: str | None = Field(default=None, description=(
+        "Code of the variable (long, wide_hours); `attribute` for NGSI entity attributes."))
+    value_field: str | None = Field(default=None, description="long: the value; `value` for NGSI attributes.")
+    hour_columns: str = Field(default="H{hh}", description=(
+        "wide_hours: the hour columns' names, {hh} = two-digit hour number, {h} = unpadded."))
+    hours: Literal["ending", "beginning"] = Field(default="ending", description=(
+        "wide_hours: hour columns numbered 1..24 by the hour they end (H01 = 00:00-01:00) or 0..23 by the "
+        "hour they begin (H00 = 00:00-01:00). A reading is stored at the start of its hour."))
+    flag_columns: str | None = Field(default=None, description=(
+        "wide_hours: per-hour validity flag columns, e.g. 'V{hh}' (V01..V24). A value whose flag is not in "
+        "`valid_flags` counts as missing (`flagged_invalid` in the load report)."))
+    flag_field: str | None = Field(default=None, description=(
+        "long: a validity flag column; a value whose flag is not in `valid_flags` counts as missing."))
+    valid_flags: list[str] = Field(default_factory=lambda: ["V"], min_length=1, description=(
+        "Flag values that mark a valid reading (with flag_columns / flag_field)."))
+    duplicates: Literal["error", "first", "mean"] = Field(default="error", description=(
+        "Two readings of one station and variable code at the same time: error (names the file, station "
+        "and first hours), keep the first in file order, or their mean. Counted in the load report."))
+    invalid_values: Literal["error", "skip"] = Field(default="error", description=(
+        "A value that is not a finite number (e.g. 'n/a'): error naming file, row and field, or skip it "
+        "(counted as `unreadable_values` in the load report). An empty cell is always a missing value."))
     variables: dict[str, VariableMapping] = Field(min_length=1)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}, e.g. UTC, Europe/Madrid, Etc/GMT-1") from None
+        return value
+
+    @model_validator(mode="after")
+    def _fields_match_layout(self) -> ReadingsMapping:
+        if (self.station_field is None) == (self.station is None):
+            raise ValueError("give station_field (a column) or station (one id for the whole file)")
+        if self.layout == "wide_hours":
+            if (self.time_field is None) == (self.date_fields is None):
+                raise ValueError("layout 'wide_hours' needs time_field (the day) or date_fields [year, month, day]")
+            if self.variable_field is None or self.value_field is not None or self.flag_field is not None:
+                raise ValueError("layout 'wide_hours' needs variable_field and takes hour_columns / flag_columns, "
+                                 "not value_field or flag_field")
+            for pattern in filter(None, (self.hour_columns, self.flag_columns)):
+                if "{hh}" not in pattern and "{h}" not in pattern:
+                    raise ValueError(f"{pattern!r} must hold {{hh}} or {{h}} (the hour number)")
+            return self
+        if self.time_field is None or self.date_fields is not None:
+            raise ValueError(f"layout {self.layout!r} needs time_field (date_fields are for wide_hours)")
+        if self.flag_columns is not None:
+            raise ValueError("flag_columns apply to layout 'wide_hours'; use flag_field")
+        if self.layout == "long" and (self.variable_field is None or self.value_field is None):
+            raise ValueError("layout 'long' needs variable_field and value_field")
+        if self.layout == "wide" and (self.variable_field or self.value_field or self.flag_field):
+            raise ValueError("layout 'wide' reads one column per variable: no variable_field, value_field "
+                             "or flag_field")
+        return self
 
 
 class HttpOptions(_Strict):

@@ -215,5 +215,5 @@ def test_readings_from_api_pages_load_like_a_parquet_source(tmp_path: Path, payl
         (s, t, v * 1000.0) for s, t, v in zip(expected["station_id"], expected["observed_at"], expected["value"],
                                                strict=True)]  # mg/m3 -> ug/m3
     assert {(r[2], r[3], r[5]) for r in rows} == {("air_concentration_ugm3", "PM2.5", snapshot.snapshot_id)}
-    assert list((home.cache / "readings").glob(f"{snapshot.snapshot_id}-v*.parquet"))
+    assert list((home.cache / "readings").glob(f"{snapshot.snapshot_id}-*.parquet"))
     assert load_city(home, loaded, [snapshot])["changed"] is False

@@ -11,7 +11,9 @@ transaction.
 - district_rollup@1: city totals of additive variables from complete district values
 - station_annual_mean@1: annual mean per station and pollutant from hourly readings (>= 75 % of
   hours present, the usual validity rule for annual means)
-- city_annual_mean@1: city mean of the valid station annual means
+- city_annual_mean@1: city mean of the valid station annual means; when no station of a year,
+  variable and data point is valid, the key is recorded in `core_withheld` (migration 0006) with the
+  rule, the stations and their coverage, and the KPI engine names that reason in the missing row
 - district_annual_mean@1: per district, mean of its stations; else the nearest station's value
 - polygon_area@1: district areas and total green area from polygons (year-less, applied to every
   reporting year; the record says which snapshot)
@@ -127,8 +129,8 @@ def _group_means(con: duckdb.DuckDBPyConnection, city_id: str, groups_sql: str, 
         coverage = hours / hours_in_year
         record = (f"mean of {hours} hourly readings ({coverage:.1%} of the year) from {source_id}")
         if coverage < MIN_COVERAGE:
-            rejected.append({"station_id": station, "year": year, "data_point": data_point,
-                             "coverage": round(coverage, 4)})
+            rejected.append({"station_id": station, "year": year, "variable": variable, "data_point": data_point,
+                             "hours": int(hours), "hours_in_year": hours_in_year, "coverage": round(coverage, 4)})
             continue
         if mean is None:
             mean = _inexact_mean(con, city_id, year, station, variable, data_point)
@@ -192,6 +194,61 @@ def city_annual_means(city_id: str, stations: list[dict[str, Any]], observed: se
                         derivation="city_annual_mean@1",
                         source_record=f"mean of {len(members)} station annual means ({names})"))
     return out
+
+
+WITHHELD_COLUMNS = ("city_id", "year", "variable", "data_point", "area_type", "area_id", "derivation", "rule",
+                    "reason", "details")
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}"
+
+
+def withheld_city_means(city_id: str, stations: list[dict[str, Any]], rejected: list[dict[str, Any]],
+                        observed: set[tuple[int, str, str | None]], years: Sequence[int]) -> list[dict[str, Any]]:
+    """City annual means of the reporting `years` withheld because no station of the (year, variable,
+    data point) has enough hours: one row per key naming the rule, the stations and their coverage
+    (core_withheld, migration 0006)."""
+    valid = {(r["year"], r["variable"], r["data_point"]) for r in stations}
+    groups: dict[tuple[int, str, str | None], list[dict[str, Any]]] = {}
+    for row in rejected:
+        if row["year"] in years:
+            groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
+    out = []
+    for (year, variable, data_point), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if (year, variable, data_point) in valid or (year, variable, data_point) in observed:
+            continue
+        members.sort(key=lambda r: (r["coverage"], str(r["station_id"])))
+        shares = [r["hours"] / r["hours_in_year"] for r in members]
+        low, high = _percent(min(shares)), _percent(max(shares))
+        span = f"{low} %" if low == high else f"{low}–{high} %"
+        names = ", ".join(sorted((str(r["station_id"]) for r in members), key=lambda s: (len(s), s)))
+        label = data_point or variable
+        reason = (f"{label} {year}: {len(members)} station(s) below {100 * MIN_COVERAGE:g} % of the year's "
+                  f"hours ({span}), the least an annual mean needs: {names}")
+        details = [{"station_id": r["station_id"], "hours": r["hours"], "hours_in_year": r["hours_in_year"]}
+                   for r in members]
+        out.append({"city_id": city_id, "year": year, "variable": variable, "data_point": data_point,
+                    "area_type": "city", "area_id": city_id, "derivation": "city_annual_mean@1",
+                    "rule": "min_coverage", "reason": reason, "details": json.dumps(details, sort_keys=True)})
+    return out
+
+
+def _store_withheld(con: duckdb.DuckDBPyConnection, city_id: str, rows: list[dict[str, Any]],
+                    keys: Sequence[tuple[int, str, str | None]] | None = None) -> None:
+    """Replace the city's withheld rows (all, or those of `keys`) with `rows`."""
+    if keys is None:
+        con.execute("DELETE FROM core_withheld WHERE city_id = ?", [city_id])
+    else:
+        for year, variable, data_point in keys:
+            con.execute("""DELETE FROM core_withheld WHERE city_id = ? AND year = ? AND variable = ?
+                           AND data_point IS NOT DISTINCT FROM ?""", [city_id, year, variable, data_point])
+    if rows:
+        frame = pl.DataFrame(rows, schema={"city_id": pl.String, "year": pl.Int32, "variable": pl.String,
+                                           "data_point": pl.String, "area_type": pl.String, "area_id": pl.String,
+                                           "derivation": pl.String, "rule": pl.String, "reason": pl.String,
+                                           "details": pl.String}, orient="row")
+        insert_frame(con, "core_withheld", frame)
 
 
 def district_annual_means(con: duckdb.DuckDBPyConnection, city_id: str, stations: list[dict[str, Any]]
@@ -261,7 +318,7 @@ def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Seq
 AIR_DERIVATIONS = ("station_annual_mean@1", "city_annual_mean@1", "district_annual_mean@1")
 # Bump with any derivation's version (or when derive_city's composition changes): every city is then
 # derived again on its next load.
-DERIVE_VERSION = 1
+DERIVE_VERSION = 2  # 2: withheld city annual means recorded in core_withheld
 
 
 def derive_fingerprint(years: Sequence[int]) -> str:
@@ -303,14 +360,17 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
     rollup = district_rollup(con, city_id)
     stations, rejected = station_means_from_groups(con, city_id)
     city_air = city_annual_means(city_id, stations, observed)
+    withheld = withheld_city_means(city_id, stations, rejected, observed, years)
     district_air = district_annual_means(con, city_id, stations)
     insert_frame(con, "observations", _frame(rollup + stations + city_air + district_air))
+    _store_withheld(con, city_id, withheld)
     spatial = derive_spatial(con, city_id, years)
     insert_frame(con, "observations", _frame(spatial))
     _record_derived(con, city_id, years)
     return {
         "mode": "full", "district_rollup": len(rollup), "station_annual_means": len(stations),
         "station_years_rejected_low_coverage": rejected, "city_annual_means": len(city_air),
+        "city_annual_means_withheld": [w["reason"] for w in withheld],
         "district_annual_means": len(district_air), "polygon_areas": len(areas), "transit_stops": len(transit),
         "spatial": len(spatial),
     }
@@ -328,14 +388,17 @@ def _record_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequenc
                 [city_id, derive_fingerprint(years)])
 
 
-def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tuple[int, str, str | None]]
-               ) -> dict[str, Any]:
+def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tuple[int, str, str | None]],
+               years: Sequence[int] = ()) -> dict[str, Any]:
     """Recompute the station, city and district annual means of the (year, variable, data point) keys
     whose readings changed, from the group aggregates; other rows stay. Rows equal to the stored ones
     are not rewritten. The same functions as derive_city, so the rows equal a full rebuild's."""
     wanted = sorted(set(keys), key=str)
     stations, rejected = station_means_from_groups(con, city_id, wanted)
-    city_air = city_annual_means(city_id, stations, _observed_city_values(con, city_id))
+    observed = _observed_city_values(con, city_id)
+    city_air = city_annual_means(city_id, stations, observed)
+    withheld = withheld_city_means(city_id, stations, rejected, observed, years)
+    _store_withheld(con, city_id, withheld, wanted)
     district_air = district_annual_means(con, city_id, stations)
     fresh = _frame(stations + city_air + district_air)
     keys_frame = pl.DataFrame({"year": [k[0] for k in wanted], "variable": [k[1] for k in wanted],
@@ -361,6 +424,7 @@ def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tupl
     return {"mode": "readings", "keys": [list(k) for k in wanted], "rows_rewritten": 0 if same else fresh.height,
             "station_annual_means": len(stations),
             "station_years_rejected_low_coverage": rejected, "city_annual_means": len(city_air),
+            "city_annual_means_withheld": [w["reason"] for w in withheld],
             "district_annual_means": len(district_air)}
 
 
@@ -376,12 +440,17 @@ def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequenc
     if change.other_sources_changed or change.readings_replaced or not derive_is_current(con, city_id, years):
         return derive_city(con, city_id, years)
     if change.touched:
-        return derive_air(con, city_id, change.touched)
+        return derive_air(con, city_id, change.touched, years)
     return {"mode": "none"}
 
 
 def observation_digest(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[int, int]:
     """Per year, a hash of the city's observations (marks excluded): which years a load changed."""
     columns = ", ".join(c for c in OBSERVATION_SCHEMA if c not in ("city_id", "year"))
-    return {int(year): int(h) for year, h in con.execute(
+    digest = {int(year): int(h) for year, h in con.execute(
         f"SELECT year, sum(hash({columns})) FROM observations WHERE city_id = ? GROUP BY year", [city_id]).fetchall()}
+    # A withheld value's reason is in the KPI rows too: a changed reason changes its year.
+    for year, h in con.execute("""SELECT year, sum(hash(variable, data_point, area_type, area_id, reason))
+                                  FROM core_withheld WHERE city_id = ? GROUP BY year""", [city_id]).fetchall():
+        digest[int(year)] = digest.get(int(year), 0) ^ int(h)
+    return digest

@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from sources.parsers.geo import read_geojson_areas, read_ngsi_ld_points, read_pa
 from sources.parsers.gtfs import read_gtfs_stops
 from sources.parsers.tabular import TextTable, read_csv, read_excel, read_json_records
 from warehouse.db import scalar
+from warehouse.sqltext import ident
 from warehouse.units import conversion_factor
 from warehouse.variables import VARIABLES
 
@@ -142,34 +144,90 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
             pl.lit(snapshot.snapshot_id).alias("snapshot_id"))
         return ParsedSource(source, snapshot, "core_transit_stops", stops, {"stops": stops.height})
     if source.target == "readings":
-        if snapshot.paged:
-            path, canonical = readings_from_pages(source, snapshot, cache_dir)
-            return ParsedSource(canonical, snapshot, "core_readings", None, {}, readings_path=path)
-        if source.resolved_format != "parquet":
-            raise SourceDataError(name, "readings are read from Parquet or from API pages", source_id=source.id)
-        return ParsedSource(source, snapshot, "core_readings", None, {})
+        return parse_readings(source, snapshot, cache_dir)
     raise AssertionError(source.target)
 
 
-def readings_from_pages(source: SourceConfig, snapshot: Snapshot,
-                        cache_dir: Path | None) -> tuple[Path, SourceConfig]:
-    """The readings of a paged snapshot as Parquet (station_id, observed_at, code, value), made once
-    per snapshot and parser version, and the source with its mapping pointed at those columns."""
-    from sources.parsers.readings import read_reading_pages
+def parse_readings(source: SourceConfig, snapshot: Snapshot, cache_dir: Path | None) -> ParsedSource:
+    """Readings in any published shape, as the Parquet the one readings SQL path reads: a long Parquet
+    as it is; API pages and saved API responses / JSON records (`readings_from_pages`), CSV, Excel and
+    other Parquet shapes (`readings_from_table`) converted once per snapshot and mapping into
+    canonical columns (station_id, observed_at, code, value) under `cache_dir`."""
+    fmt = source.resolved_format
+    if snapshot.paged or fmt in ("json", "ngsi-ld"):
+        from sources.parsers.readings import as_pages
 
-    assert source.readings is not None
+        path, canonical, report = readings_from_pages(source, as_pages(snapshot), cache_dir)
+    elif fmt == "parquet" and readings_read_as_is(source):
+        return ParsedSource(source, snapshot, "core_readings", None, {})
+    elif fmt in ("csv", "excel", "parquet"):
+        path, canonical, report = readings_from_table(source, snapshot, cache_dir)
+    else:
+        raise SourceDataError(_display_name(snapshot), f"readings are read from Parquet, CSV, Excel, JSON records "
+                              f"or API responses, not {fmt!r}", source_id=source.id)
+    return ParsedSource(canonical, snapshot, "core_readings", None, report, readings_path=path)
+
+
+def readings_read_as_is(source: SourceConfig) -> bool:
+    """A long Parquet in UTC with no flags: DuckDB reads it directly while writing (nothing to convert)."""
+    m = source.readings
+    return (source.resolved_format == "parquet" and m is not None and m.layout == "long" and m.station is None
+            and m.flag_field is None and m.time_format is None and m.time_zone == "UTC")
+
+
+def _canonical_path(source: SourceConfig, snapshot: Snapshot, cache_dir: Path | None) -> Path:
+    """Where a snapshot's canonical readings are cached: one file per snapshot and reading settings
+    (mapping, CSV / Excel options, format, LOAD_FORMAT_VERSION), so a changed mapping converts again."""
+    settings = {"version": LOAD_FORMAT_VERSION, "format": source.resolved_format, "kind": source.kind,
+                "readings": source.readings.model_dump(mode="json") if source.readings else None,
+                "csv": source.csv.model_dump(mode="json") if source.csv else None,
+                "excel": source.excel.model_dump(mode="json") if source.excel else None,
+                "openaq": source.openaq.model_dump(mode="json") if source.openaq else None}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir or Path(tempfile.gettempdir()) / "citykpi-readings"
-    path = folder / f"{snapshot.snapshot_id}-v{LOAD_FORMAT_VERSION}.parquet"  # <city>/<source>/<hash>-vN
+    path = folder / f"{snapshot.snapshot_id}-{digest}.parquet"  # <city>/<source>/<hash>-<settings>
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _canonical_source(source: SourceConfig) -> SourceConfig:
+    """The source with its mapping pointed at the canonical columns (policies kept)."""
+    assert source.readings is not None
+    return source.model_copy(update={"readings": source.readings.model_copy(update={
+        "layout": "long", "station_field": "station_id", "station": None, "time_field": "observed_at",
+        "date_fields": None, "time_format": None, "time_zone": "UTC", "variable_field": "code",
+        "value_field": "value", "flag_field": None, "flag_columns": None})})
+
+
+def readings_from_pages(source: SourceConfig, snapshot: Snapshot,
+                        cache_dir: Path | None) -> tuple[Path, SourceConfig, dict[str, Any]]:
+    """The readings of a paged snapshot (or a saved API response as its one page) as Parquet
+    (station_id, observed_at, code, value), made once per snapshot and reading settings, the source
+    with its mapping pointed at those columns, and the parser's counts for the load report."""
+    from sources.parsers.readings import read_reading_pages
+    from sources.parsers.readings_tables import read_report
+
+    path = _canonical_path(source, snapshot, cache_dir)
     if not path.exists():
-        frame = read_reading_pages(snapshot, source).select("station_id", "observed_at", "code", "value")
+        counts: dict[str, int] = {}
+        frame = read_reading_pages(snapshot, source, counts).select("station_id", "observed_at", "code", "value")
+        path.with_suffix(".report.json").write_text(json.dumps(counts), encoding="utf-8")
         staging = path.with_name(f".{path.name}.{os.getpid()}")
         frame.write_parquet(staging)
         os.replace(staging, path)  # complete or absent, never half-written
-    canonical = source.model_copy(update={"readings": source.readings.model_copy(update={
-        "station_field": "station_id", "time_field": "observed_at", "variable_field": "code",
-        "value_field": "value"})})
-    return path, canonical
+    return path, _canonical_source(source), {k: v for k, v in read_report(path).items() if v}
+
+
+def readings_from_table(source: SourceConfig, snapshot: Snapshot,
+                        cache_dir: Path | None) -> tuple[Path, SourceConfig, dict[str, Any]]:
+    """A CSV / Excel / Parquet readings table of any layout as canonical Parquet (once per snapshot
+    and reading settings; sources/parsers/readings_tables.py)."""
+    from sources.parsers.readings_tables import convert_readings_table, read_report
+
+    path = _canonical_path(source, snapshot, cache_dir)
+    if not path.exists():
+        convert_readings_table(source, snapshot.path, _display_name(snapshot), path, path.parent)
+    return path, _canonical_source(source), read_report(path)
 
 
 # Bump when parsing or mapping changes what a snapshot loads as: every source is then replaced once.
@@ -352,26 +410,51 @@ def _codes_cte(source: SourceConfig) -> tuple[str, list[Any]]:
 
 
 def _src_cte(source: SourceConfig) -> str:
+    """`src`: the file's rows as (station_id, observed_at, code, value, raw_value, row_number), one per
+    row of the Parquet (read_parquet(?)). Configured names reach SQL only quoted (`ident`)."""
     mapping = source.readings
     assert mapping is not None
+    assert mapping.station_field and mapping.time_field and mapping.variable_field and mapping.value_field
+    value = ident(mapping.value_field)
     return f"""src AS (
-            SELECT CAST("{mapping.station_field}" AS VARCHAR) AS station_id,
-                   CAST("{mapping.time_field}" AS TIMESTAMPTZ) AS observed_at,
-                   CAST("{mapping.variable_field}" AS VARCHAR) AS code,
-                   TRY_CAST("{mapping.value_field}" AS DOUBLE) AS value,
-                   "{mapping.value_field}" AS raw_value
-            FROM read_parquet(?))"""
+            SELECT CAST({ident(mapping.station_field)} AS VARCHAR) AS station_id,
+                   CAST({ident(mapping.time_field)} AS TIMESTAMPTZ) AS observed_at,
+                   CAST({ident(mapping.variable_field)} AS VARCHAR) AS code,
+                   TRY_CAST({value} AS DOUBLE) AS value,
+                   CAST({value} AS VARCHAR) AS raw_value, file_row_number AS row_number
+            FROM read_parquet(?, file_row_number = true))"""
+
+
+# Two readings of one station, variable and data point at the same time: what `duplicates` keeps.
+# `error` keeps both here and the loader refuses them after the insert (`_refuse_duplicates`, from the
+# group aggregates: free when there are none); `first` keeps the first in file order; `mean` their
+# exact mean (DECIMAL sum: the same bytes in any order, so appends still verify).
+_DUPLICATES = {
+    "error": "SELECT station_id, observed_at, variable, data_point, value FROM joined",
+    "first": """SELECT station_id, observed_at, variable, data_point, value FROM joined
+                QUALIFY row_number() OVER (PARTITION BY station_id, variable, data_point, observed_at
+                                           ORDER BY row_number) = 1""",
+    "mean": """SELECT station_id, observed_at, variable, data_point,
+                      CASE WHEN bool_and(abs(value) < 1e18)
+                           THEN CAST(sum(CAST(value AS DECIMAL(38, 12))) AS DOUBLE) / count(*)
+                           ELSE avg(value) END AS value
+               FROM joined GROUP BY station_id, observed_at, variable, data_point""",
+}
 
 
 def _readings_sql(source: SourceConfig) -> tuple[str, list[Any]]:
     """SELECT producing canonical readings from the snapshot's Parquet, streamed by DuckDB. Parameters:
     the codes, then the Parquet path. The value expression is the one every checksum hashes."""
+    assert source.readings is not None
     codes, params = _codes_cte(source)
     sql = f"""
-        WITH {codes}, {_src_cte(source)}
-        SELECT station_id, observed_at, codes.variable, codes.data_point, src.value * codes.factor AS value
-        FROM src JOIN codes USING (code)
-        WHERE src.value IS NOT NULL
+        WITH {codes}, {_src_cte(source)},
+        joined AS (
+            SELECT station_id, observed_at, codes.variable, codes.data_point, src.value * codes.factor AS value,
+                   row_number
+            FROM src JOIN codes USING (code)
+            WHERE src.value IS NOT NULL AND isfinite(src.value))
+        {_DUPLICATES[source.readings.duplicates]}
     """
     return sql, params
 
@@ -381,31 +464,85 @@ def _check_columns(con: duckdb.DuckDBPyConnection, path: Path, source: SourceCon
     assert mapping is not None
     columns = [row[0] for row in con.execute("SELECT name FROM parquet_schema(?)", [str(path)]).fetchall()]
     for name in (mapping.station_field, mapping.time_field, mapping.variable_field, mapping.value_field):
-        if name not in columns:
+        if name not in columns[1:]:
             raise SourceDataError(path.name, f"column {name!r} not found; columns are {columns[1:]}",
                                   field=name, source_id=source.id)
 
 
-def _readings_report(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig) -> dict[str, Any]:
-    mapping = source.readings
-    assert mapping is not None
+def _readings_report(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig,
+                     display: str | None = None) -> dict[str, Any]:
     rows = con.execute(f"""
-        SELECT CAST("{mapping.variable_field}" AS VARCHAR) AS code, count(*) AS n,
-               count(*) FILTER (WHERE "{mapping.value_field}" IS NULL) AS empty
-        FROM read_parquet(?) GROUP BY ALL ORDER BY code""", [str(path)]).fetchall()
-    return _report_from_codes(source, rows)
+        WITH {_src_cte(source)}
+        SELECT code, count(*) AS n, count(*) - count(raw_value) AS empty,
+               count(*) FILTER (WHERE raw_value IS NOT NULL AND (value IS NULL OR NOT isfinite(value))) AS unreadable
+        FROM src GROUP BY ALL ORDER BY code""", [str(path)]).fetchall()
+    report = _report_from_codes(source, rows)
+    _refuse_unreadable(con, path, source, report, display or path.name)
+    return report
 
 
 def _report_from_codes(source: SourceConfig, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """rows: (code, rows read, empty values) per code of the file."""
+    """rows: (code, rows read, empty values, unreadable values) per code of the file."""
     mapping = source.readings
     assert mapping is not None
     unmapped: dict[str, int] = {}
-    for code, n, _ in rows:
+    for code, n, *_ in rows:
         if code not in mapping.variables:
             unmapped[code] = unmapped.get(code, 0) + int(n)
-    return {"rows_read": sum(int(n) for _, n, _ in rows), "empty_values": sum(int(e) for _, _, e in rows),
-            "unmapped_codes": dict(sorted(unmapped.items(), key=lambda kv: str(kv[0])))}
+    report = {"rows_read": sum(int(r[1]) for r in rows), "empty_values": sum(int(r[2]) for r in rows),
+              "unmapped_codes": dict(sorted(unmapped.items(), key=lambda kv: str(kv[0])))}
+    unreadable = sum(int(r[3]) for r in rows if r[0] in mapping.variables)
+    if unreadable:
+        report["unreadable_values"] = unreadable
+    report["_mapped_values"] = sum(int(r[1]) - int(r[2]) - int(r[3]) for r in rows if r[0] in mapping.variables)
+    return report
+
+
+def _refuse_unreadable(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig, report: dict[str, Any],
+                       display: str) -> None:
+    """A mapped value that is not a finite number: an error naming row and field (`invalid_values: error`)."""
+    mapping = source.readings
+    assert mapping is not None
+    if not report.get("unreadable_values") or mapping.invalid_values == "skip":
+        return
+    row = con.execute(f"""WITH {_src_cte(source)}
+        SELECT row_number, code, raw_value FROM src
+        WHERE raw_value IS NOT NULL AND (value IS NULL OR NOT isfinite(value)) AND list_contains(?, code)
+        ORDER BY row_number LIMIT 1""", [str(path), list(mapping.variables)]).fetchall()[0]
+    raise SourceDataError(display, f"value {str(row[2])[:60]!r} of {row[1]!r} is not a finite number "
+                          "(invalid_values: skip drops such values and counts them)",
+                          row=int(row[0]) + 1, field=mapping.value_field, source_id=source.id)
+
+
+def _refuse_duplicates(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedSource) -> None:
+    """`duplicates: error`: two readings of one station, variable and data point at the same time stop
+    the load (the caller's transaction rolls back), naming the file, the station and the first hours.
+    Hourly data: a group with more rows than distinct hours (from the aggregates, no scan); readings
+    off the full hour: an exact GROUP BY."""
+    source = item.source
+    assert source.readings is not None
+    if source.readings.duplicates != "error":
+        return
+    suspects = con.execute("""SELECT DISTINCT station_id FROM core_readings_groups
+                              WHERE city_id = ? AND source_id = ? AND (n > bit_count(hours) OR off_grid > 0)
+                              ORDER BY 1""", [city_id, source.id]).fetchall()
+    if not suspects:
+        return
+    found = con.execute("""SELECT station_id, variable, data_point, observed_at, count(*) FROM core_readings
+                           WHERE city_id = ? AND source_id = ? AND list_contains(?, station_id)
+                           GROUP BY ALL HAVING count(*) > 1 ORDER BY station_id, observed_at, variable, data_point
+                           """, [city_id, source.id, [s[0] for s in suspects]]).fetchall()
+    if not found:
+        return
+    station = found[0][0]
+    first = [r for r in found if r[0] == station]
+    hours = ", ".join(f"{r[3].astimezone(UTC):%Y-%m-%d %H:%M} UTC ({r[1]}{f'[{r[2]}]' if r[2] else ''}, "
+                      f"{r[4]} readings)" for r in first[:3])
+    raise SourceDataError(_display_name(item.snapshot),
+                          f"station {station!r} has {len(first)} duplicated reading time(s), first {hours}; "
+                          f"{len(found)} in all over {len({r[0] for r in found})} station(s). Declare "
+                          "readings.duplicates: first or mean to keep one reading per hour",
+                          field=source.readings.station_field, source_id=source.id)
 
 
 # The group aggregates of `core_readings_groups` over a relation `r` of canonical readings (columns
@@ -442,15 +579,22 @@ def replace_readings(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedS
     """Delete the source's readings, insert the snapshot's, rebuild its aggregates."""
     source_id, path = item.source.id, item.data_path
     _check_columns(con, path, item.source)
-    item.report = {"mode": "replace", **_readings_report(con, path, item.source), **item.report}
+    report = _readings_report(con, path, item.source, _display_name(item.snapshot))
+    mapped = report.pop("_mapped_values")
+    item.report = {"mode": "replace", **report, **item.report}
     con.execute("DELETE FROM core_readings WHERE city_id = ? AND source_id = ?", [city_id, source_id])
     sql, params = _readings_sql(item.source)
     con.execute(f"""INSERT INTO core_readings
         SELECT ?, station_id, observed_at, variable, data_point, value, ?, ? FROM ({sql})""",
                 [city_id, source_id, item.snapshot.snapshot_id, *params, str(path)])
     rebuild_readings_groups(con, city_id, source_id)
-    item.report["readings"] = int(scalar(  # type: ignore[call-overload]
+    _refuse_duplicates(con, city_id, item)
+    readings = int(scalar(  # type: ignore[call-overload]
         con, "SELECT count(*) FROM core_readings WHERE city_id = ? AND source_id = ?", [city_id, source_id]) or 0)
+    item.report["readings"] = readings
+    assert item.source.readings is not None
+    # Surplus readings of a (station, variable, data point, time) that `duplicates` merged or dropped.
+    item.report["duplicates"] = {"policy": item.source.readings.duplicates, "readings_merged": mapped - readings}
 
 
 def append_readings(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedSource
@@ -484,8 +628,10 @@ def append_readings(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedSo
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _scan AS
             WITH {_src_cte(source)}
             SELECT code, station_id, count(*) AS rows_read, count(*) - count(raw_value) AS empty,
-                   count(value) AS n, count(*) - count(observed_at) AS untimed,
-                   coalesce(sum(hash(observed_at, value * {factor})) FILTER (WHERE value IS NOT NULL), 0) AS checksum
+                   count(*) FILTER (WHERE raw_value IS NOT NULL AND (value IS NULL OR NOT isfinite(value)))
+                       AS unreadable,
+                   count(*) FILTER (WHERE isfinite(value)) AS n, count(*) - count(observed_at) AS untimed,
+                   coalesce(sum(hash(observed_at, value * {factor})) FILTER (WHERE isfinite(value)), 0) AS checksum
             FROM src GROUP BY ALL""", [str(path), *factor_params])
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _tail AS
             SELECT r.*, CAST(year(make_timestamp(epoch_us(r.observed_at))) AS INTEGER) AS year,
@@ -515,8 +661,12 @@ def _drop_temp(con: duckdb.DuckDBPyConnection, *names: str) -> None:
 def _verify_and_append(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedSource
                        ) -> set[tuple[int, str, str | None]] | None:
     source_id = item.source.id
-    codes = con.execute("SELECT code, sum(rows_read), sum(empty) FROM _scan GROUP BY ALL ORDER BY ALL").fetchall()
-    item.report = {**_report_from_codes(item.source, codes), **item.report}
+    codes = con.execute("SELECT code, sum(rows_read), sum(empty), sum(unreadable) FROM _scan GROUP BY ALL "
+                        "ORDER BY ALL").fetchall()
+    report = _report_from_codes(item.source, codes)
+    report.pop("_mapped_values")
+    _refuse_unreadable(con, item.data_path, item.source, report, _display_name(item.snapshot))
+    item.report = {**report, **item.report}
     if scalar(con, "SELECT count(*) FROM _scan JOIN _codes USING (code) WHERE untimed > 0 OR station_id IS NULL"):
         item.report["append_refused"] = "readings without a station or a time"  # the replace refuses them
         return None
@@ -551,6 +701,7 @@ def _verify_and_append(con: duckdb.DuckDBPyConnection, city_id: str, item: Parse
             SELECT ?, station_id, observed_at, variable, data_point, value, ?, ? FROM _tail WHERE NOT stored""",
                     [city_id, source_id, item.snapshot.snapshot_id])
         appended = _merge_groups(con, city_id, source_id)
+        _refuse_duplicates(con, city_id, item)
     total = scalar(con, "SELECT coalesce(sum(n), 0) FROM core_readings_groups WHERE city_id = ? AND source_id = ?",
                    [city_id, source_id])
     item.report.update({"mode": "append", "appended": appended, "readings": int(total or 0)})  # type: ignore[call-overload]

@@ -19,16 +19,24 @@ Two shapes, chosen by the mapping (see `ReadingsMapping`):
   fields are dotted paths into each record. OpenAQ rows of a `<collection>/<id>/...` endpoint also
   get `<collection>_id` (e.g. `sensors_id: "3917"`), as those results carry no id of their own.
 
-Times without an offset are taken as UTC. A missing station, variable or time, an unreadable time
-and a value that is not a number are SourceDataErrors naming the page, record and field.
+Times are ISO 8601, or read with the mapping's `time_format`; times without an offset are in its
+`time_zone` (default UTC). A missing station, variable or time, an unreadable time and a value that
+is not a number (unless `invalid_values: skip`: counted in `_Reader.unreadable`) are
+SourceDataErrors naming the page, record and field. A record whose `flag_field` is not in
+`valid_flags` is no reading (counted in `_Reader.flagged`).
+
+The same reader takes a saved API response under `kind: file` (`as_pages`: the file is its one page):
+NGSI entities when `variable_field: attribute`, records in long form otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -53,6 +61,9 @@ class _Reader:
         self.columns: dict[str, list[Any]] = {column: [] for column in READING_SCHEMA}
         self.records = 0  # records read so far (the row number in messages)
         self.where = ""   # "page P record R" of the record being read
+        self.zone = ZoneInfo(mapping.time_zone)
+        self.flagged = 0      # records whose flag is not a valid one
+        self.unreadable = 0   # values that are not numbers, skipped (invalid_values: skip)
 
     def fail(self, message: str, field: str) -> SourceDataError:
         return SourceDataError(self.name, message, row=self.records, field=field, source_id=self.source.id,
@@ -60,28 +71,52 @@ class _Reader:
 
     def add(self, station: Any, time: Any, code: Any, value: Any, record: str) -> None:
         mapping = self.mapping
+        if mapping.station is not None:
+            station = mapping.station
         if _empty(station):
-            raise self.fail("no station id", mapping.station_field)
+            raise self.fail("no station id", mapping.station_field or "station")
         if _empty(code):
-            raise self.fail("no variable code", mapping.variable_field)
+            raise self.fail("no variable code", mapping.variable_field or "")
+        try:
+            number = self.number(value, _text(code))
+        except SourceDataError:
+            if mapping.invalid_values != "skip":
+                raise
+            self.unreadable += 1
+            return
         self.columns["station_id"].append(_text(station))
         self.columns["observed_at"].append(self.instant(time))
         self.columns["code"].append(_text(code))
-        self.columns["value"].append(self.number(value, _text(code)))
+        self.columns["value"].append(number)
         self.columns["source_record"].append(f"{self.name} {self.where} {record}")
 
     def instant(self, value: Any) -> datetime:
-        field = self.mapping.time_field
+        field = self.mapping.time_field or ""
+        fmt = self.mapping.time_format
         if _empty(value):
             raise self.fail("no time", field)
+        text = str(value).strip()
         try:
-            parsed = datetime.fromisoformat(str(value).strip())
+            parsed = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
         except ValueError:
-            raise self.fail(f"time {value!r} is not an ISO 8601 date-time", field) from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            how = f"time_format {fmt!r}" if fmt else "an ISO 8601 date-time"
+            raise self.fail(f"time {value!r} is not {how}", field) from None
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        return self.local(parsed, field)
+
+    def local(self, wall: datetime, field: str) -> datetime:
+        """A wall-clock time in the mapping's zone as UTC: the first of two equal local times; an error
+        for one that does not exist (clocks going forward)."""
+        aware = wall.replace(tzinfo=self.zone, fold=0)
+        utc = aware.astimezone(UTC)
+        if utc.astimezone(self.zone).replace(tzinfo=None) != wall:
+            raise self.fail(f"local time {wall:%Y-%m-%d %H:%M} does not exist in {self.mapping.time_zone} "
+                            "(clocks go forward)", field)
+        return utc
 
     def number(self, value: Any, code: str) -> float | None:
-        field = self.mapping.value_field if self.mapping.variable_field != ATTRIBUTE else code
+        field = (self.mapping.value_field or "") if self.mapping.variable_field != ATTRIBUTE else code
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -95,17 +130,29 @@ class _Reader:
         return number
 
 
-def read_reading_pages(snapshot: Snapshot, source: SourceConfig) -> pl.DataFrame:
-    """Every reading in a paged snapshot (its delta chain included), in page and record order."""
+def as_pages(snapshot: Snapshot) -> Snapshot:
+    """A single-file snapshot (a saved API response under `kind: file`) as a snapshot of one page."""
+    if snapshot.paged:
+        return snapshot
+    return dataclasses.replace(snapshot, pages=(snapshot.path,), paged=True)
+
+
+def read_reading_pages(snapshot: Snapshot, source: SourceConfig, counts: dict[str, int] | None = None
+                       ) -> pl.DataFrame:
+    """Every reading in a paged snapshot (its delta chain included), in page and record order.
+    `counts` receives `flagged_invalid` and `unreadable_values` (records that are no reading)."""
     mapping = source.readings
     if mapping is None:
         raise ValueError(f"source {source.id!r} has no readings mapping")
     if not snapshot.paged or not snapshot.pages:
         raise SourceDataError(snapshot.path.name, "readings from an API are read from record pages; this snapshot "
                               "holds a file", source_id=source.id)
+    if mapping.layout != "long":
+        raise SourceDataError(snapshot.path.name, f"layout {mapping.layout!r} is read from CSV, Excel or Parquet; "
+                              "JSON records and API responses hold readings in long form", source_id=source.id)
     name = display_name(snapshot.pages)
     reader = _Reader(source, mapping, name)
-    entities = source.kind in ("ngsi_ld", "ngsi_v2") and mapping.variable_field == ATTRIBUTE
+    entities = mapping.variable_field == ATTRIBUTE and source.kind in ("ngsi_ld", "ngsi_v2", "file", "http")
     extra = _endpoint_ids(source)
     for page_number, path in enumerate(snapshot.pages, start=1):
         records = page_records(path, f"{name} page {page_number} ({path.name})")
@@ -116,47 +163,58 @@ def read_reading_pages(snapshot: Snapshot, source: SourceConfig) -> pl.DataFrame
                 _entity_readings(reader, record)
             else:
                 _record_reading(reader, {**extra, **_flatten(record)})
+    if counts is not None:
+        counts.update(flagged_invalid=reader.flagged, unreadable_values=reader.unreadable)
     return pl.DataFrame(reader.columns, schema=READING_SCHEMA)
 
 
 def _record_reading(reader: _Reader, record: dict[str, Any]) -> None:
     mapping = reader.mapping
-    for field in (mapping.station_field, mapping.time_field, mapping.variable_field, mapping.value_field):
+    fields = [f for f in (mapping.station_field, mapping.time_field, mapping.variable_field, mapping.value_field,
+                          mapping.flag_field) if f is not None]
+    for field in fields:
         if field not in record:
             raise reader.fail(f"field {field!r} not found; the record has {sorted(record)[:20]}", field)
-    reader.add(record[mapping.station_field], record[mapping.time_field], record[mapping.variable_field],
+    if mapping.flag_field is not None and _text(record[mapping.flag_field]) not in mapping.valid_flags:
+        reader.flagged += 1
+        return
+    station = record[mapping.station_field] if mapping.station_field else mapping.station
+    assert mapping.time_field and mapping.variable_field and mapping.value_field
+    reader.add(station, record[mapping.time_field], record[mapping.variable_field],
                record[mapping.value_field], f"field {mapping.value_field!r}")
 
 
 def _entity_readings(reader: _Reader, entity: dict[str, Any]) -> None:
     mapping = reader.mapping
     entity_id = entity.get("id")
-    station = _plain(entity.get(mapping.station_field))
+    station = _plain(entity.get(mapping.station_field)) if mapping.station_field else mapping.station
+    value_field, time_field = mapping.value_field or "value", mapping.time_field or ""
     for attribute in mapping.variables:
         if attribute not in entity:
             continue
         instances = _instances(entity[attribute], mapping)
         for number, instance in enumerate(instances, start=1):
-            if mapping.value_field not in instance:
-                raise reader.fail(f"attribute {attribute!r} of {entity_id} has no {mapping.value_field!r}",
+            if value_field not in instance:
+                raise reader.fail(f"attribute {attribute!r} of {entity_id} has no {value_field!r}",
                                   attribute)
-            time = _time_of(instance, entity, mapping.time_field)
+            time = _time_of(instance, entity, time_field)
             suffix = f" instance {number}" if len(instances) > 1 or isinstance(entity[attribute], list) else ""
-            reader.add(station, time, attribute, instance[mapping.value_field],
+            reader.add(station, time, attribute, instance[value_field],
                        f"({entity_id}) field {attribute!r}{suffix}")
 
 
 def _instances(attribute: Any, mapping: ReadingsMapping) -> list[dict[str, Any]]:
     """An attribute as instances: a temporal history (normalised or temporalValues), one normalised
     attribute, or a key-values value."""
+    value_field, time_field = mapping.value_field or "value", mapping.time_field or ""
     if isinstance(attribute, list):  # temporal, normalised: [{"type", "value", "observedAt"}, ...]
-        return [item if isinstance(item, dict) else {mapping.value_field: item} for item in attribute]
+        return [item if isinstance(item, dict) else {value_field: item} for item in attribute]
     if isinstance(attribute, dict) and isinstance(attribute.get("values"), list):  # temporalValues
-        return [{mapping.value_field: pair[0], mapping.time_field: pair[1]} for pair in attribute["values"]
+        return [{value_field: pair[0], time_field: pair[1]} for pair in attribute["values"]
                 if isinstance(pair, list) and len(pair) >= 2]
-    if isinstance(attribute, dict) and ("value" in attribute or mapping.value_field in attribute):
+    if isinstance(attribute, dict) and ("value" in attribute or value_field in attribute):
         return [attribute]
-    return [{mapping.value_field: attribute}]  # key-values: the attribute is its value
+    return [{value_field: attribute}]  # key-values: the attribute is its value
 
 
 def _time_of(instance: dict[str, Any], entity: dict[str, Any], field: str) -> Any:

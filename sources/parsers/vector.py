@@ -10,7 +10,7 @@ before GDAL opens it, then read in place (never extracted).
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,35 @@ from sources.errors import SourceDataError
 from sources.parsers.features import FeatureSet, RawFeature, parse_crs
 
 
-def _layer(path: Path, layer: str | None, display_name: str) -> str | None:
+def _zip_member(path: Path, layer: str | None, display_name: str) -> tuple[str, str | None]:
+    """The GDAL path of the shapefile / GeoPackage inside a zip (checked first), and the layer left to pick
+    in it: `layer` names the shapefile (its stem) when the zip holds several."""
+    from sources.parsers.gtfs import check_archive
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            check_archive(archive, display_name)
+            names = archive.namelist()
+    except zipfile.BadZipFile as exc:
+        raise SourceDataError(display_name, f"not a zip archive: {exc}") from None
+    members = [n for n in names if n.lower().endswith((".shp", ".gpkg")) and not n.startswith("__MACOSX/")]
+    if not members:
+        raise SourceDataError(display_name, f"the zip holds no .shp or .gpkg; entries are {names[:20]}")
+    if len(members) > 1:
+        stems = {PurePosixPath(m).stem: m for m in members}
+        if layer not in stems:
+            raise SourceDataError(display_name, f"the zip holds {len(members)} shapefiles / GeoPackages "
+                                  f"{members}; set `layer` to one of {sorted(stems)}")
+        return f"/vsizip/{path}/{stems[layer]}", None
+    member = members[0]
+    if member.lower().endswith(".gpkg"):
+        return f"/vsizip/{path}/{member}", layer
+    if layer not in (None, PurePosixPath(member).stem):
+        raise SourceDataError(display_name, f"layer {layer!r} not found; the zip holds the one shapefile {member}")
+    return f"/vsizip/{path}/{member}", None
+
+
+def _layer(path: str | Path, layer: str | None, display_name: str) -> str | None:
     import pyogrio
 
     try:
@@ -50,24 +78,16 @@ def read_vector(path: Path, layer: str | None, display_name: str) -> FeatureSet:
     """Every feature of one layer, in the file's own CRS (declared in .prj / the GeoPackage)."""
     import pyogrio.raw
 
+    dataset: str | Path = path
     if path.suffix.lower() == ".zip":
-        from sources.parsers.gtfs import check_archive
-
-        try:
-            with zipfile.ZipFile(path) as archive:
-                check_archive(archive, display_name)
-                if not any(n.lower().endswith((".shp", ".gpkg")) for n in archive.namelist()):
-                    raise SourceDataError(display_name, f"the zip holds no .shp or .gpkg; entries are "
-                                          f"{archive.namelist()[:20]}")
-        except zipfile.BadZipFile as exc:
-            raise SourceDataError(display_name, f"not a zip archive: {exc}") from None
+        dataset, layer = _zip_member(path, layer, display_name)
     elif path.suffix.lower() == ".shp":
         for sidecar in (".shx", ".dbf"):
             if not any(p.suffix.lower() == sidecar and p.stem == path.stem for p in path.parent.iterdir()):
                 raise SourceDataError(display_name, f"the shapefile's {path.stem}{sidecar} is missing beside it")
-    chosen = _layer(path, layer, display_name)
+    chosen = _layer(dataset, layer, display_name)
     try:
-        meta, _, wkb, columns = pyogrio.raw.read(path, layer=chosen)
+        meta, _, wkb, columns = pyogrio.raw.read(dataset, layer=chosen)
     except Exception as exc:
         raise SourceDataError(display_name, f"cannot read features: {exc}") from None
     names = [str(n) for n in meta["fields"]]

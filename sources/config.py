@@ -195,6 +195,17 @@ class PopulationOption(_Strict):
             raise ValueError("population needs exactly one of 'year' or 'year_field'")
         return self
 
+    @field_validator("unit")
+    @classmethod
+    def _person_unit(cls, unit: str) -> str:
+        from warehouse.units import UnitError, conversion_factor
+
+        try:
+            conversion_factor(unit, "person", variable="population")
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
+        return unit
+
 
 class _GeometryOptions(_Strict):
     """How a geometry file's coordinates are read (shared by areas and points)."""

@@ -19,7 +19,8 @@ from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import TextTable
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_HEMISPHERE = re.compile(r"^\s*([NSEWO])\b|([NSEWO])\s*$", re.IGNORECASE)
+# A hemisphere letter before the number or after it (after a digit or a mark, so 'n/a' is no 'N').
+_HEMISPHERE = re.compile(r"^\s*([NSEWO])(?=[\s\d])|(?<=[\d\s°º˚'’′\"”″])([NSEWO])\s*$", re.IGNORECASE)
 _NEGATIVE = {"S", "W", "O"}
 _AXIS_LETTERS = {"lat": {"N", "S"}, "lon": {"E", "W", "O"}}
 _DMS_MARKS = re.compile(r"[°º˚'’′\"”″:]|\d\s+\d")

@@ -187,8 +187,9 @@ def to_wgs84(features: FeatureSet, *, kind: str, configured_crs: str | None, coo
             raise SourceDataError(name, f"{where} are outside {country} as read, but inside with the axes "
                                   f"swapped: coordinates look {first}-first; set `coordinate_order: {order}`",
                                   source_id=source_id)
+        degrees = all(_lon_lat_ok(f.geometry) for f in outside if f.geometry is not None)
         hint = ("the file declares no CRS: set `crs:` in the config (e.g. EPSG:25830 for UTM 30N metres)"
-                if features.crs is None and configured_crs is None else
+                if features.crs is None and configured_crs is None and not degrees else
                 f"check the CRS ({_crs_name(crs)}) and the city's country ({country})")
         boxes = country_boxes(country)
         raise SourceDataError(name, f"{where} lie outside the bounding box of {country} "

@@ -34,7 +34,7 @@ from sources.config import LoadedConfig, SourceConfig
 from sources.errors import SourceDataError
 from sources.landing import Snapshot
 from sources.mapping import OBSERVATION_SCHEMA, map_observations
-from sources.parsers.geo import read_ngsi_ld_points, read_page_points
+from sources.parsers.geo import points_in_country, read_ngsi_ld_points, read_page_points
 from sources.parsers.gtfs import read_gtfs_stops
 from sources.parsers.tabular import TextTable, read_csv, read_excel, read_json_records
 from warehouse.db import scalar
@@ -136,6 +136,7 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
             points = read_page_points(snapshot.pages, source.points, display_name(snapshot.pages), source.id)
         else:
             points = read_ngsi_ld_points(snapshot.path, source.points, name, source.id)
+        points, points_report = points_in_country(points, loaded.config.city.country, name, source.id)
         frame = pl.DataFrame({
             "city_id": [city_id] * len(points), "point_type": [source.points.point_type] * len(points),
             "point_id": [p.point_id for p in points], "name": [p.name for p in points],
@@ -143,7 +144,7 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
             "district_id": [None] * len(points), "source_id": [source.id] * len(points),
             "snapshot_id": [snapshot.snapshot_id] * len(points), "source_record": [p.record for p in points],
         }, schema_overrides={"district_id": pl.String, "name": pl.String})
-        return ParsedSource(source, snapshot, "core_points", frame, {"points": len(points)})
+        return ParsedSource(source, snapshot, "core_points", frame, points_report)
     if source.target == "transit_feed":
         stops = read_gtfs_stops(snapshot.path, name).with_columns(
             pl.lit(city_id).alias("city_id"), pl.lit(source.id).alias("source_id"),

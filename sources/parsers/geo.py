@@ -300,3 +300,19 @@ def load_points(features: FeatureSet, mapping: PointsMapping, country: str,
                             f"{features.display_name} {item.feature.label} ({mapping.id_field}={point_id})"))
         kept.append(item)
     return points, kept, report.as_dict()
+
+
+def points_in_country(points: list[Point], country: str, display_name: str,
+                      source_id: str) -> tuple[list[Point], dict[str, Any]]:
+    """Entity / API points (NGSI, OpenAQ) through the same country check as file features: strays are
+    skipped and listed, a source mostly outside the country (or latitude-first) is an error."""
+    from sources.parsers.features import FeatureSet, RawFeature, to_wgs84
+
+    features = FeatureSet(display_name, [RawFeature(i, p.record, {}, shapely.Point(p.lon, p.lat))
+                                         for i, p in enumerate(points, start=1)])
+    if not points:
+        return [], {"points": 0}
+    placed, report = to_wgs84(features, kind="points", configured_crs=None, coordinate_order="lon_lat",
+                              country=country, source_id=source_id)
+    kept = {item.feature.number for item in placed}
+    return [p for i, p in enumerate(points, start=1) if i in kept], {**report.as_dict(), "points": len(kept)}

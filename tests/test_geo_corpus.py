@@ -138,3 +138,15 @@ def test_stop_list_and_point_grid_feed_transit_access_without_gtfs(tmp_path: Pat
     assert "no frequency filter could be applied" in sdg_record
     assert "no frequency filter could be applied" in derived["population_within_500m_stop", "total"][1]
     assert "all 3 stops (stop list metro" in sdg_record
+
+
+def test_docs_examples_are_the_corpus_files() -> None:
+    """Each geometry worked example in docs/city-config.md is the corpus file it names, and every corpus
+    config is one of them (each is loaded by a test above)."""
+    doc = (Path(__file__).parents[1] / "docs" / "city-config.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in doc.split("```yaml\n")[1:]]
+    shown = {block.splitlines()[0].removeprefix("# corpus: "): block for block in blocks
+             if block.startswith("# corpus: tests/corpus/geo/")}
+    assert sorted(shown) == sorted(f"tests/corpus/geo/{p.name}" for p in CORPUS.glob("*.yaml"))
+    for name, block in shown.items():
+        assert block == (Path(__file__).parents[1] / name).read_text(encoding="utf-8"), name

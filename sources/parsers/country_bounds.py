@@ -14,6 +14,9 @@ boxes are coarse: coasts and border towns may stick out by a few km).
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+
 MARGIN_DEG = 0.5
 
 BOXES: dict[str, tuple[float, float, float, float]] = {  # (min_lon, min_lat, max_lon, max_lat)
@@ -282,3 +285,15 @@ def in_country(lon: float, lat: float, iso2: str, margin: float = MARGIN_DEG) ->
     if not boxes:
         return True
     return any(x0 - margin <= lon <= x1 + margin and y0 - margin <= lat <= y1 + margin for x0, y0, x1, y1 in boxes)
+
+
+def in_country_array(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], iso2: str,
+                     margin: float = MARGIN_DEG) -> npt.NDArray[np.bool_]:
+    """`in_country` for arrays of coordinates (NaN is outside)."""
+    boxes = country_boxes(iso2)
+    if not boxes:
+        return np.isfinite(lon) & np.isfinite(lat)
+    inside = np.zeros(np.shape(lon), dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        inside |= (lon >= x0 - margin) & (lon <= x1 + margin) & (lat >= y0 - margin) & (lat <= y1 + margin)
+    return inside

@@ -17,6 +17,7 @@ import pytest
 
 from pipelines import steps
 from sources.config import load_city_config
+from sources.errors import SourceDataError
 from warehouse.db import connect
 from warehouse.home import Home
 
@@ -150,3 +151,21 @@ def test_docs_examples_are_the_corpus_files() -> None:
     assert sorted(shown) == sorted(f"tests/corpus/geo/{p.name}" for p in CORPUS.glob("*.yaml"))
     for name, block in shown.items():
         assert block == (Path(__file__).parents[1] / name).read_text(encoding="utf-8"), name
+
+
+def test_population_from_geometry_and_from_a_table_conflict_clearly(tmp_path: Path) -> None:
+    """The same district population from the shapefile's POB and from a statistics table: one error naming both."""
+    (tmp_path / "population.csv").write_text("year,district,population\n2023,01,12500\n", encoding="utf-8")
+    config = tmp_path / "city.yaml"
+    config.write_text((CORPUS / "areas_shapefile.yaml").read_text(encoding="utf-8").replace(
+        "location: districts.shp", f"location: {CORPUS / 'districts.shp'}") + """  - id: statistics
+    kind: file
+    location: population.csv
+    target: observations
+    observations: {year_field: year, area_field: district, area_type: district,
+                   variables: {population: {variable: population, unit: person}}}
+""", encoding="utf-8")
+    loaded = load_city_config(config)
+    home = Home.resolve(tmp_path / "home").ensure()
+    with pytest.raises(SourceDataError, match=r"population 01 2023 is also published by source"):
+        steps.load_city(home, loaded, steps.fetch_city(home, loaded))

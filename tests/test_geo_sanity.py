@@ -340,3 +340,15 @@ def test_a_changed_sidecar_is_a_new_snapshot(tmp_path: Path) -> None:
     path.with_suffix(".prj").write_text('GEOGCS["WGS 84"]', encoding="utf-8")
     changed = fetch_file(loaded, source, tmp_path / "home" / "raw", tmp_path / "home")
     assert changed.new and changed.snapshot_id != first.snapshot_id
+
+
+def test_population_in_a_table_is_read_with_the_table_number_format(tmp_path: Path) -> None:
+    source, path = _csv_source(tmp_path, "id;lon;lat;pop\nA;-3,70;40,42;1.234\nB;-3,69;40,43;\n",
+                               {"point_type": "population_cell", "id_field": "id", "lon_field": "lon",
+                                "lat_field": "lat", "population": {"field": "pop", "year": 2023}})
+    frame, observations, report = parse_geometry(source, path, "s.csv", city_id="c", country="ES",
+                                                 snapshot_id="c/s/1")
+    assert frame["lon"].to_list() == [-3.70, -3.69]
+    assert observations.select("area_type", "area_id", "year", "value").rows() == [
+        ("population_cell", "A", 2023, 1234.0)]  # '1.234' with ';' and decimal commas: thousands
+    assert (report["population_values"], report["population_empty"]) == (1, 1)

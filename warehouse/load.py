@@ -605,6 +605,8 @@ def check_cross_source_conflicts(parsed: list[ParsedSource], stored: pl.DataFram
     rows of observation sources that were not re-parsed (unchanged)."""
     frames = [p.frame.select(_CONFLICT_COLUMNS) for p in parsed
               if p.table == "observations" and p.frame is not None and p.frame.height]
+    frames += [p.extra["observations"].select(_CONFLICT_COLUMNS) for p in parsed  # population grids
+               if "observations" in p.extra and p.extra["observations"].height]
     if stored is not None and stored.height:
         frames.append(stored.select(_CONFLICT_COLUMNS))
     if len(frames) < 2:

@@ -110,4 +110,4 @@ def table_features(table: TextTable, mapping: PointsMapping, source_id: str) -> 
         geometry = next(made) if coords[position] is not None else None
         features.append(RawFeature(table.row_numbers[position], f"row {table.row_label(position)}",
                                    dict(zip(table.columns, row, strict=True)), geometry, problems[position]))
-    return FeatureSet(table.display_name, features, None, "", list(table.columns))
+    return FeatureSet(table.display_name, features, None, "", list(table.columns), table.number_format)

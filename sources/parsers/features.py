@@ -23,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from sources.errors import SourceDataError
 from sources.parsers.country_bounds import country_boxes, in_country, in_country_array
+from sources.parsers.numbers import NumberFormat
 
 WGS84 = CRS.from_epsg(4326)
 MAX_LISTED = 50  # skipped / repaired features listed by number in the load report (all are counted)
@@ -44,6 +45,7 @@ class FeatureSet:
     crs: CRS | None = None              # declared by the file
     crs_origin: str = ""                # where it was declared (.prj, GeoPackage srs, GeoJSON crs member)
     fields: list[str] = field(default_factory=list)
+    number_format: NumberFormat | None = None  # how a table writes numbers (its properties are text)
 
 
 @dataclass

@@ -72,7 +72,8 @@ class GeometryRows:
     report: dict[str, Any]
 
 
-def _population(placed: list[Placed], ids: list[str], option: PopulationOption, area_type: str, *,
+def _population(features: FeatureSet, placed: list[Placed], ids: list[str], option: PopulationOption,
+                area_type: str, *,
                 city_id: str, source_id: str, snapshot_id: str, display_name: str,
                 report: dict[str, Any]) -> pl.DataFrame:
     """One `population` observation per feature; empty values are counted, a non-number is an error."""
@@ -82,6 +83,7 @@ def _population(placed: list[Placed], ids: list[str], option: PopulationOption, 
     from warehouse.variables import VARIABLES
 
     factor = conversion_factor(option.unit, VARIABLES["population"].unit, variable="population")
+    number_format = features.number_format or NumberFormat()
     rows, empty = [], 0
     for item, area_id in zip(placed, ids, strict=True):
         feature = item.feature
@@ -91,7 +93,7 @@ def _population(placed: list[Placed], ids: list[str], option: PopulationOption, 
             empty += 1
             continue
         try:
-            value = float(raw) if isinstance(raw, int | float) else parse_number(text, NumberFormat())
+            value = float(raw) if isinstance(raw, int | float) else parse_number(text, number_format)
             year = option.year if option.year is not None else \
                 int(float(str(feature.properties.get(option.year_field or "")).strip()))
         except ValueError as exc:
@@ -172,6 +174,7 @@ def parse_geometry(source: SourceConfig, path: Path, display_name: str, *, city_
         feature_type = mapping.point_type
     observations = pl.DataFrame(schema=OBSERVATION_COLUMNS)
     if mapping.population is not None:
-        observations = _population(placed, ids, mapping.population, feature_type, display_name=display_name,
+        observations = _population(features, placed, ids, mapping.population, feature_type,
+                                   display_name=display_name,
                                    report=report, **common)
     return frame, observations, report

@@ -214,7 +214,8 @@ class _GeometryOptions(_Strict):
         "CRS of the coordinates when the file declares none (CSV x/y columns, a shapefile without .prj), "
         "e.g. 'EPSG:25830'. A file that declares another CRS is an error."))
     coordinate_order: Literal["lon_lat", "lat_lon"] = Field(default="lon_lat", description=(
-        "Axis order of the coordinates as published: lon_lat (x, y; GeoJSON, shapefiles) or lat_lon."))
+        "Axis order of the coordinates as published: lon_lat (x, y; GeoJSON, shapefiles) or lat_lon. Tables "
+        "name their axes with lon_field/lat_field or x_field/y_field instead."))
     layer: str | None = Field(default=None, description=(
         "GeoPackage layer (or the member of a zip holding several shapefiles); default: the only one."))
     population: PopulationOption | None = Field(default=None, description=(
@@ -288,6 +289,9 @@ class PointsMapping(_GeometryOptions):
             raise ValueError("give either lon_field/lat_field or x_field/y_field, not both")
         if self.x_field is not None and self.crs is None:
             raise ValueError("x_field/y_field need 'crs' (e.g. 'EPSG:25830')")
+        if (self.lon_field or self.x_field) and self.coordinate_order != "lon_lat":
+            raise ValueError("coordinate_order is for files with geometry; in a table, lon_field/lat_field "
+                             "(or x_field/y_field) name the columns of each axis")
         if self.transit is not None and self.point_type != "transit_stop":
             raise ValueError("a transit stop list needs point_type 'transit_stop'")
         return self

@@ -245,6 +245,8 @@ def test_population_field_that_does_not_exist_is_an_error(tmp_path: Path) -> Non
     ({"point_type": "s", "population": {"field": "p", "year": 2020, "year_field": "y"}}, "exactly one of 'year'"),
     ({"point_type": "s", "population": {"field": "p", "year": 2020, "unit": "kg"}}, "cannot be converted"),
     ({"point_type": "s", "coordinate_order": "xy"}, "lon_lat"),
+    ({"point_type": "s", "lon_field": "a", "lat_field": "b", "coordinate_order": "lat_lon"},
+     "in a table, lon_field/lat_field"),
 ])
 def test_config_errors(tmp_path: Path, points: dict[str, Any], message: str) -> None:
     (tmp_path / "s.csv").write_text("a\n", encoding="utf-8")
@@ -352,3 +354,10 @@ def test_population_in_a_table_is_read_with_the_table_number_format(tmp_path: Pa
     assert observations.select("area_type", "area_id", "year", "value").rows() == [
         ("population_cell", "A", 2023, 1234.0)]  # '1.234' with ';' and decimal commas: thousands
     assert (report["population_values"], report["population_empty"]) == (1, 1)
+
+
+def test_swapped_table_columns_say_which_fields_to_swap(tmp_path: Path) -> None:
+    source, path = _csv_source(tmp_path, "id,lon,lat\nA,40.42,-3.70\nB,40.43,-3.69\n",
+                               {"point_type": "s", "id_field": "id", "lon_field": "lon", "lat_field": "lat"})
+    with pytest.raises(SourceDataError, match=r"look latitude-first; swap `lon_field` and `lat_field`"):
+        parse_geometry(source, path, "s.csv", city_id="c", country="ES", snapshot_id="c/s/1")

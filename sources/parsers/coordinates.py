@@ -81,10 +81,8 @@ def table_features(table: TextTable, mapping: PointsMapping, source_id: str) -> 
     else:
         raise SourceDataError(table.display_name, "points from a table need lon_field/lat_field or "
                               "x_field/y_field (+ crs) in the points block", source_id=source_id)
-    if mapping.coordinate_order == "lat_lon":
-        fields = (fields[1], fields[0])  # swapped back by to_wgs84, so that its axis check applies
     columns = [table.column_index(name, source_id=source_id) for name in fields]
-    axes = ("lat", "lon") if mapping.coordinate_order == "lat_lon" else ("lon", "lat")
+    axes = ("lon", "lat")
     coords: list[tuple[float, float] | None] = []
     problems: list[str | None] = []
     for row in table.rows:
@@ -110,4 +108,6 @@ def table_features(table: TextTable, mapping: PointsMapping, source_id: str) -> 
         geometry = next(made) if coords[position] is not None else None
         features.append(RawFeature(table.row_numbers[position], f"row {table.row_label(position)}",
                                    dict(zip(table.columns, row, strict=True)), geometry, problems[position]))
-    return FeatureSet(table.display_name, features, None, "", list(table.columns), table.number_format)
+    return FeatureSet(table.display_name, features, None, "", list(table.columns), table.number_format,
+                      swap_hint=f"swap `{'lon_field' if degrees else 'x_field'}` and "
+                                f"`{'lat_field' if degrees else 'y_field'}`")

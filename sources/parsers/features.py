@@ -46,6 +46,7 @@ class FeatureSet:
     crs_origin: str = ""                # where it was declared (.prj, GeoPackage srs, GeoJSON crs member)
     fields: list[str] = field(default_factory=list)
     number_format: NumberFormat | None = None  # how a table writes numbers (its properties are text)
+    swap_hint: str | None = None  # what fixes swapped axes when coordinate_order does not apply (tables)
 
 
 @dataclass
@@ -207,9 +208,9 @@ def to_wgs84(features: FeatureSet, *, kind: str, configured_crs: str | None, coo
         if swap_fits * 2 >= len(outside):
             order = "lon_lat" if coordinate_order == "lat_lon" else "lat_lon"
             first = "longitude" if coordinate_order == "lat_lon" else "latitude"
+            fix = features.swap_hint or f"set `coordinate_order: {order}`"
             raise SourceDataError(name, f"{where} are outside {country} as read, but inside with the axes "
-                                  f"swapped: coordinates look {first}-first; set `coordinate_order: {order}`",
-                                  source_id=source_id)
+                                  f"swapped: coordinates look {first}-first; {fix}", source_id=source_id)
         degrees = all(_lon_lat_ok(f.geometry) for f in outside if f.geometry is not None)
         hint = ("the file declares no CRS: set `crs:` in the config (e.g. EPSG:25830 for UTM 30N metres)"
                 if features.crs is None and configured_crs is None and not degrees else

@@ -175,16 +175,17 @@ NO_FREQUENCY = "no frequency filter could be applied: the stop list has no timet
 
 
 def _stops(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjection) -> Stops:
-    """Served stops (GTFS location_type 0 with weekday departures) of a public transport mode."""
+    """Served stops (GTFS location_type 0 with weekday departures) of a public transport mode; without
+    any, the stops of a plain stop list."""
     rows = con.execute("""SELECT lon, lat, route_types, departures, snapshot_id FROM core_transit_stops
                           WHERE city_id = ? AND location_type = 0 AND departures > 0 ORDER BY stop_id""",
                        [city_id]).fetchall()
+    if not rows:
+        return _stop_list(con, city_id, projection)
     capacity = [stop_capacity(r[2]) for r in rows]
     keep = [i for i, c in enumerate(capacity) if c is not None]
     snapshots = sorted({rows[i][4] for i in keep})
     xy = projection.points([rows[i][0] for i in keep], [rows[i][1] for i in keep]) if keep else np.zeros((0, 2))
-    if not rows:
-        return _stop_list(con, city_id, projection)
     return Stops(xy=xy, capacity=[capacity[i] for i in keep],
                  departures=np.array([rows[i][3] for i in keep], dtype=np.int64),
                  label=f"GTFS snapshot {', '.join(snapshots) or '-'}")

@@ -84,7 +84,8 @@ def read_vector(path: Path, layer: str | None, display_name: str) -> FeatureSet:
     elif path.suffix.lower() == ".shp":
         for sidecar in (".shx", ".dbf"):
             if not any(p.suffix.lower() == sidecar and p.stem == path.stem for p in path.parent.iterdir()):
-                raise SourceDataError(display_name, f"the shapefile's {path.stem}{sidecar} is missing beside it")
+                raise SourceDataError(display_name, f"the shapefile's {path.stem}{sidecar} is missing beside it "
+                                      "(kind 'file' lands the sidecars with the .shp; over HTTP, fetch the .zip)")
     chosen = _layer(dataset, layer, display_name)
     try:
         meta, _, wkb, columns = pyogrio.raw.read(dataset, layer=chosen)

@@ -20,7 +20,8 @@ from sources.errors import ConfigError
 
 CONFIG_VERSION: Literal[1] = 1
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
-SourceFormat = Literal["csv", "excel", "parquet", "json", "geojson", "ngsi-ld", "gtfs", "xml"]
+SourceFormat = Literal["csv", "excel", "parquet", "json", "geojson", "ngsi-ld", "gtfs", "xml", "shapefile",
+                       "geopackage"]
 SourceTarget = Literal["observations", "areas", "points", "readings", "transit_feed"]
 SourceKind = Literal["file", "http", "ckan", "socrata", "opendatasoft", "worldbank", "ngsi_ld", "ngsi_v2", "openaq",
                      "eurostat", "overpass"]
@@ -48,6 +49,8 @@ _EXTENSION_FORMATS: dict[str, SourceFormat] = {
     ".geojson": "geojson",
     ".jsonld": "ngsi-ld",
     ".zip": "gtfs",
+    ".shp": "shapefile",
+    ".gpkg": "geopackage",
 }
 
 
@@ -177,22 +180,121 @@ class ObservationsMapping(_Strict):
         return self
 
 
-class AreasMapping(_Strict):
-    """Polygons (districts, green areas, built-up areas) from GeoJSON."""
+class PopulationOption(_Strict):
+    """A population grid from one source: each feature's population, loaded as `population`
+    observations of the feature (area type = the areas' `area_type` / the points' `point_type`)."""
+
+    field: str = Field(description="Column / property holding the feature's population.")
+    unit: str = Field(default="person", description="Unit as published, e.g. 'person' or 'thousand persons'.")
+    year: int | None = Field(default=None, ge=1900, le=2100, description="The year of every value.")
+    year_field: str | None = Field(default=None, description="Column / property holding the year instead.")
+
+    @model_validator(mode="after")
+    def _one_year(self) -> PopulationOption:
+        if (self.year is None) == (self.year_field is None):
+            raise ValueError("population needs exactly one of 'year' or 'year_field'")
+        return self
+
+    @field_validator("unit")
+    @classmethod
+    def _person_unit(cls, unit: str) -> str:
+        from warehouse.units import UnitError, conversion_factor
+
+        try:
+            conversion_factor(unit, "person", variable="population")
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
+        return unit
+
+
+class _GeometryOptions(_Strict):
+    """How a geometry file's coordinates are read (shared by areas and points)."""
+
+    crs: str | None = Field(default=None, description=(
+        "CRS of the coordinates when the file declares none (CSV x/y columns, a shapefile without .prj), "
+        "e.g. 'EPSG:25830'. A file that declares another CRS is an error."))
+    coordinate_order: Literal["lon_lat", "lat_lon"] = Field(default="lon_lat", description=(
+        "Axis order of the coordinates as published: lon_lat (x, y; GeoJSON, shapefiles) or lat_lon. Tables "
+        "name their axes with lon_field/lat_field or x_field/y_field instead."))
+    layer: str | None = Field(default=None, description=(
+        "GeoPackage layer (or the member of a zip holding several shapefiles); default: the only one."))
+    population: PopulationOption | None = Field(default=None, description=(
+        "Read each feature's population too: the source is then a population grid (see docs/city-config.md)."))
+
+    @field_validator("crs")
+    @classmethod
+    def _known_crs(cls, value: str | None) -> str | None:
+        if value is not None:
+            from pyproj import CRS
+            from pyproj.exceptions import CRSError
+
+            try:
+                CRS.from_user_input(value)
+            except CRSError as exc:
+                raise ValueError(f"unknown CRS {value!r}: {exc}") from None
+        return value
+
+
+class AreasMapping(_GeometryOptions):
+    """Polygons (districts, green areas, population cells) from GeoJSON, shapefiles or GeoPackages."""
 
     area_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = "district"
     id_field: str
     name_field: str | None = None
 
 
-class PointsMapping(_Strict):
-    """Point features (monitoring stations, hotspots): an id and a location."""
+TransitMode = Literal["tram", "subway", "metro", "rail", "bus", "ferry", "cable_tram", "aerial_lift", "funicular",
+                      "trolleybus", "monorail"]
+
+
+class TransitStopList(_Strict):
+    """A plain stop list (no timetable) feeding the transit-access indicators when there is no GTFS feed."""
+
+    mode: TransitMode | None = Field(default=None, description="The mode of every stop, e.g. 'subway'.")
+    mode_field: str | None = Field(default=None, description="Column holding each stop's mode code.")
+    modes: dict[str, TransitMode] | None = Field(default=None, description=(
+        "With mode_field: code as published -> mode, e.g. {'4': subway, '10': tram}. Rows with other "
+        "codes are skipped and counted."))
+
+    @model_validator(mode="after")
+    def _one_way(self) -> TransitStopList:
+        if (self.mode is None) == (self.mode_field is None):
+            raise ValueError("transit needs exactly one of 'mode' or 'mode_field'")
+        if (self.mode_field is None) != (self.modes is None):
+            raise ValueError("'mode_field' and 'modes' go together")
+        return self
+
+
+class PointsMapping(_GeometryOptions):
+    """Point features (monitoring stations, stops, population cells): an id and a location."""
 
     point_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     id_field: str = "id"
-    lon_field: str | None = Field(default=None,
-                                  description="Only for tabular points; GeoJSON/NGSI-LD carry geometry.")
+    name_field: str | None = Field(default=None, description="Column / property holding the name.")
+    lon_field: str | None = Field(default=None, description=(
+        "Tabular points: column of decimal degrees or degree-minute-second text (3°42'43.91\"O)."))
     lat_field: str | None = None
+    x_field: str | None = Field(default=None, description="Tabular points: projected x (easting); needs `crs`.")
+    y_field: str | None = Field(default=None, description="Tabular points: projected y (northing).")
+    transit: TransitStopList | None = Field(default=None, description=(
+        "The points are public transport stops without a timetable (point_type must be transit_stop)."))
+
+    @model_validator(mode="after")
+    def _coordinate_fields(self) -> PointsMapping:
+        if (self.lon_field is None) != (self.lat_field is None):
+            raise ValueError("'lon_field' and 'lat_field' go together")
+        if (self.x_field is None) != (self.y_field is None):
+            raise ValueError("'x_field' and 'y_field' go together")
+        if self.lon_field is not None and self.x_field is not None:
+            raise ValueError("give either lon_field/lat_field or x_field/y_field, not both")
+        if self.x_field is not None and self.crs is None:
+            raise ValueError("x_field/y_field need 'crs' (e.g. 'EPSG:25830')")
+        if (self.lon_field or self.x_field) and self.coordinate_order != "lon_lat":
+            raise ValueError("coordinate_order is for files with geometry; in a table, lon_field/lat_field "
+                             "(or x_field/y_field) name the columns of each axis")
+        if self.transit is not None and self.point_type != "transit_stop":
+            raise ValueError("a transit stop list needs point_type 'transit_stop'")
+        return self
 
 
 class ReadingsMapping(_Strict):
@@ -706,7 +808,10 @@ class SourceConfig(_Strict):
             return "json"
         if self.kind in API_KINDS and (self._paged_json() or self.kind == "opendatasoft"):
             return "json"
-        return _format_from_location(self.location) if self.kind not in API_KINDS else None
+        fmt = _format_from_location(self.location) if self.kind not in API_KINDS else None
+        if fmt == "gtfs" and self.target in ("areas", "points"):
+            return "shapefile"  # a .zip feeding geometry holds a shapefile, not a GTFS feed
+        return fmt
 
     @property
     def resolved_format(self) -> SourceFormat:

@@ -12,6 +12,9 @@ file's SHA-256; of a multi-page snapshot it is the SHA-256 of the `sha256sum`-st
 its pages in order (`<sha256>  <file>\n` per page), so it covers every page and their order.
 `<raw>/<city>/<source>/CURRENT` names the snapshot the warehouse should reflect.
 
+A local shapefile lands as one snapshot of several files (`land_files`): the `.shp` first, then
+its sidecars (`.shx`, `.dbf`, `.prj`, `.cpg`, ...) under their own names, hashed like pages.
+
 A *delta* snapshot (a since-filtered fetch of an append-only feed, see `sources/kinds/_since.py`)
 holds only the records newer than its base and names the base's content hash in `meta.json`
 (`base`, `depth`). Its `pages` are the base chain's pages followed by its own, so every reader sees
@@ -148,6 +151,31 @@ def land_file(
         raise
     meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
     return from_meta(meta, target, home_root, new=True)
+
+
+def land_files(
+    raw_root: Path,
+    home_root: Path,
+    *,
+    city_id: str,
+    source_id: str,
+    kind: str,
+    location: str,
+    fmt: str,
+    payloads: Sequence[Path],
+    request: dict[str, Any],
+) -> Snapshot:
+    """Land several local files as one snapshot (a shapefile: .shp first, then its sidecars), so that
+    the readers find them side by side. Each file is a page; the content hash covers them all."""
+    with Staging(raw_root, city_id, source_id) as staging:
+        pages = []
+        for payload in payloads:
+            target = staging.file(payload.name)
+            shutil.copyfile(payload, target)
+            pages.append(Page(file=payload.name, url=str(payload), status=200, headers={},
+                              sha256=sha256_file(target), bytes=target.stat().st_size))
+        return land_pages(staging, home_root, city_id=city_id, source_id=source_id, kind=kind, location=location,
+                          fmt=fmt, pages=pages, request=request, paged=False)
 
 
 MAX_CHAIN = 10_000  # a longer base chain is a corrupt landing zone (a cycle), not data

@@ -10,8 +10,11 @@ reporting year with that year's population; each row's `source_record` says so.
   has one, else district populations spread uniformly over 100 m cells clipped to each district
   (area-weighted). Groups (data points): total, female, male, age 0-14, age 15-64, age 65+, where
   the areas publish them; spreading a district's groups uniformly assumes they live alike.
+  A population grid may also be points (points of type `population_cell`, each its own cell).
 - transit_access_sdg@1 -> population_transit_access_sdg[group] (SDG 11.2.1): within 500 m of a
-  frequent low-capacity or 1 km of a frequent high-capacity stop (`kpis.spatial.transit`).
+  frequent low-capacity or 1 km of a frequent high-capacity stop (`kpis.spatial.transit`). Without
+  a GTFS feed, a plain stop list (points of type `transit_stop:<mode>`) is used instead: every
+  stop counts, and every record says that no frequency filter could be applied.
 - transit_access_500m@1 -> population_within_500m_stop[group] (U4SSC EC:I:T:2A): within 500 m
   of any served stop (at least one weekday departure).
 - green_access_300m@1 -> population_within_300m_green[group] (U4SSC EN:EN:PSN:2A): within 300 m
@@ -52,7 +55,7 @@ from kpis.spatial import (
     within_distance,
 )
 from kpis.spatial.grid import DEFAULT_CELL_M
-from kpis.spatial.transit import Capacity
+from kpis.spatial.transit import MODE_ROUTE_TYPES, Capacity, route_type_capacity
 from warehouse.variables import VARIABLES
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,11 @@ class Polygons:
 def _polygons(con: duckdb.DuckDBPyConnection, city_id: str, area_type: str) -> Polygons:
     rows = con.execute("""SELECT area_id, geometry_wkb, snapshot_id, source_id FROM core_areas
                           WHERE city_id = ? AND area_type = ? ORDER BY area_id""", [city_id, area_type]).fetchall()
+    if not rows and area_type == GRID_AREA_TYPE:  # a population grid published as cell centres
+        points = con.execute("""SELECT point_id, lon, lat, snapshot_id, source_id FROM core_points
+                                WHERE city_id = ? AND point_type = ? ORDER BY point_id""",
+                             [city_id, area_type]).fetchall()
+        rows = [(r[0], shapely.Point(r[1], r[2]).wkb, r[3], r[4]) for r in points]
     return Polygons(ids=[r[0] for r in rows],
                     wgs84=np.asarray(shapely.from_wkb([r[1] for r in rows]), dtype=object).reshape(len(rows)),
                     snapshots=[r[2] for r in rows], sources=[r[3] for r in rows])
@@ -160,13 +168,20 @@ class Stops:
     capacity: list[Capacity | None]
     departures: npt.NDArray[np.int64]
     label: str
+    timetable: bool = True  # False: a plain stop list, no departures to filter on
+
+
+NO_FREQUENCY = "no frequency filter could be applied: the stop list has no timetable (no GTFS feed)"
 
 
 def _stops(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjection) -> Stops:
-    """Served stops (GTFS location_type 0 with weekday departures) of a public transport mode."""
+    """Served stops (GTFS location_type 0 with weekday departures) of a public transport mode; without
+    any, the stops of a plain stop list."""
     rows = con.execute("""SELECT lon, lat, route_types, departures, snapshot_id FROM core_transit_stops
                           WHERE city_id = ? AND location_type = 0 AND departures > 0 ORDER BY stop_id""",
                        [city_id]).fetchall()
+    if not rows:
+        return _stop_list(con, city_id, projection)
     capacity = [stop_capacity(r[2]) for r in rows]
     keep = [i for i, c in enumerate(capacity) if c is not None]
     snapshots = sorted({rows[i][4] for i in keep})
@@ -174,6 +189,19 @@ def _stops(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjec
     return Stops(xy=xy, capacity=[capacity[i] for i in keep],
                  departures=np.array([rows[i][3] for i in keep], dtype=np.int64),
                  label=f"GTFS snapshot {', '.join(snapshots) or '-'}")
+
+
+def _stop_list(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjection) -> Stops:
+    """Stops of a plain stop list (points of type transit_stop:<mode>), used when there is no GTFS feed."""
+    rows = con.execute("""SELECT lon, lat, point_type, source_id, snapshot_id FROM core_points
+                          WHERE city_id = ? AND starts_with(point_type, 'transit_stop:') ORDER BY point_id""",
+                       [city_id]).fetchall()
+    capacity = [route_type_capacity(MODE_ROUTE_TYPES.get(r[2].split(":", 1)[1], -1)) for r in rows]
+    keep = [i for i, c in enumerate(capacity) if c is not None]
+    sources = sorted({f"{rows[i][3]} (snapshot {rows[i][4]})" for i in keep})
+    xy = projection.points([rows[i][0] for i in keep], [rows[i][1] for i in keep]) if keep else np.zeros((0, 2))
+    return Stops(xy=xy, capacity=[capacity[i] for i in keep], departures=np.zeros(len(keep), dtype=np.int64),
+                 label=f"stop list {', '.join(sources) or '-'}; {NO_FREQUENCY}", timetable=False)
 
 
 @dataclass(frozen=True)
@@ -188,17 +216,24 @@ def _measures(layer: PopulationLayer, stops: Stops, green: GeometryArray, green_
     xy = layer.points.xy
     measures = []
     if len(stops.xy):
-        frequent = int((stops.departures >= MIN_WEEKDAY_DEPARTURES).sum())
-        sdg = sdg_transit_access(xy, stops.xy, stops.capacity, stops.departures)
+        high_low = (f"within {LOW_CAPACITY_M:g} m of a low-capacity or {HIGH_CAPACITY_M:g} m of a high-capacity "
+                    "stop, counting ")
+        if stops.timetable:
+            frequent = int((stops.departures >= MIN_WEEKDAY_DEPARTURES).sum())
+            sdg = sdg_transit_access(xy, stops.xy, stops.capacity, stops.departures)
+            counted = (f"the {frequent} of {len(stops.xy)} served stops with >= {MIN_WEEKDAY_DEPARTURES} weekday "
+                       f"departures ({stops.label})")
+        else:
+            sdg = sdg_transit_access(xy, stops.xy, stops.capacity, stops.departures, min_departures=0)
+            counted = f"all {len(stops.xy)} stops ({stops.label})"
         measures.append(Measure(
             "population_transit_access_sdg", "transit_access_sdg@1", covered_share(layer.points, sdg),
-            f"within {LOW_CAPACITY_M:g} m of a low-capacity or {HIGH_CAPACITY_M:g} m of a high-capacity stop, "
-            f"counting the {frequent} of {len(stops.xy)} served stops with >= {MIN_WEEKDAY_DEPARTURES} weekday "
-            f"departures ({stops.label})"))
+            high_low + counted))
         any_stop = within_distance(xy, stops.xy, U4SSC_STOP_M)
+        served = "served stops" if stops.timetable else "stops"
         measures.append(Measure(
             "population_within_500m_stop", "transit_access_500m@1", covered_share(layer.points, any_stop),
-            f"within {U4SSC_STOP_M:g} m of any of {len(stops.xy)} served stops ({stops.label})"))
+            f"within {U4SSC_STOP_M:g} m of any of {len(stops.xy)} {served} ({stops.label})"))
     if green.size:
         near = within_distance(xy, green, GREEN_ACCESS_M)
         measures.append(Measure(

@@ -35,7 +35,7 @@ from sources.config import LoadedConfig, SourceConfig
 from sources.errors import SourceDataError
 from sources.landing import Snapshot
 from sources.mapping import OBSERVATION_SCHEMA, map_observations
-from sources.parsers.geo import read_geojson_areas, read_ngsi_ld_points, read_page_points
+from sources.parsers.geo import points_in_country, read_ngsi_ld_points, read_page_points
 from sources.parsers.gtfs import read_gtfs_stops
 from sources.parsers.tabular import TextTable, read_csv, read_excel, read_json_records
 from warehouse.db import scalar
@@ -52,6 +52,9 @@ class ParsedSource:
     frame: pl.DataFrame | None = None      # rows ready for `table` (None: loaded by SQL)
     report: dict[str, Any] = field(default_factory=dict)
     readings_path: Path | None = None      # readings from API pages, as Parquet in canonical columns
+    # Rows for other tables that belong to this source and are replaced with it (an areas / points
+    # source's population observations).
+    extra: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @property
     def data_path(self) -> Path:
@@ -104,14 +107,21 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
         frame, report = map_observations(read_table(source, snapshot), source, city_id=city_id,
                                          snapshot_id=snapshot.snapshot_id)
         return ParsedSource(source, snapshot, "observations", frame, report.as_dict())
+    from sources.parsers.geometry_source import is_entity_json, parse_geometry
+
+    if source.target in ("areas", "points") and source.kind != "overpass" and not snapshot.paged \
+            and not (source.target == "points" and is_entity_json(source, snapshot.path)):
+
+        table = "core_areas" if source.target == "areas" else "core_points"
+        frame, population, geo_report = parse_geometry(
+            source, snapshot.path, name, city_id=city_id, country=loaded.config.city.country,
+            snapshot_id=snapshot.snapshot_id)
+        return ParsedSource(source, snapshot, table, frame, geo_report, extra={"observations": population})
     if source.target == "areas":
         assert source.areas is not None
-        if source.kind == "overpass":
-            from sources.parsers.overpass import read_overpass_areas
+        from sources.parsers.overpass import read_overpass_areas
 
-            areas = read_overpass_areas(snapshot.path, source.areas, name, source.id)
-        else:
-            areas = read_geojson_areas(snapshot.path, source.areas, name, source.id)
+        areas = read_overpass_areas(snapshot.path, source.areas, name, source.id)
         frame = pl.DataFrame({
             "city_id": [city_id] * len(areas), "area_type": [source.areas.area_type] * len(areas),
             "area_id": [a.area_id for a in areas], "name": [a.name for a in areas],
@@ -122,14 +132,13 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
         return ParsedSource(source, snapshot, "core_areas", frame, {"features": len(areas)})
     if source.target == "points":
         assert source.points is not None
-        if source.resolved_format not in ("ngsi-ld", "json", "geojson"):
-            raise SourceDataError(name, "points are read from NGSI-LD entities", source_id=source.id)
         if snapshot.paged:  # NGSI-LD / NGSI v2 entities, OpenAQ locations, page by page
             from sources.parsers.pages import display_name
 
             points = read_page_points(snapshot.pages, source.points, display_name(snapshot.pages), source.id)
         else:
             points = read_ngsi_ld_points(snapshot.path, source.points, name, source.id)
+        points, points_report = points_in_country(points, loaded.config.city.country, name, source.id)
         frame = pl.DataFrame({
             "city_id": [city_id] * len(points), "point_type": [source.points.point_type] * len(points),
             "point_id": [p.point_id for p in points], "name": [p.name for p in points],
@@ -137,7 +146,7 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
             "district_id": [None] * len(points), "source_id": [source.id] * len(points),
             "snapshot_id": [snapshot.snapshot_id] * len(points), "source_record": [p.record for p in points],
         }, schema_overrides={"district_id": pl.String, "name": pl.String})
-        return ParsedSource(source, snapshot, "core_points", frame, {"points": len(points)})
+        return ParsedSource(source, snapshot, "core_points", frame, points_report)
     if source.target == "transit_feed":
         stops = read_gtfs_stops(snapshot.path, name).with_columns(
             pl.lit(city_id).alias("city_id"), pl.lit(source.id).alias("source_id"),
@@ -388,6 +397,10 @@ def replace_rows(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedSourc
     con.execute(f"DELETE FROM {item.table} WHERE city_id = ? AND source_id = ?", [city_id, item.source.id])
     if item.frame is not None and item.frame.height:
         insert_frame(con, item.table, item.frame)
+    for table, frame in item.extra.items():
+        con.execute(f"DELETE FROM {table} WHERE city_id = ? AND source_id = ?", [city_id, item.source.id])
+        if frame.height:
+            insert_frame(con, table, frame)
 
 
 # ---- readings ----------------------------------------------------------------------------------
@@ -773,6 +786,8 @@ def check_cross_source_conflicts(parsed: list[ParsedSource], stored: pl.DataFram
     rows of observation sources that were not re-parsed (unchanged)."""
     frames = [p.frame.select(_CONFLICT_COLUMNS) for p in parsed
               if p.table == "observations" and p.frame is not None and p.frame.height]
+    frames += [p.extra["observations"].select(_CONFLICT_COLUMNS) for p in parsed  # population grids
+               if "observations" in p.extra and p.extra["observations"].height]
     if stored is not None and stored.height:
         frames.append(stored.select(_CONFLICT_COLUMNS))
     if len(frames) < 2:

@@ -43,6 +43,11 @@ _LOW_EXTENDED = (range(200, 300), range(700, 1000), range(1300, 1500))
 # Not public transport stops for this indicator: air (1100-1199), taxi (1500-1599), misc (1700+).
 
 
+# Modes of a plain stop list (config `points.transit`) as the GTFS basic route type they stand for.
+MODE_ROUTE_TYPES = {"tram": 0, "subway": 1, "metro": 1, "rail": 2, "bus": 3, "ferry": 4, "cable_tram": 5,
+                    "aerial_lift": 6, "funicular": 7, "trolleybus": 11, "monorail": 12}
+
+
 def route_type_capacity(code: int) -> Capacity | None:
     if code in _HIGH_BASIC or any(code in r for r in _HIGH_EXTENDED):
         return "high"

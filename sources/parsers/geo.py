@@ -1,4 +1,8 @@
-"""Geometries: GeoJSON polygons (districts, green areas) and NGSI-LD / GeoJSON points.
+"""Geometries: polygons (districts, green areas) and points from GeoJSON, shapefiles, GeoPackages,
+tables and NGSI-LD entities.
+
+`load_areas` / `load_points` turn a `FeatureSet` (sources/parsers/features.py) of any format into
+areas and points in WGS84; `read_geojson_areas` is the older strict GeoJSON-only reader.
 
 Areas are geodesic (WGS84 ellipsoid, pyproj.Geod), so no projection has to be chosen per city.
 """
@@ -10,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shapely
 from pyproj import Geod
@@ -20,6 +24,9 @@ from shapely.geometry.polygon import orient
 
 from sources.config import AreasMapping, PointsMapping
 from sources.errors import SourceDataError
+
+if TYPE_CHECKING:
+    from sources.parsers.features import FeatureSet, GeometryReport, Placed
 
 _GEOD = Geod(ellps="WGS84")
 
@@ -177,3 +184,135 @@ def entity_point(entity: Any, index: int, mapping: PointsMapping, display_name: 
                               "longitude/latitude", row=index, field="location", source_id=source_id)
     name = _name_of(entity)
     return Point(str(point_id), None if name is None else str(name), lon, lat, f"{record} ({point_id})")
+
+
+# ---- every geometry format: GeoJSON, shapefile, GeoPackage, tables ------------------------------
+
+
+def geojson_features(path: Path, display_name: str) -> FeatureSet:
+    """The features of a GeoJSON FeatureCollection, in the CRS its (2008-style) `crs` member names."""
+    from sources.parsers.features import FeatureSet, RawFeature, parse_crs
+
+    payload = _load_json(path, display_name)
+    features = _features(path, display_name)
+    crs = None
+    member = payload.get("crs")
+    if member is not None:
+        name = (member.get("properties") or {}).get("name") if isinstance(member, dict) else None
+        if not isinstance(name, str):
+            raise SourceDataError(display_name, f"cannot read the GeoJSON crs member {member!r} (expected "
+                                  "{'type': 'name', 'properties': {'name': 'EPSG:...'}})")
+        crs = parse_crs(name, display_name, "GeoJSON crs member")
+    out: list[RawFeature] = []
+    fields: list[str] = []
+    for index, item in enumerate(features, start=1):
+        item = item if isinstance(item, dict) else {}
+        raw_props = item.get("properties")
+        props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
+        for key in props:
+            if key not in fields:
+                fields.append(key)
+        geometry, problem = None, None
+        raw = item.get("geometry")
+        if raw is None:
+            problem = "no geometry (null)"
+        else:
+            try:
+                geometry = shape(raw)
+            except Exception as exc:  # shapely raises several types for malformed geometry
+                problem = f"bad geometry ({exc})"
+        out.append(RawFeature(index, f"feature {index}", props, geometry, problem))
+    return FeatureSet(display_name, out, crs, "GeoJSON crs member", fields)
+
+
+def _text(value: Any) -> str | None:
+    """A key or name as published: text stays text ('01'); 7.0 from a numeric column reads '7'."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def _check_fields(features: FeatureSet, names: Sequence[str | None], source_id: str) -> None:
+    if not features.features:
+        raise SourceDataError(features.display_name, "the file holds no features", source_id=source_id)
+    for name in names:
+        if name is not None and features.fields and name not in features.fields:
+            raise SourceDataError(features.display_name, f"field {name!r} not found; fields are {features.fields}",
+                                  field=name, source_id=source_id)
+
+
+def _ids(placed: list[Placed], id_field: str, display_name: str, source_id: str,
+         report: GeometryReport) -> list[tuple[Placed, str]]:
+    """Each feature with its id; a feature without one is skipped and listed, a repeated id is an error."""
+    out: list[tuple[Placed, str]] = []
+    seen: dict[str, str] = {}
+    for item in placed:
+        feature = item.feature
+        key = _text(feature.properties.get(id_field))
+        if key is None:
+            report.skip(feature, f"no {id_field!r}")
+            continue
+        if key in seen:
+            raise SourceDataError(display_name, f"{feature.label} repeats id {key!r} of {seen[key]}",
+                                  row=feature.number, field=id_field, source_id=source_id)
+        seen[key] = feature.label
+        out.append((item, key))
+    if not out:
+        raise SourceDataError(display_name, f"no feature has an {id_field!r}", field=id_field, source_id=source_id)
+    return out
+
+
+def load_areas(features: FeatureSet, mapping: AreasMapping, country: str,
+               source_id: str) -> tuple[list[Area], list[Placed], dict[str, Any]]:
+    """Areas in WGS84 with their geodesic area, the placed features (for a population field) and the report."""
+    from sources.parsers.features import to_wgs84
+
+    _check_fields(features, (mapping.id_field, mapping.name_field), source_id)
+    placed, report = to_wgs84(features, kind="areas", configured_crs=mapping.crs,
+                              coordinate_order=mapping.coordinate_order, country=country, source_id=source_id)
+    areas, kept = [], []
+    for item, area_id in _ids(placed, mapping.id_field, features.display_name, source_id, report):
+        name = _text(item.feature.properties.get(mapping.name_field)) if mapping.name_field else None
+        areas.append(Area(area_id, name, item.geometry, geodesic_area_ha(item.geometry),
+                          f"{features.display_name} {item.feature.label} ({mapping.id_field}={area_id})"))
+        kept.append(item)
+    return areas, kept, report.as_dict()
+
+
+def load_points(features: FeatureSet, mapping: PointsMapping, country: str,
+                source_id: str) -> tuple[list[Point], list[Placed], dict[str, Any]]:
+    """Points in WGS84 lon/lat, the placed features and the report."""
+    from sources.parsers.features import to_wgs84
+
+    _check_fields(features, (mapping.id_field, mapping.name_field), source_id)
+    placed, report = to_wgs84(features, kind="points", configured_crs=mapping.crs,
+                              coordinate_order=mapping.coordinate_order, country=country, source_id=source_id)
+    points, kept = [], []
+    for item, point_id in _ids(placed, mapping.id_field, features.display_name, source_id, report):
+        name = _text(item.feature.properties.get(mapping.name_field)) if mapping.name_field else None
+        points.append(Point(point_id, name, float(item.geometry.x), float(item.geometry.y),
+                            f"{features.display_name} {item.feature.label} ({mapping.id_field}={point_id})"))
+        kept.append(item)
+    return points, kept, report.as_dict()
+
+
+def points_in_country(points: list[Point], country: str, display_name: str,
+                      source_id: str) -> tuple[list[Point], dict[str, Any]]:
+    """Entity / API points (NGSI, OpenAQ) through the same country check as file features: strays are
+    skipped and listed, a source mostly outside the country (or latitude-first) is an error."""
+    from sources.parsers.features import FeatureSet, RawFeature, to_wgs84
+
+    features = FeatureSet(display_name, [RawFeature(i, p.record, {}, shapely.Point(p.lon, p.lat))
+                                         for i, p in enumerate(points, start=1)])
+    if not points:
+        return [], {"points": 0}
+    placed, report = to_wgs84(features, kind="points", configured_crs=None, coordinate_order="lon_lat",
+                              country=country, source_id=source_id)
+    kept = {item.feature.number for item in placed}
+    return [p for i, p in enumerate(points, start=1) if i in kept], {**report.as_dict(), "points": len(kept)}

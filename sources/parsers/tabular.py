@@ -10,13 +10,19 @@ import codecs
 import csv
 import io
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sources.config import CsvOptions, ExcelOptions
 from sources.errors import SourceDataError
-from sources.parsers.numbers import NumberFormat, detect_number_format
+from sources.parsers.numbers import NumberFormat, detect_number_format, shown
+
+MAX_LISTED_COLUMNS = 20  # column names an error message lists
+# Byte-order marks, longest first (the UTF-32 LE mark starts like the UTF-16 LE one).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 CANDIDATE_DELIMITERS = ";,\t|"
 # Longest CSV line accepted. Open-data CSVs with WKT geometry columns reach a few MB per line; a
@@ -50,20 +56,45 @@ class TextTable:
         return self.row_labels[index] if self.row_labels is not None else str(self.row_numbers[index])
 
     def column_index(self, name: str, *, source_id: str | None = None) -> int:
+        """The column called `name`; else the one column equal to it once runs of spaces are one space and
+        accents are composed the same way (headers like 'Nº  EXPEDIENTE' with a double space)."""
         try:
             return self.columns.index(name)
         except ValueError:
-            raise SourceDataError(
-                self.display_name, f"column {name!r} not found; columns are {self.columns}",
-                field=name, source_id=source_id,
-            ) from None
+            pass
+        loose = [i for i, column in enumerate(self.columns) if _loose(column) == _loose(name)]
+        if len(loose) == 1:
+            return loose[0]
+        listed = ", ".join(shown(c) for c in self.columns[:MAX_LISTED_COLUMNS])
+        more = f" and {len(self.columns) - MAX_LISTED_COLUMNS} more" if len(self.columns) > MAX_LISTED_COLUMNS else ""
+        raise SourceDataError(self.display_name, f"column {shown(name)} not found; columns are [{listed}]{more}",
+                              field=name[:40], source_id=source_id)
+
+
+def _loose(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).split())
+
+
+def header_names(cells: list[str], display_name: str, row: int | None = None) -> list[str]:
+    """Column names from a header row: an empty name becomes 'column <n>' (1-based position, e.g. the
+    two trailing columns a line ending in ';;' makes); a name given twice is an error naming both."""
+    names = [cell.strip() or f"column {position}" for position, cell in enumerate(cells, start=1)]
+    first: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in first:
+            raise SourceDataError(display_name, f"column name {shown(name)} appears twice in the header, at "
+                                  f"columns {first[name]} and {position}; rename one (values could not be told "
+                                  "apart)", row=row)
+        first[name] = position
+    return names
 
 
 def detect_encoding(data: bytes, declared: str | None) -> str:
     if declared:
         return declared
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding
     try:
         data.decode("utf-8")
         return "utf-8"
@@ -120,8 +151,14 @@ def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextT
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
-        raise SourceDataError(display_name, f"cannot decode as {encoding}: {exc}") from None
+        bom = next((name for mark, name in _BOMS if data.startswith(mark)), None)
+        hint = f" (the file starts with a {bom} byte-order mark)" if bom and bom != encoding else ""
+        raise SourceDataError(display_name, f"cannot decode as {encoding}{hint}: {shown(str(exc), 120)}") from None
     text = text.lstrip("\ufeff")
+    if "\x00" in text:
+        # Text CSVs never hold NUL: UTF-16/32 without a byte-order mark, or not text at all.
+        raise SourceDataError(display_name, f"the file holds NUL characters once decoded as {encoding}: not a text "
+                              "CSV, or UTF-16/UTF-32 without a byte-order mark (declare csv.encoding, e.g. utf-16-le)")
     lines = text.splitlines()[options.skip_rows:]
     delimiter = options.delimiter or detect_delimiter("\n".join(lines))
     reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
@@ -135,8 +172,9 @@ def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextT
         raise SourceDataError(display_name, f"malformed CSV: {exc}",
                               row=reader.line_num + options.skip_rows) from None
     if not records:
-        raise SourceDataError(display_name, "file is empty")
-    header = [h.strip() for h in records[0][1]]
+        detail = f" after skip_rows {options.skip_rows}" if options.skip_rows else ""
+        raise SourceDataError(display_name, f"file is empty{detail}: no header row")
+    header = header_names(records[0][1], display_name, records[0][0])
     rows, numbers = [], []
     for line, record in records[1:]:
         if not any(cell.strip() for cell in record):
@@ -146,6 +184,9 @@ def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextT
                                   row=line)
         rows.append([cell.strip() for cell in record])
         numbers.append(line)
+    if not rows:
+        raise SourceDataError(display_name, f"no data rows: the header (line {records[0][0]}, {len(header)} columns) "
+                              "is followed by nothing but blank lines", row=records[0][0])
     number_format = _number_format(options, rows, delimiter)
     return TextTable(path, display_name, header, rows, numbers, number_format)
 
@@ -195,6 +236,7 @@ def read_excel(path: Path, options: ExcelOptions | None, display_name: str) -> T
     header = [_cell_text(v) for v in all_rows[options.header_row - 1]]
     while header and not header[-1]:
         header.pop()
+    header = header_names(header, f"{display_name} (sheet {sheet.title})", options.header_row)
     rows, numbers = [], []
     for excel_row, values in enumerate(all_rows[options.header_row:], start=options.header_row + 1):
         cells = [_cell_text(v) for v in values[: len(header)]]
@@ -206,22 +248,61 @@ def read_excel(path: Path, options: ExcelOptions | None, display_name: str) -> T
     return TextTable(path, f"{display_name} (sheet {sheet.title})", header, rows, numbers, NumberFormat())
 
 
-def read_json_records(path: Path, display_name: str) -> TextTable:
+def read_json_records(path: Path, display_name: str, records_path: str | None = None) -> TextTable:
+    """Records of a JSON file, in the envelopes the API path unwraps (sources/parsers/pages.py): an array
+    (Socrata), CKAN `{"success", "result": {"records"}}`, OpenDataSoft v2.1 `{"total_count", "results"}`,
+    `{records|results|data|value: [...]}`; or the array at a dotted `records_path`. Nested objects become
+    dotted columns (`coordinates.lat`), lists JSON text, as on API pages."""
+    from sources.parsers.pages import _flatten, page_records  # pages imports this module
+
+    if records_path is None:
+        _check_ckan_success(path, display_name)
+        records = page_records(path, display_name)
+    else:
+        records = _at_path(path, display_name, records_path)
+    if not records:
+        raise SourceDataError(display_name, "no data rows: the file holds no records")
+    flat = [_flatten(record) for record in records]
+    columns: list[str] = []
+    seen: set[str] = set()
+    for record in flat:
+        for key in record:
+            if key not in seen:
+                seen.add(key)
+                columns.append(key)
+    rows = [[_cell_text(record.get(c)) for c in columns] for record in flat]
+    return TextTable(path, display_name, columns, rows, list(range(1, len(rows) + 1)), NumberFormat())
+
+
+def _load_json(path: Path, display_name: str) -> Any:
     try:
-        payload = json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceDataError(display_name, f"not valid JSON: {exc}") from None
-    if isinstance(payload, dict):
-        for key in ("records", "results", "data", "value"):
-            if isinstance(payload.get(key), list):
-                payload = payload[key]
-                break
-    if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
-        raise SourceDataError(display_name, "expected a JSON array of records (objects)")
-    columns: list[str] = []
-    for record in payload:
-        for key in record:
-            if key not in columns:
-                columns.append(key)
-    rows = [[_cell_text(record.get(c)) for c in columns] for record in payload]
-    return TextTable(path, display_name, columns, rows, list(range(1, len(rows) + 1)), NumberFormat())
+
+
+def _check_ckan_success(path: Path, display_name: str) -> None:
+    payload = _load_json(path, display_name)
+    if isinstance(payload, dict) and payload.get("success") is False:
+        raise SourceDataError(display_name, f"a saved CKAN error response (success: false): "
+                              f"{shown(json.dumps(payload.get('error'), ensure_ascii=False), 200)}")
+
+
+def _at_path(path: Path, display_name: str, records_path: str) -> list[dict[str, Any]]:
+    node: Any = _load_json(path, display_name)
+    walked: list[str] = []
+    for key in records_path.split("."):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            keys = ", ".join(shown(str(k)) for k in list(node)[:MAX_LISTED_COLUMNS]) if isinstance(node, dict) else ""
+            found = f"keys there are [{keys}]" if isinstance(node, dict) else f"found {type(node).__name__}"
+            raise SourceDataError(display_name, f"records_path {records_path!r}: no {key!r} at "
+                                  f"{'.'.join(walked) or 'the top'}; {found}")
+        walked.append(key)
+    if not isinstance(node, list) or not all(isinstance(r, dict) for r in node):
+        raise SourceDataError(display_name, f"records_path {records_path!r} does not lead to an array of records "
+                              "(objects)")
+    return node

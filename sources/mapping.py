@@ -34,6 +34,7 @@ MEAN_MIN_COVERAGE = 0.75
 EXAMPLES = 5  # row numbers listed per report item
 _YEAR = re.compile(r"[0-9]{4}(\.0+)?", re.ASCII)
 # A period spanning years: '2010-2014', '2018/19', '2018-2019', '2010–14'.
+_DATE = re.compile(r"([0-9]{1,2})[./-]([0-9]{1,2})[./-]([0-9]{4})", re.ASCII)
 _SPAN = re.compile(r"([0-9]{4})\s*[-/\u2013]\s*([0-9]{4}|[0-9]{2})", re.ASCII)
 
 
@@ -131,6 +132,22 @@ def _row_filter(table: TextTable, mapping: ObservationsMapping, source_id: str) 
 def _natural(text: str) -> list[tuple[int, int | str]]:
     """Sort key putting '2' before '10' (month numbers)."""
     return [(0, int(piece)) if piece.isdigit() else (1, piece) for piece in re.split(r"([0-9]+)", text) if piece]
+
+
+def _in_order(periods: set[str | None]) -> list[str]:
+    """Period values in time order as far as they tell: dates like 30/06/2020 by year, then month and day
+    (day first when some first number is above 12, month first when some second one is); else natural order."""
+    texts = [period or "" for period in periods]
+    dates = [match for text in texts if (match := _DATE.fullmatch(text))]
+    if texts and len(dates) == len(texts):
+        day_first = any(int(m.group(1)) > 12 for m in dates)
+        month_first = not day_first and any(int(m.group(2)) > 12 for m in dates)
+        if day_first or month_first:
+            def key(m: re.Match[str]) -> tuple[int, int, int]:
+                day, month = (m.group(1), m.group(2)) if day_first else (m.group(2), m.group(1))
+                return int(m.group(3)), int(month), int(day)
+            return [m.group(0) for m in sorted(dates, key=key)]
+    return sorted(texts, key=_natural)
 
 
 def _combine(method: str, values: list[float], weights: list[float] | None = None) -> float | None:
@@ -313,7 +330,15 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     else:
         code_col = table.column_index(mapping.variable_field or "", source_id=source.id)
         value_col = table.column_index(mapping.value_field or "", source_id=source.id)
+    # A count's periods are those of every row of the year, before `where`: a day with accidents but no
+    # death is a day with zero deaths, not a missing day.
+    counting = steps[:1] == ["count"] and period_col is not None
+    count_coverage: dict[int, set[str | None]] | None = {} if counting else None
     for cells, row_number in zip(table.rows, table.row_numbers, strict=True):
+        if count_coverage is not None:
+            covered = _quiet_year(table, mapping, year_regex, year_col, cells, row_number)
+            if covered is not None and period_col is not None:
+                count_coverage.setdefault(covered, set()).add(cells[period_col].strip())
         if any(cells[index] not in wanted for index, wanted in filters):
             report.filtered_rows += 1
             continue
@@ -338,7 +363,8 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         vm = mapping.variables[key]
         year, _, _, area_type, area_id = obs_key
         label = f"{vm.variable}{'[' + vm.data_point + ']' if vm.data_point else ''} {area_id} {year}"
-        combined = _aggregate(mapping, steps, periods, contributions, label, report)
+        present = count_coverage.get(year, set()) if count_coverage is not None else {p.period for p in contributions}
+        combined = _aggregate(mapping, steps, periods, contributions, present, label, report)
         if combined is None:
             continue
         published, how = combined
@@ -347,8 +373,8 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         where = (f"{table.display_name} {how} of {len(rows)} rows (rows {shown(rows[0])}-{shown(rows[-1])}) "
                  f"field {field_name!r}")
         if periods is not None:
-            present = sorted({p.period or "" for p in contributions}, key=_natural)
-            where += f", {len(present)} of {periods.per_year} {periods.field} values ({present[0]} .. {present[-1]})"
+            listed = _in_order(present)
+            where += f", {len(listed)} of {periods.per_year} {periods.field} values ({listed[0]} .. {listed[-1]})"
         if spans:
             where += f", period {', '.join(map(repr, spans))} assigned to {year} (period_year: {mapping.period_year})"
         records[obs_key] = _record(vm, factors[key], published, year, area_type, area_id, where)
@@ -358,11 +384,29 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     return frame, report
 
 
+def _quiet_year(table: TextTable, mapping: ObservationsMapping, year_regex: re.Pattern[str] | None,
+                year_col: int | None, cells: list[str], row_number: int) -> int | None:
+    """A row's year for coverage only: None where it has none (the row itself is judged later, if used)."""
+    if mapping.year is not None:
+        return mapping.year
+    assert year_col is not None
+    text = cells[year_col]
+    if year_regex is not None:
+        match = year_regex.search(text.strip())
+        if match is None:
+            return None
+        text = match.group(1)
+    try:
+        return _parse_year(table, text, row_number, mapping, "").year
+    except SourceDataError:
+        return None
+
+
 def _aggregate(mapping: ObservationsMapping, steps: list[str], periods: AggregatePeriods | None,
-               contributions: list[_Part], label: str, report: MappingReport) -> tuple[float, str] | None:
+               contributions: list[_Part], present: set[str | None], label: str, report: MappingReport
+               ) -> tuple[float, str] | None:
     """The combined value of one observation's rows and how it was made; None when withheld (listed)."""
     if periods is not None:
-        present = {p.period for p in contributions}
         if periods.required is not None:
             needed, rule = periods.required, f"periods.required {periods.required}"
         elif "mean" in steps[-1:]:

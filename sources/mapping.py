@@ -31,6 +31,7 @@ OBSERVATION_SCHEMA: dict[str, Any] = {
 # A mean of sub-annual rows needs this share of the year's periods: the rule of the hourly readings'
 # annual means (warehouse/derive.py MIN_COVERAGE; a test keeps the two equal).
 MEAN_MIN_COVERAGE = 0.75
+MAX_PERIOD_YEARS = 20  # '2010-2014' is a period; '2018-07' (to 2107) is not
 EXAMPLES = 5  # row numbers listed per report item
 _YEAR = re.compile(r"[0-9]{4}(\.0+)?", re.ASCII)
 # A period spanning years: '2010-2014', '2018/19', '2018-2019', '2010–14'.
@@ -97,9 +98,12 @@ def _parse_year(table: TextTable, text: str, row: int, mapping: ObservationsMapp
     span = _SPAN.fullmatch(cleaned)
     if span is not None:
         start = int(span.group(1))
-        end = int(span.group(2)) if len(span.group(2)) == 4 else start // 100 * 100 + int(span.group(2))
-        if end <= start:
-            raise fail(f"year {shown_text(text)} is neither a year nor a period (its end is not after its start)")
+        end = int(span.group(2))
+        if len(span.group(2)) == 2:  # '2018/19', '1999-00': the first later year ending in those digits
+            end += start // 100 * 100 + (100 if start // 100 * 100 + end <= start else 0)
+        if not start < end <= start + MAX_PERIOD_YEARS:
+            raise fail(f"year {shown_text(text)} is neither a year nor a period of up to {MAX_PERIOD_YEARS} years "
+                       "(e.g. '2018-07' for a month would need year_pattern)")
         if mapping.period_year is None:
             raise fail(f"year {shown_text(text)} is a period of several years; set period_year "
                        "(start or end) to say which reporting year it is assigned to")

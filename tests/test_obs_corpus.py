@@ -111,3 +111,15 @@ def test_periods() -> None:
     assert values(labour) == {(2023, "labour_force", None, "sample-town"): pytest.approx(3050.0)}
     assert labour[2023, "labour_force", None, "sample-town"]["source_record"].startswith(
         "periods_two_step.csv mean over 12 Month values of the sum of 24 rows (rows 2-25)")
+
+
+def test_docs_show_every_corpus_config_verbatim() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "city-config.md").read_text(encoding="utf-8")
+    blocks = {}
+    for block in doc.split("```yaml\n")[1:]:
+        text = block.split("```", 1)[0]
+        first = text.splitlines()[0]
+        if first.startswith("# corpus: tests/corpus/observations/"):
+            blocks[first.removeprefix("# corpus: ")] = text
+    files = {f"tests/corpus/observations/{p.name}": p.read_text(encoding="utf-8") for p in CORPUS.glob("*.yaml")}
+    assert blocks == files

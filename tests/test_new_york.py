@@ -62,8 +62,8 @@ def test_aggregate_mean_constant_year_and_share(tmp_path: Path) -> None:
                               "share_of": "HH", "share_in": "fraction"}}})
     assert {r["variable"]: r["value"] for r in rows} == {"households_total": 400.0,
                                                          "households_with_internet": 320.0}
-    rows, _ = _map(tmp_path, "Y,R\n2020,2\n2020,4\n", {"year_field": "Y", "aggregate": "mean",
-                                                      "periods": "annual", "variables": {"R": {"variable": "labour_force",
+    rows, _ = _map(tmp_path, "Y,R\n2020,2\n2020,4\n", {"year_field": "Y", "aggregate": "mean", "periods": "annual",
+                                                      "variables": {"R": {"variable": "labour_force",
                                                                           "unit": "persons"}}})
     assert rows[0]["value"] == 3.0 and "mean of 2 rows" in rows[0]["source_record"]
 

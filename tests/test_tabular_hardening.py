@@ -76,7 +76,7 @@ def test_utf16_and_utf32_are_detected_by_bom(tmp_path: Path, encoding: str) -> N
 
 def test_utf16_without_bom_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "u.csv", "Jahr;Wert\n2023;1\n".encode("utf-16-le"))
-    with pytest.raises(SourceDataError, match="NUL characters .* UTF-16/UTF-32 without a byte-order mark"):
+    with pytest.raises(SourceDataError, match=r"NUL characters .* UTF-16/UTF-32 without a byte-order mark"):
         read_csv(path, None, "u.csv")
     assert read_csv(path, CsvOptions(encoding="utf-16-le"), "u.csv").rows == [["2023", "1"]]
 
@@ -132,7 +132,7 @@ def test_ckan_datastore_search_response(tmp_path: Path) -> None:
 
 def test_ckan_error_response_is_named(tmp_path: Path) -> None:
     payload = {"success": False, "error": {"__type": "Not Found Error", "message": "Resource not found"}}
-    with pytest.raises(SourceDataError, match="CKAN error response .*Resource not found"):
+    with pytest.raises(SourceDataError, match=r"CKAN error response .*Resource not found"):
         read_json_records(write(tmp_path, "c.json", json.dumps(payload).encode()), "c.json")
 
 

@@ -117,7 +117,7 @@ def _parse_year(table: TextTable, text: str, row: int, mapping: ObservationsMapp
     return _Year(year, period)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Part:
     """One row's contribution to an aggregated observation."""
 
@@ -184,7 +184,10 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
                                       data_point=vm.data_point) for key, vm in mapping.variables.items()}
     records: dict[tuple[Any, ...], dict[str, Any]] = {}
     parts: dict[tuple[Any, ...], tuple[str, str, list[_Part]]] = {}  # key -> (mapping key, field, parts)
-    seen_rows: dict[tuple[str, ...], int] = {}  # row cells -> first file row with them
+    # Rows seen so far, by the hash of their cells -> position of the first; equal hashes are confirmed by
+    # comparing the cells, and rows whose hash collides with a different row are kept by their cells.
+    seen_rows: dict[int, int] = {}
+    collided: dict[tuple[str, ...], int] = {}
     labels = _labels(table)
 
     def shown(row_number: int) -> str:
@@ -310,12 +313,15 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
             "snapshot_id": snapshot_id, "source_record": source_record, "derivation": None,
         }
 
-    def duplicate(row_number: int, cells: list[str]) -> bool:
+    def duplicate(position: int, row_number: int, cells: list[str]) -> bool:
         """Whether to skip this row: identical rows are counted, listed and then kept, dropped or refused."""
         fingerprint = tuple(cells)
-        first = seen_rows.setdefault(fingerprint, row_number)
-        if first == row_number:
+        earlier = seen_rows.setdefault(hash(fingerprint), position)
+        if earlier != position and table.rows[earlier] != cells:
+            earlier = collided.setdefault(fingerprint, position)
+        if earlier == position:
             return False
+        first = table.row_numbers[earlier]
         report.duplicate_rows += 1
         if len(report.duplicate_examples) < EXAMPLES:
             report.duplicate_examples.append(f"row {shown(row_number)} = row {shown(first)}")
@@ -338,7 +344,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     # death is a day with zero deaths, not a missing day.
     counting = steps[:1] == ["count"] and period_col is not None
     count_coverage: dict[int, set[str | None]] | None = {} if counting else None
-    for cells, row_number in zip(table.rows, table.row_numbers, strict=True):
+    for position, (cells, row_number) in enumerate(zip(table.rows, table.row_numbers, strict=True)):
         if count_coverage is not None:
             covered = _quiet_year(table, mapping, year_regex, year_col, cells, row_number)
             if covered is not None and period_col is not None:
@@ -346,7 +352,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         if any(cells[index] not in wanted for index, wanted in filters):
             report.filtered_rows += 1
             continue
-        if duplicate(row_number, cells):
+        if duplicate(position, row_number, cells):
             continue
         if mapping.layout == "wide":
             year = row_year(row_number, cells)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,55 +145,111 @@ def check_line_lengths(path: Path, display_name: str, limit: int | None = None) 
                           "line this long is a broken or hostile file and is not read", row=lines + 1)
 
 
+def _file_encoding(path: Path, declared: str | None) -> str:
+    """`detect_encoding` for a file, streamed: a byte-order mark, else UTF-8 if every chunk decodes, else cp1252."""
+    if declared:
+        return declared
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        for bom, encoding in _BOMS:
+            if head.startswith(bom):
+                return encoding
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := handle.read(_SCAN_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1252"
+    return "utf-8"
+
+
+def _text_lines(handle: io.TextIOWrapper, display_name: str, encoding: str) -> Iterator[str]:
+    """The file's lines (with their line ends, for the csv module), refusing NUL characters."""
+    for number, line in enumerate(handle, start=1):
+        if number == 1:
+            line = line.lstrip("\ufeff")
+        if "\x00" in line:
+            # Text CSVs never hold NUL: UTF-16/32 without a byte-order mark, or not text at all.
+            raise SourceDataError(display_name, f"the file holds NUL characters once decoded as {encoding}: not a "
+                                  "text CSV, or UTF-16/UTF-32 without a byte-order mark (declare csv.encoding, e.g. "
+                                  "utf-16-le)", row=number)
+        yield line
+
+
+# Values of a column are shared (one string object per distinct value) until it has this many: years,
+# months and district codes repeat on every row of a big file; measured values rarely do.
+_INTERN_LIMIT = 4096
+
+
 def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextTable:
+    """Read a CSV as text cells, streaming the file (never the whole text in memory): rows are lists of
+    trimmed cells, repeated values of a column share one string, and each row keeps its file line number."""
     options = options or CsvOptions()
     check_line_lengths(path, display_name)
-    data = path.read_bytes()
-    encoding = detect_encoding(data, options.encoding)
+    encoding = _file_encoding(path, options.encoding)
     try:
-        text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
-        bom = next((name for mark, name in _BOMS if data.startswith(mark)), None)
+        codecs.lookup(encoding)
+    except LookupError as exc:
+        raise SourceDataError(display_name, f"cannot decode as {encoding}: {shown(str(exc), 120)}") from None
+    try:
+        with path.open("rb") as raw:
+            handle = io.TextIOWrapper(raw, encoding=encoding, newline="")
+            lines = _text_lines(handle, display_name, encoding)
+            for _ in range(options.skip_rows):
+                next(lines, None)
+            head = list(itertools.islice(lines, 50))
+            delimiter = options.delimiter or detect_delimiter("".join(head))
+            header, rows, numbers = _records(itertools.chain(head, lines), delimiter, options.skip_rows, display_name)
+    except UnicodeDecodeError as exc:
+        bom = next((name for mark, name in _BOMS if path.read_bytes()[:4].startswith(mark)), None)
         hint = f" (the file starts with a {bom} byte-order mark)" if bom and bom != encoding else ""
         raise SourceDataError(display_name, f"cannot decode as {encoding}{hint}: {shown(str(exc), 120)}") from None
-    text = text.lstrip("\ufeff")
-    if "\x00" in text:
-        # Text CSVs never hold NUL: UTF-16/32 without a byte-order mark, or not text at all.
-        raise SourceDataError(display_name, f"the file holds NUL characters once decoded as {encoding}: not a text "
-                              "CSV, or UTF-16/UTF-32 without a byte-order mark (declare csv.encoding, e.g. utf-16-le)")
-    lines = text.splitlines()[options.skip_rows:]
-    delimiter = options.delimiter or detect_delimiter("\n".join(lines))
-    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
-    records: list[tuple[int, list[str]]] = []  # (file line where the record starts, cells)
-    try:
-        for record in reader:
-            # A quoted field may span lines, so count lines, not records.
-            start = reader.line_num - sum(cell.count("\n") for cell in record)
-            records.append((start + options.skip_rows, record))
-    except csv.Error as exc:
-        raise SourceDataError(display_name, f"malformed CSV: {exc}",
-                              row=reader.line_num + options.skip_rows) from None
-    if not records:
-        detail = f" after skip_rows {options.skip_rows}" if options.skip_rows else ""
-        raise SourceDataError(display_name, f"file is empty{detail}: no header row")
-    header = header_names(records[0][1], display_name, records[0][0])
-    rows, numbers = [], []
-    for line, record in records[1:]:
-        if not any(cell.strip() for cell in record):
-            continue  # blank line
-        if len(record) != len(header):
-            raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(record)}",
-                                  row=line)
-        rows.append([cell.strip() for cell in record])
-        numbers.append(line)
-    if not rows:
-        raise SourceDataError(display_name, f"no data rows: the header (line {records[0][0]}, {len(header)} columns) "
-                              "is followed by nothing but blank lines", row=records[0][0])
     number_format = _number_format(options, rows, delimiter)
     return TextTable(path, display_name, header, rows, numbers, number_format)
 
 
-def _number_format(options: CsvOptions, rows: list[list[str]], delimiter: str | None) -> NumberFormat:
+def _records(lines: Iterator[str], delimiter: str, skip_rows: int, display_name: str
+             ) -> tuple[list[str], list[list[str]], list[int]]:
+    reader = csv.reader(lines, delimiter=delimiter)
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    shared: list[dict[str, str] | None] = []
+    try:
+        for record in reader:
+            # A quoted field may span lines, so count lines, not records.
+            line = reader.line_num - sum(cell.count("\n") for cell in record) + skip_rows
+            if header is None:
+                header, header_line = header_names(record, display_name, line), line
+                shared = [{} for _ in header]
+                continue
+            cells = [cell.strip() for cell in record]
+            if not any(cells):
+                continue  # blank line
+            if len(cells) != len(header):
+                raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(cells)}", row=line)
+            for index, pool in enumerate(shared):
+                if pool is not None:
+                    cells[index] = pool.setdefault(cells[index], cells[index])
+                    if len(pool) > _INTERN_LIMIT:
+                        shared[index] = None
+            rows.append(cells)
+            numbers.append(line)
+    except csv.Error as exc:
+        raise SourceDataError(display_name, f"malformed CSV: {exc}", row=reader.line_num + skip_rows) from None
+    if header is None:
+        detail = f" after skip_rows {skip_rows}" if skip_rows else ""
+        raise SourceDataError(display_name, f"file is empty{detail}: no header row")
+    if not rows:
+        raise SourceDataError(display_name, f"no data rows: the header (line {header_line}, {len(header)} columns) "
+                              "is followed by nothing but blank lines", row=header_line)
+    return header, rows, numbers
+
+
+def _number_format(options: CsvOptions, rows: Sequence[Sequence[str]], delimiter: str | None) -> NumberFormat:
     detected = detect_number_format((cell for row in rows[:500] for cell in row), delimiter)
     decimal = options.decimal or detected.decimal
     thousands: str

@@ -122,6 +122,31 @@ class AggregateCompleteness(_Strict):
     count: int = Field(ge=1, description="e.g. 12 for the months of a year")
 
 
+# Markers portals write for "no value": read as empty cells (counted, never zeros, never errors).
+# Compared after trimming, ignoring case. Eurostat writes ':', UN/OECD tables '..', Spanish 'n.d.'.
+DEFAULT_MISSING_VALUES: tuple[str, ...] = ("NA", "N/A", "n.a.", "n.d.", "n/d", "-", "--", "\u2013", "\u2014",
+                                           "..", "...", ":", "NULL", "NaN", "#N/A")
+AggregateMethod = Literal["sum", "mean", "count"]
+
+
+class AggregatePeriods(_Strict):
+    """The time grain of the rows an `aggregate` combines: which column tells a year's periods apart."""
+
+    field: str = Field(description=(
+        "Column whose distinct values are the periods of a year: a month number or name, '2018 / 07', a date."))
+    per_year: int = Field(ge=2, le=366, description=(
+        "Periods in a whole year: 4 quarters, 12 months, 52 weeks, 365 days."))
+    required: int | None = Field(default=None, ge=1, le=366, description=(
+        "How many periods a year needs for its value to be published. Default: every period (per_year) "
+        "for sum and count; 75 % of them, rounded up, for a mean (9 of 12 months; the rule for hourly readings)."))
+
+    @model_validator(mode="after")
+    def _required_fits(self) -> AggregatePeriods:
+        if self.required is not None and self.required > self.per_year:
+            raise ValueError(f"required ({self.required}) is more than per_year ({self.per_year})")
+        return self
+
+
 class ObservationsMapping(_Strict):
     """Tabular statistics: one value per (year, variable[, area]).
 
@@ -144,13 +169,39 @@ class ObservationsMapping(_Strict):
     where: dict[str, str | list[str]] = Field(default_factory=dict, description=(
         "Keep only rows whose field equals the value (or one of the listed values); other rows are "
         "counted as filtered, e.g. {Geo Type Name: Citywide}."))
-    aggregate: Literal["sum", "mean"] | None = Field(default=None, description=(
+    aggregate: AggregateMethod | list[AggregateMethod] | None = Field(default=None, description=(
         "Combine every row with the same (year, variable, data point, area) into one observation: "
-        "sum (monthly tonnage -> annual) or mean (monthly rates -> annual average). Rows repeated "
-        "cell for cell are counted once."))
+        "sum (monthly tonnage -> annual), mean (monthly rates -> annual average; needs `periods`) or count "
+        "(rows with a value, e.g. persons killed). Two steps [first, then] (needs `periods` with a field): "
+        "first within each period, then across the periods, e.g. [sum, mean] = districts summed per month, "
+        "then the mean of the months."))
     aggregate_complete: AggregateCompleteness | None = Field(default=None, description=(
-        "With `aggregate`: keep a combined value only when its rows cover `count` distinct values of "
-        "`field` (e.g. 12 months); incomplete years are dropped and counted."))
+        "Older spelling of periods: {field, per_year: count, required: count}. With `aggregate`: keep a "
+        "combined value only when its rows cover `count` distinct values of `field` (e.g. 12 months); "
+        "incomplete years are withheld and listed."))
+    periods: AggregatePeriods | Literal["annual"] | None = Field(default=None, description=(
+        "With `aggregate`: the time grain of the rows. 'annual': every row is already a whole year's figure "
+        "(rows of districts or neighbourhoods); {field, per_year, required}: sub-annual rows, and a year "
+        "whose rows cover fewer than `required` periods is withheld and listed in the load report."))
+    weight_field: str | None = Field(default=None, description=(
+        "With a mean over rows (aggregate: mean, or [mean, ...]): weight each row's value by this column of "
+        "the same row (population, households). Rows with an empty weight are left out and counted."))
+    duplicates: Literal["keep", "drop", "error"] = Field(default="keep", description=(
+        "Rows identical cell for cell to an earlier row (among the rows `where` keeps): keep (default; "
+        "they are real records, e.g. two persons alike), drop (a publishing artefact), or error. Counted "
+        "and listed in the load report either way."))
+    missing_values: list[str] | None = Field(default=None, description=(
+        "Cell texts meaning 'no value' (compared trimmed, ignoring case), read as empty cells and counted "
+        "in the report, never as zeros. Default: NA, N/A, n.a., n.d., n/d, -, --, en/em dash, .., ..., :, "
+        "NULL, NaN, #N/A. [] turns markers off."))
+    period_year: Literal["start", "end"] | None = Field(default=None, description=(
+        "How a period spanning years in the year field ('2010-2014', '2018/19', 'Winter 2010-11' through "
+        "year_pattern) is assigned to a reporting year: its first or its last year. Without it such a "
+        "period is an error. The period is stated in the observation's source_record."))
+    records_path: str | None = Field(default=None, description=(
+        "JSON files: dotted path to the array of records (e.g. 'response.data.items'). Without it CKAN "
+        "(result.records), OpenDataSoft (results), Socrata (an array) and {records|results|data|value} "
+        "envelopes are recognised."))
 
     @model_validator(mode="after")
     def _observation_options(self) -> ObservationsMapping:
@@ -167,10 +218,51 @@ class ObservationsMapping(_Strict):
                 raise ValueError("year_pattern needs exactly one group capturing the year")
         if self.aggregate_complete is not None and self.aggregate is None:
             raise ValueError("aggregate_complete needs aggregate")
+        self._aggregate_options()
         for key, vm in self.variables.items():
             if vm.columns is not None and self.layout != "wide":
                 raise ValueError(f"variables.{key}.columns only applies to layout 'wide'")
         return self._long_needs_fields()
+
+    @property
+    def aggregate_steps(self) -> list[str]:
+        """`aggregate` as a list of one or two steps ([] without aggregate)."""
+        if self.aggregate is None:
+            return []
+        return [self.aggregate] if isinstance(self.aggregate, str) else list(self.aggregate)
+
+    @property
+    def resolved_periods(self) -> AggregatePeriods | None:
+        """`periods` as a block (None for 'annual' or none), with aggregate_complete read as one."""
+        if self.aggregate_complete is not None:
+            complete = self.aggregate_complete
+            return AggregatePeriods(field=complete.field, per_year=max(2, complete.count), required=complete.count)
+        return self.periods if isinstance(self.periods, AggregatePeriods) else None
+
+    def _aggregate_options(self) -> None:
+        steps = self.aggregate_steps
+        if self.aggregate is None:
+            for name in ("periods", "weight_field"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} needs aggregate")
+            return
+        if not 1 <= len(steps) <= 2:
+            raise ValueError("aggregate is one method (sum, mean, count) or two steps [within periods, across periods]")
+        if self.periods is not None and self.aggregate_complete is not None:
+            raise ValueError("give periods or aggregate_complete (its older spelling), not both")
+        if "mean" in steps and self.periods is None and self.aggregate_complete is None:
+            raise ValueError("a mean needs periods: 'annual' when every row is a whole year's figure, or "
+                             "{field, per_year} for monthly, quarterly or daily rows (a year with too few periods "
+                             "is then withheld instead of averaging one month)")
+        if len(steps) == 2 and self.resolved_periods is None:
+            raise ValueError("a two-step aggregate needs periods with a field (the steps are within and across "
+                             "its periods)")
+        if self.weight_field is not None and steps[0] != "mean":
+            raise ValueError("weight_field needs a mean over rows: aggregate mean or [mean, ...]")
+        for key, vm in self.variables.items():
+            if steps[0] == "count" and (vm.columns is not None or vm.share_of is not None):
+                raise ValueError(f"variables.{key}: count counts the rows with a value in the entry's column; "
+                                 "columns and share_of do not apply")
 
     def _long_needs_fields(self) -> ObservationsMapping:
         if self.layout == "long" and (self.variable_field is None or self.value_field is None):

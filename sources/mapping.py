@@ -1,9 +1,9 @@
 """Turn a source's text table into canonical observation rows, as its config mapping says.
 
 Each row keeps where it came from (`source_record`: file and row) and its published value and
-unit. Nothing is dropped silently: empty cells and unmapped codes are counted in the report;
-a non-numeric value, a bad year or two different values for the same key stop the load with
-an error naming the file, row and field.
+unit. Nothing is dropped or kept silently: empty cells, missing-value markers, unmapped codes and
+rows repeated cell for cell are counted in the report; a non-numeric value, a bad year or two
+different values for the same key stop the load with an error naming the file, row and field.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 
 import polars as pl
 
-from sources.config import ObservationsMapping, SourceConfig, VariableMapping
+from sources.config import DEFAULT_MISSING_VALUES, AggregatePeriods, ObservationsMapping, SourceConfig, VariableMapping
 from sources.errors import SourceDataError
+from sources.parsers.numbers import shown as shown_text
 from sources.parsers.tabular import TextTable
 from warehouse.units import conversion_factor
 from warehouse.variables import VARIABLES
@@ -27,6 +28,15 @@ OBSERVATION_SCHEMA: dict[str, Any] = {
     "source_value": pl.Float64, "source_unit": pl.String, "source_id": pl.String,
     "snapshot_id": pl.String, "source_record": pl.String, "derivation": pl.String,
 }
+# A mean of sub-annual rows needs this share of the year's periods: the rule of the hourly readings'
+# annual means (warehouse/derive.py MIN_COVERAGE; a test keeps the two equal).
+MEAN_MIN_COVERAGE = 0.75
+MAX_PERIOD_YEARS = 20  # '2010-2014' is a period; '2018-07' (to 2107) is not
+EXAMPLES = 5  # row numbers listed per report item
+_YEAR = re.compile(r"[0-9]{4}(\.0+)?", re.ASCII)
+# A period spanning years: '2010-2014', '2018/19', '2018-2019', '2010–14'.
+_DATE = re.compile(r"([0-9]{1,2})[./-]([0-9]{1,2})[./-]([0-9]{4})", re.ASCII)
+_SPAN = re.compile(r"([0-9]{4})\s*[-/\u2013]\s*([0-9]{4}|[0-9]{2})", re.ASCII)
 
 
 @dataclass
@@ -34,23 +44,32 @@ class MappingReport:
     rows_read: int = 0
     observations: int = 0
     empty_cells: int = 0
-    duplicate_rows: int = 0
+    duplicate_rows: int = 0  # rows identical cell for cell to an earlier row (among those `where` keeps)
     unmapped_codes: dict[str, int] = field(default_factory=dict)
     filtered_rows: int = 0  # rows a `where` filter left out
     rows_without_year: int = 0  # rows whose year field does not match `year_pattern`
-    incomplete_aggregates: list[str] = field(default_factory=list)  # dropped by `aggregate_complete`
+    incomplete_aggregates: list[str] = field(default_factory=list)  # withheld: too few periods
+    duplicate_examples: list[str] = field(default_factory=list)  # 'row 5 = row 3', the first few
+    duplicates_dropped: int = 0  # with duplicates: drop
+    repeated_observations: int = 0  # a row giving an observation already read, with an equal value
+    repeated_examples: list[str] = field(default_factory=list)
+    missing_markers: dict[str, int] = field(default_factory=dict)  # marker -> cells (also in empty_cells)
+    rows_without_weight: int = 0  # weighted mean: rows with a value but an empty weight, left out
+    year_periods: dict[str, int] = field(default_factory=dict)  # '2010-2014 -> 2014': rows
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rows_read": self.rows_read, "observations": self.observations,
                                "empty_cells": self.empty_cells, "duplicate_rows": self.duplicate_rows,
                                "unmapped_codes": dict(sorted(self.unmapped_codes.items()))}
         # Keys of the optional mapping features appear only when they did something.
-        if self.filtered_rows:
-            out["filtered_rows"] = self.filtered_rows
-        if self.rows_without_year:
-            out["rows_without_year"] = self.rows_without_year
-        if self.incomplete_aggregates:
-            out["incomplete_aggregates"] = sorted(self.incomplete_aggregates)
+        optional: dict[str, Any] = {
+            "duplicate_examples": self.duplicate_examples, "duplicates_dropped": self.duplicates_dropped,
+            "repeated_observations": self.repeated_observations, "repeated_examples": self.repeated_examples,
+            "missing_markers": dict(sorted(self.missing_markers.items())), "filtered_rows": self.filtered_rows,
+            "rows_without_year": self.rows_without_year, "rows_without_weight": self.rows_without_weight,
+            "year_periods": dict(sorted(self.year_periods.items())),
+            "incomplete_aggregates": sorted(self.incomplete_aggregates)}
+        out.update({key: value for key, value in optional.items() if value})
         return out
 
 
@@ -61,32 +80,89 @@ def _labels(table: TextTable) -> dict[int, str]:
     return dict(zip(table.row_numbers, table.row_labels, strict=True))
 
 
-def _parse_year(table: TextTable, text: str, row: int, field_name: str, source_id: str,
-                row_label: str | None = None) -> int:
+@dataclass(frozen=True)
+class _Year:
+    year: int
+    period: str | None = None  # the published period when it spans years ('2010-2014')
+
+
+def _parse_year(table: TextTable, text: str, row: int, mapping: ObservationsMapping, source_id: str,
+                row_label: str | None = None) -> _Year:
+    field_name = mapping.year_field
     cleaned = text.strip()
-    try:
-        year = int(float(cleaned)) if cleaned and float(cleaned).is_integer() else int(cleaned)
-    except ValueError:
-        raise SourceDataError(table.display_name, f"year {text!r} is not an integer", row=row,
-                              field=field_name, source_id=source_id, row_label=row_label) from None
+
+    def fail(message: str) -> SourceDataError:
+        return SourceDataError(table.display_name, message, row=row, field=field_name, source_id=source_id,
+                               row_label=row_label)
+
+    span = _SPAN.fullmatch(cleaned)
+    if span is not None:
+        start = int(span.group(1))
+        end = int(span.group(2))
+        if len(span.group(2)) == 2:  # '2018/19', '1999-00': the first later year ending in those digits
+            end += start // 100 * 100 + (100 if start // 100 * 100 + end <= start else 0)
+        if not start < end <= start + MAX_PERIOD_YEARS:
+            raise fail(f"year {shown_text(text)} is neither a year nor a period of up to {MAX_PERIOD_YEARS} years "
+                       "(e.g. '2018-07' for a month would need year_pattern)")
+        if mapping.period_year is None:
+            raise fail(f"year {shown_text(text)} is a period of several years; set period_year "
+                       "(start or end) to say which reporting year it is assigned to")
+        year, period = (start if mapping.period_year == "start" else end), cleaned
+    elif _YEAR.fullmatch(cleaned):
+        year, period = int(float(cleaned)), None
+    else:
+        raise fail(f"year {shown_text(text)} is not an integer")
     if not 1900 <= year <= 2100:
-        raise SourceDataError(table.display_name, f"year {year} is outside 1900-2100", row=row,
-                              field=field_name, source_id=source_id, row_label=row_label)
-    return year
+        raise fail(f"year {year} is outside 1900-2100")
+    return _Year(year, period)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Part:
     """One row's contribution to an aggregated observation."""
 
     published: float
     row_number: int
     period: str | None
+    weight: float | None
+    year_period: str | None
 
 
 def _row_filter(table: TextTable, mapping: ObservationsMapping, source_id: str) -> list[tuple[int, set[str]]]:
     return [(table.column_index(name, source_id=source_id), {wanted} if isinstance(wanted, str) else set(wanted))
             for name, wanted in mapping.where.items()]
+
+
+def _natural(text: str) -> list[tuple[int, int | str]]:
+    """Sort key putting '2' before '10' (month numbers)."""
+    return [(0, int(piece)) if piece.isdigit() else (1, piece) for piece in re.split(r"([0-9]+)", text) if piece]
+
+
+def _in_order(periods: set[str | None]) -> list[str]:
+    """Period values in time order as far as they tell: dates like 30/06/2020 by year, then month and day
+    (day first when some first number is above 12, month first when some second one is); else natural order."""
+    texts = [period or "" for period in periods]
+    dates = [match for text in texts if (match := _DATE.fullmatch(text))]
+    if texts and len(dates) == len(texts):
+        day_first = any(int(m.group(1)) > 12 for m in dates)
+        month_first = not day_first and any(int(m.group(2)) > 12 for m in dates)
+        if day_first or month_first:
+            def key(m: re.Match[str]) -> tuple[int, int, int]:
+                day, month = (m.group(1), m.group(2)) if day_first else (m.group(2), m.group(1))
+                return int(m.group(3)), int(month), int(day)
+            return [m.group(0) for m in sorted(dates, key=key)]
+    return sorted(texts, key=_natural)
+
+
+def _combine(method: str, values: list[float], weights: list[float] | None = None) -> float | None:
+    if method == "count":
+        return float(len(values))
+    if method == "sum":
+        return math.fsum(values)
+    if weights is not None:
+        total = math.fsum(weights)
+        return math.fsum(v * w for v, w in zip(values, weights, strict=True)) / total if total > 0 else None
+    return math.fsum(values) / len(values)
 
 
 def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, snapshot_id: str) -> tuple[
@@ -98,46 +174,68 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     year_regex = re.compile(mapping.year_pattern) if mapping.year_pattern else None
     area_col = table.column_index(mapping.area_field, source_id=source.id) if mapping.area_field else None
     filters = _row_filter(table, mapping, source.id)
-    complete = mapping.aggregate_complete
-    period_col = table.column_index(complete.field, source_id=source.id) if complete else None
+    steps = mapping.aggregate_steps
+    periods = mapping.resolved_periods
+    period_col = table.column_index(periods.field, source_id=source.id) if periods else None
+    weight_col = table.column_index(mapping.weight_field, source_id=source.id) if mapping.weight_field else None
+    markers = {m.strip().casefold(): m for m in (DEFAULT_MISSING_VALUES if mapping.missing_values is None
+                                                  else mapping.missing_values)}
     factors = {key: conversion_factor(vm.unit, VARIABLES[vm.variable].unit, variable=vm.variable,
                                       data_point=vm.data_point) for key, vm in mapping.variables.items()}
     records: dict[tuple[Any, ...], dict[str, Any]] = {}
-    parts: dict[tuple[Any, ...], tuple[VariableMapping, str, list[_Part]]] = {}
-    duplicate_rows: set[int] = set()  # file rows repeating an observation already read
-    seen_rows: set[tuple[str, ...]] = set()
+    parts: dict[tuple[Any, ...], tuple[str, str, list[_Part]]] = {}  # key -> (mapping key, field, parts)
+    # Rows seen so far, by the hash of their cells -> position of the first; equal hashes are confirmed by
+    # comparing the cells, and rows whose hash collides with a different row are kept by their cells.
+    seen_rows: dict[int, int] = {}
+    collided: dict[tuple[str, ...], int] = {}
     labels = _labels(table)
 
     def shown(row_number: int) -> str:
         return labels.get(row_number, str(row_number))
 
+    def error(message: str, row_number: int, field_name: str | None) -> SourceDataError:
+        return SourceDataError(table.display_name, message, row=row_number, field=field_name,
+                               source_id=source.id, row_label=labels.get(row_number))
+
+    def empty(text: str) -> bool:
+        """An empty cell or a missing-value marker (counted per marker)."""
+        stripped = text.strip()
+        if not stripped:
+            return True
+        marker = markers.get(stripped.casefold())
+        if marker is None:
+            return False
+        report.missing_markers[marker] = report.missing_markers.get(marker, 0) + 1
+        return True
+
     def number(text: str, row_number: int, vm: VariableMapping, field_name: str) -> float:
         try:
             return table.number_format.parse(text)
         except ValueError as exc:
-            raise SourceDataError(table.display_name, f"{exc} (mapped to {vm.variable})", row=row_number,
-                                  field=field_name, source_id=source.id, row_label=labels.get(row_number)) from None
+            raise error(f"{exc} (mapped to {vm.variable})", row_number, field_name) from None
 
     def published_value(row_number: int, cells: list[str], vm: VariableMapping, texts: list[tuple[str, str]]
                         ) -> float | None:
         """The value of a row for one mapping, in the mapping's unit; None when empty."""
-        present = [(name, text) for name, text in texts if text.strip()]
+        present = [(name, text) for name, text in texts if not empty(text)]
         if not present:
             report.empty_cells += 1
             return None
-        value = sum(number(text, row_number, vm, name) for name, text in present)
+        if steps and steps[0] == "count":
+            return 1.0  # the row counts; its cell is a code, not a number
+        value = math.fsum(number(text, row_number, vm, name) for name, text in present)
         if vm.share_of is not None:
             base_text = cells[table.column_index(vm.share_of, source_id=source.id)]
-            if not base_text.strip():
+            if empty(base_text):
                 report.empty_cells += 1
                 return None
             share = value / 100.0 if vm.share_in == "percent" else value
             value = share * number(base_text, row_number, vm, vm.share_of)
         return value
 
-    def row_year(row_number: int, cells: list[str]) -> int | None:
+    def row_year(row_number: int, cells: list[str]) -> _Year | None:
         if mapping.year is not None:
-            return mapping.year
+            return _Year(mapping.year)
         assert year_col is not None and mapping.year_field is not None
         text = cells[year_col]
         if year_regex is not None:
@@ -146,45 +244,64 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
                 report.rows_without_year += 1
                 return None
             text = match.group(1)
-        return _parse_year(table, text, row_number, mapping.year_field, source.id, labels.get(row_number))
+        year = _parse_year(table, text, row_number, mapping, source.id, labels.get(row_number))
+        if year.period is not None:
+            assigned = f"{year.period} -> {year.year}"
+            report.year_periods[assigned] = report.year_periods.get(assigned, 0) + 1
+        return year
 
     def area_of(row_number: int, cells: list[str]) -> tuple[str, str]:
         if area_col is None:
             return "city", city_id
         area_text = cells[area_col].strip()
         if not area_text:
-            raise SourceDataError(table.display_name, "area code is empty", row=row_number,
-                                  field=mapping.area_field, source_id=source.id, row_label=labels.get(row_number))
+            raise error("area code is empty", row_number, mapping.area_field)
         return mapping.area_type, area_text
 
-    def emit(row_number: int, cells: list[str], year: int, key: str, texts: list[tuple[str, str]]) -> None:
+    def row_weight(row_number: int, cells: list[str], vm: VariableMapping) -> float | None:
+        assert weight_col is not None and mapping.weight_field is not None
+        text = cells[weight_col]
+        if empty(text):
+            report.rows_without_weight += 1
+            return None
+        weight = number(text, row_number, vm, mapping.weight_field)
+        if weight < 0:
+            raise error(f"weight {shown_text(text)} is negative", row_number, mapping.weight_field)
+        return weight
+
+    def emit(row_number: int, cells: list[str], year: _Year, key: str, texts: list[tuple[str, str]]) -> None:
         vm = mapping.variables[key]
         published = published_value(row_number, cells, vm, texts)
         if published is None:
             return
         field_name = "+".join(name for name, _ in texts)
         area_type, area_id = area_of(row_number, cells)
-        obs_key = (year, vm.variable, vm.data_point, area_type, area_id)
-        if mapping.aggregate is not None:
-            period = cells[period_col] if period_col is not None else None
-            entry = parts.setdefault(obs_key, (vm, field_name, []))
-            entry[2].append(_Part(published, row_number, period))
+        obs_key = (year.year, vm.variable, vm.data_point, area_type, area_id)
+        if steps:
+            weight = row_weight(row_number, cells, vm) if weight_col is not None else None
+            if weight_col is not None and weight is None:
+                return
+            period = cells[period_col].strip() if period_col is not None else None
+            entry = parts.setdefault(obs_key, (key, field_name, []))
+            entry[2].append(_Part(published, row_number, period, weight, year.period))
             return
-        record = _record(vm, factors[key], published, year, area_type, area_id,
-                         f"{table.display_name} row {shown(row_number)} field {field_name!r}")
+        where = f"{table.display_name} row {shown(row_number)} field {field_name!r}"
+        if year.period is not None:
+            where += f", period {year.period!r} assigned to {year.year} (period_year: {mapping.period_year})"
+        record = _record(vm, factors[key], published, year.year, area_type, area_id, where)
         previous = records.get(obs_key)
         if previous is None:
             records[obs_key] = record
         elif math.isclose(previous["value"], record["value"], rel_tol=1e-9, abs_tol=1e-12):
             # Compared in the canonical unit: two fields may publish the same figure in different units.
-            duplicate_rows.add(row_number)
+            report.repeated_observations += 1
+            if len(report.repeated_examples) < EXAMPLES:
+                report.repeated_examples.append(f"{where} = {previous['source_record']}")
         else:
-            raise SourceDataError(
-                table.display_name,
+            raise error(
                 f"conflicting values for {vm.variable}{'/' + vm.data_point if vm.data_point else ''} "
-                f"{area_id} {year}: {previous['source_value']} {previous['source_unit']} "
-                f"({previous['source_record']}) vs {published} {vm.unit}",
-                row=row_number, field=field_name, source_id=source.id, row_label=labels.get(row_number))
+                f"{area_id} {year.year}: {previous['source_value']} {previous['source_unit']} "
+                f"({previous['source_record']}) vs {published} {vm.unit}", row_number, field_name)
 
     def _record(vm: VariableMapping, factor: float, published: float, year: int, area_type: str, area_id: str,
                 source_record: str) -> dict[str, Any]:
@@ -196,22 +313,47 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
             "snapshot_id": snapshot_id, "source_record": source_record, "derivation": None,
         }
 
+    def duplicate(position: int, row_number: int, cells: list[str]) -> bool:
+        """Whether to skip this row: identical rows are counted, listed and then kept, dropped or refused."""
+        fingerprint = tuple(cells)
+        earlier = seen_rows.setdefault(hash(fingerprint), position)
+        if earlier != position and table.rows[earlier] != cells:
+            earlier = collided.setdefault(fingerprint, position)
+        if earlier == position:
+            return False
+        first = table.row_numbers[earlier]
+        report.duplicate_rows += 1
+        if len(report.duplicate_examples) < EXAMPLES:
+            report.duplicate_examples.append(f"row {shown(row_number)} = row {shown(first)}")
+        if mapping.duplicates == "error":
+            raise error(f"row repeats row {shown(first)} cell for cell (duplicates: error; set duplicates: keep "
+                        "if such rows are separate records, drop if they are a publishing artefact)",
+                        row_number, None)
+        if mapping.duplicates == "drop":
+            report.duplicates_dropped += 1
+            return True
+        return False
+
     if mapping.layout == "wide":
         columns = {key: [(name, table.column_index(name, source_id=source.id)) for name in (vm.columns or [key])]
                    for key, vm in mapping.variables.items()}
     else:
         code_col = table.column_index(mapping.variable_field or "", source_id=source.id)
         value_col = table.column_index(mapping.value_field or "", source_id=source.id)
-    for cells, row_number in zip(table.rows, table.row_numbers, strict=True):
+    # A count's periods are those of every row of the year, before `where`: a day with accidents but no
+    # death is a day with zero deaths, not a missing day.
+    counting = steps[:1] == ["count"] and period_col is not None
+    count_coverage: dict[int, set[str | None]] | None = {} if counting else None
+    for position, (cells, row_number) in enumerate(zip(table.rows, table.row_numbers, strict=True)):
+        if count_coverage is not None:
+            covered = _quiet_year(table, mapping, year_regex, year_col, cells, row_number)
+            if covered is not None and period_col is not None:
+                count_coverage.setdefault(covered, set()).add(cells[period_col].strip())
         if any(cells[index] not in wanted for index, wanted in filters):
             report.filtered_rows += 1
             continue
-        if mapping.aggregate is not None:
-            fingerprint = tuple(cells)
-            if fingerprint in seen_rows:  # a row repeated cell for cell would be counted twice
-                duplicate_rows.add(row_number)
-                continue
-            seen_rows.add(fingerprint)
+        if duplicate(position, row_number, cells):
+            continue
         if mapping.layout == "wide":
             year = row_year(row_number, cells)
             if year is None:
@@ -227,25 +369,85 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
             if year is None:
                 continue
             emit(row_number, cells, year, code, [(mapping.value_field or "", cells[value_col])])
-    for obs_key, (vm, field_name, contributions) in parts.items():
+    for obs_key, (key, field_name, contributions) in parts.items():
+        vm = mapping.variables[key]
         year, _, _, area_type, area_id = obs_key
         label = f"{vm.variable}{'[' + vm.data_point + ']' if vm.data_point else ''} {area_id} {year}"
-        if complete is not None:
-            periods = {p.period for p in contributions}
-            if len(periods) < complete.count:
-                report.incomplete_aggregates.append(
-                    f"{label}: {len(periods)} of {complete.count} {complete.field} values")
-                continue
-        values = [p.published for p in contributions]
-        total = math.fsum(values)
-        published = total if mapping.aggregate == "sum" else total / len(values)
+        present = count_coverage.get(year, set()) if count_coverage is not None else {p.period for p in contributions}
+        combined = _aggregate(mapping, steps, periods, contributions, present, label, report)
+        if combined is None:
+            continue
+        published, how = combined
         rows = sorted(p.row_number for p in contributions)
-        key = next(k for k, m in mapping.variables.items() if m is vm)
-        records[obs_key] = _record(vm, factors[key], published, year, area_type, area_id,
-                                   f"{table.display_name} {mapping.aggregate} of {len(rows)} rows "
-                                   f"(rows {shown(rows[0])}-{shown(rows[-1])}) field {field_name!r}")
+        spans = sorted({p.year_period for p in contributions if p.year_period})
+        where = (f"{table.display_name} {how} of {len(rows)} rows (rows {shown(rows[0])}-{shown(rows[-1])}) "
+                 f"field {field_name!r}")
+        if periods is not None:
+            listed = _in_order(present)
+            where += f", {len(listed)} of {periods.per_year} {periods.field} values ({listed[0]} .. {listed[-1]})"
+        if spans:
+            where += f", period {', '.join(map(repr, spans))} assigned to {year} (period_year: {mapping.period_year})"
+        records[obs_key] = _record(vm, factors[key], published, year, area_type, area_id, where)
     report.observations = len(records)
-    report.duplicate_rows = len(duplicate_rows)
     frame = pl.DataFrame(list(records.values()), schema=OBSERVATION_SCHEMA, orient="row") if records else \
         pl.DataFrame(schema=OBSERVATION_SCHEMA)
     return frame, report
+
+
+def _quiet_year(table: TextTable, mapping: ObservationsMapping, year_regex: re.Pattern[str] | None,
+                year_col: int | None, cells: list[str], row_number: int) -> int | None:
+    """A row's year for coverage only: None where it has none (the row itself is judged later, if used)."""
+    if mapping.year is not None:
+        return mapping.year
+    assert year_col is not None
+    text = cells[year_col]
+    if year_regex is not None:
+        match = year_regex.search(text.strip())
+        if match is None:
+            return None
+        text = match.group(1)
+    try:
+        return _parse_year(table, text, row_number, mapping, "").year
+    except SourceDataError:
+        return None
+
+
+def _aggregate(mapping: ObservationsMapping, steps: list[str], periods: AggregatePeriods | None,
+               contributions: list[_Part], present: set[str | None], label: str, report: MappingReport
+               ) -> tuple[float, str] | None:
+    """The combined value of one observation's rows and how it was made; None when withheld (listed)."""
+    if periods is not None:
+        if periods.required is not None:
+            needed, rule = periods.required, f"periods.required {periods.required}"
+        elif "mean" in steps[-1:]:
+            needed = math.ceil(MEAN_MIN_COVERAGE * periods.per_year - 1e-9)
+            rule = f"a mean needs {round(MEAN_MIN_COVERAGE * 100)} % of {periods.per_year}"
+        else:
+            needed, rule = periods.per_year, f"a {steps[-1]} needs all {periods.per_year}"
+        if len(present) < needed:
+            report.incomplete_aggregates.append(
+                f"{label}: {len(present)} of {periods.per_year} {periods.field} values; withheld "
+                f"({rule}: at least {needed})")
+            return None
+    weighted = mapping.weight_field is not None
+    if len(steps) == 1:
+        weights = [p.weight or 0.0 for p in contributions] if weighted else None
+        value = _combine(steps[0], [p.published for p in contributions], weights)
+        how = f"weighted mean (weight {mapping.weight_field!r})" if weighted else steps[0]
+    else:
+        by_period: dict[str | None, list[_Part]] = {}
+        for part in contributions:
+            by_period.setdefault(part.period, []).append(part)
+        firsts: list[float] = []
+        for group in by_period.values():
+            weights = [p.weight or 0.0 for p in group] if weighted else None
+            first = _combine(steps[0], [p.published for p in group], weights)
+            if first is not None:
+                firsts.append(first)
+        value = _combine(steps[1], firsts) if firsts else None
+        inner = f"weighted mean (weight {mapping.weight_field!r})" if weighted else steps[0]
+        how = f"{steps[1]} over {len(by_period)} {periods.field if periods else 'period'} values of the {inner}"
+    if value is None:
+        report.incomplete_aggregates.append(f"{label}: weights sum to 0; withheld")
+        return None
+    return value, how

@@ -11,6 +11,7 @@ import pytest
 from sources.config import SourceConfig
 from sources.errors import SourceDataError
 from sources.mapping import OBSERVATION_SCHEMA, MappingReport, map_observations
+from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import TextTable, read_csv
 
 CITY = "test-city"
@@ -151,7 +152,7 @@ def test_same_figure_in_two_units_is_a_duplicate_not_a_conflict(tmp_path: Path) 
         "Strom_kWh": {"variable": "electricity_consumption_kwh", "unit": "kWh"}}}
     frame, report = run(table(tmp_path, "Jahr,Strom_MWh,Strom_kWh\n2023,5,5000\n"), source(config))
     assert frame["value"].to_list() == [5000.0]
-    assert report.duplicate_rows == 1
+    assert report.repeated_observations == 1 and report.duplicate_rows == 0  # one row, two equal figures
 
 
 def test_different_figures_that_share_a_number_conflict(tmp_path: Path) -> None:
@@ -249,7 +250,10 @@ def test_empty_area_code_is_an_error(tmp_path: Path) -> None:
 
 def test_table_without_rows_gives_empty_frame(tmp_path: Path) -> None:
     config = {"year_field": "Jahr", "variables": {"Einwohner": {"variable": "population", "unit": "persons"}}}
-    frame, report = run(table(tmp_path, "Jahr,Einwohner\n"), source(config))
+    with pytest.raises(SourceDataError, match="no data rows"):
+        table(tmp_path, "Jahr,Einwohner\n")
+    empty = TextTable(tmp_path / "e.json", "e.json", ["Jahr", "Einwohner"], [], [], NumberFormat())
+    frame, report = run(empty, source(config))
     assert frame.height == 0
     assert frame.schema == pl.Schema(OBSERVATION_SCHEMA)
     assert report.as_dict()["rows_read"] == 0

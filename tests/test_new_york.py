@@ -45,12 +45,13 @@ def test_where_and_year_pattern(tmp_path: Path) -> None:
 def test_aggregate_sum_columns_and_completeness(tmp_path: Path) -> None:
     text = "M,A,B\n2018 / 01,1,2\n2018 / 01,1,2\n2018 / 02,3,4\n2019 / 01,5,6\n"
     rows, report = _map(tmp_path, text, {
-        "year_field": "M", "year_pattern": r"^(\d{4}) / \d{2}$", "aggregate": "sum",
+        "year_field": "M", "year_pattern": r"^(\d{4}) / \d{2}$", "aggregate": "sum", "duplicates": "drop",
         "aggregate_complete": {"field": "M", "count": 2},
         "variables": {"total": {"variable": "solid_waste_total_t", "unit": "t", "columns": ["A", "B"]}}})
     assert [(r["year"], r["value"]) for r in rows] == [(2018, 10.0)]  # the repeated row counted once
     assert report["duplicate_rows"] == 1
-    assert report["incomplete_aggregates"] == ["solid_waste_total_t c 2019: 1 of 2 M values"]
+    assert report["incomplete_aggregates"] == [
+        "solid_waste_total_t c 2019: 1 of 2 M values; withheld (periods.required 2: at least 2)"]
 
 
 def test_aggregate_mean_constant_year_and_share(tmp_path: Path) -> None:
@@ -61,7 +62,7 @@ def test_aggregate_mean_constant_year_and_share(tmp_path: Path) -> None:
                               "share_of": "HH", "share_in": "fraction"}}})
     assert {r["variable"]: r["value"] for r in rows} == {"households_total": 400.0,
                                                          "households_with_internet": 320.0}
-    rows, _ = _map(tmp_path, "Y,R\n2020,2\n2020,4\n", {"year_field": "Y", "aggregate": "mean",
+    rows, _ = _map(tmp_path, "Y,R\n2020,2\n2020,4\n", {"year_field": "Y", "aggregate": "mean", "periods": "annual",
                                                       "variables": {"R": {"variable": "labour_force",
                                                                           "unit": "persons"}}})
     assert rows[0]["value"] == 3.0 and "mean of 2 rows" in rows[0]["source_record"]

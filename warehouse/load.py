@@ -90,7 +90,7 @@ def read_table(source: SourceConfig, snapshot: Snapshot) -> TextTable:
     if fmt == "excel":
         return read_excel(snapshot.path, source.excel, name)
     if fmt in ("json", "ngsi-ld"):
-        return read_json_records(snapshot.path, name)
+        return read_json_records(snapshot.path, name, source.observations.records_path if source.observations else None)
     raise SourceDataError(name, f"format {fmt!r} cannot feed target {source.target!r}", source_id=source.id)
 
 

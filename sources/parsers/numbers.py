@@ -6,8 +6,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# What is left once the declared separators are removed: ASCII digits, one '.', an optional exponent.
+# Python's float() also takes '5_0000', 'nan', 'inf' and non-ASCII digits; none of them is a number here.
+_PLAIN = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _GERMAN = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$|^[+-]?\d+,\d+$")
 _ENGLISH = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$|^[+-]?\d+\.\d+$")
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """A cell or name as messages show it: escaped (repr) and cut to `limit` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _grouped(integer_part: str, sep: str) -> bool:
@@ -27,21 +35,20 @@ class NumberFormat:
             # A separator is only a thousands separator where it splits off groups of three digits;
             # anywhere else ('1.5' read with decimal ',') dropping it would change the value.
             if sep in fraction or (sep in integer_part and not _grouped(integer_part, sep)):
-                raise ValueError(f"{text!r} is not a number with decimal {self.decimal!r} "
+                raise ValueError(f"{shown(text)} is not a number with decimal {self.decimal!r} "
                                  f"and thousands {self.thousands!r}")
         if self.thousands:
             cleaned = cleaned.replace(self.thousands, "")
         cleaned = cleaned.replace(" ", "").replace("'", "")
         if self.decimal == ",":
             if "." in cleaned:
-                raise ValueError(f"{text!r} has '.' but the decimal separator is ','")
+                raise ValueError(f"{shown(text)} has '.' but the decimal separator is ','")
             cleaned = cleaned.replace(",", ".")
         elif "," in cleaned:
-            raise ValueError(f"{text!r} has ',' but the decimal separator is '.'")
-        try:
-            return float(cleaned)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
+            raise ValueError(f"{shown(text)} has ',' but the decimal separator is '.'")
+        if not _PLAIN.fullmatch(cleaned):
+            raise ValueError(f"{shown(text)} is not a number")
+        return float(cleaned)
 
 
 def detect_number_format(samples: Iterable[str], delimiter: str | None = None) -> NumberFormat:

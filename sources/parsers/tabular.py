@@ -9,14 +9,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
+import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sources.config import CsvOptions, ExcelOptions
 from sources.errors import SourceDataError
-from sources.parsers.numbers import NumberFormat, detect_number_format
+from sources.parsers.numbers import NumberFormat, detect_number_format, shown
+
+MAX_LISTED_COLUMNS = 20  # column names an error message lists
+# Byte-order marks, longest first (the UTF-32 LE mark starts like the UTF-16 LE one).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 CANDIDATE_DELIMITERS = ";,\t|"
 # Longest CSV line accepted. Open-data CSVs with WKT geometry columns reach a few MB per line; a
@@ -50,20 +58,45 @@ class TextTable:
         return self.row_labels[index] if self.row_labels is not None else str(self.row_numbers[index])
 
     def column_index(self, name: str, *, source_id: str | None = None) -> int:
+        """The column called `name`; else the one column equal to it once runs of spaces are one space and
+        accents are composed the same way (headers like 'Nº  EXPEDIENTE' with a double space)."""
         try:
             return self.columns.index(name)
         except ValueError:
-            raise SourceDataError(
-                self.display_name, f"column {name!r} not found; columns are {self.columns}",
-                field=name, source_id=source_id,
-            ) from None
+            pass
+        loose = [i for i, column in enumerate(self.columns) if _loose(column) == _loose(name)]
+        if len(loose) == 1:
+            return loose[0]
+        listed = ", ".join(shown(c) for c in self.columns[:MAX_LISTED_COLUMNS])
+        more = f" and {len(self.columns) - MAX_LISTED_COLUMNS} more" if len(self.columns) > MAX_LISTED_COLUMNS else ""
+        raise SourceDataError(self.display_name, f"column {shown(name)} not found; columns are [{listed}]{more}",
+                              field=name[:40], source_id=source_id)
+
+
+def _loose(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).split())
+
+
+def header_names(cells: list[str], display_name: str, row: int | None = None) -> list[str]:
+    """Column names from a header row: an empty name becomes 'column <n>' (1-based position, e.g. the
+    two trailing columns a line ending in ';;' makes); a name given twice is an error naming both."""
+    names = [cell.strip() or f"column {position}" for position, cell in enumerate(cells, start=1)]
+    first: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in first:
+            raise SourceDataError(display_name, f"column name {shown(name)} appears twice in the header, at "
+                                  f"columns {first[name]} and {position}; rename one (values could not be told "
+                                  "apart)", row=row)
+        first[name] = position
+    return names
 
 
 def detect_encoding(data: bytes, declared: str | None) -> str:
     if declared:
         return declared
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding
     try:
         data.decode("utf-8")
         return "utf-8"
@@ -112,45 +145,111 @@ def check_line_lengths(path: Path, display_name: str, limit: int | None = None) 
                           "line this long is a broken or hostile file and is not read", row=lines + 1)
 
 
+def _file_encoding(path: Path, declared: str | None) -> str:
+    """`detect_encoding` for a file, streamed: a byte-order mark, else UTF-8 if every chunk decodes, else cp1252."""
+    if declared:
+        return declared
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        for bom, encoding in _BOMS:
+            if head.startswith(bom):
+                return encoding
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := handle.read(_SCAN_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1252"
+    return "utf-8"
+
+
+def _text_lines(handle: io.TextIOWrapper, display_name: str, encoding: str) -> Iterator[str]:
+    """The file's lines (with their line ends, for the csv module), refusing NUL characters."""
+    for number, line in enumerate(handle, start=1):
+        if number == 1:
+            line = line.lstrip("\ufeff")
+        if "\x00" in line:
+            # Text CSVs never hold NUL: UTF-16/32 without a byte-order mark, or not text at all.
+            raise SourceDataError(display_name, f"the file holds NUL characters once decoded as {encoding}: not a "
+                                  "text CSV, or UTF-16/UTF-32 without a byte-order mark (declare csv.encoding, e.g. "
+                                  "utf-16-le)", row=number)
+        yield line
+
+
+# Values of a column are shared (one string object per distinct value) until it has this many: years,
+# months and district codes repeat on every row of a big file; measured values rarely do.
+_INTERN_LIMIT = 4096
+
+
 def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextTable:
+    """Read a CSV as text cells, streaming the file (never the whole text in memory): rows are lists of
+    trimmed cells, repeated values of a column share one string, and each row keeps its file line number."""
     options = options or CsvOptions()
     check_line_lengths(path, display_name)
-    data = path.read_bytes()
-    encoding = detect_encoding(data, options.encoding)
+    encoding = _file_encoding(path, options.encoding)
     try:
-        text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
-        raise SourceDataError(display_name, f"cannot decode as {encoding}: {exc}") from None
-    text = text.lstrip("\ufeff")
-    lines = text.splitlines()[options.skip_rows:]
-    delimiter = options.delimiter or detect_delimiter("\n".join(lines))
-    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
-    records: list[tuple[int, list[str]]] = []  # (file line where the record starts, cells)
+        codecs.lookup(encoding)
+    except LookupError as exc:
+        raise SourceDataError(display_name, f"cannot decode as {encoding}: {shown(str(exc), 120)}") from None
     try:
-        for record in reader:
-            # A quoted field may span lines, so count lines, not records.
-            start = reader.line_num - sum(cell.count("\n") for cell in record)
-            records.append((start + options.skip_rows, record))
-    except csv.Error as exc:
-        raise SourceDataError(display_name, f"malformed CSV: {exc}",
-                              row=reader.line_num + options.skip_rows) from None
-    if not records:
-        raise SourceDataError(display_name, "file is empty")
-    header = [h.strip() for h in records[0][1]]
-    rows, numbers = [], []
-    for line, record in records[1:]:
-        if not any(cell.strip() for cell in record):
-            continue  # blank line
-        if len(record) != len(header):
-            raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(record)}",
-                                  row=line)
-        rows.append([cell.strip() for cell in record])
-        numbers.append(line)
+        with path.open("rb") as raw:
+            handle = io.TextIOWrapper(raw, encoding=encoding, newline="")
+            lines = _text_lines(handle, display_name, encoding)
+            for _ in range(options.skip_rows):
+                next(lines, None)
+            head = list(itertools.islice(lines, 50))
+            delimiter = options.delimiter or detect_delimiter("".join(head))
+            header, rows, numbers = _records(itertools.chain(head, lines), delimiter, options.skip_rows, display_name)
+    except UnicodeDecodeError as exc:
+        bom = next((name for mark, name in _BOMS if path.read_bytes()[:4].startswith(mark)), None)
+        hint = f" (the file starts with a {bom} byte-order mark)" if bom and bom != encoding else ""
+        raise SourceDataError(display_name, f"cannot decode as {encoding}{hint}: {shown(str(exc), 120)}") from None
     number_format = _number_format(options, rows, delimiter)
     return TextTable(path, display_name, header, rows, numbers, number_format)
 
 
-def _number_format(options: CsvOptions, rows: list[list[str]], delimiter: str | None) -> NumberFormat:
+def _records(lines: Iterator[str], delimiter: str, skip_rows: int, display_name: str
+             ) -> tuple[list[str], list[list[str]], list[int]]:
+    reader = csv.reader(lines, delimiter=delimiter)
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    shared: list[dict[str, str] | None] = []
+    try:
+        for record in reader:
+            # A quoted field may span lines, so count lines, not records.
+            line = reader.line_num - sum(cell.count("\n") for cell in record) + skip_rows
+            if header is None:
+                header, header_line = header_names(record, display_name, line), line
+                shared = [{} for _ in header]
+                continue
+            cells = [cell.strip() for cell in record]
+            if not any(cells):
+                continue  # blank line
+            if len(cells) != len(header):
+                raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(cells)}", row=line)
+            for index, pool in enumerate(shared):
+                if pool is not None:
+                    cells[index] = pool.setdefault(cells[index], cells[index])
+                    if len(pool) > _INTERN_LIMIT:
+                        shared[index] = None
+            rows.append(cells)
+            numbers.append(line)
+    except csv.Error as exc:
+        raise SourceDataError(display_name, f"malformed CSV: {exc}", row=reader.line_num + skip_rows) from None
+    if header is None:
+        detail = f" after skip_rows {skip_rows}" if skip_rows else ""
+        raise SourceDataError(display_name, f"file is empty{detail}: no header row")
+    if not rows:
+        raise SourceDataError(display_name, f"no data rows: the header (line {header_line}, {len(header)} columns) "
+                              "is followed by nothing but blank lines", row=header_line)
+    return header, rows, numbers
+
+
+def _number_format(options: CsvOptions, rows: Sequence[Sequence[str]], delimiter: str | None) -> NumberFormat:
     detected = detect_number_format((cell for row in rows[:500] for cell in row), delimiter)
     decimal = options.decimal or detected.decimal
     thousands: str
@@ -195,6 +294,7 @@ def read_excel(path: Path, options: ExcelOptions | None, display_name: str) -> T
     header = [_cell_text(v) for v in all_rows[options.header_row - 1]]
     while header and not header[-1]:
         header.pop()
+    header = header_names(header, f"{display_name} (sheet {sheet.title})", options.header_row)
     rows, numbers = [], []
     for excel_row, values in enumerate(all_rows[options.header_row:], start=options.header_row + 1):
         cells = [_cell_text(v) for v in values[: len(header)]]
@@ -206,22 +306,61 @@ def read_excel(path: Path, options: ExcelOptions | None, display_name: str) -> T
     return TextTable(path, f"{display_name} (sheet {sheet.title})", header, rows, numbers, NumberFormat())
 
 
-def read_json_records(path: Path, display_name: str) -> TextTable:
+def read_json_records(path: Path, display_name: str, records_path: str | None = None) -> TextTable:
+    """Records of a JSON file, in the envelopes the API path unwraps (sources/parsers/pages.py): an array
+    (Socrata), CKAN `{"success", "result": {"records"}}`, OpenDataSoft v2.1 `{"total_count", "results"}`,
+    `{records|results|data|value: [...]}`; or the array at a dotted `records_path`. Nested objects become
+    dotted columns (`coordinates.lat`), lists JSON text, as on API pages."""
+    from sources.parsers.pages import _flatten, page_records  # pages imports this module
+
+    if records_path is None:
+        _check_ckan_success(path, display_name)
+        records = page_records(path, display_name)
+    else:
+        records = _at_path(path, display_name, records_path)
+    if not records:
+        raise SourceDataError(display_name, "no data rows: the file holds no records")
+    flat = [_flatten(record) for record in records]
+    columns: list[str] = []
+    seen: set[str] = set()
+    for record in flat:
+        for key in record:
+            if key not in seen:
+                seen.add(key)
+                columns.append(key)
+    rows = [[_cell_text(record.get(c)) for c in columns] for record in flat]
+    return TextTable(path, display_name, columns, rows, list(range(1, len(rows) + 1)), NumberFormat())
+
+
+def _load_json(path: Path, display_name: str) -> Any:
     try:
-        payload = json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceDataError(display_name, f"not valid JSON: {exc}") from None
-    if isinstance(payload, dict):
-        for key in ("records", "results", "data", "value"):
-            if isinstance(payload.get(key), list):
-                payload = payload[key]
-                break
-    if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
-        raise SourceDataError(display_name, "expected a JSON array of records (objects)")
-    columns: list[str] = []
-    for record in payload:
-        for key in record:
-            if key not in columns:
-                columns.append(key)
-    rows = [[_cell_text(record.get(c)) for c in columns] for record in payload]
-    return TextTable(path, display_name, columns, rows, list(range(1, len(rows) + 1)), NumberFormat())
+
+
+def _check_ckan_success(path: Path, display_name: str) -> None:
+    payload = _load_json(path, display_name)
+    if isinstance(payload, dict) and payload.get("success") is False:
+        raise SourceDataError(display_name, f"a saved CKAN error response (success: false): "
+                              f"{shown(json.dumps(payload.get('error'), ensure_ascii=False), 200)}")
+
+
+def _at_path(path: Path, display_name: str, records_path: str) -> list[dict[str, Any]]:
+    node: Any = _load_json(path, display_name)
+    walked: list[str] = []
+    for key in records_path.split("."):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            keys = ", ".join(shown(str(k)) for k in list(node)[:MAX_LISTED_COLUMNS]) if isinstance(node, dict) else ""
+            found = f"keys there are [{keys}]" if isinstance(node, dict) else f"found {type(node).__name__}"
+            raise SourceDataError(display_name, f"records_path {records_path!r}: no {key!r} at "
+                                  f"{'.'.join(walked) or 'the top'}; {found}")
+        walked.append(key)
+    if not isinstance(node, list) or not all(isinstance(r, dict) for r in node):
+        raise SourceDataError(display_name, f"records_path {records_path!r} does not lead to an array of records "
+                              "(objects)")
+    return node

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -243,6 +244,24 @@ class HttpOptions(_Strict):
                 raise ValueError(f"header {name!r} carries a credential: put it in an environment variable "
                                  f"and write {name}: \"${{MY_TOKEN}}\" (secrets never go in the config)")
         return headers
+
+
+# Query parameters that carry a credential: a URL holding one is refused like a literal auth header.
+CREDENTIAL_PARAMS = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "auth", "auth_token",
+                               "app_token", "$$app_token", "password", "passwd", "pwd", "secret", "client_secret",
+                               "signature", "sig", "session", "sessionid", "private_token", "refresh_token",
+                               "subscription-key", "x-api-key"})
+
+
+def url_credentials(url: str) -> str | None:
+    """Why `url` holds a literal credential (user:password@, ?api_key=...), or None."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        return "a user name or password (user:password@)"
+    for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() in CREDENTIAL_PARAMS:
+            return f"the credential parameter {name!r}"
+    return None
 
 
 class _SinceOptions(_Strict):
@@ -547,6 +566,10 @@ class SourceConfig(_Strict):
             raise ValueError(f"'http' settings do not apply to kind {self.kind!r}")
         if "${" in self.location:
             raise ValueError("a location never holds a secret: reference it in http.headers as ${NAME}")
+        if self.is_url and (found := url_credentials(self.location)):
+            raise ValueError(f"the location holds {found}: credentials never go in the config (it is published in "
+                             "every release); send them as a header from the environment, e.g. "
+                             "http: {headers: {Authorization: \"${MY_TOKEN}\"}}")
         if self.kind not in API_KINDS:
             if not self.location:
                 raise ValueError(f"kind {self.kind!r} needs a 'location'")
@@ -559,6 +582,9 @@ class SourceConfig(_Strict):
             raise ValueError(f"kind {self.kind!r} builds its URL from the {self.kind!r} block; remove 'location'")
         # The model is frozen; filling a derived field during validation is the one place it may change.
         object.__setattr__(self, "location", self._api_location())
+        if found := url_credentials(self.location):
+            raise ValueError(f"the {self.kind!r} block's URL holds {found}: credentials never go in the config; "
+                             "send them as a header from the environment (http.headers with ${NAME})")
         paged = self._paged_json()
         if paged and self.format not in (None, "json"):
             raise ValueError(f"kind {self.kind!r} fetches JSON records; 'format' must be json")
@@ -652,6 +678,20 @@ class CityConfig(_Strict):
     config_version: Literal[1] = CONFIG_VERSION
     city: CityInfo
     sources: list[SourceConfig] = Field(min_length=1)
+    allowed_roots: list[str] = Field(default_factory=list, description=(
+        "Folders (relative to this file, or absolute) that `kind: file` sources may read besides the "
+        "config's own folder. A file source must be a regular file under one of them (symlinks resolved); "
+        "/proc, /sys and /dev are never allowed."))
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _no_pseudo_roots(cls, roots: list[str]) -> list[str]:
+        from sources.confine import forbidden
+
+        for root in roots:
+            if forbidden(Path(root).expanduser()) is not None:
+                raise ValueError(f"{root!r} is a pseudo file system, not a data folder")
+        return roots
 
     @field_validator("sources")
     @classmethod
@@ -736,11 +776,18 @@ def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedCon
     loaded = LoadedConfig(path=path.resolve(), config=config)
     _check_model_vocabulary(loaded)
     if check_files:
+        from sources.confine import OutsideRoots, confined_path
+
         for index, source in enumerate(config.sources):
             if not source.is_url and not loaded.source_path(source).exists():
                 raise ConfigError(
                     path, f"sources[{index}].location", f"file not found: {loaded.source_path(source)}"
                 )
+            if source.kind == "file" and not source.is_url:
+                try:
+                    confined_path(loaded, source)
+                except (OutsideRoots, OSError) as exc:
+                    raise ConfigError(path, f"sources[{index}].location", str(exc)) from None
     return loaded
 
 

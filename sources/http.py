@@ -17,6 +17,7 @@ Every failure is a FetchError naming the source and the URL.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import json
@@ -84,16 +85,59 @@ JSON = Expect.for_format("json")
 
 
 class Redactor:
-    """Replaces every secret (and its URL-encoded form) with *** in any text."""
+    """Replaces every secret with *** in any text, in every form it may take there: raw, as Python
+    and JSON escape it (repr, meta.json), URL-encoded, base64 (a Basic auth header), and, for a
+    secret that is itself base64 of `user:password`, the decoded pair and the password alone."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        variants = {v for s in secrets if s for v in (s, urllib.parse.quote(s, safe=""), urllib.parse.quote_plus(s))}
+        variants = {v for s in secrets if s for v in _variants(s) if len(v) >= 4 or v == s}
         self._secrets = sorted(variants, key=len, reverse=True)  # longest first: no partial leftovers
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         return text
+
+    def data(self, value: Any) -> Any:
+        """A JSON-able structure with every string redacted (what goes into meta.json)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(str(k)): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+def _variants(secret: str) -> set[str]:
+    forms = {secret}
+    try:
+        decoded = base64.b64decode(secret, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    if ":" in decoded and decoded.isprintable():  # the secret is a Basic credential: user:password
+        forms |= {decoded, decoded.split(":", 1)[1]}
+    for form in list(forms):
+        forms |= {repr(form)[1:-1], json.dumps(form)[1:-1], urllib.parse.quote(form, safe=""),
+                  urllib.parse.quote_plus(form), base64.b64encode(form.encode()).decode()}
+    return {f for f in forms if f}
+
+
+def check_secret(source_id: str, name: str, value: str) -> None:
+    """An environment secret must be one line of printable ASCII (what an HTTP header can carry).
+
+    The message never shows the value: a stray newline from `echo $TOKEN > file` or a pasted
+    non-ASCII character is named by position only."""
+    for index, char in enumerate(value):
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            last = index == len(value) - 1
+            where = "ends with" if last else f"has at position {index + 1}"
+            hint = "; a trailing newline?" if last and char in "\r\n" else ""
+            raise FetchError(f"source {source_id!r}: environment variable {name} {where} a control character "
+                             f"(U+{ord(char):04X}{hint}); remove it (values are sent as one header line)")
+        if ord(char) > 0x7E:
+            raise FetchError(f"source {source_id!r}: environment variable {name} has a non-ASCII character at "
+                             f"position {index + 1} (U+{ord(char):04X}); HTTP headers carry ASCII only")
 
 
 @dataclass(frozen=True)
@@ -118,6 +162,7 @@ def resolve_headers(source_id: str, headers: Mapping[str, str],
         if not env.get(name):
             raise FetchError(f"source {source_id!r}: environment variable {name} is not set "
                              f"(referenced in http.headers)")
+        check_secret(source_id, name, env[name])
         secrets.append(env[name])
         return env[name]
 

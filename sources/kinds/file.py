@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sources.config import LoadedConfig, SourceConfig
+from sources.confine import OutsideRoots, confined_path
 from sources.errors import FetchError
 from sources.landing import Snapshot, land_file
 
@@ -15,9 +16,12 @@ DESCRIPTION = ("Local file (CSV, Excel, Parquet, JSON, GeoJSON, NGSI-LD JSON, GT
 def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path) -> Snapshot:
     if source.is_url:
         raise FetchError(f"source {source.id!r}: kind 'file' needs a path, got URL {source.location!r}")
-    path = loaded.source_path(source)
-    if not path.is_file():
-        raise FetchError(f"source {source.id!r}: file not found: {path}")
+    try:
+        path = confined_path(loaded, source)  # regular files under the config's folder or allowed_roots
+    except OutsideRoots as exc:
+        raise FetchError(f"source {source.id!r}: {exc}") from None
+    except OSError:
+        raise FetchError(f"source {source.id!r}: file not found: {loaded.source_path(source)}") from None
     stat = path.stat()
     return land_file(
         raw_root, home_root, city_id=loaded.city_id, source_id=source.id, kind=source.kind,

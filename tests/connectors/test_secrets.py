@@ -133,7 +133,8 @@ def test_a_secret_in_a_url_is_rejected(tmp_path: Path) -> None:
     (TOKEN + "\n", r"environment variable SOCRATA_APP_TOKEN ends with a control character \(U\+000A; a trailing "
                    r"newline\?\)"),
     ("ab\rcd", r"environment variable SOCRATA_APP_TOKEN has at position 3 a control character \(U\+000D"),
-    ("tökén", r"environment variable SOCRATA_APP_TOKEN has a non-ASCII character at position 2 \(U\+00F6\); HTTP headers carry ASCII"),
+    ("tökén", r"environment variable SOCRATA_APP_TOKEN has a non-ASCII character at position 2 \(U\+00F6\); "
+              r"HTTP headers carry ASCII"),
 ], ids=["trailing-newline", "carriage-return", "non-ascii"])
 def test_an_unusable_secret_is_refused_without_showing_it(tmp_path: Path, server: HTTPServer, home: Path,
                                                           monkeypatch: pytest.MonkeyPatch, value: str,

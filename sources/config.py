@@ -221,6 +221,11 @@ class HttpOptions(_Strict):
         "Request headers. Secrets are referenced as ${ENV_VAR} and read from the environment at fetch "
         "time, e.g. {X-App-Token: '${SOCRATA_APP_TOKEN}'}; they are sent only to the source's own host."))
     timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds to connect / wait for data.")
+    deadline: float = Field(default=900.0, gt=0, le=86400, description=(
+        "Total seconds one request may take (connect, first byte, whole body), however slowly the bytes "
+        "arrive; `timeout` only bounds each wait. A request past it is retried like a timeout."))
+    source_deadline: float = Field(default=7200.0, gt=0, le=7 * 86400, description=(
+        "Total seconds fetching one source may take: every page, attempt and backoff wait."))
     attempts: int = Field(default=5, ge=1, le=20, description="Tries per request (timeouts, 5xx, 429).")
     retry_wait_initial: float = Field(default=1.0, ge=0, description="First backoff in seconds (then x2).")
     retry_wait_max: float = Field(default=60.0, ge=0, description="Longest backoff between tries.")

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ import httpx
 import stamina
 
 from sources.config import SECRET_REF, HttpOptions
+from sources.deadline import Deadline
+from sources.deadline import install as install_deadline
 from sources.errors import FetchError
 from sources.landing import CHUNK, Page, Snapshot
 
@@ -251,6 +254,9 @@ class HttpClient:
             timeout=httpx.Timeout(self.options.timeout), follow_redirects=True, max_redirects=10,
             headers={"User-Agent": "citykpi (open city data to KPIs)"}, transport=transport,
             event_hooks={"request": [self._keep_secrets_home]})
+        self._deadline = Deadline()
+        install_deadline(self._client, self._deadline)
+        self._source_ends = time.monotonic() + self.options.source_deadline
 
     def close(self) -> None:
         self._client.close()
@@ -294,6 +300,11 @@ class HttpClient:
     def _attempt(self, full: httpx.URL, shown: str, expect: Expect, dest: Path | None,
                  previous: _Previous | None, tries: int) -> Fetched:
         headers = {**self.fixed_headers, **self.credentials.headers}
+        now = time.monotonic()
+        if now >= self._source_ends:
+            raise self.error(shown, f"fetching this source took longer than http.source_deadline "
+                                    f"({self.options.source_deadline:g} s); stopping")
+        self._deadline.at = min(now + self.options.deadline, self._source_ends)
         if previous is not None:
             if "etag" in previous.headers:
                 headers["If-None-Match"] = previous.headers["etag"]
@@ -303,12 +314,20 @@ class HttpClient:
             with self._client.stream("GET", full, headers=headers) as response:
                 fetched = self._handle(response, shown, expect, dest, previous, tries)
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= self._source_ends:
+                raise self.error(shown, f"fetching this source took longer than http.source_deadline "
+                                        f"({self.options.source_deadline:g} s); stopping") from None
+            if time.monotonic() >= self._deadline.at:
+                raise self._retry(shown, f"the request took longer than http.deadline ({self.options.deadline:g} s; "
+                                         "the server sends too slowly)", tries) from None
             raise self._retry(shown, f"timed out after {self.options.timeout:g} s ({type(exc).__name__})",
                               tries) from None
         except httpx.TransportError as exc:
             raise self._retry(shown, f"connection failed ({type(exc).__name__}: {exc})", tries) from None
         except httpx.HTTPError as exc:  # too many redirects, undecodable content-encoding, ...
             raise self.error(shown, f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self._deadline.at = None
         log.info("source %r: GET %s -> %s (%s bytes%s)", self.source_id, shown, fetched.status, fetched.size,
                  ", unchanged" if fetched.reused_from else "")
         if expect.is_json and fetched.data is None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sources.errors import ConfigError
+from sources.errors import TOO_DEEP, ConfigError
 
 CONFIG_VERSION: Literal[1] = 1
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -765,10 +765,14 @@ def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedCon
         raise ConfigError(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
     except UnicodeDecodeError:
         raise ConfigError(path, "", "config must be UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(path, "", f"YAML {TOO_DEEP}") from None
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "expected a mapping at the top level")
     try:
         config = CityConfig.model_validate(raw)
+    except RecursionError:
+        raise ConfigError(path, "", f"YAML {TOO_DEEP}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         message = first["msg"]

@@ -38,7 +38,7 @@ import stamina
 from sources.config import SECRET_REF, HttpOptions
 from sources.deadline import Deadline
 from sources.deadline import install as install_deadline
-from sources.errors import FetchError
+from sources.errors import TOO_DEEP, FetchError
 from sources.landing import CHUNK, Page, Snapshot
 
 log = logging.getLogger("citykpi.http")
@@ -425,6 +425,8 @@ class HttpClient:
             raise self.error(shown, f"response is not UTF-8 JSON: {exc}") from None
         try:
             return json.loads(text)
+        except RecursionError:
+            raise self.error(shown, f"JSON {TOO_DEEP}") from None
         except json.JSONDecodeError as exc:
             hint = " (truncated?)" if not text.rstrip().endswith(("]", "}")) else ""
             raise self.error(shown, f"invalid JSON{hint}: {exc.msg} at line {exc.lineno} column {exc.colno} "

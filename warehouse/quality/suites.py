@@ -32,6 +32,7 @@ from warehouse.quality.model import (
 from warehouse.quality.plausibility import plausibility_suite
 from warehouse.quality.readings import readings_suite
 from warehouse.quality.schema import required_columns, schema_check
+from warehouse.quality.source_rows import sources_suite
 from warehouse.sqltext import ident, literal
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -231,7 +232,7 @@ def transit_suite() -> TableSuite:
 
 def core_suites() -> list[TableSuite]:
     return [city_suite(), observations_suite(), areas_suite(), points_suite(), readings_suite(),
-            transit_suite()]
+            transit_suite(), sources_suite()]
 
 
 # ---- kpi_values -------------------------------------------------------------------------------

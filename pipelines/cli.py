@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,22 +92,90 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from sources.errors import CitykpiError
 
+    received = _on_signals()
     try:
-        return int(COMMANDS[args.command](args) or 0)
+        code = int(COMMANDS[args.command](args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `citykpi variables | head`: the reader has all it wanted; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except CitykpiError as exc:
         if args.debug:
             raise
-        print(f"citykpi: error: {exc}", file=sys.stderr)
+        print(f"citykpi: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("citykpi: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if args.debug:
+    except BaseException as exc:  # the one place every escape becomes one line
+        if _interrupted(exc):
+            signum = received() or signal.SIGINT
+            print(f"citykpi: interrupted ({signal.Signals(signum).name}); stopped cleanly: the lock is released "
+                  "and nothing half-written was kept", file=sys.stderr)
+            return 128 + int(signum)
+        if not isinstance(exc, Exception) or args.debug:
             raise
-        print(f"citykpi: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+        return _report(exc)
+
+
+def _on_signals() -> Callable[[], int | None]:
+    """SIGTERM stops a command like Ctrl-C (KeyboardInterrupt, so every `with` block unwinds: the
+    writer lock, staging folders, open transactions). Dagster installs its own handlers while a
+    run executes (raising DagsterExecutionInterruptedError, also handled by main), so which signal
+    came is read from the wakeup pipe, where Python writes every signal's number whoever handles
+    it. Returns a function giving the last signal received (None if none)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, stop)
+    except ValueError:  # not the main thread (a test calling main in a thread): leave signals alone
+        return lambda: None
+
+    def last() -> int | None:
+        with contextlib.suppress(OSError):
+            data = os.read(read_end, 512)
+            return data[-1] if data else None
+        return None
+
+    return last
+
+
+def _interrupted(exc: BaseException) -> bool:
+    return isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "DagsterExecutionInterruptedError"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _report(exc: Exception) -> int:
+    """One line for an exception that is not a CitykpiError: where it happened (the Dagster step,
+    which names the city and source) and what it was. Input too big or too deep to read is the
+    input's fault (exit 2); anything else is a bug in citykpi (exit 1)."""
+    step = getattr(exc, "step_key", None)
+    inner: BaseException = getattr(exc, "user_exception", None) or exc
+    from sources.errors import CitykpiError
+
+    where = f" in step {step}" if step else ""
+    if isinstance(inner, CitykpiError):
+        print(f"citykpi: error: {_one_line(inner)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if isinstance(inner, RecursionError):
+        print(f"citykpi: error{where}: an input is nested too deeply to read ({_one_line(inner)})", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if isinstance(inner, MemoryError):
+        print(f"citykpi: error{where}: out of memory reading an input (a file too large for this machine?)",
               file=sys.stderr)
-        return EXIT_INTERNAL
+        return EXIT_USER_ERROR
+    print(f"citykpi: internal error{where}: {type(inner).__name__}: {_one_line(inner)} (rerun with --debug for "
+          "the traceback)", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def _home(args: argparse.Namespace) -> Any:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sources.errors import ConfigError
+from sources.errors import TOO_DEEP, ConfigError
 
 CONFIG_VERSION: Literal[1] = 1
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -490,6 +491,11 @@ class HttpOptions(_Strict):
         "Request headers. Secrets are referenced as ${ENV_VAR} and read from the environment at fetch "
         "time, e.g. {X-App-Token: '${SOCRATA_APP_TOKEN}'}; they are sent only to the source's own host."))
     timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds to connect / wait for data.")
+    deadline: float = Field(default=900.0, gt=0, le=86400, description=(
+        "Total seconds one request may take (connect, first byte, whole body), however slowly the bytes "
+        "arrive; `timeout` only bounds each wait. A request past it is retried like a timeout."))
+    source_deadline: float = Field(default=7200.0, gt=0, le=7 * 86400, description=(
+        "Total seconds fetching one source may take: every page, attempt and backoff wait."))
     attempts: int = Field(default=5, ge=1, le=20, description="Tries per request (timeouts, 5xx, 429).")
     retry_wait_initial: float = Field(default=1.0, ge=0, description="First backoff in seconds (then x2).")
     retry_wait_max: float = Field(default=60.0, ge=0, description="Longest backoff between tries.")
@@ -513,6 +519,24 @@ class HttpOptions(_Strict):
                 raise ValueError(f"header {name!r} carries a credential: put it in an environment variable "
                                  f"and write {name}: \"${{MY_TOKEN}}\" (secrets never go in the config)")
         return headers
+
+
+# Query parameters that carry a credential: a URL holding one is refused like a literal auth header.
+CREDENTIAL_PARAMS = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "auth", "auth_token",
+                               "app_token", "$$app_token", "password", "passwd", "pwd", "secret", "client_secret",
+                               "signature", "sig", "session", "sessionid", "private_token", "refresh_token",
+                               "subscription-key", "x-api-key"})
+
+
+def url_credentials(url: str) -> str | None:
+    """Why `url` holds a literal credential (user:password@, ?api_key=...), or None."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        return "a user name or password (user:password@)"
+    for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() in CREDENTIAL_PARAMS:
+            return f"the credential parameter {name!r}"
+    return None
 
 
 class _SinceOptions(_Strict):
@@ -817,6 +841,10 @@ class SourceConfig(_Strict):
             raise ValueError(f"'http' settings do not apply to kind {self.kind!r}")
         if "${" in self.location:
             raise ValueError("a location never holds a secret: reference it in http.headers as ${NAME}")
+        if self.is_url and (found := url_credentials(self.location)):
+            raise ValueError(f"the location holds {found}: credentials never go in the config (it is published in "
+                             "every release); send them as a header from the environment, e.g. "
+                             "http: {headers: {Authorization: \"${MY_TOKEN}\"}}")
         if self.kind not in API_KINDS:
             if not self.location:
                 raise ValueError(f"kind {self.kind!r} needs a 'location'")
@@ -829,6 +857,9 @@ class SourceConfig(_Strict):
             raise ValueError(f"kind {self.kind!r} builds its URL from the {self.kind!r} block; remove 'location'")
         # The model is frozen; filling a derived field during validation is the one place it may change.
         object.__setattr__(self, "location", self._api_location())
+        if found := url_credentials(self.location):
+            raise ValueError(f"the {self.kind!r} block's URL holds {found}: credentials never go in the config; "
+                             "send them as a header from the environment (http.headers with ${NAME})")
         paged = self._paged_json()
         if paged and self.format not in (None, "json"):
             raise ValueError(f"kind {self.kind!r} fetches JSON records; 'format' must be json")
@@ -925,6 +956,20 @@ class CityConfig(_Strict):
     config_version: Literal[1] = CONFIG_VERSION
     city: CityInfo
     sources: list[SourceConfig] = Field(min_length=1)
+    allowed_roots: list[str] = Field(default_factory=list, description=(
+        "Folders (relative to this file, or absolute) that `kind: file` sources may read besides the "
+        "config's own folder. A file source must be a regular file under one of them (symlinks resolved); "
+        "/proc, /sys and /dev are never allowed."))
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _no_pseudo_roots(cls, roots: list[str]) -> list[str]:
+        from sources.confine import forbidden
+
+        for root in roots:
+            if forbidden(Path(root).expanduser()) is not None:
+                raise ValueError(f"{root!r} is a pseudo file system, not a data folder")
+        return roots
 
     @field_validator("sources")
     @classmethod
@@ -991,6 +1036,8 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
     except UnicodeDecodeError:
         raise ConfigError(path, "", "config must be UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(path, "", f"YAML {TOO_DEEP}") from None
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "expected a mapping at the top level")
     return raw
@@ -1060,15 +1107,24 @@ def config_problems(path: Path | str, *, check_files: bool = True) -> tuple[Load
         return None, [exc]
     try:
         config = CityConfig.model_validate(raw)
+    except RecursionError:
+        return None, [ConfigError(path, "", f"YAML {TOO_DEEP}")]
     except ValidationError as exc:
         return None, validation_problems(path, raw, exc) + (_raw_missing_files(path, raw) if check_files else [])
     loaded = LoadedConfig(path=path.resolve(), config=config)
     problems = _model_vocabulary_problems(loaded)
     if check_files:
+        from sources.confine import OutsideRoots, confined_path
+
         for index, source in enumerate(config.sources):
             if not source.is_url and not loaded.source_path(source).exists():
                 problems.append(ConfigError(path, f"sources[{index}].location",
                                             f"file not found: {loaded.source_path(source)}"))
+            elif source.kind == "file" and not source.is_url:
+                try:
+                    confined_path(loaded, source)
+                except (OutsideRoots, OSError) as exc:
+                    problems.append(ConfigError(path, f"sources[{index}].location", str(exc)))
     return loaded, problems
 
 

@@ -50,5 +50,9 @@ class SourceDataError(CitykpiError):
         super().__init__(f"{prefix}{', '.join(parts)}: {message}")
 
 
+# What a parser says when a JSON or YAML document nests deeper than Python's recursion limit.
+TOO_DEEP = "nested deeper than citykpi reads (about 1,000 levels of arrays/objects); refusing the document"
+
+
 class FetchError(CitykpiError):
     """A source could not be fetched."""

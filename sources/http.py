@@ -17,12 +17,14 @@ Every failure is a FetchError naming the source and the URL.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import json
 import logging
 import os
 import shutil
+import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +36,9 @@ import httpx
 import stamina
 
 from sources.config import SECRET_REF, HttpOptions
-from sources.errors import FetchError
+from sources.deadline import Deadline
+from sources.deadline import install as install_deadline
+from sources.errors import TOO_DEEP, FetchError
 from sources.landing import CHUNK, Page, Snapshot
 
 log = logging.getLogger("citykpi.http")
@@ -84,16 +88,59 @@ JSON = Expect.for_format("json")
 
 
 class Redactor:
-    """Replaces every secret (and its URL-encoded form) with *** in any text."""
+    """Replaces every secret with *** in any text, in every form it may take there: raw, as Python
+    and JSON escape it (repr, meta.json), URL-encoded, base64 (a Basic auth header), and, for a
+    secret that is itself base64 of `user:password`, the decoded pair and the password alone."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        variants = {v for s in secrets if s for v in (s, urllib.parse.quote(s, safe=""), urllib.parse.quote_plus(s))}
+        variants = {v for s in secrets if s for v in _variants(s) if len(v) >= 4 or v == s}
         self._secrets = sorted(variants, key=len, reverse=True)  # longest first: no partial leftovers
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         return text
+
+    def data(self, value: Any) -> Any:
+        """A JSON-able structure with every string redacted (what goes into meta.json)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(str(k)): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+def _variants(secret: str) -> set[str]:
+    forms = {secret}
+    try:
+        decoded = base64.b64decode(secret, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    if ":" in decoded and decoded.isprintable():  # the secret is a Basic credential: user:password
+        forms |= {decoded, decoded.split(":", 1)[1]}
+    for form in list(forms):
+        forms |= {repr(form)[1:-1], json.dumps(form)[1:-1], urllib.parse.quote(form, safe=""),
+                  urllib.parse.quote_plus(form), base64.b64encode(form.encode()).decode()}
+    return {f for f in forms if f}
+
+
+def check_secret(source_id: str, name: str, value: str) -> None:
+    """An environment secret must be one line of printable ASCII (what an HTTP header can carry).
+
+    The message never shows the value: a stray newline from `echo $TOKEN > file` or a pasted
+    non-ASCII character is named by position only."""
+    for index, char in enumerate(value):
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            last = index == len(value) - 1
+            where = "ends with" if last else f"has at position {index + 1}"
+            hint = "; a trailing newline?" if last and char in "\r\n" else ""
+            raise FetchError(f"source {source_id!r}: environment variable {name} {where} a control character "
+                             f"(U+{ord(char):04X}{hint}); remove it (values are sent as one header line)")
+        if ord(char) > 0x7E:
+            raise FetchError(f"source {source_id!r}: environment variable {name} has a non-ASCII character at "
+                             f"position {index + 1} (U+{ord(char):04X}); HTTP headers carry ASCII only")
 
 
 @dataclass(frozen=True)
@@ -118,6 +165,7 @@ def resolve_headers(source_id: str, headers: Mapping[str, str],
         if not env.get(name):
             raise FetchError(f"source {source_id!r}: environment variable {name} is not set "
                              f"(referenced in http.headers)")
+        check_secret(source_id, name, env[name])
         secrets.append(env[name])
         return env[name]
 
@@ -206,6 +254,9 @@ class HttpClient:
             timeout=httpx.Timeout(self.options.timeout), follow_redirects=True, max_redirects=10,
             headers={"User-Agent": "citykpi (open city data to KPIs)"}, transport=transport,
             event_hooks={"request": [self._keep_secrets_home]})
+        self._deadline = Deadline()
+        install_deadline(self._client, self._deadline)
+        self._source_ends = time.monotonic() + self.options.source_deadline
 
     def close(self) -> None:
         self._client.close()
@@ -249,6 +300,11 @@ class HttpClient:
     def _attempt(self, full: httpx.URL, shown: str, expect: Expect, dest: Path | None,
                  previous: _Previous | None, tries: int) -> Fetched:
         headers = {**self.fixed_headers, **self.credentials.headers}
+        now = time.monotonic()
+        if now >= self._source_ends:
+            raise self.error(shown, f"fetching this source took longer than http.source_deadline "
+                                    f"({self.options.source_deadline:g} s); stopping")
+        self._deadline.at = min(now + self.options.deadline, self._source_ends)
         if previous is not None:
             if "etag" in previous.headers:
                 headers["If-None-Match"] = previous.headers["etag"]
@@ -258,12 +314,20 @@ class HttpClient:
             with self._client.stream("GET", full, headers=headers) as response:
                 fetched = self._handle(response, shown, expect, dest, previous, tries)
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= self._source_ends:
+                raise self.error(shown, f"fetching this source took longer than http.source_deadline "
+                                        f"({self.options.source_deadline:g} s); stopping") from None
+            if time.monotonic() >= self._deadline.at:
+                raise self._retry(shown, f"the request took longer than http.deadline ({self.options.deadline:g} s; "
+                                         "the server sends too slowly)", tries) from None
             raise self._retry(shown, f"timed out after {self.options.timeout:g} s ({type(exc).__name__})",
                               tries) from None
         except httpx.TransportError as exc:
             raise self._retry(shown, f"connection failed ({type(exc).__name__}: {exc})", tries) from None
         except httpx.HTTPError as exc:  # too many redirects, undecodable content-encoding, ...
             raise self.error(shown, f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self._deadline.at = None
         log.info("source %r: GET %s -> %s (%s bytes%s)", self.source_id, shown, fetched.status, fetched.size,
                  ", unchanged" if fetched.reused_from else "")
         if expect.is_json and fetched.data is None:
@@ -361,6 +425,8 @@ class HttpClient:
             raise self.error(shown, f"response is not UTF-8 JSON: {exc}") from None
         try:
             return json.loads(text)
+        except RecursionError:
+            raise self.error(shown, f"JSON {TOO_DEEP}") from None
         except json.JSONDecodeError as exc:
             hint = " (truncated?)" if not text.rstrip().endswith(("]", "}")) else ""
             raise self.error(shown, f"invalid JSON{hint}: {exc.msg} at line {exc.lineno} column {exc.colno} "

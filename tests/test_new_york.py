@@ -89,6 +89,7 @@ def _config(tmp_path: Path) -> Path:
     raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     for source in raw["sources"]:
         source["location"] = str(SHARED_DIR / NYC / Path(source["location"]).name)
+    raw["allowed_roots"] = [str(SHARED_DIR / NYC)]
     path = tmp_path / "new_york.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path

@@ -51,7 +51,7 @@ def test_suites_are_generated_from_the_catalogue_and_the_variables() -> None:
     names = [c.key for c in all_checks(stage_suites("core") + stage_suites("kpis"))]
     assert len(names) == len(set(names))
     assert {c.table for c in all_checks(stage_suites("core"))} == {
-        "city", "observations", "core_areas", "core_points", "core_readings", "core_transit_stops"}
+        "city", "observations", "core_areas", "core_points", "core_readings", "core_transit_stops", "sources"}
 
 
 def _readings(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str, float]]) -> None:

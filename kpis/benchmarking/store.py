@@ -17,6 +17,7 @@ from kpis.benchmarking.targets import load_targets
 from kpis.catalogue import load_catalogue
 from warehouse.db import transaction
 from warehouse.load import insert_frame
+from warehouse.sqltext import ident
 
 if TYPE_CHECKING:
     from sources.config import LoadedConfig
@@ -57,9 +58,10 @@ def store_scores(con: duckdb.DuckDBPyConnection, city_id: str, *, scores: pl.Dat
     with transaction(con):
         for table, frame in frames.items():
             if years is not None and table != "kpi_progress":
-                con.execute(f"DELETE FROM {table} WHERE city_id = ? AND list_contains(?, year)", [city_id, list(years)])
+                con.execute(f"DELETE FROM {ident(table)} WHERE city_id = ? AND list_contains(?, year)",
+                            [city_id, list(years)])
             else:
-                con.execute(f"DELETE FROM {table} WHERE city_id = ?", [city_id])
+                con.execute(f"DELETE FROM {ident(table)} WHERE city_id = ?", [city_id])
             if frame.height:
                 insert_frame(con, table, frame.with_columns(pl.lit(run_id).alias("run_id")))
     return {table: frame.height for table, frame in frames.items()}
@@ -91,7 +93,8 @@ def release_frames(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> dict[
         columns = [r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
             [table]).fetchall() if r[0] not in ("run_id", "computed_at")]
-        arrow = con.sql(f"SELECT {', '.join(columns)} FROM {table} WHERE list_contains(?, city_id) ORDER BY {order}",
+        listed = ", ".join(ident(c) for c in columns)
+        arrow = con.sql(f"SELECT {listed} FROM {ident(table)} WHERE list_contains(?, city_id) ORDER BY {order}",
                         params=[city_ids]).to_arrow_table()
         frames[table] = pl.from_arrow(arrow)  # type: ignore[assignment]
     return frames

@@ -8,6 +8,7 @@ the previous snapshot and CURRENT stay as they were.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import urllib.parse
@@ -95,9 +96,12 @@ class SourceFetch:
         """Land the pages fetched; with `base`, as a delta on top of that snapshot."""
         record = {"method": "GET", "headers": {**self.client.fixed_headers, **self.client.credentials.recorded},
                   **request}
+        # meta.json never holds a secret value, whatever a kind put into the request or a page's URL.
+        redact = self.client.redact
+        pages = [dataclasses.replace(p, url=redact(p.url), headers=redact.data(p.headers)) for p in self.pages]
         return land_pages(self.staging, self.home_root, city_id=self.loaded.city_id, source_id=self.source.id,
                           kind=self.source.kind, location=self.source.location, fmt=self.source.resolved_format,
-                          pages=self.pages, request=record, paged=paged, base=base)
+                          pages=pages, request=redact.data(record), paged=paged, base=base)
 
     def entity_pages(self, url: str, params: Callable[[int], dict[str, Any]], *, api: str, total_header: str,
                      page_size: int) -> int:

@@ -19,8 +19,9 @@ from typing import Any
 from sources.config import CkanOptions, LoadedConfig, SourceConfig
 from sources.http import Expect
 from sources.kinds._session import SourceFetch, absolute
-from sources.kinds._since import land_delta, plan, quoted, since_request
+from sources.kinds._since import land_delta, plan, since_request
 from sources.landing import Snapshot
+from warehouse.sqltext import ident, literal
 
 DESCRIPTION = "CKAN dataset resource: package_show, then datastore_search pages or the resource file"
 
@@ -109,12 +110,10 @@ def _datastore_pages(session: SourceFetch, options: CkanOptions, resource_id: st
 def _sql_pages(session: SourceFetch, options: CkanOptions, resource_id: str, field: str, after: object) -> int:
     """The records after `after`, paged by LIMIT/OFFSET in `_id` order until a short page."""
     url = options.base_url.rstrip("/") + "/api/3/action/datastore_search_sql"
-    def name(text: str) -> str:
-        return quoted(text, '"')  # a SQL identifier
-
-    conditions = [f"{name(field)} > {quoted(after)}"]
-    conditions += [f"{name(key)} = {quoted(value)}" for key, value in sorted((options.filters or {}).items())]
-    select = f"SELECT * FROM {name(resource_id)} WHERE {' AND '.join(conditions)} ORDER BY {name('_id')}"
+    # Values compare as text, as PostgreSQL casts a quoted literal to the column's type.
+    conditions = [f"{ident(field)} > {literal(str(after))}"]
+    conditions += [f"{ident(key)} = {literal(str(value))}" for key, value in sorted((options.filters or {}).items())]
+    select = f"SELECT * FROM {ident(resource_id)} WHERE {' AND '.join(conditions)} ORDER BY {ident('_id')}"
     offset = 0
     while True:
         page = session.page(url, {"sql": f"{select} LIMIT {options.page_size} OFFSET {offset}"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sources.config import LoadedConfig, SourceConfig
+from sources.confine import OutsideRoots, confined_path
 from sources.errors import FetchError
 from sources.landing import Snapshot, land_file, land_files
 
@@ -18,9 +19,12 @@ DESCRIPTION = ("Local file (CSV, Excel, Parquet, JSON, GeoJSON, NGSI-LD JSON, GT
 def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path) -> Snapshot:
     if source.is_url:
         raise FetchError(f"source {source.id!r}: kind 'file' needs a path, got URL {source.location!r}")
-    path = loaded.source_path(source)
-    if not path.is_file():
-        raise FetchError(f"source {source.id!r}: file not found: {path}")
+    try:
+        path = confined_path(loaded, source)  # regular files under the config's folder or allowed_roots
+    except OutsideRoots as exc:
+        raise FetchError(f"source {source.id!r}: {exc}") from None
+    except OSError:
+        raise FetchError(f"source {source.id!r}: file not found: {loaded.source_path(source)}") from None
     stat = path.stat()
     if path.suffix.lower() == ".shp":
         sidecars = sorted(p for p in path.parent.iterdir() if p.is_file() and p.name.startswith(path.stem + ".")

@@ -20,7 +20,7 @@ import defusedxml
 import defusedxml.ElementTree
 
 from sources.config import CsvOptions
-from sources.errors import SourceDataError
+from sources.errors import TOO_DEEP, SourceDataError
 from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import TextTable, _cell_text, read_csv
 
@@ -41,6 +41,8 @@ def read_jsonstat(path: Path, display_name: str) -> TextTable:
         payload = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceDataError(display_name, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SourceDataError(display_name, TOO_DEEP) from None
     dataset, ids, sizes = _jsonstat_dataset(payload, display_name)
     dims = dataset["dimension"]
     codes = [_category_codes(dims.get(dim), dim, size, display_name) for dim, size in zip(ids, sizes, strict=True)]

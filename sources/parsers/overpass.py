@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import polygonize, unary_union
 
 from sources.config import AreasMapping
-from sources.errors import SourceDataError
+from sources.errors import TOO_DEEP, SourceDataError
 from sources.parsers.geo import Area, _lon_lat_ok, geodesic_area_ha
 
 Coords = list[tuple[float, float]]
@@ -30,6 +30,8 @@ def read_overpass_areas(path: Path, mapping: AreasMapping, display_name: str, so
         payload = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceDataError(display_name, f"not valid JSON: {exc}", source_id=source_id) from None
+    except RecursionError:
+        raise SourceDataError(display_name, TOO_DEEP, source_id=source_id) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("elements"), list):
         raise SourceDataError(display_name, "expected Overpass JSON with an 'elements' list", source_id=source_id)
     remark = payload.get("remark")

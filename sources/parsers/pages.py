@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sources.errors import SourceDataError
+from sources.errors import TOO_DEEP, SourceDataError
 from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import TextTable, _cell_text
 
@@ -63,6 +63,8 @@ def page_records(path: Path, where: str) -> list[dict[str, Any]]:
         payload = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceDataError(where, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SourceDataError(where, TOO_DEEP) from None
     if _is_world_bank(payload):
         return [_world_bank_row(item) for item in payload[1] or [] if isinstance(item, dict)]
     if _is_openaq(payload):

@@ -127,3 +127,78 @@ def test_a_secret_in_a_url_is_rejected(tmp_path: Path) -> None:
         make_city(tmp_path / "city", [{
             "id": "f", "kind": "http", "target": "transit_feed", "format": "gtfs",
             "location": "https://example.org/gtfs.zip?key=${GTFS_KEY}"}])
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (TOKEN + "\n", r"environment variable SOCRATA_APP_TOKEN ends with a control character \(U\+000A; a trailing "
+                   r"newline\?\)"),
+    ("ab\rcd", r"environment variable SOCRATA_APP_TOKEN has at position 3 a control character \(U\+000D"),
+    ("tökén", r"environment variable SOCRATA_APP_TOKEN has a non-ASCII character at position 2 \(U\+00F6\); "
+              r"HTTP headers carry ASCII"),
+], ids=["trailing-newline", "carriage-return", "non-ascii"])
+def test_an_unusable_secret_is_refused_without_showing_it(tmp_path: Path, server: HTTPServer, home: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, value: str,
+                                                          message: str) -> None:
+    monkeypatch.setenv("SOCRATA_APP_TOKEN", value)
+    with pytest.raises(FetchError, match=r"source 'rows': " + message) as info:
+        fetch(city(tmp_path, server), home)
+    assert value.strip() not in str(info.value)
+    assert not server.log  # refused before any request
+    assert not (home / "raw").exists()
+
+
+def test_every_form_of_a_secret_is_redacted() -> None:
+    from base64 import b64encode
+    from urllib.parse import quote, quote_plus
+
+    from sources.http import Redactor
+
+    secret = "us'er:pa ss/w+rd\\x"
+    basic = b64encode(b"alice:hunter2-pw").decode()
+    redact = Redactor([secret, basic])
+    for form in (secret, repr(secret), json.dumps(secret), quote(secret, safe=""), quote_plus(secret),
+                 b64encode(secret.encode()).decode(), f"Basic {basic}", "alice:hunter2-pw", "hunter2-pw"):
+        assert "***" in redact(f"<{form}>"), form
+        for part in ("pa ss", "hunter2", basic):
+            assert part not in redact(f"<{form}>"), form
+    assert redact.data({"url": f"https://x/?t={quote(secret, safe='')}", "h": [basic]}) == \
+        {"url": "https://x/?t=***", "h": ["***"]}
+
+
+@pytest.mark.parametrize("location", [
+    "https://user:pa55@example.org/data.csv", "https://example.org/data.csv?api_key=abc",
+    "https://example.org/data.csv?format=csv&token=abc", "https://example.org/data.csv?access_token=abc",
+    "https://example.org/data.csv?KEY=abc", "https://example.org/data.csv?$$app_token=abc",
+])
+def test_a_literal_credential_in_a_url_is_refused(tmp_path: Path, location: str) -> None:
+    with pytest.raises(ConfigError, match=r"sources\[0\]: .*the location holds (a user name or password|the "
+                                          r"credential parameter).*credentials never go in the config"):
+        make_city(tmp_path / "city", [{"id": "f", "kind": "http", "target": "transit_feed", "format": "gtfs",
+                                        "location": location}])
+
+
+def test_a_literal_credential_in_an_api_base_url_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"the 'ckan' block's URL holds a user name or password"):
+        make_city(tmp_path / "city", [{
+            "id": "c", "kind": "ckan", "target": "observations",
+            "ckan": {"base_url": "https://admin:pw@data.example.org", "package": "p", "resource": "r"},
+            "observations": {"year_field": "year", "variables": {"v": {"variable": "population", "unit": "person"}}}}])
+
+
+def test_meta_json_holds_no_secret_even_when_the_server_echoes_it(tmp_path: Path, server: HTTPServer, home: Path,
+                                                                  token: str) -> None:
+    """A token echoed in recorded response headers (ETag, Link) and in the next-page URL is written as ***;
+    the body is kept byte for byte (docs/connectors.md says what the landing zone may hold)."""
+    body = json.dumps([{"year": 2019, "value": 1, "echo": token}])
+
+    def handle(request: Request) -> Response:
+        return Response(body, content_type="application/json",
+                        headers={"ETag": f'"{token}"', "Link": f"<{server.url_for(PATH)}?t={token}>; rel=next"})
+
+    server.expect_request(PATH).respond_with_handler(handle)
+    snapshot = fetch(city(tmp_path, server), home)
+    meta_text = (snapshot.path.parent / "meta.json").read_text(encoding="utf-8")
+    for form in (token, json.dumps(token)[1:-1], "s3cr3t%2FApp%2BToken%3Dvalue"):
+        assert form not in meta_text
+    assert '"***"' in meta_text
+    assert token in snapshot.path.read_text(encoding="utf-8")  # exact bytes in the landing zone

@@ -9,6 +9,7 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from warehouse.publish import FileEntry, PublishContext, file_entry
+from warehouse.publish.textcells import escape_frame
 
 NAME = "kpi_values.csv"
 ROLE = "kpi_values_csv"
@@ -23,5 +24,5 @@ def csv_frame(frame: pl.DataFrame) -> pl.DataFrame:
 def write_csv(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
               folder: Path) -> list[FileEntry]:
     # float_precision=None writes the shortest text that reads back to the same double.
-    csv_frame(frame).write_csv(folder / NAME, float_precision=None)
+    escape_frame(csv_frame(frame)).write_csv(folder / NAME, float_precision=None)
     return [file_entry(folder, NAME, ROLE, "indicator values as CSV (UTF-8, missing_inputs as ';'-joined text)")]

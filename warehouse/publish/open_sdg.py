@@ -22,6 +22,7 @@ import yaml
 
 from kpis.catalogue import Indicator
 from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
+from warehouse.publish.textcells import escape_cell
 
 ROLE = "open_sdg"
 FOLDER = "open_sdg"
@@ -75,7 +76,7 @@ def _csv_bytes(header: list[str], rows: list[list]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([escape_cell(v) for v in row] for row in rows)
     return buffer.getvalue().encode("utf-8")
 
 

@@ -24,6 +24,7 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
+from warehouse.publish.textcells import escape_cell
 
 NAME = "kpi_values.sdmx.csv"
 ROLE = "sdmx_csv"
@@ -81,7 +82,7 @@ def write_sdmx_csv(frame: pl.DataFrame, catalogue: Sequence[Indicator], context:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(sdmx_rows(frame))
+    writer.writerows([escape_cell(v) for v in row] for row in sdmx_rows(frame))
     write_bytes(folder, NAME, buffer.getvalue().encode("utf-8"))
     return [file_entry(folder, NAME, ROLE, "SDMX-CSV 1.0 observations with the SDG DSD's concepts (FREQ, SERIES, "
                                            "REF_AREA, COMPOSITE_BREAKDOWN, TIME_PERIOD, OBS_VALUE, UNIT_MEASURE, "

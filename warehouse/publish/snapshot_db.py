@@ -24,6 +24,7 @@ import polars as pl
 from kpis.catalogue import Indicator
 from warehouse.publish import FileEntry, PublishContext, file_entry
 from warehouse.publish.datapackage import indicator_rows
+from warehouse.sqltext import ident, literal
 
 NAME = "citykpi.duckdb"
 ROLE = "duckdb_snapshot"
@@ -77,15 +78,14 @@ def write_snapshot_db(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
     tables.update(context.benchmarks or {})
     con = duckdb.connect()
     try:
-        path = str(folder / NAME).replace("'", "''")  # a quote in the home path must not end the literal
-        con.execute(f"ATTACH '{path}' AS snapshot (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute(f"ATTACH {literal(str(folder / NAME))} AS snapshot (STORAGE_VERSION '{STORAGE_VERSION}')")
         con.execute("USE snapshot")  # unqualified names, so the views work whatever name a reader attaches it as
         for name, table in tables.items():
             con.register(f"_{name}", table.to_arrow())
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}")
+            con.execute(f"CREATE TABLE {ident(name)} AS SELECT * FROM {ident('_' + name)}")
             con.unregister(f"_{name}")
         for name, sql in VIEWS.items():
-            con.execute(f"CREATE VIEW {name} AS {sql}")
+            con.execute(f"CREATE VIEW {ident(name)} AS {sql}")
         con.execute("USE memory")
         con.execute("DETACH snapshot")  # checkpoints: no .wal file is left beside the database
     finally:

@@ -39,6 +39,7 @@ from kpis.catalogue import Indicator
 from sources.config import DATA_QUALITY_LABELS
 from warehouse.publish import FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
 from warehouse.publish.scores import BAND_COLORS
+from warehouse.publish.textcells import cells_as_text
 
 ROLE = "u4ssc_workbook"
 FOLDER = "u4ssc"
@@ -233,6 +234,7 @@ def deterministic_xlsx(wb: Workbook) -> bytes:
     wb.properties.creator = "citykpi"
     wb.properties.lastModifiedBy = "citykpi"
     wb.properties.created = DOC_DATE
+    cells_as_text(wb)  # config and data text is never a formula
     buffer = io.BytesIO()
     wb.save(buffer)
     wb.properties.modified = DOC_DATE  # saving overwrote it with the current time

@@ -24,6 +24,7 @@ from warehouse.quality.model import (
 )
 from warehouse.quality.sql import context_params, fetch_sample, first_row, rows_as_dicts, run
 from warehouse.quality.suites import KEYS, SAMPLE_COLUMNS
+from warehouse.sqltext import ident
 
 
 def _params(ctx: SuiteContext) -> dict[str, Any]:
@@ -32,8 +33,8 @@ def _params(ctx: SuiteContext) -> dict[str, Any]:
 
 def _row_scan(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, table: str, checks: list[RowCheck]
               ) -> tuple[int, list[Measurement]]:
-    counts = ", ".join(f"count(*) FILTER (WHERE {c.fail_when}) AS c{i}" for i, c in enumerate(checks))
-    row = first_row(run(con, f"SELECT count(*), {counts} FROM {table} WHERE city_id = $city", **_params(ctx)))
+    counts = ", ".join(f"count(*) FILTER (WHERE {c.fail_when}) AS c{int(i)}" for i, c in enumerate(checks))
+    row = first_row(run(con, f"SELECT count(*), {counts} FROM {ident(table)} WHERE city_id = $city", **_params(ctx)))
     assert row is not None
     total = int(row[0])
     out = []
@@ -69,7 +70,7 @@ def measure_suite(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, suite: Tabl
     if rows:
         total, found = _row_scan(con, ctx, suite.table, rows)
     elif suite.table in KEYS:
-        row = first_row(run(con, f"SELECT count(*) FROM {suite.table} WHERE city_id = $city", city=ctx.city_id))
+        row = first_row(run(con, f"SELECT count(*) FROM {ident(suite.table)} WHERE city_id = $city", city=ctx.city_id))
         total = int(row[0]) if row else 0
     rest: list[Check] = []
     for check in suite.checks:

@@ -79,14 +79,20 @@ class ComputedCheck(Check):
 class QualitySettings:
     yoy_bound: float = 0.5      # year-over-year relative change above which a KPI value is implausible
     sample_size: int = SAMPLE_SIZE
+    row_drop: float = 0.5       # share of a source's rows it may lose between two checks (sources.rows_present)
 
     @classmethod
     def from_env(cls, yoy_bound: float | None = None) -> QualitySettings:
-        """`yoy_bound` if given, else $CITYKPI_QUALITY_YOY_BOUND, else 0.5 (50 %)."""
+        """`yoy_bound` if given, else $CITYKPI_QUALITY_YOY_BOUND, else 0.5 (50 %); `row_drop` from
+        $CITYKPI_QUALITY_ROW_DROP (a share in [0, 1]), else 0.5."""
         if yoy_bound is None:
             text = os.environ.get("CITYKPI_QUALITY_YOY_BOUND")
             yoy_bound = float(text) if text else cls.yoy_bound
-        return cls(yoy_bound=yoy_bound)
+        text = os.environ.get("CITYKPI_QUALITY_ROW_DROP")
+        row_drop = float(text) if text else cls.row_drop
+        if not 0 <= row_drop <= 1:
+            raise ValueError(f"CITYKPI_QUALITY_ROW_DROP must be a share between 0 and 1, got {text!r}")
+        return cls(yoy_bound=yoy_bound, row_drop=row_drop)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ from typing import Literal
 
 from warehouse.quality.metadata import sql_literal
 from warehouse.quality.model import QueryCheck, TableSuite
+from warehouse.sqltext import ident, literal
 
 TABLE = "kpi_values"
 Op = Literal["<=", ">=", "<", ">"]
+_OPS: dict[str, str] = {"<=": "<=", ">=": ">=", "<": "<", ">": ">"}  # SQL text only from here
 _VALUES = ("(SELECT year, indicator_id, value FROM kpi_values WHERE city_id = $city AND status = 'computed' "
            "AND data_point IS NULL AND list_contains($years, year))")
 
@@ -35,11 +37,12 @@ class Compare:
         if isinstance(self.right, str):
             base = f"""FROM {_VALUES} l JOIN {_VALUES} r ON r.year = l.year
                        WHERE l.indicator_id = {sql_literal(self.left)} AND r.indicator_id = {sql_literal(self.right)}"""
-            failing = (f'SELECT l.year, l.value AS "{self.left}", r.value AS "{self.right}" {base} '
-                       f"AND NOT (l.value {self.op} r.value) ORDER BY l.year")
+            failing = (f'SELECT l.year, l.value AS {ident(self.left)}, r.value AS {ident(self.right)} {base} '
+                       f"AND NOT (l.value {_OPS[self.op]} r.value) ORDER BY l.year")
         else:
             base = f"FROM {_VALUES} l WHERE l.indicator_id = {sql_literal(self.left)}"
-            failing = (f'SELECT l.year, l.value AS "{self.left}" {base} AND NOT (l.value {self.op} {self.right!r}) '
+            failing = (f'SELECT l.year, l.value AS {ident(self.left)} {base} '
+                       f"AND NOT (l.value {_OPS[self.op]} {literal(float(self.right))}) "
                        "ORDER BY l.year")
         return QueryCheck(TABLE, self.name, "warning", self.description, failing_sql=failing,
                           evaluated_sql=f"SELECT count(*) {base}")

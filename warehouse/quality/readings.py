@@ -37,6 +37,7 @@ from warehouse.quality import metadata as md
 from warehouse.quality.model import Check, Measurement, SuiteContext, TableSuite
 from warehouse.quality.schema import required_columns, schema_check
 from warehouse.quality.sql import fetch_sample, first_row, run
+from warehouse.sqltext import ident, literal
 
 TABLE = "core_readings"
 HOUR_US = 3_600_000_000
@@ -102,7 +103,7 @@ def readings_suite() -> TableSuite:
 
 
 def _scan(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, now: datetime) -> list[Group]:
-    nulls = " OR ".join(f'"{c}" IS NULL' for c in required_columns(TABLE))
+    nulls = " OR ".join(f"{ident(c)} IS NULL" for c in required_columns(TABLE))
     sql = f"""
         WITH r AS (SELECT *, make_timestamp(epoch_us(observed_at)) AS ts FROM core_readings WHERE city_id = $city)
         SELECT source_id, station_id, variable, data_point, year(ts) AS year, count(*) AS n,
@@ -133,11 +134,11 @@ def _groups_from_aggregates(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, n
               for row in run(con, """SELECT source_id, station_id, variable, data_point, year, n, off_grid,
                                             coalesce(bit_count(hours), 0)
                                      FROM core_readings_groups WHERE city_id = $city""", city=ctx.city_id).fetchall()}
-    nulls = " OR ".join(f'"{c}" IS NULL' for c in required_columns(TABLE))
-    branches = [f"""SELECT '{name}' AS rule, source_id, station_id, variable, data_point,
+    nulls = " OR ".join(f"{ident(c)} IS NULL" for c in required_columns(TABLE))
+    branches = [f"""SELECT {literal(name)} AS rule, source_id, station_id, variable, data_point,
                            CAST(year(make_timestamp(epoch_us(observed_at))) AS INTEGER) AS year, count(*) AS n
-                    FROM core_readings WHERE city_id = $city AND {rule} GROUP BY ALL"""
-                for name, rule in {**_VALUE_RULES, "nulls": nulls}.items()]
+                    FROM core_readings WHERE city_id = $city AND {condition} GROUP BY ALL"""
+                for name, condition in {**_VALUE_RULES, "nulls": nulls}.items()]
     for rule, *key, count in run(con, " UNION ALL ".join(branches), city=ctx.city_id, now=now).fetchall():
         group = groups.get(tuple(key))
         if group is None:  # a row moved to a new key around the loader: count it where it is now

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from warehouse.quality.model import SuiteContext
+from warehouse.sqltext import ident
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -63,9 +64,9 @@ def fetch_sample(con: duckdb.DuckDBPyConnection, table: str, where: str, columns
                  order: Sequence[str], ctx: SuiteContext, detail: str | None = None, **extra: Any
                  ) -> list[dict[str, Any]]:
     """The first failing rows of a row rule, in key order (run only for checks that failed)."""
-    cols = ", ".join(f'"{c}"' for c in columns)
+    cols = ", ".join(ident(c) for c in columns)
     if detail:
         cols += f", {detail} AS detail"
-    sql = (f"SELECT {cols} FROM {table} WHERE city_id = $city AND ({where}) "
-           f"ORDER BY {', '.join(f'{chr(34)}{c}{chr(34)}' for c in order)} LIMIT {int(ctx.settings.sample_size)}")
+    sql = (f"SELECT {cols} FROM {ident(table)} WHERE city_id = $city AND ({where}) "
+           f"ORDER BY {', '.join(ident(c) for c in order)} LIMIT {int(ctx.settings.sample_size)}")
     return rows_as_dicts(run(con, sql, **context_params(ctx, **extra)))

@@ -70,9 +70,25 @@ def quality_summary(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids
 
 
 def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> list[str]:
-    """'city/table.check (n failing)' for every failed error check of the run (None: newest results)."""
-    return [f"{c}/{t}.{k} ({n:,} failing)" for _, c, t, k, s, status, n in _results(con, run_id, city_ids)
-            if s == "error" and status == "failed"]
+    """'city/table.check (n failing)' for every failed error check of the run (None: newest results),
+    with the sources it names (sources.rows_present: which source lost its rows)."""
+    out = []
+    for run, c, t, k, s, status, n in _results(con, run_id, city_ids):
+        if s == "error" and status == "failed":
+            out.append(f"{c}/{t}.{k} ({n:,} failing{_named_sources(con, run, c, t, k)})")
+    return out
+
+
+def _named_sources(con: duckdb.DuckDBPyConnection, run_id: str, city_id: str, table: str, check: str) -> str:
+    if table != "sources":
+        return ""
+    row = con.execute("""SELECT sample FROM quality_results
+                         WHERE run_id = ? AND city_id = ? AND table_name = ? AND check_name = ?""",
+                      [run_id, city_id, table, check]).fetchall()
+    samples = json.loads(row[0][0]) if row and row[0][0] else []
+    named = [f"{e['source_id']} ({e.get('previous_rows') or 0:,} -> {e['rows']:,} rows)" for e in samples
+             if isinstance(e, dict) and e.get("failing")]
+    return f": {', '.join(named)}" if named else ""
 
 
 class QualityGateError(CitykpiError):

@@ -32,6 +32,8 @@ from warehouse.quality.model import (
 from warehouse.quality.plausibility import plausibility_suite
 from warehouse.quality.readings import readings_suite
 from warehouse.quality.schema import required_columns, schema_check
+from warehouse.quality.source_rows import sources_suite
+from warehouse.sqltext import ident, literal
 
 KEYS: dict[str, tuple[str, ...]] = {
     "observations": ("city_id", "year", "variable", "data_point", "area_type", "area_id"),
@@ -63,8 +65,8 @@ _GTFS_ROUTE_TYPE_OK = "(c BETWEEN 0 AND 7 OR c IN (11, 12) OR c BETWEEN 100 AND 
 
 def _not_null_check(table: str) -> RowCheck:
     required = required_columns(table)
-    nulls = " OR ".join(f'"{c}" IS NULL' for c in required)
-    listed = ", ".join(f"CASE WHEN \"{c}\" IS NULL THEN '{c}' END" for c in required)
+    nulls = " OR ".join(f"{ident(c)} IS NULL" for c in required)
+    listed = ", ".join(f"CASE WHEN {ident(c)} IS NULL THEN {literal(c)} END" for c in required)
     return RowCheck(table, "not_null", "error",
                     f"no NULL in the key and required columns ({', '.join(required)})",
                     fail_when=nulls, detail=f"'NULL in ' || concat_ws(', ', {listed})")
@@ -72,13 +74,13 @@ def _not_null_check(table: str) -> RowCheck:
 
 def _unique_check(table: str, flag: bool) -> QueryCheck:
     key = KEYS[table]
-    cols = ", ".join(f'"{c}"' for c in key)
+    cols = ", ".join(ident(c) for c in key)
     # GROUP BY treats NULLs as equal, so (.., data_point NULL, ..) duplicates count: the unique index
     # in the migrations lets them through, because SQL unique indexes treat NULLs as distinct.
-    failing = f"""SELECT {cols}, count(*) AS n FROM {table} WHERE city_id = $city
+    failing = f"""SELECT {cols}, count(*) AS n FROM {ident(table)} WHERE city_id = $city
                   GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL"""
-    joins = " AND ".join(f't."{c}" IS NOT DISTINCT FROM d."{c}"' for c in key)
-    flag_sql = f"""SELECT t.rowid, 'duplicate key (' || d.n || ' rows)' AS detail FROM {table} t
+    joins = " AND ".join(f"t.{ident(c)} IS NOT DISTINCT FROM d.{ident(c)}" for c in key)
+    flag_sql = f"""SELECT t.rowid, 'duplicate key (' || d.n || ' rows)' AS detail FROM {ident(table)} t
                    JOIN ({failing}) d ON {joins} WHERE t.city_id = $city""" if flag else None
     return QueryCheck(table, "unique_key", "error",
                       f"one row per ({', '.join(key)}); the failing count is the number of surplus rows",
@@ -103,26 +105,29 @@ def _share_check(rule: md.ShareRule) -> QueryCheck:
         "observations", rule.name, "error",
         f"{rule.numerator} <= {rule.denominator} for the same year and area (inputs of the percentage "
         f"KPI {rule.indicator_id}: a share cannot exceed its whole)",
-        failing_sql=f"""SELECT n.year, n.area_type, n.area_id, n.data_point, n.value AS {rule.numerator},
-                        d.value AS {rule.denominator}, n.source_record {base} AND n.value > d.value ORDER BY ALL""",
+        failing_sql=f"""SELECT n.year, n.area_type, n.area_id, n.data_point,
+                        n.value AS {ident(rule.numerator)}, d.value AS {ident(rule.denominator)},
+                        n.source_record {base} AND n.value > d.value ORDER BY ALL""",
         evaluated_sql=f"SELECT count(*) {base}",
-        flag_sql=f"""SELECT n.rowid, printf('%s %,.0f > {rule.denominator} %,.0f', n.variable, n.value, d.value)
+        flag_sql=f"""SELECT n.rowid,
+                       printf('%s %,.0f > %s %,.0f', n.variable, n.value, {md.sql_literal(rule.denominator)}, d.value)
                      AS detail {base} AND n.value > d.value""")
 
 
-def _time_series_check(table: str, series: str, year_expr: str, where: str = "") -> QueryCheck:
+def _time_series_check(table: str, columns: Sequence[str], year_sql: str, where: str = "") -> QueryCheck:
     """Every reporting year present for each series that has a value in any year."""
+    series = ", ".join(ident(c) for c in columns)
     return QueryCheck(
         table, "time_series_complete", "warning",
         f"every reporting year present for each series ({series}) that has any year",
-        failing_sql=f"""WITH s AS (SELECT DISTINCT {series}, {year_expr} AS year FROM {table}
+        failing_sql=f"""WITH s AS (SELECT DISTINCT {series}, {year_sql} AS year FROM {ident(table)}
                                   WHERE city_id = $city {where}),
                              series AS (SELECT DISTINCT {series} FROM s)
                         SELECT series.*, y.year AS missing_year FROM series, (SELECT unnest($years) AS year) y
                         WHERE NOT EXISTS (SELECT 1 FROM s WHERE s.year = y.year AND """
-                    + " AND ".join(f"s.{c.strip()} IS NOT DISTINCT FROM series.{c.strip()}" for c in series.split(","))
+                    + " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM series.{ident(c)}" for c in columns)
                     + ") ORDER BY ALL",
-        evaluated_sql=f"SELECT count(*) * len($years) FROM (SELECT DISTINCT {series} FROM {table} "
+        evaluated_sql=f"SELECT count(*) * len($years) FROM (SELECT DISTINCT {series} FROM {ident(table)} "
                       f"WHERE city_id = $city {where})")
 
 
@@ -131,7 +136,7 @@ def _point_rule(owner: str, allowed: dict[str, list[str]]) -> str:
     an owner without points, when it has one)."""
     whens = " ".join(f"WHEN {md.sql_literal(key)} THEN NOT coalesce(list_contains({md.sql_list(points)}, data_point), "
                      "false)" for key, points in sorted(allowed.items()))
-    return f"(CASE {owner} {whens} ELSE data_point IS NOT NULL END)" if whens else "data_point IS NOT NULL"
+    return f"(CASE {ident(owner)} {whens} ELSE data_point IS NOT NULL END)" if whens else "data_point IS NOT NULL"
 
 
 def observations_suite() -> TableSuite:
@@ -164,7 +169,7 @@ def observations_suite() -> TableSuite:
                  "read none)", fail_when=f"derivation IS NULL AND {point_rule}"),
         *[_share_check(rule) for rule in md.share_rules()],
         # Rows with NULL keys are the not_null check's business, not a series of their own.
-        _time_series_check("observations", "variable, data_point, area_type, area_id", "year",
+        _time_series_check("observations", ("variable", "data_point", "area_type", "area_id"), "year",
                            "AND year IS NOT NULL AND variable IS NOT NULL AND area_type IS NOT NULL "
                            "AND area_id IS NOT NULL"),
     ]
@@ -227,7 +232,7 @@ def transit_suite() -> TableSuite:
 
 def core_suites() -> list[TableSuite]:
     return [city_suite(), observations_suite(), areas_suite(), points_suite(), readings_suite(),
-            transit_suite()]
+            transit_suite(), sources_suite()]
 
 
 # ---- kpi_values -------------------------------------------------------------------------------

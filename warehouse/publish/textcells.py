@@ -1,0 +1,49 @@
+"""Text from configs and data stays text in spreadsheets (OWASP CSV injection).
+
+A spreadsheet opening a CSV evaluates a cell starting with `=`, `+`, `-` or `@` (and, in some,
+after a tab or carriage return) as a formula: `=HYPERLINK(...)` or `=cmd|...` in a data point or a
+city name would run on the reader's machine. In the CSV files of a release such a text cell is
+written with a leading apostrophe (`'=1+2`), which spreadsheets show as text; a text cell that is a
+plain number (`-12.5`) is left as it is, and numeric columns are never touched. In the U4SSC
+workbook every text cell is stored as a string (never a formula), its text unchanged.
+docs/releases.md states the rule for readers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import polars as pl
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START_RE = r"^[=+\-@\t\r]"
+_PLAIN_NUMBER_RE = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+_PLAIN_NUMBER = re.compile(_PLAIN_NUMBER_RE)
+
+
+def escape_cell(value: Any) -> Any:
+    """One cell for a CSV writer: risky text gets a leading apostrophe; anything else is returned as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def escape_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """The same rule over every text column of a frame (numbers, dates and lists untouched)."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    if not text:
+        return frame
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(_FORMULA_START_RE) & ~pl.col(c).str.contains(_PLAIN_NUMBER_RE))
+        .then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c in text)
+
+
+def cells_as_text(workbook: Any) -> None:
+    """openpyxl stores a str starting with '=' as a formula: store every such cell as a string."""
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.data_type == "f":
+                    cell.data_type = "s"

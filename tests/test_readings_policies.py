@@ -168,3 +168,18 @@ def test_hostile_names_and_values_execute_nothing_and_lose_nothing(tmp_path: Pat
     finally:
         con.close()
     assert {"observations", "core_readings", "kpi_values", "core_points"} <= tables
+
+
+def test_parquet_rows_without_station_or_readable_time_name_the_row(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home")
+    folder = tmp_path / "c"
+    folder.mkdir()
+    pl.DataFrame({"s": ["A", None], "t": ["2023-01-01T00:00Z", "2023-01-01T01:00Z"], "c": ["8", "8"],
+                  "v": [1.0, 2.0]}).write_parquet(folder / "r.parquet")
+    loaded = city(folder, "bad", LONG, "r.parquet")
+    with pytest.raises(SourceDataError, match=r"r.parquet, row 2, field 's': no station id"):
+        run(home, loaded)
+    pl.DataFrame({"s": ["A", "A"], "t": ["2023-01-01T00:00Z", "tomorrow"], "c": ["8", "8"],
+                  "v": [1.0, 2.0]}).write_parquet(folder / "r.parquet")
+    with pytest.raises(SourceDataError, match=r"row 2, field 't': time 'tomorrow' cannot be read"):
+        run(home, loaded)

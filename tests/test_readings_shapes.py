@@ -160,7 +160,8 @@ def test_wide_hours_from_excel_and_parquet(tmp_path: Path, fmt: str) -> None:
     folder = tmp_path / "c"
     folder.mkdir()
     table = {"st": ["A"], "code": ["9"], "y": ["2023"], "m": ["2"], "d": ["1"],
-             **{f"H{h:02d}": [str(h)] for h in range(1, 25)}, **{f"V{h:02d}": ["V" if h > 1 else "N"] for h in range(1, 25)}}
+             **{f"H{h:02d}": [str(h)] for h in range(1, 25)},
+             **{f"V{h:02d}": ["V" if h > 1 else "N"] for h in range(1, 25)}}
     if fmt == "excel":
         from openpyxl import Workbook
 

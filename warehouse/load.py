@@ -431,7 +431,8 @@ def _src_cte(source: SourceConfig) -> str:
     value = ident(mapping.value_field)
     return f"""src AS (
             SELECT CAST({ident(mapping.station_field)} AS VARCHAR) AS station_id,
-                   CAST({ident(mapping.time_field)} AS TIMESTAMPTZ) AS observed_at,
+                   TRY_CAST({ident(mapping.time_field)} AS TIMESTAMPTZ) AS observed_at,
+                   CAST({ident(mapping.time_field)} AS VARCHAR) AS raw_time,
                    CAST({ident(mapping.variable_field)} AS VARCHAR) AS code,
                    TRY_CAST({value} AS DOUBLE) AS value,
                    CAST({value} AS VARCHAR) AS raw_value, file_row_number AS row_number
@@ -487,9 +488,12 @@ def _readings_report(con: duckdb.DuckDBPyConnection, path: Path, source: SourceC
     rows = con.execute(f"""
         WITH {_src_cte(source)}
         SELECT code, count(*) AS n, count(*) - count(raw_value) AS empty,
-               count(*) FILTER (WHERE raw_value IS NOT NULL AND (value IS NULL OR NOT isfinite(value))) AS unreadable
+               count(*) FILTER (WHERE raw_value IS NOT NULL AND (value IS NULL OR NOT isfinite(value))) AS unreadable,
+               count(*) FILTER (WHERE value IS NOT NULL AND (station_id IS NULL OR observed_at IS NULL)) AS untimed
         FROM src GROUP BY ALL ORDER BY code""", [str(path)]).fetchall()
-    report = _report_from_codes(source, rows)
+    report = _report_from_codes(source, [row[:4] for row in rows])
+    assert source.readings is not None
+    report["_untimed"] = sum(int(row[4]) for row in rows if row[0] in source.readings.variables)
     _refuse_unreadable(con, path, source, report, display or path.name)
     return report
 
@@ -513,9 +517,21 @@ def _report_from_codes(source: SourceConfig, rows: list[tuple[Any, ...]]) -> dic
 
 def _refuse_unreadable(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig, report: dict[str, Any],
                        display: str) -> None:
-    """A mapped value that is not a finite number: an error naming row and field (`invalid_values: error`)."""
+    """A mapped value that is not a finite number: an error naming row and field (`invalid_values: error`).
+    A mapped reading without a station or a readable time: an error naming row and field."""
     mapping = source.readings
     assert mapping is not None
+    untimed = [] if report.pop("_untimed", 1) == 0 else con.execute(f"""WITH {_src_cte(source)}
+        SELECT row_number, station_id IS NULL, raw_time FROM src
+        WHERE value IS NOT NULL AND (station_id IS NULL OR observed_at IS NULL) AND list_contains(?, code)
+        ORDER BY row_number LIMIT 1""", [str(path), list(mapping.variables)]).fetchall()
+    if untimed:
+        row, no_station, raw_time = untimed[0]
+        if no_station:
+            raise SourceDataError(display, "no station id", row=int(row) + 1, field=mapping.station_field,
+                                  source_id=source.id)
+        message = "no time" if raw_time is None else f"time {str(raw_time)[:60]!r} cannot be read as a date-time"
+        raise SourceDataError(display, message, row=int(row) + 1, field=mapping.time_field, source_id=source.id)
     if not report.get("unreadable_values") or mapping.invalid_values == "skip":
         return
     row = con.execute(f"""WITH {_src_cte(source)}

@@ -31,6 +31,7 @@ from warehouse.load import (
     parse_source,
     plan_load,
     plan_reports,
+    readings_read_as_is,
     stored_observation_keys,
     write_changes,
 )
@@ -152,8 +153,9 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
 
 
 def _nothing_to_parse(source: SourceConfig, snapshot: Snapshot) -> bool:
-    """Parquet readings are read by DuckDB while writing: parsing them first costs nothing."""
-    return source.target == "readings" and not snapshot.paged
+    """Long UTC Parquet readings are read by DuckDB while writing: parsing them first costs nothing
+    (any other readings shape is converted first, without holding the warehouse)."""
+    return source.target == "readings" and not snapshot.paged and readings_read_as_is(source)
 
 
 def _load_report(con: duckdb.DuckDBPyConnection, city_id: str, sources: dict[str, Any], derived: dict[str, Any],

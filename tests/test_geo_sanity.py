@@ -361,3 +361,18 @@ def test_swapped_table_columns_say_which_fields_to_swap(tmp_path: Path) -> None:
                                {"point_type": "s", "id_field": "id", "lon_field": "lon", "lat_field": "lat"})
     with pytest.raises(SourceDataError, match=r"look latitude-first; swap `lon_field` and `lat_field`"):
         parse_geometry(source, path, "s.csv", city_id="c", country="ES", snapshot_id="c/s/1")
+
+
+def test_geopackage_points_layer_and_the_layer_choice() -> None:
+    gpkg = Path(__file__).parent / "corpus" / "geo" / "parks.gpkg"
+    with pytest.raises(SourceDataError, match=r"holds 2 layers \['parques', 'fuentes'\]; set `layer`"):
+        read_vector(gpkg, None, gpkg.name)
+    with pytest.raises(SourceDataError, match=r"layer 'parks' not found"):
+        read_vector(gpkg, "parks", gpkg.name)
+    mapping = PointsMapping(point_type="fountain", id_field="fuente_id", layer="fuentes")
+    points, _, report = load_points(read_vector(gpkg, mapping.layer, gpkg.name), mapping, "ES", "s")
+    assert report["crs"] == "EPSG:25830"
+    (fountain,) = points
+    # UTM 30N (440300, 4474300) lies 16 m west and 43 m north of Sol in tests/corpus/geo/stations.csv
+    # (-3.7035, 40.4168 = 440315.9, 4474257.2): -3.7035 - 16 / 84,800 m per degree, 40.4168 + 43 / 111,000.
+    assert (fountain.point_id, round(fountain.lon, 4), round(fountain.lat, 4)) == ("F-1", -3.7037, 40.4172)

@@ -376,3 +376,16 @@ def test_geopackage_points_layer_and_the_layer_choice() -> None:
     # UTM 30N (440300, 4474300) lies 16 m west and 43 m north of Sol in tests/corpus/geo/stations.csv
     # (-3.7035, 40.4168 = 440315.9, 4474257.2): -3.7035 - 16 / 84,800 m per degree, 40.4168 + 43 / 111,000.
     assert (fountain.point_id, round(fountain.lon, 4), round(fountain.lat, 4)) == ("F-1", -3.7037, 40.4172)
+
+
+def test_entity_points_go_through_the_country_check() -> None:
+    from sources.parsers.geo import Point, points_in_country
+
+    stations = [Point("a", None, -3.70, 40.42, "s.jsonld entity 1"), Point("b", None, -3.68, 40.45, "entity 2"),
+                Point("c", None, 0.0, 0.0, "s.jsonld entity 3 (c)")]
+    kept, report = points_in_country(stations, "ES", "s.jsonld", "s")
+    assert [p.point_id for p in kept] == ["a", "b"]
+    assert report["points"] == 2 and report["skipped_features"][0]["feature"] == "s.jsonld entity 3 (c)"
+    swapped = [Point(p.point_id, None, p.lat, p.lon, p.record) for p in stations[:2]]
+    with pytest.raises(SourceDataError, match="coordinates look latitude-first"):
+        points_in_country(swapped, "ES", "s.jsonld", "s")

@@ -389,3 +389,20 @@ def test_entity_points_go_through_the_country_check() -> None:
     swapped = [Point(p.point_id, None, p.lat, p.lon, p.record) for p in stations[:2]]
     with pytest.raises(SourceDataError, match="coordinates look latitude-first"):
         points_in_country(swapped, "ES", "s.jsonld", "s")
+
+
+def test_a_sidecar_symlinked_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    from sources.errors import FetchError
+
+    path = _shapefile(tmp_path / "data")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("token", encoding="utf-8")
+    path.with_suffix(".cpg").unlink()
+    path.with_suffix(".cpg").symlink_to(secret)
+    config = tmp_path / "city.yaml"
+    config.write_text(json.dumps({"city": {"id": "c", "name": "C", "country": "ES", "reporting_years": [2023]},
+                                  "sources": [{"id": "d", "kind": "file", "location": "data/d.shp",
+                                               "target": "areas", "areas": {"id_field": "id"}}]}), encoding="utf-8")
+    loaded = load_city_config(config)
+    with pytest.raises(FetchError, match=r"d\.cpg is not a regular file in .*data \(it leads to .*secret\.txt\)"):
+        fetch_file(loaded, loaded.config.sources[0], tmp_path / "home" / "raw", tmp_path / "home")

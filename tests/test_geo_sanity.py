@@ -406,3 +406,22 @@ def test_a_sidecar_symlinked_out_of_the_folder_is_refused(tmp_path: Path) -> Non
     loaded = load_city_config(config)
     with pytest.raises(FetchError, match=r"d\.cpg is not a regular file in .*data \(it leads to .*secret\.txt\)"):
         fetch_file(loaded, loaded.config.sources[0], tmp_path / "home" / "raw", tmp_path / "home")
+
+
+def test_geojson_feature_id_and_crs84(tmp_path: Path) -> None:
+    path = geojson(tmp_path, [{"type": "Feature", "id": 7, "properties": {"name": "Sol"},
+                               "geometry": {"type": "Point", "coordinates": list(MADRID)}}],
+                   crs="urn:ogc:def:crs:OGC:1.3:CRS84")
+    points, report = load_pts(path)
+    assert [(p.point_id, p.lon, p.lat) for p in points] == [("7", -3.70, 40.42)]
+    assert report["crs"] == "WGS 84 (CRS84)"  # lon/lat, not reprojected
+
+
+def test_shapefile_null_shapes_are_skipped_and_listed(tmp_path: Path) -> None:
+    path = tmp_path / "n.shp"
+    pyogrio.raw.write(path, np.array([shapely.box(440000, 4474000, 441000, 4475000).wkb, None], dtype=object),
+                      [np.array(["01", "02"], dtype=object)], ["id"], driver="ESRI Shapefile", crs="EPSG:25830",
+                      geometry_type="Polygon")
+    areas, _, report = load_areas(read_vector(path, None, path.name), AREAS, "ES", "s")
+    assert [a.area_id for a in areas] == ["01"]
+    assert report["skipped_features"] == [{"feature": "feature 2", "reason": "empty geometry"}]

@@ -361,3 +361,67 @@ def test_swapped_table_columns_say_which_fields_to_swap(tmp_path: Path) -> None:
                                {"point_type": "s", "id_field": "id", "lon_field": "lon", "lat_field": "lat"})
     with pytest.raises(SourceDataError, match=r"look latitude-first; swap `lon_field` and `lat_field`"):
         parse_geometry(source, path, "s.csv", city_id="c", country="ES", snapshot_id="c/s/1")
+
+
+def test_geopackage_points_layer_and_the_layer_choice() -> None:
+    gpkg = Path(__file__).parent / "corpus" / "geo" / "parks.gpkg"
+    with pytest.raises(SourceDataError, match=r"holds 2 layers \['parques', 'fuentes'\]; set `layer`"):
+        read_vector(gpkg, None, gpkg.name)
+    with pytest.raises(SourceDataError, match=r"layer 'parks' not found"):
+        read_vector(gpkg, "parks", gpkg.name)
+    mapping = PointsMapping(point_type="fountain", id_field="fuente_id", layer="fuentes")
+    points, _, report = load_points(read_vector(gpkg, mapping.layer, gpkg.name), mapping, "ES", "s")
+    assert report["crs"] == "EPSG:25830"
+    (fountain,) = points
+    # UTM 30N (440300, 4474300) lies 16 m west and 43 m north of Sol in tests/corpus/geo/stations.csv
+    # (-3.7035, 40.4168 = 440315.9, 4474257.2): -3.7035 - 16 / 84,800 m per degree, 40.4168 + 43 / 111,000.
+    assert (fountain.point_id, round(fountain.lon, 4), round(fountain.lat, 4)) == ("F-1", -3.7037, 40.4172)
+
+
+def test_entity_points_go_through_the_country_check() -> None:
+    from sources.parsers.geo import Point, points_in_country
+
+    stations = [Point("a", None, -3.70, 40.42, "s.jsonld entity 1"), Point("b", None, -3.68, 40.45, "entity 2"),
+                Point("c", None, 0.0, 0.0, "s.jsonld entity 3 (c)")]
+    kept, report = points_in_country(stations, "ES", "s.jsonld", "s")
+    assert [p.point_id for p in kept] == ["a", "b"]
+    assert report["points"] == 2 and report["skipped_features"][0]["feature"] == "s.jsonld entity 3 (c)"
+    swapped = [Point(p.point_id, None, p.lat, p.lon, p.record) for p in stations[:2]]
+    with pytest.raises(SourceDataError, match="coordinates look latitude-first"):
+        points_in_country(swapped, "ES", "s.jsonld", "s")
+
+
+def test_a_sidecar_symlinked_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    from sources.errors import FetchError
+
+    path = _shapefile(tmp_path / "data")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("token", encoding="utf-8")
+    path.with_suffix(".cpg").unlink()
+    path.with_suffix(".cpg").symlink_to(secret)
+    config = tmp_path / "city.yaml"
+    config.write_text(json.dumps({"city": {"id": "c", "name": "C", "country": "ES", "reporting_years": [2023]},
+                                  "sources": [{"id": "d", "kind": "file", "location": "data/d.shp",
+                                               "target": "areas", "areas": {"id_field": "id"}}]}), encoding="utf-8")
+    loaded = load_city_config(config)
+    with pytest.raises(FetchError, match=r"d\.cpg is not a regular file in .*data \(it leads to .*secret\.txt\)"):
+        fetch_file(loaded, loaded.config.sources[0], tmp_path / "home" / "raw", tmp_path / "home")
+
+
+def test_geojson_feature_id_and_crs84(tmp_path: Path) -> None:
+    path = geojson(tmp_path, [{"type": "Feature", "id": 7, "properties": {"name": "Sol"},
+                               "geometry": {"type": "Point", "coordinates": list(MADRID)}}],
+                   crs="urn:ogc:def:crs:OGC:1.3:CRS84")
+    points, report = load_pts(path)
+    assert [(p.point_id, p.lon, p.lat) for p in points] == [("7", -3.70, 40.42)]
+    assert report["crs"] == "WGS 84 (CRS84)"  # lon/lat, not reprojected
+
+
+def test_shapefile_null_shapes_are_skipped_and_listed(tmp_path: Path) -> None:
+    path = tmp_path / "n.shp"
+    pyogrio.raw.write(path, np.array([shapely.box(440000, 4474000, 441000, 4475000).wkb, None], dtype=object),
+                      [np.array(["01", "02"], dtype=object)], ["id"], driver="ESRI Shapefile", crs="EPSG:25830",
+                      geometry_type="Polygon")
+    areas, _, report = load_areas(read_vector(path, None, path.name), AREAS, "ES", "s")
+    assert [a.area_id for a in areas] == ["01"]
+    assert report["skipped_features"] == [{"feature": "feature 2", "reason": "empty geometry"}]

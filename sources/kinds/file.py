@@ -12,8 +12,25 @@ from sources.landing import Snapshot, land_file, land_files
 # A shapefile is several files with one stem; these travel with the .shp (.sbn/.sbx indexes do not).
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".shp.xml")
 
-DESCRIPTION = ("Local file (CSV, Excel, Parquet, JSON, GeoJSON, NGSI-LD JSON, GTFS zip) "
-               "next to the city config")
+DESCRIPTION = ("Local file (CSV, Excel, Parquet, JSON, GeoJSON, NGSI-LD JSON, GTFS zip, shapefile with its "
+               "sidecars, GeoPackage) next to the city config")
+
+
+def shapefile_sidecars(shp: Path, source_id: str) -> list[Path]:
+    """The files beside a .shp that belong to it. Each must be a regular file really in the .shp's folder:
+    a sidecar symlinked elsewhere would let a config read a file outside its allowed folders."""
+    folder = shp.resolve().parent
+    out = []
+    for candidate in sorted(shp.parent.iterdir()):
+        if not (candidate.name.startswith(shp.stem + ".")
+                and candidate.name[len(shp.stem):].lower() in SHAPEFILE_SIDECARS):
+            continue
+        real = candidate.resolve()
+        if real.parent != folder or not real.is_file():
+            raise FetchError(f"source {source_id!r}: the shapefile's {candidate.name} is not a regular file in "
+                             f"{folder} (it leads to {real}); refusing to read it")
+        out.append(candidate)
+    return out
 
 
 def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path) -> Snapshot:
@@ -27,8 +44,7 @@ def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root:
         raise FetchError(f"source {source.id!r}: file not found: {loaded.source_path(source)}") from None
     stat = path.stat()
     if path.suffix.lower() == ".shp":
-        sidecars = sorted(p for p in path.parent.iterdir() if p.is_file() and p.name.startswith(path.stem + ".")
-                          and p.name[len(path.stem):].lower() in SHAPEFILE_SIDECARS)
+        sidecars = shapefile_sidecars(path, source.id)
         return land_files(
             raw_root, home_root, city_id=loaded.city_id, source_id=source.id, kind=source.kind,
             location=source.location, fmt=source.resolved_format, payloads=[path, *sidecars],

@@ -22,7 +22,7 @@ from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
 
 from sources.errors import SourceDataError
-from sources.parsers.country_bounds import country_boxes, in_country, in_country_array
+from sources.parsers.country_bounds import country_boxes, in_country_array
 from sources.parsers.numbers import NumberFormat
 
 WGS84 = CRS.from_epsg(4326)
@@ -95,8 +95,8 @@ def source_crs(features: FeatureSet, configured: str | None, source_id: str) -> 
     if features.crs is not None:
         if configured is not None:
             wanted = CRS.from_user_input(configured)
-            if not features.crs.equals(wanted, ignore_axis_order=True) and \
-                    features.crs.to_epsg(min_confidence=70) != wanted.to_epsg(min_confidence=70):
+            codes = features.crs.to_epsg(min_confidence=70), wanted.to_epsg(min_confidence=70)
+            if not features.crs.equals(wanted, ignore_axis_order=True) and (None in codes or codes[0] != codes[1]):
                 raise SourceDataError(features.display_name, f"the file declares CRS {_crs_name(features.crs)} "
                                       f"({features.crs_origin}) but the config says crs: {configured}; remove "
                                       "`crs` from the config (it is only for files that declare none)",
@@ -138,13 +138,6 @@ def _inside_mask(bounds: npt.NDArray[np.float64], country: str) -> npt.NDArray[n
     return ok & in_country_array(x0, y0, country) & in_country_array(x1, y1, country)
 
 
-def _inside(geometry: BaseGeometry, country: str) -> bool:
-    if not _lon_lat_ok(geometry):
-        return False
-    x0, y0, x1, y1 = geometry.bounds
-    return in_country(x0, y0, country) and in_country(x1, y1, country)
-
-
 def to_wgs84(features: FeatureSet, *, kind: str, configured_crs: str | None, coordinate_order: str,
              country: str, source_id: str) -> tuple[list[Placed], GeometryReport]:
     """Every usable feature in WGS84 lon/lat; `kind` is 'areas' (polygons) or 'points'.
@@ -177,16 +170,16 @@ def to_wgs84(features: FeatureSet, *, kind: str, configured_crs: str | None, coo
     bounds = shapely.bounds(wgs).reshape(-1, 4)
     inside = _inside_mask(bounds, country)
     valid = shapely.is_valid(wgs) if kind == "areas" else np.ones(len(candidates), dtype=bool)
+    stray = np.flatnonzero(~inside)
+    swapped = _swap(given[stray])
+    swap_fits = int(_inside_mask(shapely.bounds(project(swapped) if project else swapped).reshape(-1, 4),
+                                 country).sum())
     placed: list[Placed] = []
     outside: list[RawFeature] = []
-    swap_fits = 0
     for index, (feature, _) in enumerate(candidates):
         geometry = wgs[index]
         if not inside[index]:
             outside.append(feature)
-            swapped = _swap(given[index])
-            if _inside(project(swapped) if project else swapped, country):
-                swap_fits += 1
             x0, y0 = bounds[index, 0], bounds[index, 1]
             report.skip(feature, f"coordinates ({x0:.6g}, {y0:.6g} in WGS84 lon/lat) are outside the bounding box "
                                  f"of {country}")

@@ -209,6 +209,8 @@ def geojson_features(path: Path, display_name: str) -> FeatureSet:
         item = item if isinstance(item, dict) else {}
         raw_props = item.get("properties")
         props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
+        if "id" in item and "id" not in props:  # RFC 7946 puts a feature's identifier beside its properties
+            props = {**props, "id": item["id"]}
         for key in props:
             if key not in fields:
                 fields.append(key)

@@ -182,3 +182,23 @@ def _config_error(tmp_path: Path, block: dict[str, Any]) -> str:
 ])
 def test_aggregate_options_are_checked(tmp_path: Path, extra: dict[str, Any], message: str) -> None:
     assert message in _config_error(tmp_path, {"year_field": "Y", "variables": POP, **extra})
+
+
+def test_hash_collisions_never_make_different_rows_duplicates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    import sources.mapping
+
+    monkeypatch.setattr(sources.mapping, "hash", lambda _: 0, raising=False)  # every row collides
+    rows, report = run(tmp_path, "Y,P\n2023,1\n2023,2\n2023,1\n2023,3\n",
+                       {"year_field": "Y", "aggregate": "sum", "periods": "annual", "variables": POP})
+    assert rows[2023, "population", "c"]["value"] == 7.0
+    assert report["duplicate_rows"] == 1 and report["duplicate_examples"] == ["row 4 = row 2"]
+
+
+def test_two_step_period_with_zero_weights_is_listed(tmp_path: Path) -> None:
+    text = "Y,M,W,P\n2023,1,0,5\n2023,2,1,7\n"
+    rows, report = run(tmp_path, text, {"year_field": "Y", "aggregate": ["mean", "mean"], "weight_field": "W",
+                                        "periods": {"field": "M", "per_year": 2}, "variables": POP})
+    assert rows == {}  # one of the two months has a value; a mean needs 2 (75 % of 2, rounded up)
+    assert report["incomplete_aggregates"] == ["population c 2023: 1 periods with a value; withheld (at least 2)",
+                                               "population c 2023: weights of 1 sum to 0; that period left out"]

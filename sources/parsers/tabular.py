@@ -314,8 +314,11 @@ def read_json_records(path: Path, display_name: str, records_path: str | None = 
     from sources.parsers.pages import _flatten, page_records  # pages imports this module
 
     if records_path is None:
-        _check_ckan_success(path, display_name)
-        records = page_records(path, display_name)
+        try:
+            records = page_records(path, display_name)
+        except SourceDataError:
+            _check_ckan_success(path, display_name)  # a saved error response says more than "no records"
+            raise
     else:
         records = _at_path(path, display_name, records_path)
     if not records:

@@ -40,6 +40,15 @@ _DATE = re.compile(r"([0-9]{1,2})[./-]([0-9]{1,2})[./-]([0-9]{4})", re.ASCII)
 _SPAN = re.compile(r"([0-9]{4})\s*[-/\u2013]\s*([0-9]{4}|[0-9]{2})", re.ASCII)
 
 
+MAX_LISTED_CODES = 100
+OTHER_CODES = "(other codes)"
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """A cell text as the report keeps it: at most `limit` characters."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 @dataclass
 class MappingReport:
     rows_read: int = 0
@@ -57,6 +66,14 @@ class MappingReport:
     missing_markers: dict[str, int] = field(default_factory=dict)  # marker -> cells (also in empty_cells)
     rows_without_weight: int = 0  # weighted mean: rows with a value but an empty weight, left out
     year_periods: dict[str, int] = field(default_factory=dict)  # '2010-2014 -> 2014': rows
+
+    def count_unmapped(self, code: str) -> None:
+        """Count a code the config does not list; past MAX_LISTED_CODES distinct codes, as one 'other' entry
+        (a hostile file with a million codes must not become a million-entry manifest)."""
+        code = _cut(code)
+        if code not in self.unmapped_codes and len(self.unmapped_codes) >= MAX_LISTED_CODES:
+            code = OTHER_CODES
+        self.unmapped_codes[code] = self.unmapped_codes.get(code, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rows_read": self.rows_read, "observations": self.observations,
@@ -377,7 +394,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         else:
             code = cells[code_col].strip()
             if code not in mapping.variables:
-                report.unmapped_codes[code] = report.unmapped_codes.get(code, 0) + 1
+                report.count_unmapped(code)
                 continue
             year = row_year(row_number, cells)
             if year is None:
@@ -386,7 +403,7 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     for obs_key, contributions in parts.items():
         vm = mapping.variables[contributions.key]
         year, _, _, area_type, area_id = obs_key
-        label = f"{vm.variable}{'[' + vm.data_point + ']' if vm.data_point else ''} {area_id} {year}"
+        label = f"{vm.variable}{'[' + vm.data_point + ']' if vm.data_point else ''} {_cut(area_id)} {year}"
         present = count_coverage.get(year, set()) if count_coverage is not None else set(contributions.periods)
         combined = _aggregate(mapping, steps, periods, contributions, present, label, report)
         if combined is None:

@@ -202,3 +202,14 @@ def test_two_step_period_with_zero_weights_is_listed(tmp_path: Path) -> None:
     assert rows == {}  # one of the two months has a value; a mean needs 2 (75 % of 2, rounded up)
     assert report["incomplete_aggregates"] == ["population c 2023: 1 periods with a value; withheld (at least 2)",
                                                "population c 2023: weights of 1 sum to 0; that period left out"]
+
+
+def test_unmapped_codes_are_cut_and_capped(tmp_path: Path) -> None:
+    from sources.mapping import MAX_LISTED_CODES, OTHER_CODES
+
+    text = "Y,Code,V\n" + "".join(f"2023,code{i}{'x' * 100},1\n" for i in range(MAX_LISTED_CODES + 50))
+    _, report = run(tmp_path, text, {"layout": "long", "year_field": "Y", "variable_field": "Code",
+                                     "value_field": "V", "variables": {"P": POP["P"]}})
+    codes = report["unmapped_codes"]
+    assert len(codes) == MAX_LISTED_CODES + 1 and codes[OTHER_CODES] == 50
+    assert all(len(code) <= 63 for code in codes)

@@ -429,22 +429,25 @@ def _identical_rows(table: TextTable, filters: list[tuple[int, set[str]]]) -> di
     """Rows (among those `where` keeps) equal cell for cell to an earlier one: position -> the first's position.
 
     One 64-bit hash per row (8 bytes, not the row) finds the candidates; rows with equal hashes are then
-    compared cell by cell, so a hash collision never makes two different rows duplicates."""
+    compared cell by cell, so a hash collision never makes two different rows duplicates (where a reader
+    left unread columns out, those columns are compared by the hash of the whole row only)."""
     positions = array("q")
     hashes = array("q")
     for position, cells in enumerate(table.rows):
         if all(cells[index] in wanted for index, wanted in filters):
             positions.append(position)
-            hashes.append(hash(tuple(cells)))
+            hashes.append(hash(tuple(cells)) if table.row_hashes is None else table.row_hashes[position])
     if len(hashes) < 2:
         return {}
     frame = pl.DataFrame({"h": pl.Series(hashes, dtype=pl.Int64), "p": pl.Series(positions, dtype=pl.Int64)})
     candidates = frame.filter(pl.col("h").is_duplicated()).sort("p")
     del frame, positions, hashes
     repeats: dict[int, int] = {}
-    firsts: dict[tuple[str, ...], int] = {}  # among the candidates only
+    firsts: dict[tuple[int | str, ...], int] = {}  # among the candidates only
+    full = dict(zip(candidates["p"], candidates["h"], strict=True))
     for position in candidates["p"]:
-        first = firsts.setdefault(tuple(table.rows[position]), position)
+        # The cells (those the reader kept) and the hash over all cells must both be equal.
+        first = firsts.setdefault((full[position], *table.rows[position]), position)
         if first != position:
             repeats[position] = first
     return repeats

@@ -213,3 +213,17 @@ def test_unmapped_codes_are_cut_and_capped(tmp_path: Path) -> None:
     codes = report["unmapped_codes"]
     assert len(codes) == MAX_LISTED_CODES + 1 and codes[OTHER_CODES] == 50
     assert all(len(code) <= 63 for code in codes)
+
+
+def test_unread_columns_are_left_out_but_still_tell_rows_apart(tmp_path: Path) -> None:
+    path = tmp_path / "w.csv"
+    path.write_text("Y,Note,P,Other\n2023,a,5,x\n2023,b,5,x\n2023,a,5,x\n", encoding="utf-8")
+    block = {"year_field": "Y", "aggregate": "sum", "periods": "annual", "variables": POP}
+    source = SourceConfig.model_validate({"id": "t", "kind": "file", "location": str(path),
+                                          "target": "observations", "observations": block})
+    assert source.observations is not None and source.observations.used_columns() == {"Y", "P"}
+    table = read_csv(path, None, "w.csv", keep=source.observations.used_columns())
+    assert table.rows == [["2023", "", "5", ""]] * 3 and table.row_hashes is not None
+    frame, report = map_observations(table, source, city_id="c", snapshot_id="s")
+    assert frame["value"].to_list() == [15.0]
+    assert report.duplicate_rows == 1 and report.duplicate_examples == ["row 4 = row 2"]  # not row 3: 'b'

@@ -225,6 +225,19 @@ class ObservationsMapping(_Strict):
                 raise ValueError(f"variables.{key}.columns only applies to layout 'wide'")
         return self._long_needs_fields()
 
+    def used_columns(self) -> set[str]:
+        """Every column the mapping reads (a reader may leave the others' cells out)."""
+        names = {self.year_field, self.area_field, self.variable_field, self.value_field, self.weight_field,
+                 *self.where}
+        periods = self.resolved_periods
+        if periods is not None:
+            names.add(periods.field)
+        if self.layout == "wide":
+            for key, vm in self.variables.items():
+                names.update(vm.columns or [key])
+        names.update(vm.share_of for vm in self.variables.values())
+        return {name for name in names if name}
+
     @property
     def aggregate_steps(self) -> list[str]:
         """`aggregate` as a list of one or two steps ([] without aggregate)."""

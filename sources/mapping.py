@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,15 @@ _DATE = re.compile(r"([0-9]{1,2})[./-]([0-9]{1,2})[./-]([0-9]{4})", re.ASCII)
 _SPAN = re.compile(r"([0-9]{4})\s*[-/\u2013]\s*([0-9]{4}|[0-9]{2})", re.ASCII)
 
 
+MAX_LISTED_CODES = 100
+OTHER_CODES = "(other codes)"
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """A cell text as the report keeps it: at most `limit` characters."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 @dataclass
 class MappingReport:
     rows_read: int = 0
@@ -56,6 +66,14 @@ class MappingReport:
     missing_markers: dict[str, int] = field(default_factory=dict)  # marker -> cells (also in empty_cells)
     rows_without_weight: int = 0  # weighted mean: rows with a value but an empty weight, left out
     year_periods: dict[str, int] = field(default_factory=dict)  # '2010-2014 -> 2014': rows
+
+    def count_unmapped(self, code: str) -> None:
+        """Count a code the config does not list; past MAX_LISTED_CODES distinct codes, as one 'other' entry
+        (a hostile file with a million codes must not become a million-entry manifest)."""
+        code = _cut(code)
+        if code not in self.unmapped_codes and len(self.unmapped_codes) >= MAX_LISTED_CODES:
+            code = OTHER_CODES
+        self.unmapped_codes[code] = self.unmapped_codes.get(code, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rows_read": self.rows_read, "observations": self.observations,
@@ -118,14 +136,31 @@ def _parse_year(table: TextTable, text: str, row: int, mapping: ObservationsMapp
 
 
 @dataclass(slots=True)
-class _Part:
-    """One row's contribution to an aggregated observation."""
+class _Parts:
+    """The rows an aggregated observation combines, kept small: a value (and period, weight) per row, the
+    first and last row, the periods of several years met. A big file's rows cost 8-24 bytes each here."""
 
-    published: float
-    row_number: int
-    period: str | None
-    weight: float | None
-    year_period: str | None
+    key: str  # the variables entry
+    field_name: str
+    values: array[float] = field(default_factory=lambda: array("d"))
+    periods: list[str | None] = field(default_factory=list)  # empty unless `periods` names a field
+    weights: array[float] = field(default_factory=lambda: array("d"))  # empty unless weight_field
+    first_row: int = 0
+    last_row: int = 0
+    year_periods: set[str] = field(default_factory=set)
+
+    def add(self, value: float, row_number: int, period: str | None, weight: float | None,
+            year_period: str | None) -> None:
+        if not self.values:
+            self.first_row = self.last_row = row_number
+        self.values.append(value)
+        self.first_row, self.last_row = min(self.first_row, row_number), max(self.last_row, row_number)
+        if period is not None:
+            self.periods.append(period)
+        if weight is not None:
+            self.weights.append(weight)
+        if year_period is not None:
+            self.year_periods.add(year_period)
 
 
 def _row_filter(table: TextTable, mapping: ObservationsMapping, source_id: str) -> list[tuple[int, set[str]]]:
@@ -183,11 +218,8 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     factors = {key: conversion_factor(vm.unit, VARIABLES[vm.variable].unit, variable=vm.variable,
                                       data_point=vm.data_point) for key, vm in mapping.variables.items()}
     records: dict[tuple[Any, ...], dict[str, Any]] = {}
-    parts: dict[tuple[Any, ...], tuple[str, str, list[_Part]]] = {}  # key -> (mapping key, field, parts)
-    # Rows seen so far, by the hash of their cells -> position of the first; equal hashes are confirmed by
-    # comparing the cells, and rows whose hash collides with a different row are kept by their cells.
-    seen_rows: dict[int, int] = {}
-    collided: dict[tuple[str, ...], int] = {}
+    parts: dict[tuple[Any, ...], _Parts] = {}
+    repeats = _identical_rows(table, filters)  # position of a row -> position of the first row equal to it
     labels = _labels(table)
 
     def shown(row_number: int) -> str:
@@ -282,8 +314,10 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
             if weight_col is not None and weight is None:
                 return
             period = cells[period_col].strip() if period_col is not None else None
-            entry = parts.setdefault(obs_key, (key, field_name, []))
-            entry[2].append(_Part(published, row_number, period, weight, year.period))
+            entry = parts.get(obs_key)
+            if entry is None:
+                entry = parts[obs_key] = _Parts(key, field_name)
+            entry.add(published, row_number, period, weight, year.period)
             return
         where = f"{table.display_name} row {shown(row_number)} field {field_name!r}"
         if year.period is not None:
@@ -315,11 +349,8 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
 
     def duplicate(position: int, row_number: int, cells: list[str]) -> bool:
         """Whether to skip this row: identical rows are counted, listed and then kept, dropped or refused."""
-        fingerprint = tuple(cells)
-        earlier = seen_rows.setdefault(hash(fingerprint), position)
-        if earlier != position and table.rows[earlier] != cells:
-            earlier = collided.setdefault(fingerprint, position)
-        if earlier == position:
+        earlier = repeats.get(position)
+        if earlier is None:
             return False
         first = table.row_numbers[earlier]
         report.duplicate_rows += 1
@@ -363,35 +394,63 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         else:
             code = cells[code_col].strip()
             if code not in mapping.variables:
-                report.unmapped_codes[code] = report.unmapped_codes.get(code, 0) + 1
+                report.count_unmapped(code)
                 continue
             year = row_year(row_number, cells)
             if year is None:
                 continue
             emit(row_number, cells, year, code, [(mapping.value_field or "", cells[value_col])])
-    for obs_key, (key, field_name, contributions) in parts.items():
-        vm = mapping.variables[key]
+    for obs_key, contributions in parts.items():
+        vm = mapping.variables[contributions.key]
         year, _, _, area_type, area_id = obs_key
-        label = f"{vm.variable}{'[' + vm.data_point + ']' if vm.data_point else ''} {area_id} {year}"
-        present = count_coverage.get(year, set()) if count_coverage is not None else {p.period for p in contributions}
+        label = f"{vm.variable}{'[' + vm.data_point + ']' if vm.data_point else ''} {_cut(area_id)} {year}"
+        present = count_coverage.get(year, set()) if count_coverage is not None else set(contributions.periods)
         combined = _aggregate(mapping, steps, periods, contributions, present, label, report)
         if combined is None:
             continue
         published, how = combined
-        rows = sorted(p.row_number for p in contributions)
-        spans = sorted({p.year_period for p in contributions if p.year_period})
-        where = (f"{table.display_name} {how} of {len(rows)} rows (rows {shown(rows[0])}-{shown(rows[-1])}) "
-                 f"field {field_name!r}")
+        spans = sorted(contributions.year_periods)
+        where = (f"{table.display_name} {how} of {len(contributions.values)} rows (rows "
+                 f"{shown(contributions.first_row)}-{shown(contributions.last_row)}) "
+                 f"field {contributions.field_name!r}")
         if periods is not None:
             listed = _in_order(present)
             where += f", {len(listed)} of {periods.per_year} {periods.field} values ({listed[0]} .. {listed[-1]})"
         if spans:
             where += f", period {', '.join(map(repr, spans))} assigned to {year} (period_year: {mapping.period_year})"
-        records[obs_key] = _record(vm, factors[key], published, year, area_type, area_id, where)
+        records[obs_key] = _record(vm, factors[contributions.key], published, year, area_type, area_id, where)
     report.observations = len(records)
     frame = pl.DataFrame(list(records.values()), schema=OBSERVATION_SCHEMA, orient="row") if records else \
         pl.DataFrame(schema=OBSERVATION_SCHEMA)
     return frame, report
+
+
+def _identical_rows(table: TextTable, filters: list[tuple[int, set[str]]]) -> dict[int, int]:
+    """Rows (among those `where` keeps) equal cell for cell to an earlier one: position -> the first's position.
+
+    One 64-bit hash per row (8 bytes, not the row) finds the candidates; rows with equal hashes are then
+    compared cell by cell, so a hash collision never makes two different rows duplicates (where a reader
+    left unread columns out, those columns are compared by the hash of the whole row only)."""
+    positions = array("q")
+    hashes = array("q")
+    for position, cells in enumerate(table.rows):
+        if all(cells[index] in wanted for index, wanted in filters):
+            positions.append(position)
+            hashes.append(hash(tuple(cells)) if table.row_hashes is None else table.row_hashes[position])
+    if len(hashes) < 2:
+        return {}
+    frame = pl.DataFrame({"h": pl.Series(hashes, dtype=pl.Int64), "p": pl.Series(positions, dtype=pl.Int64)})
+    candidates = frame.filter(pl.col("h").is_duplicated()).sort("p")
+    del frame, positions, hashes
+    repeats: dict[int, int] = {}
+    firsts: dict[tuple[int | str, ...], int] = {}  # among the candidates only
+    full = dict(zip(candidates["p"], candidates["h"], strict=True))
+    for position in candidates["p"]:
+        # The cells (those the reader kept) and the hash over all cells must both be equal.
+        first = firsts.setdefault((full[position], *table.rows[position]), position)
+        if first != position:
+            repeats[position] = first
+    return repeats
 
 
 def _quiet_year(table: TextTable, mapping: ObservationsMapping, year_regex: re.Pattern[str] | None,
@@ -413,9 +472,10 @@ def _quiet_year(table: TextTable, mapping: ObservationsMapping, year_regex: re.P
 
 
 def _aggregate(mapping: ObservationsMapping, steps: list[str], periods: AggregatePeriods | None,
-               contributions: list[_Part], present: set[str | None], label: str, report: MappingReport
+               contributions: _Parts, present: set[str | None], label: str, report: MappingReport
                ) -> tuple[float, str] | None:
     """The combined value of one observation's rows and how it was made; None when withheld (listed)."""
+    needed = 0
     if periods is not None:
         if periods.required is not None:
             needed, rule = periods.required, f"periods.required {periods.required}"
@@ -431,19 +491,24 @@ def _aggregate(mapping: ObservationsMapping, steps: list[str], periods: Aggregat
             return None
     weighted = mapping.weight_field is not None
     if len(steps) == 1:
-        weights = [p.weight or 0.0 for p in contributions] if weighted else None
-        value = _combine(steps[0], [p.published for p in contributions], weights)
+        value = _combine(steps[0], list(contributions.values), list(contributions.weights) if weighted else None)
         how = f"weighted mean (weight {mapping.weight_field!r})" if weighted else steps[0]
     else:
-        by_period: dict[str | None, list[_Part]] = {}
-        for part in contributions:
-            by_period.setdefault(part.period, []).append(part)
+        by_period: dict[str | None, list[int]] = {}  # period -> positions in contributions
+        for index, period in enumerate(contributions.periods):
+            by_period.setdefault(period, []).append(index)
         firsts: list[float] = []
-        for group in by_period.values():
-            weights = [p.weight or 0.0 for p in group] if weighted else None
-            first = _combine(steps[0], [p.published for p in group], weights)
-            if first is not None:
+        for period, group in by_period.items():
+            weights = [contributions.weights[i] for i in group] if weighted else None
+            first = _combine(steps[0], [contributions.values[i] for i in group], weights)
+            if first is None:
+                report.incomplete_aggregates.append(f"{label}: weights of {period} sum to 0; that period left out")
+            else:
                 firsts.append(first)
+        if len(firsts) < needed:  # periods whose weights sum to 0 do not count as covered
+            report.incomplete_aggregates.append(f"{label}: {len(firsts)} periods with a value; withheld "
+                                                f"(at least {needed})")
+            return None
         value = _combine(steps[1], firsts) if firsts else None
         inner = f"weighted mean (weight {mapping.weight_field!r})" if weighted else steps[0]
         how = f"{steps[1]} over {len(by_period)} {periods.field if periods else 'period'} values of the {inner}"

@@ -182,3 +182,48 @@ def _config_error(tmp_path: Path, block: dict[str, Any]) -> str:
 ])
 def test_aggregate_options_are_checked(tmp_path: Path, extra: dict[str, Any], message: str) -> None:
     assert message in _config_error(tmp_path, {"year_field": "Y", "variables": POP, **extra})
+
+
+def test_hash_collisions_never_make_different_rows_duplicates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    import sources.mapping
+
+    monkeypatch.setattr(sources.mapping, "hash", lambda _: 0, raising=False)  # every row collides
+    rows, report = run(tmp_path, "Y,P\n2023,1\n2023,2\n2023,1\n2023,3\n",
+                       {"year_field": "Y", "aggregate": "sum", "periods": "annual", "variables": POP})
+    assert rows[2023, "population", "c"]["value"] == 7.0
+    assert report["duplicate_rows"] == 1 and report["duplicate_examples"] == ["row 4 = row 2"]
+
+
+def test_two_step_period_with_zero_weights_is_listed(tmp_path: Path) -> None:
+    text = "Y,M,W,P\n2023,1,0,5\n2023,2,1,7\n"
+    rows, report = run(tmp_path, text, {"year_field": "Y", "aggregate": ["mean", "mean"], "weight_field": "W",
+                                        "periods": {"field": "M", "per_year": 2}, "variables": POP})
+    assert rows == {}  # one of the two months has a value; a mean needs 2 (75 % of 2, rounded up)
+    assert report["incomplete_aggregates"] == ["population c 2023: 1 periods with a value; withheld (at least 2)",
+                                               "population c 2023: weights of 1 sum to 0; that period left out"]
+
+
+def test_unmapped_codes_are_cut_and_capped(tmp_path: Path) -> None:
+    from sources.mapping import MAX_LISTED_CODES, OTHER_CODES
+
+    text = "Y,Code,V\n" + "".join(f"2023,code{i}{'x' * 100},1\n" for i in range(MAX_LISTED_CODES + 50))
+    _, report = run(tmp_path, text, {"layout": "long", "year_field": "Y", "variable_field": "Code",
+                                     "value_field": "V", "variables": {"P": POP["P"]}})
+    codes = report["unmapped_codes"]
+    assert len(codes) == MAX_LISTED_CODES + 1 and codes[OTHER_CODES] == 50
+    assert all(len(code) <= 63 for code in codes)
+
+
+def test_unread_columns_are_left_out_but_still_tell_rows_apart(tmp_path: Path) -> None:
+    path = tmp_path / "w.csv"
+    path.write_text("Y,Note,P,Other\n2023,a,5,x\n2023,b,5,x\n2023,a,5,x\n", encoding="utf-8")
+    block = {"year_field": "Y", "aggregate": "sum", "periods": "annual", "variables": POP}
+    source = SourceConfig.model_validate({"id": "t", "kind": "file", "location": str(path),
+                                          "target": "observations", "observations": block})
+    assert source.observations is not None and source.observations.used_columns() == {"Y", "P"}
+    table = read_csv(path, None, "w.csv", keep=source.observations.used_columns())
+    assert table.rows == [["2023", "", "5", ""]] * 3 and table.row_hashes is not None
+    frame, report = map_observations(table, source, city_id="c", snapshot_id="s")
+    assert frame["value"].to_list() == [15.0]
+    assert report.duplicate_rows == 1 and report.duplicate_examples == ["row 4 = row 2"]  # not row 3: 'b'

@@ -86,7 +86,8 @@ def read_table(source: SourceConfig, snapshot: Snapshot) -> TextTable:
         temporal = source.ngsi_ld is not None and source.ngsi_ld.temporal is not None
         return read_json_pages(snapshot.pages, temporal=temporal)
     if fmt == "csv":
-        return read_csv(snapshot.path, source.csv, name)
+        keep = source.observations.used_columns() if source.observations else None
+        return read_csv(snapshot.path, source.csv, name, keep)
     if fmt == "excel":
         return read_excel(snapshot.path, source.excel, name)
     if fmt in ("json", "ngsi-ld"):

@@ -7,11 +7,13 @@ field instead of being silently turned into null by type inference.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import itertools
 import json
 import unicodedata
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,8 @@ class TextTable:
     row_numbers: list[int]
     number_format: NumberFormat
     row_labels: list[str] | None = None
+    # With cells left out by a reader (read_csv's `keep`): each row's hash over all its cells, as read.
+    row_hashes: array[int] | None = None
 
     def __post_init__(self) -> None:
         if self.row_labels is not None and len(self.row_labels) != len(self.row_numbers):
@@ -183,9 +187,13 @@ def _text_lines(handle: io.TextIOWrapper, display_name: str, encoding: str) -> I
 _INTERN_LIMIT = 4096
 
 
-def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextTable:
+def read_csv(path: Path, options: CsvOptions | None, display_name: str, keep: set[str] | None = None) -> TextTable:
     """Read a CSV as text cells, streaming the file (never the whole text in memory): rows are lists of
-    trimmed cells, repeated values of a column share one string, and each row keeps its file line number."""
+    trimmed cells, repeated values of a column share one string, and each row keeps its file line number.
+
+    With `keep` (the columns a mapping reads, matched as `TextTable.column_index` matches), the other
+    columns' cells are left empty to save memory; each row's hash over all its cells is kept in
+    `row_hashes` so that rows identical cell for cell are still found."""
     options = options or CsvOptions()
     check_line_lengths(path, display_name)
     encoding = _file_encoding(path, options.encoding)
@@ -201,23 +209,35 @@ def read_csv(path: Path, options: CsvOptions | None, display_name: str) -> TextT
                 next(lines, None)
             head = list(itertools.islice(lines, 50))
             delimiter = options.delimiter or detect_delimiter("".join(head))
-            header, rows, numbers = _records(itertools.chain(head, lines), delimiter, options.skip_rows, display_name)
+            header, rows, numbers, hashes = _records(itertools.chain(head, lines), delimiter, options.skip_rows,
+                                                     display_name, keep)
     except UnicodeDecodeError as exc:
         bom = next((name for mark, name in _BOMS if path.read_bytes()[:4].startswith(mark)), None)
         hint = f" (the file starts with a {bom} byte-order mark)" if bom and bom != encoding else ""
         raise SourceDataError(display_name, f"cannot decode as {encoding}{hint}: {shown(str(exc), 120)}") from None
     number_format = _number_format(options, rows, delimiter)
-    return TextTable(path, display_name, header, rows, numbers, number_format)
+    return TextTable(path, display_name, header, rows, numbers, number_format, row_hashes=hashes)
 
 
-def _records(lines: Iterator[str], delimiter: str, skip_rows: int, display_name: str
-             ) -> tuple[list[str], list[list[str]], list[int]]:
+def _kept(header: list[str], keep: set[str]) -> list[bool]:
+    probe = TextTable(Path(), "", header, [], [], NumberFormat())
+    kept = [False] * len(header)
+    for name in keep:
+        with contextlib.suppress(SourceDataError):  # the mapping reports a missing column itself
+            kept[probe.column_index(name)] = True
+    return kept
+
+
+def _records(lines: Iterator[str], delimiter: str, skip_rows: int, display_name: str, keep: set[str] | None
+             ) -> tuple[list[str], list[list[str]], list[int], array[int] | None]:
     reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] | None = None
     header_line = 0
     rows: list[list[str]] = []
     numbers: list[int] = []
     shared: list[dict[str, str] | None] = []
+    hashes = array("q") if keep is not None else None
+    dropped: list[int] = []
     try:
         for record in reader:
             # A quoted field may span lines, so count lines, not records.
@@ -225,12 +245,20 @@ def _records(lines: Iterator[str], delimiter: str, skip_rows: int, display_name:
             if header is None:
                 header, header_line = header_names(record, display_name, line), line
                 shared = [{} for _ in header]
+                if keep is not None:
+                    dropped = [index for index, kept in enumerate(_kept(header, keep)) if not kept]
+                    for index in dropped:
+                        shared[index] = None
                 continue
             cells = [cell.strip() for cell in record]
             if not any(cells):
                 continue  # blank line
             if len(cells) != len(header):
                 raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(cells)}", row=line)
+            if hashes is not None:
+                hashes.append(hash(tuple(cells)))
+                for index in dropped:
+                    cells[index] = ""
             for index, pool in enumerate(shared):
                 if pool is not None:
                     cells[index] = pool.setdefault(cells[index], cells[index])
@@ -246,7 +274,7 @@ def _records(lines: Iterator[str], delimiter: str, skip_rows: int, display_name:
     if not rows:
         raise SourceDataError(display_name, f"no data rows: the header (line {header_line}, {len(header)} columns) "
                               "is followed by nothing but blank lines", row=header_line)
-    return header, rows, numbers
+    return header, rows, numbers, hashes
 
 
 def _number_format(options: CsvOptions, rows: Sequence[Sequence[str]], delimiter: str | None) -> NumberFormat:
@@ -314,8 +342,11 @@ def read_json_records(path: Path, display_name: str, records_path: str | None = 
     from sources.parsers.pages import _flatten, page_records  # pages imports this module
 
     if records_path is None:
-        _check_ckan_success(path, display_name)
-        records = page_records(path, display_name)
+        try:
+            records = page_records(path, display_name)
+        except SourceDataError:
+            _check_ckan_success(path, display_name)  # a saved error response says more than "no records"
+            raise
     else:
         records = _at_path(path, display_name, records_path)
     if not records:

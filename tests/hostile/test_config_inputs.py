@@ -47,7 +47,8 @@ def test_a_fifo_is_refused_without_hanging(guard: Baseline) -> None:
 def test_a_directory_is_refused(guard: Baseline) -> None:
     config = guard.city("folder", [file_source("data.csv")])
     (config.parent / "data.csv").mkdir(exist_ok=True)
-    guard.assert_rejected(guard.run("validate", config), r"data\.csv is a directory, not a regular file", config_stage=True)
+    guard.assert_rejected(guard.run("validate", config), r"data\.csv is a directory, not a regular file",
+                          config_stage=True)
 
 
 def test_a_symlink_leading_outside_is_refused(guard: Baseline) -> None:
@@ -58,9 +59,9 @@ def test_a_symlink_leading_outside_is_refused(guard: Baseline) -> None:
     link.unlink(missing_ok=True)
     link.symlink_to(outside)
     try:
-        guard.assert_rejected(guard.run("validate", config), r"data\.csv \(a symlink to .*outside\.csv\) is outside the "
-                                                        r"config's folder .*add its folder to the config's allowed_roots",
-                              config_stage=True)
+        guard.assert_rejected(guard.run("validate", config),
+                              r"data\.csv \(a symlink to .*outside\.csv\) is outside the config's folder .*add its "
+                              r"folder to the config's allowed_roots", config_stage=True)
     finally:
         outside.unlink()
 

@@ -42,14 +42,15 @@ def forbidden(path: Path) -> Path | None:
 
 def confined_path(loaded: LoadedConfig, source: SourceConfig) -> Path:
     """The real path of a file source, checked; raises OutsideRoots (or FileNotFoundError)."""
-    given = loaded.source_path(source)
+    location = Path(source.location).expanduser()
+    given = Path(os.path.abspath(location if location.is_absolute() else loaded.path.parent / location))
     root = forbidden(given)
     if root is not None:
         raise OutsideRoots(f"{given} is under {root}, which holds no data files; refusing to read it")
     real = given.resolve()
     roots = allowed_roots(loaded)
     if not any(real == r or real.is_relative_to(r) for r in roots):
-        via = f" (a symlink to {real})" if real != Path(os.path.abspath(given)) else ""
+        via = f" (a symlink to {real})" if real != given else ""
         raise OutsideRoots(f"{given}{via} is outside the config's folder {roots[0]}"
                            + (f" and allowed_roots ({', '.join(map(str, roots[1:]))})" if roots[1:] else "")
                            + "; add its folder to the config's allowed_roots to read it")

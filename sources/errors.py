@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# Longest message text a SourceDataError shows: file content quoted in a message (a header line, a
+# cell) is an excerpt, never the file (a mistaken `location: /proc/self/environ` once printed the
+# whole environment, tokens included, as "the header").
+MESSAGE_LIMIT = 600
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def excerpt(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` on one line with control characters escaped (NUL as \\x00), cut to `limit` characters."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
+    text = text.replace("\n", "\\n").replace("\t", "\\t")
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit:,} more characters)"
 
 
 class CitykpiError(Exception):
@@ -38,7 +52,7 @@ class SourceDataError(CitykpiError):
         self.row_label = row_label  # how the row is shown, e.g. "27 (page 2 record 7)" for API pages
         self.field = field
         self.source_id = source_id
-        self.message = message
+        self.message = message = excerpt(message)
         parts = [self.path]
         if row_label is not None:
             parts.append(f"row {row_label}")

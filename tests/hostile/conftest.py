@@ -1,0 +1,112 @@
+"""The hostile corpus: inputs generated at test time, each run through the real `citykpi` command
+against one shared baseline home (the small demo city after one run, copied once per module).
+
+Every rejected input must give exit status 2 (never 1, an internal error), exactly one
+`citykpi: error:` line and no traceback, write nothing outside the home, and leave the earlier
+releases and the baseline city's warehouse rows as they were (`Baseline.assert_unchanged`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+from conftest import REPO_ROOT, CliResult, CompletedHome, hash_tree, run_cli
+
+BASELINE_CITY = "demo-city"
+# Tables holding a city's rows; `runs` and `quality_results` record attempts and may grow.
+CITY_TABLES = ("observations", "core_areas", "core_points", "core_readings", "core_readings_groups",
+               "core_transit_stops", "core_source_state", "kpi_values", "kpi_scores", "kpi_rollups", "kpi_progress")
+
+
+def city_digest(warehouse: Path, city_id: str) -> dict[str, str]:
+    """Per table, the count and a hash of the city's rows."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        out = {}
+        for table in CITY_TABLES:
+            # An order-independent sum of row hashes: any changed, added or removed row shows.
+            row = con.execute(f'SELECT count(*), sum(hash(t)) FROM "{table}" t WHERE city_id = ?', [city_id]).fetchone()
+            out[table] = repr(row)
+        return out
+    finally:
+        con.close()
+
+
+@dataclass
+class Baseline:
+    home: Path
+    root: Path                      # the folder holding the home and every hostile city: nothing else may appear
+    releases: dict[str, str] = field(default_factory=dict)
+    warehouse_sha: str = ""
+    rows: dict[str, str] = field(default_factory=dict)
+    cities: set[str] = field(default_factory=set)
+
+    def snapshot(self) -> None:
+        self.releases = hash_tree(self.home / "releases")
+        self.warehouse_sha = hashlib.sha256((self.home / "warehouse.duckdb").read_bytes()).hexdigest()
+        self.rows = city_digest(self.home / "warehouse.duckdb", BASELINE_CITY)
+
+    def city(self, name: str, sources: list[dict[str, Any]], **top: Any) -> Path:
+        """A hostile city config in its own folder beside the home; returns the YAML path."""
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        self.cities.add(name)
+        config = {"city": {"id": name, "name": name.title(), "country": "DE", "reporting_years": [2023, 2024]},
+                  **top, "sources": sources}
+        path = folder / "city.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        return path
+
+    def run(self, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+        return run_cli(*args, home=self.home, env=env, timeout=timeout)
+
+    def assert_rejected(self, result: CliResult, match: str, *, config_stage: bool = False) -> str:
+        """Exit 2, one error line matching `match`, no traceback, earlier state intact; returns the line."""
+        import re
+
+        assert result.returncode == 2, result
+        assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result
+        errors = [line for line in result.stderr.splitlines() if line.startswith("citykpi: ")
+                  and ("error" in line.split(":", 2)[1])]
+        assert len(errors) == 1, result
+        assert re.search(match, errors[0]), (match, errors[0])
+        assert len(errors[0]) < 1500, errors[0]
+        self.assert_unchanged(byte_identical=config_stage)
+        return errors[0]
+
+    def assert_unchanged(self, *, byte_identical: bool = False) -> None:
+        assert hash_tree(self.home / "releases") == self.releases
+        if byte_identical:
+            assert hashlib.sha256((self.home / "warehouse.duckdb").read_bytes()).hexdigest() == self.warehouse_sha
+        assert city_digest(self.home / "warehouse.duckdb", BASELINE_CITY) == self.rows
+        assert not list((self.home / "raw").glob("*/*/.*")), "staging folder left behind"
+        assert not any((self.home / "tmp").iterdir()) if (self.home / "tmp").exists() else True
+
+
+@pytest.fixture(scope="module")
+def baseline(completed_home: CompletedHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Baseline]:
+    root = tmp_path_factory.mktemp("hostile")
+    home = root / "home"
+    shutil.copytree(completed_home.home, home, symlinks=True)
+    base = Baseline(home, root)
+    base.snapshot()
+    yield base
+
+
+@pytest.fixture
+def guard(baseline: Baseline) -> Iterator[Baseline]:
+    """The baseline, re-snapshotted before each test; afterwards nothing new beside the home and the
+    cities' folders, and nothing new in the repository the command ran in."""
+    baseline.snapshot()
+    repo_before = {p.name for p in REPO_ROOT.iterdir()}
+    yield baseline
+    assert {p.name for p in baseline.root.iterdir()} <= {"home", *baseline.cities}
+    assert {p.name for p in REPO_ROOT.iterdir()} <= repo_before

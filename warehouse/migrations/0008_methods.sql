@@ -4,7 +4,3 @@
 ALTER TABLE core_transit_stops ADD COLUMN departures_06_20 INTEGER;
 ALTER TABLE core_transit_stops ADD COLUMN service_date DATE;
 ALTER TABLE core_transit_stops ADD COLUMN service_rule VARCHAR;
--- How sure each published value's method is: the catalogue's confidence (formula_read ... inferred)
--- and the method caveats (the formula's deviations from the official method), on every row.
-ALTER TABLE kpi_values ADD COLUMN confidence VARCHAR;
-ALTER TABLE kpi_values ADD COLUMN caveats VARCHAR;

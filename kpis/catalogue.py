@@ -101,6 +101,8 @@ class Example(_Strict):
     inputs: dict[str, float] = Field(default_factory=dict)
     area_inputs: dict[str, dict[str, float]] = Field(default_factory=dict)
     data_point: str | None = None
+    year: int | None = Field(default=None, ge=1900, le=2100, description=(
+        "Reporting year of the inputs (default 2000, a leap year); matters to calendar names (days_in_year)."))
     expected: float | None = Field(description="Expected value; null when the KPI must not be computed.")
     status: Literal["computed", "missing", "failed_check"] | None = Field(
         default=None, description="Expected status; default computed when `expected` is a number, else missing.")

@@ -186,6 +186,12 @@ def _failed_inputs(inputs: Iterable[Observation]) -> str | None:
     return "input failed a blocking check: " + "; ".join(failures) if failures else None
 
 
+def _inputs_year(gathered: _Gathered, data: CityYearInputs) -> int:
+    """The year the inputs belong to (an earlier one when looked back): days_in_year is that year's."""
+    years = {obs.year for obs in gathered.found.values() if obs.year is not None}
+    return years.pop() if len(years) == 1 else data.year
+
+
 def _evaluate_ratio(compute: Compute, data_point: str | None, data: CityYearInputs) -> Result:
     num_text = _substitute(compute.numerator, data_point)
     den_text = _substitute(compute.denominator, data_point)
@@ -195,7 +201,8 @@ def _evaluate_ratio(compute: Compute, data_point: str | None, data: CityYearInpu
     if gathered.missing:
         return _missing_result(gathered, data, refs)
     values = {ref: obs.value for ref, obs in gathered.found.items()}
-    numerator, denominator = evaluate(num_text, values), evaluate(den_text, values)
+    year = _inputs_year(gathered, data)
+    numerator, denominator = evaluate(num_text, values, year=year), evaluate(den_text, values, year=year)
     inputs = list(gathered.found.values())
     failed = _failed_inputs(inputs)
     if failed:
@@ -214,7 +221,7 @@ def _evaluate_value(compute: Compute, data_point: str | None, data: CityYearInpu
     if gathered.missing:
         return _missing_result(gathered, data, references(text))
     inputs = list(gathered.found.values())
-    value = evaluate(text, {ref: obs.value for ref, obs in gathered.found.items()})
+    value = evaluate(text, {ref: obs.value for ref, obs in gathered.found.items()}, year=_inputs_year(gathered, data))
     failed = _failed_inputs(inputs)
     if failed:
         return Result("failed_check", reason=failed, inputs=inputs)
@@ -285,8 +292,8 @@ def _evaluate_growth_ratio(compute: Compute, data_point: str | None, data: CityY
               + [replace(o, year=base) for o in before.values()])
     now_values = {ref: o.value for ref, o in current.items()}
     base_values = {ref: o.value for ref, o in before.items()}
-    levels = {(num_text, data.year): evaluate(num_text, now_values), (num_text, base): evaluate(num_text, base_values),
-              (den_text, data.year): evaluate(den_text, now_values), (den_text, base): evaluate(den_text, base_values)}
+    levels = {(text, year): evaluate(text, values, year=year) for text in (num_text, den_text)
+              for year, values in ((data.year, now_values), (base, base_values))}
     failed = _failed_inputs(inputs)
     if failed:
         return Result("failed_check", reason=failed, inputs=inputs)
@@ -374,17 +381,19 @@ def _row(indicator: Indicator, data_point: str | None, data: CityYearInputs, res
 
 
 def inputs_from_example(indicator: Indicator, inputs: Mapping[str, float],
-                        area_inputs: Mapping[str, Mapping[str, float]]) -> CityYearInputs:
+                        area_inputs: Mapping[str, Mapping[str, float]], year: int | None = None) -> CityYearInputs:
     """Build evaluation inputs from a catalogue example (used by the catalogue's own tests).
 
-    The example's year is 2000; an input key ``name@1995`` is a value of another year."""
+    The example's year is `year`, by default 2000 (a leap year); an input key ``name@1995`` is a value
+    of another year."""
     area_type = indicator.compute.area_type if indicator.compute else "district"
-    data = CityYearInputs(city_id="example", year=EXAMPLE_YEAR)
-    data.history[EXAMPLE_YEAR] = data
+    this_year = EXAMPLE_YEAR if year is None else year
+    data = CityYearInputs(city_id="example", year=this_year)
+    data.history[this_year] = data
     for key, value in inputs.items():
         name, at, year_text = key.rpartition("@")
         dated = bool(at) and year_text.isdigit()
-        year, ref = (int(year_text), VariableRef.parse(name)) if dated else (EXAMPLE_YEAR, VariableRef.parse(key))
+        year, ref = (int(year_text), VariableRef.parse(name)) if dated else (this_year, VariableRef.parse(key))
         bucket = data.history.setdefault(year, CityYearInputs(city_id="example", year=year, history=data.history))
         bucket.add(Observation(ref.variable, ref.data_point, "city", "example", value, "", "example", None,
                                f"example input {key}"))

@@ -2,6 +2,9 @@
 
 Grammar (a safe subset of Python): numbers, variable names, ``name["data point"]``, + - * /,
 unary minus and parentheses. Parsed once with `ast`; nothing is ever passed to `eval`.
+
+Calendar names are not variables: ``days_in_year`` is the number of days of the year the inputs
+belong to (366 in leap years), for per-day KPIs such as water consumption in litres a day.
 """
 
 from __future__ import annotations
@@ -10,6 +13,11 @@ import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+
+from warehouse.units import days_in_year
+
+# Names an expression may use that are not variables: value from the inputs' year.
+CALENDAR_NAMES = {"days_in_year": days_in_year}
 
 
 @dataclass(frozen=True, order=True)
@@ -65,6 +73,8 @@ def _check(node: ast.AST, text: str) -> None:
 
 
 def _ref(node: ast.expr) -> VariableRef | None:
+    if isinstance(node, ast.Name) and node.id in CALENDAR_NAMES:
+        return None
     if isinstance(node, ast.Name):
         return VariableRef(node.id)
     if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
@@ -93,10 +103,20 @@ def references(text: str) -> list[VariableRef]:
     return found
 
 
-def evaluate(text: str, values: Mapping[VariableRef, float]) -> float:
-    """Evaluate with every referenced variable present in `values` (check `references` first)."""
+def uses_calendar(text: str) -> bool:
+    """Whether the expression reads a calendar name (its value then depends on the year)."""
+    return any(isinstance(n, ast.Name) and n.id in CALENDAR_NAMES for n in ast.walk(parse_expression(text)))
+
+
+def evaluate(text: str, values: Mapping[VariableRef, float], *, year: int | None = None) -> float:
+    """Evaluate with every referenced variable present in `values` (check `references` first); `year`
+    gives the calendar names (``days_in_year``) their value."""
 
     def run(node: ast.expr) -> float:
+        if isinstance(node, ast.Name) and node.id in CALENDAR_NAMES:
+            if year is None:
+                raise ExpressionError(f"{node.id} in {text!r} needs the year of the inputs")
+            return float(CALENDAR_NAMES[node.id](year))
         ref = _ref(node)
         if ref is not None:
             return float(values[ref])

@@ -20,7 +20,7 @@ from sources.config import DEFAULT_MISSING_VALUES, AggregatePeriods, Observation
 from sources.errors import SourceDataError
 from sources.parsers.numbers import shown as shown_text
 from sources.parsers.tabular import TextTable
-from warehouse.units import conversion_factor
+from warehouse.units import conversion_factor, days_in_year_factor
 from warehouse.variables import VARIABLES
 
 OBSERVATION_SCHEMA: dict[str, Any] = {
@@ -342,7 +342,8 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         variable = VARIABLES[vm.variable]
         return {
             "city_id": city_id, "year": year, "variable": vm.variable, "data_point": vm.data_point,
-            "area_type": area_type, "area_id": area_id, "value": published * factor, "unit": variable.unit,
+            "area_type": area_type, "area_id": area_id, "unit": variable.unit,
+            "value": published * factor * days_in_year_factor(vm.unit, year),  # daily rates: the year's days
             "source_value": published, "source_unit": vm.unit, "source_id": source.id,
             "snapshot_id": snapshot_id, "source_record": source_record, "derivation": None,
         }

@@ -20,7 +20,7 @@ CASES = [
 
 @pytest.mark.parametrize(("indicator", "example"), CASES)
 def test_formula_matches_hand_computed_example(indicator: Indicator, example: Example) -> None:
-    data = inputs_from_example(indicator, example.inputs, example.area_inputs)
+    data = inputs_from_example(indicator, example.inputs, example.area_inputs, example.year)
     result = evaluate_indicator(indicator, example.data_point, data)
     assert result.status == example.expected_status, result
     if example.expected_status == "missing":

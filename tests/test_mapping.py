@@ -43,7 +43,7 @@ WIDE: dict[str, Any] = {
         "Einwohner": {"variable": "population", "unit": "persons"},
         "Gruen_acres": {"variable": "green_area_ha", "unit": "acres"},
         "Strom_MWh": {"variable": "electricity_consumption_kwh", "unit": "MWh"},
-        "Wasser_gal": {"variable": "water_consumption_m3", "unit": "gal"},
+        "Wasser_gal": {"variable": "water_consumption_m3", "unit": "us_gallons"},
         "Deponie": {"variable": "solid_waste_treated_t", "unit": "t", "data_point": "landfill"},
     },
 }

@@ -160,7 +160,8 @@ def _observation(con: duckdb.DuckDBPyConnection, year: int, variable: str, area_
 
 def _stop(con: duckdb.DuckDBPyConnection, stop_id: str, x: float, y: float, route_types: str, departures: int) -> None:
     lon, lat = _lonlat(x, y)
-    con.execute("INSERT INTO core_transit_stops VALUES ('t', ?, NULL, ?, ?, 0, ?, ?, 'gtfs', 'gtfs-snap')",
+    con.execute("""INSERT INTO core_transit_stops (city_id, stop_id, name, lon, lat, location_type, route_types,
+                   departures, source_id, snapshot_id) VALUES ('t', ?, NULL, ?, ?, 0, ?, ?, 'gtfs', 'gtfs-snap')""",
                 [stop_id, lon, lat, route_types, departures])
 
 

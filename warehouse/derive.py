@@ -303,14 +303,16 @@ def polygon_areas(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[
 
 
 def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> list[dict[str, Any]]:
-    row = one_row(con, """SELECT count(*), any_value(snapshot_id), any_value(source_id) FROM core_transit_stops
-                         WHERE city_id = ? AND location_type = 0 AND departures > 0""", [city_id])
+    row = one_row(con, """SELECT count(*), any_value(snapshot_id), any_value(source_id), max(service_date)
+                          FROM core_transit_stops WHERE city_id = ? AND location_type = 0 AND departures > 0""",
+                  [city_id])
     if row is None or not row[0]:
         return []
     count, snapshot_id, source_id = int(row[0]), str(row[1]), str(row[2])  # type: ignore[call-overload]
+    day = f" on {row[3]}" if row[3] is not None else ""
     return [_obs(city_id, year, "transit_stops_total", float(count), area_type="city", area_id=city_id,
                  derivation="transit_stops@1", snapshot_id=snapshot_id, source_id=source_id,
-                 source_record=f"{count} GTFS stops with weekday departures (snapshot {snapshot_id}; "
+                 source_record=f"{count} GTFS stops with weekday departures{day} (snapshot {snapshot_id}; "
                                f"feed assumed valid for {year})")
             for year in years]
 

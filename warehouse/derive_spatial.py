@@ -177,7 +177,8 @@ NO_FREQUENCY = "no frequency filter could be applied: the stop list has no timet
 def _stops(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjection) -> Stops:
     """Served stops (GTFS location_type 0 with weekday departures) of a public transport mode; without
     any, the stops of a plain stop list."""
-    rows = con.execute("""SELECT lon, lat, route_types, departures, snapshot_id FROM core_transit_stops
+    rows = con.execute("""SELECT lon, lat, route_types, coalesce(departures_06_20, departures), snapshot_id,
+                                 service_date FROM core_transit_stops
                           WHERE city_id = ? AND location_type = 0 AND departures > 0 ORDER BY stop_id""",
                        [city_id]).fetchall()
     if not rows:
@@ -188,7 +189,13 @@ def _stops(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjec
     xy = projection.points([rows[i][0] for i in keep], [rows[i][1] for i in keep]) if keep else np.zeros((0, 2))
     return Stops(xy=xy, capacity=[capacity[i] for i in keep],
                  departures=np.array([rows[i][3] for i in keep], dtype=np.int64),
-                 label=f"GTFS snapshot {', '.join(snapshots) or '-'}")
+                 label=f"GTFS snapshot {', '.join(snapshots) or '-'}{_service_days(rows)}")
+
+
+def _service_days(rows: list[tuple[Any, ...]]) -> str:
+    """The resolved GTFS service date(s) the departures were counted on (sources/parsers/gtfs.py)."""
+    days = sorted({str(r[5]) for r in rows if r[5] is not None})
+    return f"; departures 06:00-20:00 on {', '.join(days)}" if days else ""
 
 
 def _stop_list(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjection) -> Stops:

@@ -149,10 +149,11 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
         }, schema_overrides={"district_id": pl.String, "name": pl.String})
         return ParsedSource(source, snapshot, "core_points", frame, points_report)
     if source.target == "transit_feed":
-        stops = read_gtfs_stops(snapshot.path, name).with_columns(
+        stops = read_gtfs_stops(snapshot.path, name, loaded.config.city.reporting_years).with_columns(
             pl.lit(city_id).alias("city_id"), pl.lit(source.id).alias("source_id"),
             pl.lit(snapshot.snapshot_id).alias("snapshot_id"))
-        return ParsedSource(source, snapshot, "core_transit_stops", stops, {"stops": stops.height})
+        rule = stops["service_rule"][0] if stops.height else None  # the service date and why (issue #15)
+        return ParsedSource(source, snapshot, "core_transit_stops", stops, {"stops": stops.height, "service": rule})
     if source.target == "readings":
         return parse_readings(source, snapshot, cache_dir)
     raise AssertionError(source.target)

@@ -12,10 +12,16 @@ GDP), so the currency cancels; SDG 11.4.1 divides by a PPP conversion factor (``
 currency per international dollar) that the city supplies.
 
 Yes/No answers are stored as 1 (yes) and 0 (no) in the unit ``Yes/No``.
+
+Ambiguous spellings are refused with the explicit choices named: `ton`/`tons` (short_ton / us_ton,
+t / tonne / metric_ton, long_ton) and `gal`/`gallon`/`Mgal`/`Mgal/d` (us_gallon, imp_gallon). A daily
+rate ('million us_gallons per day') becomes an annual volume with the days of its year (366 in leap
+years): `days_in_year_factor` corrects the 365-day `conversion_factor` per observation year.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 
 
@@ -41,21 +47,50 @@ def _count_spellings(unit: str, extra: dict[str, float]) -> dict[str, float]:
     return {unit: 1.0, **plural, **extra}
 
 
+# Exact definitions: US gallon 231 in3, imperial gallon 4.54609 L, short ton 2000 lb, long ton 2240 lb
+# (lb = 0.45359237 kg), as NIST Handbook 44 Appendix C and the UK Weights and Measures Act 1985 state them.
+US_GALLON_M3 = 0.003785411784
+IMP_GALLON_M3 = 0.00454609
+SHORT_TON_T = 0.90718474
+LONG_TON_T = 1.0160469088
+# Daily-rate volume units: m3 per day (see `days_in_year_factor`).
+PER_DAY_M3 = {"million us_gallons per day": US_GALLON_M3 * 1e6, "million imp_gallons per day": IMP_GALLON_M3 * 1e6}
+
+# Spellings that name no single unit: a "ton" is 0.907 t in the US, 1.016 t in the UK and 1 t in most
+# of the world; a "gallon" 3.785 L (US) or 4.546 L (imperial). Refused, naming the explicit choices.
+_AMBIGUOUS = {
+    **dict.fromkeys(("ton", "tons"), "'short_ton' (or 'us_ton', 2000 lb), 't' (or 'tonne', 'metric_ton') "
+                                     "or 'long_ton' (2240 lb)"),
+    **dict.fromkeys(("gal", "gallon", "gallons", "mgal", "million gallons", "mgal/d", "million gallons per day",
+                     "mgd"), "'us_gallon' or 'imp_gallon' ('million us_gallons', 'million imp_gallons'; "
+                             "per day: 'million us_gallons per day', 'million imp_gallons per day')"),
+}
+
+
+def _spellings(unit: str, factor: float) -> dict[str, float]:
+    """A unit and its plural ('us_gallon', 'us_gallons')."""
+    return {unit: factor, unit + "s": factor}
+
+
 # canonical unit -> {source unit spelling: factor to canonical}
 _FACTORS: dict[str, dict[str, float]] = {
     **{unit: _count_spellings(unit, extra) for unit, extra in _COUNT_UNITS.items()},
     "year": {"year": 1.0, "years": 1.0},
     "km": {"km": 1.0, "m": 0.001, "mi": 1.609344},
     "ha": {"ha": 1.0, "m2": 1e-4, "km2": 100.0, "acre": 0.40468564224, "acres": 0.40468564224},
-    "m3": {"m3": 1.0, "l": 0.001, "L": 0.001, "ML": 1000.0, "gal": 0.003785411784,
-           "Mgal": 3785.411784, "million gallons": 3785.411784,
-           # A daily rate into an annual volume (x 365 days), e.g. NYC's consumption in Mgal/d.
-           "Mgal/d": 3785.411784 * 365, "million gallons per day": 3785.411784 * 365},
+    "m3": {"m3": 1.0, "l": 0.001, "L": 0.001, "ML": 1000.0,
+           **_spellings("us_gallon", US_GALLON_M3), **_spellings("imp_gallon", IMP_GALLON_M3),
+           "million us_gallons": US_GALLON_M3 * 1e6, "million imp_gallons": IMP_GALLON_M3 * 1e6,
+           # Daily rates into an annual volume, e.g. NYC's consumption in million US gallons a day: the
+           # factor holds 365 days; `days_in_year_factor` corrects it for the actual year (366 in leap years).
+           **{unit: m3_per_day * 365 for unit, m3_per_day in PER_DAY_M3.items()}},
     "kWh": {"kWh": 1.0, "MWh": 1000.0, "GWh": 1e6, "GJ": 277.7777777777778},
     "MWh": {"MWh": 1.0, "kWh": 0.001, "GWh": 1000.0, "GJ": 0.2777777777777778, "TJ": 277.7777777777778},
     "tCO2e": {"tCO2e": 1.0, "ktCO2e": 1000.0, "kgCO2e": 0.001},
-    "t": {"t": 1.0, "kg": 0.001, "kt": 1000.0, "short ton": 0.90718474, "tons": 0.90718474,
-          "short tons": 0.90718474},
+    "t": {"t": 1.0, "kg": 0.001, "kt": 1000.0, **_spellings("tonne", 1.0), **_spellings("metric_ton", 1.0),
+          **_spellings("short_ton", SHORT_TON_T), **_spellings("us_ton", SHORT_TON_T),
+          **_spellings("short ton", SHORT_TON_T), **_spellings("long_ton", LONG_TON_T),
+          **_spellings("long ton", LONG_TON_T)},
     "ug/m3": {"ug/m3": 1.0, "µg/m3": 1.0, "µg/m³": 1.0, "mg/m3": 1000.0, "mcg/m3": 1.0},
     "min": {"min": 1.0, "minute": 1.0, "minutes": 1.0, "s": 1 / 60, "h": 60.0, "hours": 60.0},
     "m2": {"m2": 1.0, "m²": 1.0, "ha": 1e4, "km2": 1e6},
@@ -94,6 +129,9 @@ def conversion_factor(source_unit: str, canonical_unit: str, *, variable: str = 
     Raises UnitError with a message naming both units when no conversion is known.
     """
     unit = source_unit.strip()
+    if unit.casefold() in _AMBIGUOUS:
+        label = f" for {variable!r}" if variable else ""
+        raise UnitError(f"unit {unit!r}{label} is ambiguous; write {_AMBIGUOUS[unit.casefold()]}")
     if canonical_unit in _COUNT_UNITS and unit in _COUNT_ALIASES:
         return 1.0
     if canonical_unit in _MONEY_UNITS:
@@ -123,3 +161,14 @@ def conversion_factor(source_unit: str, canonical_unit: str, *, variable: str = 
     label = f" for {variable!r}" if variable else ""
     raise UnitError(f"unit {unit!r} cannot be converted to {canonical_unit!r}{label}; "
                     f"known: {', '.join(known)}")
+
+
+def days_in_year(year: int) -> int:
+    """366 in leap years (Gregorian rule), else 365."""
+    return 366 if calendar.isleap(year) else 365
+
+
+def days_in_year_factor(source_unit: str, year: int) -> float:
+    """Correction for a daily-rate unit, whose `conversion_factor` holds 365 days: the actual year's days
+    over 365 (366/365 in leap years); 1.0 for every other unit."""
+    return days_in_year(year) / 365 if source_unit.strip() in PER_DAY_M3 else 1.0

@@ -10,9 +10,9 @@ number. citykpi keeps a stop when it has at least 56 departures on a typical wee
 hour averaged over the 14 hours 06:00-20:00: the lower bound of the "medium" service level
 (4-9 departures per hour, 06:00-20:00 on a working day) that Statistics Denmark uses for 11.2.1
 (https://www.dst.dk/en/Statistik/temaer/SDG/globale-verdensmaal/11-baeredygtige-byer-og-lokalsamfund/delmaal-02/indikator-1),
-following the European Commission (DG REGIO) access-to-public-transport method. The warehouse
-keeps whole-day weekday counts (`core_transit_stops.departures`), so departures outside 06-20 count
-too: a stop with a dense evening-only service would pass.
+following the European Commission (DG REGIO) access-to-public-transport method. The filter reads
+`core_transit_stops.departures_06_20`: the departures between 06:00 and 20:00 on one resolved service
+date (a typical Wednesday, see sources/parsers/gtfs.py), not the whole day's count.
 """
 
 from __future__ import annotations

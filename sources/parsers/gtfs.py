@@ -1,8 +1,20 @@
-"""GTFS static feeds: stops with the route types serving them and their weekday departures.
+"""GTFS static feeds: stops with the route types serving them and their departures on one real weekday.
 
-Departures count stop_times of trips whose service runs on a Wednesday (calendar.txt), the usual
-"typical weekday" for service-frequency filters (SDG 11.2.1). Feeds with only calendar_dates.txt
-count every trip.
+Departures count the stop_times of the trips running on one service date, resolved from calendar.txt
+(weekday flags within start_date..end_date) and calendar_dates.txt (exception_type 1 adds a service on
+a date, 2 removes it), as the GTFS reference defines them. Counting every service with `wednesday=1`
+whatever its dates counts a winter and a summer timetable twice, and a calendar_dates-only feed would
+count every trip of every day. The date (`service_date`) is a typical Wednesday inside the latest
+reporting year the feed's validity covers, or inside the feed's validity when it covers none of them
+(the row's `service_rule` says which and why): among the candidate Wednesdays, the one whose number of
+running trips is the most common (holiday Wednesdays run fewer), the earliest on ties. A feed without
+any calendar file (invalid GTFS) counts every trip, and its rule says so.
+
+`departures_06_20` counts the departures between 06:00 and 20:00 (GTFS times past 24:00 belong to the
+next morning): the window of the frequency filter in kpis/spatial/transit.py ("frequent service during
+peak travel times", UN SDG 11.2.1 metadata, 2021, section 2.a; 4 departures an hour over 06:00-20:00).
+A stop_time without times (allowed for stops between timepoints) takes the time of the trip's last
+timed stop before it.
 
 The archive is read in memory, never extracted, and checked before any member is read: an entry
 name that could escape a folder (`../`, an absolute path, a drive letter: "zip-slip") is refused,
@@ -16,6 +28,10 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path, PurePosixPath
 
 import polars as pl
@@ -79,8 +95,126 @@ def _require(frame: pl.DataFrame, columns: list[str], where: str) -> None:
         raise SourceDataError(where, f"missing column(s) {missing}")
 
 
-def read_gtfs_stops(path: Path, display_name: str) -> pl.DataFrame:
-    """Columns: stop_id, name, lon, lat, location_type, route_types, departures."""
+WINDOW_START_S = 6 * 3600   # departures_06_20: 06:00 <= time < 20:00 on the service day
+WINDOW_END_S = 20 * 3600
+_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MAX_CANDIDATE_DAYS = 366    # a feed "valid" for decades is searched over its first year
+
+
+@dataclass(frozen=True)
+class ServiceDay:
+    """The date whose trips are counted, the services running on it and the rule that chose it."""
+    date: date | None
+    services: frozenset[str] | None  # None: every trip (a feed without calendar files)
+    rule: str
+
+
+def _gtfs_date(text: str | None, where: str, row: int, field: str) -> date:
+    value = (text or "").strip()
+    try:
+        if len(value) != 8 or not value.isdigit():
+            raise ValueError
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        raise SourceDataError(where, f"{field} {value!r} is not a GTFS date (YYYYMMDD)", row=row,
+                              field=field) from None
+
+
+class _Calendar:
+    """calendar.txt and calendar_dates.txt resolved: which services run on a date."""
+
+    def __init__(self, calendar: pl.DataFrame | None, dates: pl.DataFrame | None, display_name: str) -> None:
+        self.weekly: list[tuple[str, date, date, tuple[bool, ...]]] = []
+        self.added: dict[date, set[str]] = {}
+        self.removed: dict[date, set[str]] = {}
+        if calendar is not None:
+            where = f"{display_name}:calendar.txt"
+            _require(calendar, ["service_id", *_DAYS, "start_date", "end_date"], where)
+            for row, rec in enumerate(calendar.iter_rows(named=True), start=2):
+                flags = tuple((rec[d] or "").strip() == "1" for d in _DAYS)
+                self.weekly.append((rec["service_id"], _gtfs_date(rec["start_date"], where, row, "start_date"),
+                                    _gtfs_date(rec["end_date"], where, row, "end_date"), flags))
+        if dates is not None:
+            where = f"{display_name}:calendar_dates.txt"
+            _require(dates, ["service_id", "date", "exception_type"], where)
+            for row, rec in enumerate(dates.iter_rows(named=True), start=2):
+                day = _gtfs_date(rec["date"], where, row, "date")
+                kind = (rec["exception_type"] or "").strip()
+                if kind not in ("1", "2"):
+                    raise SourceDataError(where, f"exception_type {kind!r} is neither 1 (added) nor 2 (removed)",
+                                          row=row, field="exception_type")
+                (self.added if kind == "1" else self.removed).setdefault(day, set()).add(rec["service_id"])
+
+    def validity(self) -> tuple[date, date] | None:
+        """First and last date any service runs (calendar ranges and added dates)."""
+        starts = [w[1] for w in self.weekly] + list(self.added)
+        ends = [w[2] for w in self.weekly] + list(self.added)
+        return (min(starts), max(ends)) if starts else None
+
+    def services_on(self, day: date) -> set[str]:
+        weekday = day.weekday()
+        running = {sid for sid, start, end, flags in self.weekly if start <= day <= end and flags[weekday]}
+        return (running | self.added.get(day, set())) - self.removed.get(day, set())
+
+
+def choose_service_day(calendar: _Calendar, trips_per_service: dict[str, int], years: Sequence[int]) -> ServiceDay:
+    """A typical Wednesday (else Monday-Friday) in the latest reporting year the feed covers, else in the
+    feed's validity: the one whose running-trip count is the most common, the earliest on ties."""
+    validity = calendar.validity()
+    if validity is None:
+        return ServiceDay(None, None, "the feed has neither calendar.txt nor calendar_dates.txt: every trip "
+                          "counted, whatever its day (invalid GTFS)")
+    first, last = validity
+    span = f"{first.isoformat()}..{last.isoformat()}"
+    windows: list[tuple[date, date, str]] = []
+    for year in sorted(set(years), reverse=True):
+        lo, hi = max(first, date(year, 1, 1)), min(last, date(year, 12, 31))
+        if lo <= hi:
+            windows.append((lo, hi, f"in reporting year {year} (feed valid {span})"))
+    if years and not windows:
+        note = (f"inside the feed's validity {span}, which covers none of the reporting years "
+                f"{', '.join(map(str, sorted(set(years))))}")
+    else:
+        note = f"inside the feed's validity {span}"
+    windows.append((first, last, note))
+    for lo, hi, where in windows:
+        hi = min(hi, lo + timedelta(days=_MAX_CANDIDATE_DAYS - 1))
+        days = [lo + timedelta(days=i) for i in range((hi - lo).days + 1)]
+        for label, weekdays in (("Wednesday", {2}), ("weekday (Monday-Friday; no Wednesday has service)",
+                                                       {0, 1, 2, 3, 4})):
+            counts = {d: sum(trips_per_service.get(s, 0) for s in calendar.services_on(d))
+                      for d in days if d.weekday() in weekdays}
+            counts = {d: n for d, n in counts.items() if n > 0}
+            if not counts:
+                continue
+            tally = Counter(counts.values())
+            typical = max(tally, key=lambda n: (tally[n], n))  # most common count; the larger on ties
+            chosen = min(d for d, n in counts.items() if n == typical)
+            rule = (f"service on {chosen.isoformat()} ({chosen.strftime('%A')}), {where}: the {label} whose "
+                    f"{typical} running trips are the most common count among {len(counts)} candidate days "
+                    f"with service (earliest on ties); calendar.txt and calendar_dates.txt resolved for that date")
+            return ServiceDay(chosen, frozenset(calendar.services_on(chosen)), rule)
+    return ServiceDay(None, frozenset(), f"no weekday {windows[0][2]} has any service: no departures counted")
+
+
+def _seconds(column: str) -> pl.Expr:
+    """GTFS 'H:MM:SS' / 'HH:MM:SS' (hours may pass 24) as seconds; null when empty or malformed."""
+    parts = pl.col(column).str.strip_chars().str.extract_groups(r"^(\d{1,3}):([0-5]\d):([0-5]\d)$")
+    return (parts.struct.field("1").cast(pl.Int64) * 3600 + parts.struct.field("2").cast(pl.Int64) * 60
+            + parts.struct.field("3").cast(pl.Int64))
+
+
+def _departure_seconds(stop_times: pl.DataFrame) -> pl.Expr:
+    """Each stop_time's time in seconds; untimed intermediate stops take the trip's last timed stop before."""
+    own = pl.coalesce(_seconds("departure_time") if "departure_time" in stop_times.columns else pl.lit(None),
+                      _seconds("arrival_time") if "arrival_time" in stop_times.columns else pl.lit(None))
+    return own.forward_fill().over("trip_id", order_by="_sequence")
+
+
+def read_gtfs_stops(path: Path, display_name: str, years: Sequence[int] = ()) -> pl.DataFrame:
+    """Columns: stop_id, name, lon, lat, location_type, departures, departures_06_20, route_types,
+    service_date, service_rule. `years`: the city's reporting years (the service date is chosen in the
+    latest one the feed covers)."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -88,21 +222,28 @@ def read_gtfs_stops(path: Path, display_name: str) -> pl.DataFrame:
     with archive:
         check_archive(archive, display_name)
         stops, routes, trips, stop_times = (_read(archive, n, display_name) for n in REQUIRED)
-        has_calendar = any(n.rsplit("/", 1)[-1] == "calendar.txt" for n in archive.namelist())
-        calendar = _read(archive, "calendar.txt", display_name) if has_calendar else None
+        members = {n.rsplit("/", 1)[-1] for n in archive.namelist()}
+        calendar, calendar_dates = (_read(archive, n, display_name) if n in members else None
+                                    for n in ("calendar.txt", "calendar_dates.txt"))
     _require(stops, ["stop_id", "stop_lat", "stop_lon"], f"{display_name}:stops.txt")
     _require(routes, ["route_id", "route_type"], f"{display_name}:routes.txt")
     _require(trips, ["route_id", "service_id", "trip_id"], f"{display_name}:trips.txt")
     _require(stop_times, ["trip_id", "stop_id"], f"{display_name}:stop_times.txt")
-    if calendar is not None and "wednesday" in calendar.columns:
-        weekday = calendar.filter(pl.col("wednesday").str.strip_chars() == "1").select("service_id")
-        trips = trips.join(weekday, on="service_id", how="semi")
+    trips_per_service = dict(trips.group_by("service_id").len().iter_rows())
+    day = choose_service_day(_Calendar(calendar, calendar_dates, display_name), trips_per_service, years)
+    if day.services is not None:
+        trips = trips.filter(pl.col("service_id").is_in(sorted(day.services)))
+    sequence = (pl.col("stop_sequence").str.strip_chars().cast(pl.Int64, strict=False)
+                if "stop_sequence" in stop_times.columns else pl.int_range(pl.len()))
+    timed = (stop_times.join(trips.select("trip_id", "route_id"), on="trip_id", how="inner")
+             .with_columns(sequence.alias("_sequence"))
+             .with_columns(_departure_seconds(stop_times).alias("_seconds")))
     served = (
-        stop_times.select("trip_id", "stop_id")
-        .join(trips.select("trip_id", "route_id"), on="trip_id", how="inner")
-        .join(routes.select("route_id", "route_type"), on="route_id", how="inner")
+        timed.join(routes.select("route_id", "route_type"), on="route_id", how="inner")
         .group_by("stop_id")
         .agg(pl.len().alias("departures"),
+             pl.col("_seconds").is_between(WINDOW_START_S, WINDOW_END_S, closed="left").sum()
+             .alias("departures_06_20"),
              pl.col("route_type").unique().sort().str.join(",").alias("route_types"))
     )
     name = pl.col("stop_name") if "stop_name" in stops.columns else pl.lit(None, pl.String)
@@ -123,4 +264,8 @@ def read_gtfs_stops(path: Path, display_name: str) -> pl.DataFrame:
                               f"stop {first['stop_id']!r} has no valid coordinates", row=first["row"],
                               field="stop_lat/stop_lon")
     return (table.drop("row").join(served, on="stop_id", how="left")
-            .with_columns(pl.col("departures").fill_null(0).cast(pl.Int32)).sort("stop_id"))
+            .with_columns(pl.col("departures").fill_null(0).cast(pl.Int32),
+                          pl.col("departures_06_20").fill_null(0).cast(pl.Int32),
+                          pl.lit(day.date, pl.Date).alias("service_date"),
+                          pl.lit(day.rule, pl.String).alias("service_rule"))
+            .sort("stop_id"))

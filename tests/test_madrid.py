@@ -216,7 +216,8 @@ def test_road_deaths_half_year_is_withheld_in_the_load_report(run: dict, data: P
     assert acc["filtered_rows"] == len(rows) - 1 - len(deaths)
     assert acc["observations"] == 0
     assert acc["incomplete_aggregates"] == [
-        f"traffic_fatalities madrid 2020: {len(days)} of 365 FECHA values; withheld (a count needs all 365: at least 365)"]
+        f"traffic_fatalities madrid 2020: {len(days)} of 365 FECHA values; "
+        "withheld (a count needs all 365: at least 365)"]
 
 
 @pytest.mark.xfail(strict=True, reason="finding: the SC:SH:SA:9C 2020 row says only 'missing input(s): "

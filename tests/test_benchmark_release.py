@@ -17,6 +17,7 @@ import pytest
 from conftest import SMALL_SCALE, run_cli, sha256_bytes, verify_release
 
 from warehouse.home import Home
+from warehouse.publish.textcells import escape_frame
 from warehouse.releases import FILE_ROLES, Release
 
 SCORE_FILES = {"kpi_scores.parquet": "scores", "kpi_scores.csv": "scores", "kpi_rollups.parquet": "rollups",
@@ -61,7 +62,8 @@ def test_release_lists_the_score_files_with_roles_and_hashes(release: Release) -
         assert "run_id" not in parquet.columns and "computed_at" not in parquet.columns
         assert set(parquet["city_id"]) == {"demo-city"}
         csv = pl.read_csv(release.path / f"{table}.csv", schema=parquet.schema)
-        assert csv.equals(parquet), f"{table}: CSV and Parquet differ"
+        # Text a spreadsheet would read as a formula (`+0.00% a year ...`) is escaped in the CSV only.
+        assert csv.equals(escape_frame(parquet)), f"{table}: CSV and Parquet differ"
     assert [f.name for f in release.files("scores")] == ["kpi_scores.parquet", "kpi_scores.csv"]
 
 
@@ -178,8 +180,8 @@ def test_validate_reads_the_city_targets_table(city_copy: Path) -> None:
                      encoding="utf-8")
     result = run_cli("validate", city_copy)
     assert result.returncode == 2, result
-    assert str(table) in result.stderr and "direction" in result.stderr
-    assert result.stdout == ""
+    problem = next(line for line in result.stdout.splitlines() if line.startswith("  - "))
+    assert str(table) in problem and "direction" in problem, result
 
 
 def test_a_city_table_changes_the_released_score(release: Release, city: Path, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ def test_reduced_config_names_the_missing_variables(demo_config: Path, tmp_path:
             block["variables"] = {k: v for k, v in block["variables"].items()
                                   if v["variable"] not in ("unemployed_persons", "households_total")}
     raw["sources"] = [s for s in raw["sources"] if s.get("observations") is None or s["observations"]["variables"]]
+    raw["allowed_roots"] = [str(demo_config.parent)]
     reduced = tmp_path / "reduced.yaml"
     reduced.write_text(yaml.safe_dump(raw), encoding="utf-8")
     rows = {(r.indicator_id, r.data_point): r for r in coverage(load_city_config(reduced)).rows}

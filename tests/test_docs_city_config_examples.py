@@ -18,7 +18,7 @@ from sources.config import load_city_config
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "city-config.md"
 BLOCK = re.compile(r"```yaml\n(# corpus: (\S+)\n.*?)```", re.DOTALL)
-MIN_EXAMPLES = 1  # raised as the shapes' sections land; a docs page without examples fails
+MIN_EXAMPLES = 20  # the worked examples of the geometry, readings and observations sections
 
 
 def _examples() -> list[tuple[str, str]]:

@@ -158,7 +158,8 @@ def test_population_from_geometry_and_from_a_table_conflict_clearly(tmp_path: Pa
     (tmp_path / "population.csv").write_text("year,district,population\n2023,01,12500\n", encoding="utf-8")
     config = tmp_path / "city.yaml"
     config.write_text((CORPUS / "areas_shapefile.yaml").read_text(encoding="utf-8").replace(
-        "location: districts.shp", f"location: {CORPUS / 'districts.shp'}") + """  - id: statistics
+        "location: districts.shp", f"location: {CORPUS / 'districts.shp'}").replace(
+        "sources:", f"allowed_roots: ['{CORPUS}']\nsources:") + """  - id: statistics
     kind: file
     location: population.csv
     target: observations

@@ -84,6 +84,7 @@ def test_metro_stop_list_feeds_transit_access_without_gtfs(tmp_path: Path) -> No
     config.write_text(f"""
 config_version: 1
 city: {{id: madrid, name: Madrid, country: ES, reporting_years: [2023]}}
+allowed_roots: ["{Path(shp).parent}", "{Path(metro).parent}"]
 sources:
   - id: distritos
     kind: file

@@ -28,6 +28,7 @@ def independent_count(path: Path) -> tuple[int, int, int]:
 def config_for(tmp_path: Path, path: Path, **observations: object) -> Path:
     raw = yaml.safe_load((CORPUS / "madrid_accidents.yaml").read_text(encoding="utf-8"))
     raw["sources"][0]["location"] = str(path)
+    raw["allowed_roots"] = [str(path.parent)]  # the shared file is read in place
     raw["sources"][0]["observations"].update(observations)
     out = tmp_path / "madrid.yaml"
     out.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")

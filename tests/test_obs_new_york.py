@@ -24,6 +24,7 @@ def only(tmp_path: Path, source_id: str) -> Path:
     raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     raw["sources"] = [s for s in raw["sources"] if s["id"] == source_id]
     raw["sources"][0]["location"] = str(SHARED_DIR / NYC / Path(raw["sources"][0]["location"]).name)
+    raw["allowed_roots"] = [str(SHARED_DIR / NYC)]  # the shared files are read in place
     path = tmp_path / "nyc.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path

@@ -48,6 +48,7 @@ def madrid(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     for source in config["sources"]:
         source["location"] = str(folder / FILES[source["id"]])
+    config["allowed_roots"] = [str(folder)]  # the shared files are read in place
     path = tmp / "madrid.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     loaded = load_city_config(path)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import pytest
 import yaml
 from conftest import run_cli
 
@@ -101,8 +100,6 @@ def test_hostile_names_are_stored_as_text_and_nothing_executes(tmp_path: Path) -
     assert runs == [("succeeded",)]
 
 
-@pytest.mark.xfail(strict=True, reason="readings field names reach SQL unquoted in warehouse/load.py (_src_cte); "
-                                       "fixed on the readings branch: the integrator removes this mark at merge")
 def test_hostile_readings_field_names_are_quoted(tmp_path: Path) -> None:
     folder = tmp_path / "city"
     config = _write_city(folder)

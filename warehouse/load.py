@@ -396,11 +396,11 @@ def report_json(report: dict[str, Any]) -> str:
 
 def replace_rows(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedSource) -> None:
     """Replace this city's rows of one small (non-readings) source."""
-    con.execute(f"DELETE FROM {item.table} WHERE city_id = ? AND source_id = ?", [city_id, item.source.id])
+    con.execute(f"DELETE FROM {ident(item.table)} WHERE city_id = ? AND source_id = ?", [city_id, item.source.id])
     if item.frame is not None and item.frame.height:
         insert_frame(con, item.table, item.frame)
     for table, frame in item.extra.items():
-        con.execute(f"DELETE FROM {table} WHERE city_id = ? AND source_id = ?", [city_id, item.source.id])
+        con.execute(f"DELETE FROM {ident(table)} WHERE city_id = ? AND source_id = ?", [city_id, item.source.id])
         if frame.height:
             insert_frame(con, table, frame)
 
@@ -684,7 +684,7 @@ def _drop_temp(con: duckdb.DuckDBPyConnection, *names: str) -> None:
     original error must not be replaced by "transaction aborted")."""
     try:
         for name in names:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+            con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
     except duckdb.Error:
         pass
 
@@ -789,8 +789,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     """Append a polars frame to a warehouse table by column name."""
     con.register("_incoming", frame.to_arrow())
     try:
-        columns = ", ".join(f'"{c}"' for c in frame.columns)
-        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _incoming")
+        columns = ", ".join(ident(c) for c in frame.columns)
+        con.execute(f"INSERT INTO {ident(table)} ({columns}) SELECT {columns} FROM _incoming")
     finally:
         con.unregister("_incoming")
 

@@ -90,6 +90,10 @@ def read_table(source: SourceConfig, snapshot: Snapshot) -> TextTable:
         return read_csv(snapshot.path, source.csv, name, keep)
     if fmt == "excel":
         return read_excel(snapshot.path, source.excel, name)
+    if fmt == "parquet":
+        from sources.parsers.tabular import read_parquet_table
+
+        return read_parquet_table(snapshot.path, name)
     if fmt in ("json", "ngsi-ld"):
         return read_json_records(snapshot.path, name, source.observations.records_path if source.observations else None)
     raise SourceDataError(name, f"format {fmt!r} cannot feed target {source.target!r}", source_id=source.id)

@@ -395,3 +395,20 @@ def _at_path(path: Path, display_name: str, records_path: str) -> list[dict[str,
         raise SourceDataError(display_name, f"records_path {records_path!r} does not lead to an array of records "
                               "(objects)")
     return node
+
+
+def read_parquet_table(path: Path, display_name: str) -> TextTable:
+    """A Parquet statistics table as text cells (numbers written back with '.' decimals); rows are
+    numbered from 1 in file order, since a Parquet file has no lines."""
+    import polars as pl
+
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a corrupt file
+        raise SourceDataError(display_name, f"cannot read as Parquet: {shown(str(exc))}") from None
+    columns = frame.columns
+    if len(set(columns)) != len(columns):
+        raise SourceDataError(display_name, "a column name appears twice")
+    text = frame.select(pl.col(c).cast(pl.String) for c in columns)
+    rows = [["" if cell is None else _cell_text(cell) for cell in row] for row in text.iter_rows()]
+    return TextTable(path, display_name, list(columns), rows, list(range(1, len(rows) + 1)), NumberFormat())

@@ -55,8 +55,12 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> 
     withheld = con.execute("""SELECT count(*), coalesce(sum(hash(COLUMNS(*))), 0) FROM (
                                   SELECT * EXCLUDE (city_id) FROM core_withheld WHERE city_id = ?)""",
                            [city_id]).fetchall()
+    # ... and the values the loads' own rules withheld (in the stored load reports).
+    reports = con.execute("SELECT coalesce(sum(hash(source_id, load_report)), 0) FROM core_source_state "
+                          "WHERE city_id = ?", [city_id]).fetchall()
     targets = city_targets_path(loaded)
-    parts = {"observations": [str(v) for v in observations[0]], "package": _package_digest(),
+    parts = {"observations": [str(v) for v in observations[0]], "load_reports": str(reports[0][0]),
+             "package": _package_digest(),
              "withheld": [str(v) for v in withheld[0]],
              "targets": hashlib.sha256(targets.read_bytes()).hexdigest() if targets.is_file() else None,
              "years": sorted(loaded.config.city.reporting_years)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import duckdb
@@ -37,10 +38,20 @@ def read_observations(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFr
 
 
 def read_withheld(con: duckdb.DuckDBPyConnection, city_id: str) -> pl.DataFrame:
-    """Why derivations withheld values of the city (core_withheld, migration 0006): named in missing rows."""
+    """Why values of the city were withheld, named in missing rows: by derivations (core_withheld,
+    migration 0006) and by the loads' own rules (an aggregate with too few periods: the
+    `withheld_values` of each source's stored load report, migration 0007)."""
     table = con.sql("""SELECT DISTINCT city_id, year, variable, data_point, reason FROM core_withheld
                        WHERE city_id = ? ORDER BY ALL""", params=[city_id]).to_arrow_table()
-    return pl.from_arrow(table)  # type: ignore[return-value]
+    derived: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
+    loaded = [{"city_id": city_id, "year": int(w["year"]), "variable": str(w["variable"]),
+               "data_point": w.get("data_point"), "reason": str(w["reason"])}
+              for (report,) in con.execute("SELECT load_report FROM core_source_state WHERE city_id = ? "
+                                           "ORDER BY source_id", [city_id]).fetchall() if report
+              for w in json.loads(report).get("withheld_values", []) if isinstance(w, dict)]
+    if not loaded:
+        return derived
+    return pl.concat([derived, pl.DataFrame(loaded, schema=derived.schema)]).unique(maintain_order=True)
 
 
 def compute_and_store(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], run_id: str, *,

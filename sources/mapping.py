@@ -66,6 +66,9 @@ class MappingReport:
     missing_markers: dict[str, int] = field(default_factory=dict)  # marker -> cells (also in empty_cells)
     rows_without_weight: int = 0  # weighted mean: rows with a value but an empty weight, left out
     year_periods: dict[str, int] = field(default_factory=dict)  # '2010-2014 -> 2014': rows
+    # City values an aggregate withheld (year, variable, data_point, reason): the KPI rows that needed
+    # them name the reason (kpis/store.py:read_withheld reads them from the stored load report).
+    withheld_values: list[dict[str, Any]] = field(default_factory=list)
 
     def count_unmapped(self, code: str) -> None:
         """Count a code the config does not list; past MAX_LISTED_CODES distinct codes, as one 'other' entry
@@ -86,7 +89,7 @@ class MappingReport:
             "missing_markers": dict(sorted(self.missing_markers.items())), "filtered_rows": self.filtered_rows,
             "rows_without_year": self.rows_without_year, "rows_without_weight": self.rows_without_weight,
             "year_periods": dict(sorted(self.year_periods.items())),
-            "incomplete_aggregates": sorted(self.incomplete_aggregates)}
+            "incomplete_aggregates": sorted(self.incomplete_aggregates), "withheld_values": self.withheld_values}
         out.update({key: value for key, value in optional.items() if value})
         return out
 
@@ -408,6 +411,9 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
         present = count_coverage.get(year, set()) if count_coverage is not None else set(contributions.periods)
         combined = _aggregate(mapping, steps, periods, contributions, present, label, report)
         if combined is None:
+            if area_type == "city" and report.incomplete_aggregates:
+                report.withheld_values.append({"year": year, "variable": vm.variable, "data_point": vm.data_point,
+                                               "reason": f"{source.id}: {report.incomplete_aggregates[-1]}"})
             continue
         published, how = combined
         spans = sorted(contributions.year_periods)

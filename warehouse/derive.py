@@ -293,6 +293,12 @@ def polygon_areas(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[
                             derivation="polygon_area@1", snapshot_id=snapshot_id, source_id=source_id,
                             source_record=f"geodesic area of polygon {area_id} (snapshot {snapshot_id}; "
                                           f"geometry assumed valid for {year})"))
+        if districts:  # the districts partition the city: its area is theirs (used only when none is published)
+            snapshots = ", ".join(sorted({r[3] for r in districts}))
+            out.append(_obs(city_id, year, "area_ha", sum(r[2] for r in districts), area_type="city",
+                            area_id=city_id, derivation="polygon_area@1", source_id=districts[0][4],
+                            source_record=f"sum of geodesic areas of {len(districts)} district polygons "
+                                          f"(snapshot {snapshots}; assumed valid for {year})"))
         if green:
             snapshots = ", ".join(sorted({r[3] for r in green}))
             out.append(_obs(city_id, year, "green_area_ha", sum(r[2] for r in green), area_type="city",
@@ -320,7 +326,7 @@ def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Seq
 AIR_DERIVATIONS = ("station_annual_mean@1", "city_annual_mean@1", "district_annual_mean@1")
 # Bump with any derivation's version (or when derive_city's composition changes): every city is then
 # derived again on its next load.
-DERIVE_VERSION = 2  # 2: withheld city annual means recorded in core_withheld
+DERIVE_VERSION = 3  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts
 
 
 def derive_fingerprint(years: Sequence[int]) -> str:

@@ -213,6 +213,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_PROBLEMS_SHOWN = 20
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from kpis.benchmarking.targets import city_targets_path, load_targets
     from pipelines.cities import config_paths
@@ -245,8 +248,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 details += "\n" + format_dry_run(dry)
         failed |= bool(messages)
         if messages:
+            # Problems are errors (stderr, one line each, as every command reports them); the dry run's
+            # account of what each source feeds is the command's output (stdout).
+            for message in messages[:MAX_PROBLEMS_SHOWN]:
+                print(f"citykpi: error: {message}", file=sys.stderr)
+            if len(messages) > MAX_PROBLEMS_SHOWN:  # a hostile or broken file must not flood the terminal
+                print(f"citykpi: error: ... and {len(messages) - MAX_PROBLEMS_SHOWN} more problem(s) in {path}",
+                      file=sys.stderr)
             print(f"{path}: {len(messages)} problem{'s' if len(messages) != 1 else ''}")
-            print("\n".join(f"  - {m}" for m in messages))
             if details.strip():
                 print(details.lstrip(", "))
         else:

@@ -180,7 +180,7 @@ def test_validate_reads_the_city_targets_table(city_copy: Path) -> None:
                      encoding="utf-8")
     result = run_cli("validate", city_copy)
     assert result.returncode == 2, result
-    problem = next(line for line in result.stdout.splitlines() if line.startswith("  - "))
+    problem = next(line for line in result.stderr.splitlines() if line.startswith("citykpi: error: "))
     assert str(table) in problem and "direction" in problem, result
 
 

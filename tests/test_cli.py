@@ -107,10 +107,10 @@ def test_validate_accepts_the_demo_config(demo_config: Path) -> None:
 
 
 def _validate_problems(result: CliResult, *fragments: str) -> None:
-    """Exit code 2, no traceback, the problems listed on stdout, each fragment in one problem line."""
+    """Exit code 2, no traceback, each problem one error line on stderr, each fragment in one of them."""
     assert result.returncode == 2, result
     assert "Traceback" not in result.stdout + result.stderr, result
-    problems = [line for line in result.stdout.splitlines() if line.startswith("  - ")]
+    problems = error_lines(result)
     assert problems, result
     assert any(all(f in line for f in fragments) for line in problems), result
 

@@ -36,7 +36,7 @@ def test_every_key_problem_is_listed_at_once_with_suggestions(tmp_path: Path) ->
 """})
     result = run_cli("validate", config, home=tmp_path / "home")
     assert result.returncode == 2, result
-    out = result.stdout
+    out = result.stdout + result.stderr
     assert "did you mean 'year_field'?" in out, result
     assert "did you mean 'delimiter'?" in out, result
     assert "3 problems" in out or "4 problems" in out, result
@@ -69,8 +69,8 @@ def test_every_source_is_read_and_each_bad_one_named_in_one_run(tmp_path: Path) 
     home = tmp_path / "home"
     result = run_cli("validate", config, home=home)
     assert result.returncode == 2, result
-    out = result.stdout
-    assert "2 problems" in out, result
+    out = result.stdout + result.stderr
+    assert "2 problems" in out and result.stderr.count("citykpi: error: ") == 2, result
     assert "bad_value.csv, row 3" in out and "bad_column.csv" in out and "'Year' not found" in out, result
     assert "population: 1 values, 2023, by city" in out, result  # the good source still reports what it feeds
     assert "indicator rows" in out, result
@@ -102,4 +102,4 @@ def test_yaml_booleans_are_explained(tmp_path: Path) -> None:
      observations: {year_field: Year, variables: {R: {variable: population, unit: persons}}}}
 """})
     result = run_cli("validate", config, "--config-only", home=tmp_path / "home")
-    assert result.returncode == 2 and "city.country: YAML read this value as false; quote it" in result.stdout, result
+    assert result.returncode == 2 and "city.country: YAML read this value as false; quote it" in result.stderr, result

@@ -20,6 +20,7 @@ import pytest
 
 from pipelines import steps
 from sources.config import load_city_config
+from sources.errors import SourceDataError
 from warehouse.home import Home
 
 READINGS = "luftmessungen_stuendlich.parquet"
@@ -160,10 +161,10 @@ def test_a_failed_append_leaves_the_warehouse_as_it_was(two_station_city: Path, 
     home = Home(tmp_path / "home").ensure()
     _load(home, city)
     before = _dump(home)
-    # A new day whose readings have no time: the append refuses it, the replace fails on NOT NULL.
+    # A new day whose readings have no time: the append refuses it, the replace names the row and field.
     _rewrite(city, original, "SELECT * FROM src UNION ALL SELECT station_id, NULL, komponente, messwert FROM src "
                              "WHERE zeitpunkt_utc > (SELECT max(zeitpunkt_utc) FROM src) - INTERVAL 1 DAY")
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(SourceDataError, match=r"field 'zeitpunkt_utc': no time"):
         _load(home, city)
     assert _dump(home) == before
 

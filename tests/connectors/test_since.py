@@ -70,6 +70,7 @@ class SodaFeed:
 
 
 def soda_city(tmp_path: Path, server: HTTPServer, **socrata: Any) -> LoadedConfig:
+    # Page size 1000 (the default) for every layer: the feed is served from memory, not as recorded pages.
     return make_city(tmp_path / "city", [{
         "id": "bikes", "kind": "socrata", "target": "observations", "http": FAST_HTTP,
         "socrata": {"base_url": server.url_for("/").rstrip("/"), "dataset": DATASET, "since_field": "date",
@@ -79,30 +80,34 @@ def soda_city(tmp_path: Path, server: HTTPServer, **socrata: Any) -> LoadedConfi
 
 
 def test_socrata_delta_then_nothing_new_then_offline(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                     home: Path) -> None:
+                                                     expected: dict[str, Any], home: Path) -> None:
+    soda = expected["socrata"]
+    newest = soda["last_row"][1]
     feed = SodaFeed(bike_rows(payloads))
+    assert len(feed.rows) == soda["rows"]
     server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(feed)
     loaded = soda_city(tmp_path, server)
     full = fetch(loaded, home)
     assert full.new and full.base is None and meta_of(full)["request"]["since"]["field"] == "date"
-    assert feed.wheres == [None, None]  # 1000 + 1 rows in two pages, no filter yet
+    # shared: 1000 + 1 rows in two pages, bundled: 81 rows in one short page; no filter yet
+    assert feed.wheres == [None] * (1 + soda["rows"] // 1000)
 
     feed.rows = [*feed.rows, later(feed.rows[-1], "2016-10-02T02:00:00.000", 7),
                  later(feed.rows[-1], "2016-10-02T02:15:00.000", 9)]
     delta = fetch(loaded, home)
-    assert feed.wheres[-1] == "date > '2016-10-02T01:45:00.000'"
+    assert feed.wheres[-1] == f"date > '{newest}'"
     assert delta.new and delta.base == full.content_sha256 and delta.depth == 1
     assert [p.name for p in delta.own_pages] == ["page-0001.json"]
     assert delta.pages == (*full.pages, *delta.own_pages)
     meta = meta_of(delta)
-    assert meta["base"] == full.content_sha256 and meta["request"]["since"]["after"] == "2016-10-02T01:45:00.000"
+    assert meta["base"] == full.content_sha256 and meta["request"]["since"]["after"] == newest
     assert meta["request"]["since"]["records"] == 2 and meta["request"]["rows"] == 2
     # The hash covers the own listing and the base, so it names the whole chain.
     listing = "".join(f"{p['sha256']}  {p['file']}\n" for p in meta["pages"]) + f"base {full.content_sha256}\n"
     assert delta.content_sha256 == hashlib.sha256(listing.encode()).hexdigest()
     table = read_table(loaded.config.sources[0], delta)
-    assert len(table.rows) == 1003 and [r[2] for r in table.rows[-2:]] == ["7", "9"]
-    assert table.row_label(-1).endswith("(page 3 record 2)")
+    assert len(table.rows) == soda["rows"] + 2 and [r[2] for r in table.rows[-2:]] == ["7", "9"]
+    assert table.row_label(-1).endswith(f"(page {len(full.pages) + 1} record 2)")
 
     again = fetch(loaded, home)  # nothing newer: no new snapshot, CURRENT stays on the delta
     assert feed.wheres[-1] == "date > '2016-10-02T02:15:00.000'"

@@ -1,0 +1,56 @@
+"""The two payload layers every connector test runs over.
+
+- `bundled`: small invented payloads in `tests/connectors/payloads/` (written by `make_payloads.py`
+  there), in the same shapes as the real recordings; always present, so a user's checkout tests its
+  connectors. Their expected figures are in `payloads/expected.json`.
+- `shared`: the real recorded payloads in `../shared/fixtures/payloads` and the real New York exports
+  in `../shared/fixtures/cities/new_york`, read in place; skipped with a clear reason when absent.
+  Their expected figures are the literals below (facts about those recorded files).
+
+Both layers use the same file names, so a test reads `payloads / "socrata" / ...` whichever it got.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared_data import require_shared
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "payloads"
+LAYERS = ("bundled", "shared")
+
+# Facts about the real recorded files in ../shared (what the tests asserted before the bundled layer).
+SHARED_EXPECTED: dict[str, Any] = {
+    "socrata": {
+        "page_size": 1000, "rows": 1001, "page_1_bytes": 79775, "max_bytes": 10_000,
+        "first_row": ["100009424", "2016-09-21T15:45:00.000", "100", "0"],
+        "last_row": ["100009424", "2016-10-02T01:45:00.000", "3", "0"],
+    },
+}
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+
+    @property
+    def payloads(self) -> Path:
+        if self.name == "bundled":
+            return BUNDLED_DIR
+        return require_shared("fixtures/payloads")
+
+    @property
+    def new_york(self) -> Path:
+        if self.name == "bundled":
+            return BUNDLED_DIR / "new_york"
+        return require_shared("fixtures/cities/new_york")
+
+    @property
+    def expected(self) -> dict[str, Any]:
+        if self.name == "bundled":
+            data: dict[str, Any] = json.loads((BUNDLED_DIR / "expected.json").read_text(encoding="utf-8"))
+            return data
+        return SHARED_EXPECTED

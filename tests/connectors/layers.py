@@ -29,6 +29,11 @@ SHARED_EXPECTED: dict[str, Any] = {
         "first_row": ["100009424", "2016-09-21T15:45:00.000", "100", "0"],
         "last_row": ["100009424", "2016-10-02T01:45:00.000", "3", "0"],
     },
+    "opendatasoft": {
+        "sample": {"records": 2, "total_count": 137611, "first_population": "29278",
+                   "second_alternate_names_start": '["Saint-Leger"'},
+        "neighbourhoods": {"rows": 195, "page_size": 100, "pages": 2},
+    },
 }
 
 

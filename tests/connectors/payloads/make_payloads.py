@@ -9,6 +9,8 @@ tests expect from these files. Run `python tests/connectors/payloads/make_payloa
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -41,7 +43,71 @@ def socrata() -> dict[str, bytes]:
             "socrata/sodapy_resource_bike_counts_page_2.json": _soda_page(rows[SOCRATA_PAGE_SIZE:])}
 
 
-BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata]
+# ---- opendatasoft: Explore v2.1 `records` envelope, an error body; NYC-shaped exports ---------------
+
+
+def _place(name: str, ascii_name: str, alternates: list[str], geoname_id: int, lat: float, lon: float,
+           modified: str, dem: int, population: int) -> dict[str, Any]:
+    # Key order as the Explore API serves GeoNames records.
+    return {"admin1_code": "93", "elevation": None, "name": name, "modification_date": modified,
+            "alternate_names": alternates, "feature_class": "P", "admin3_code": "042", "cou_name_en": "France",
+            "coordinates": {"lat": lat, "lon": lon}, "country_code_2": None, "geoname_id": str(geoname_id),
+            "feature_code": "PPL", "label_en": "France", "dem": dem, "country_code": "FR", "ascii_name": ascii_name,
+            "timezone": "Europe/Paris", "admin2_code": "13", "admin4_code": "13999", "population": population}
+
+
+def opendatasoft() -> dict[str, bytes]:
+    records = {"total_count": 48213, "results": [
+        _place("Valbrune-sur-Orme", "Valbrune-sur-Orme", ["Valbrune", "Valbrune-sur-Orme"], 9100001,
+               43.5123, 5.2871, "2020-05-14", 212, 18342),
+        _place("Saint-Émeric-des-Prés", "Saint-Emeric-des-Pres",
+               ["Saint-Emeric", "Saint-Emeric-des-Pres", "Saint-Émeric-des-Prés"], 9100002,
+               44.0871, 4.9312, "2018-11-02", 87, 2406),
+        _place("Roquelune", "Roquelune", [], 9100003, 43.2210, 6.0045, "2021-07-30", 455, 951)]}
+    quota = {"errorcode": 10002, "reset_time": "2024-03-02T00:00:00Z", "limit_time_unit": "day",
+             "call_limit": 5000, "error": "Too many requests on the domain. Please contact the domain administrator."}
+    return {"opendatasoft/ods-openapi-v2.1_example_records-v2.1.json": _json(records, indent=1),
+            "opendatasoft/ods-openapi-v2.1_example_429_quota.json": _json(quota, indent=1)}
+
+
+BROADBAND_COLUMNS = [  # the first columns of the NYC Internet Master Plan export, names as published
+    "Neighborhood Tabulation Area Code (NTA Code)", "Neighborhood Tabulation Area Name (NTA NAME)", "Borough Name",
+    "Total Population", "Population Density (per Sq. Mi.)", "Total Number of Households", "Area (Sq. Mi.)",
+    "Street Mileage", "Home Broadband Adoption (Percentage of Households)",
+    "Home Broadband Adoption by Quartiles (High, Medium-High, Medium-Low, Low)"]
+QUARTILES = ["High", "Medium-High", "Medium-Low", "Low"]
+
+
+def _csv(header: list[str], rows: list[list[Any]], *, bom: bool = False) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return (("\ufeff" if bom else "") + buffer.getvalue()).encode("utf-8")
+
+
+def new_york_exports() -> dict[str, bytes]:
+    boroughs = ["Bronx", "Brooklyn", "Manhattan", "Queens", "Staten Island"]
+    broadband = []
+    for n in range(12):
+        population = 20_000 + (n * 7919) % 60_000
+        area = round(0.4 + (n * 13 % 17) / 10, 2)
+        households = population * 10 // 27
+        broadband.append([f"ZZ{n + 1:02d}", f"Invented Heights {n + 1}", boroughs[n % 5], f"{population:,}",
+                          f"{round(population / area):,}", f"{households:,}", area, round(area * 21.5, 1),
+                          f"{60 + (n * 11) % 35}%", QUARTILES[n % 4]])
+    districts = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"boro_cd": code, "shape_area": area, "shape_leng": length},
+         "geometry": {"type": "MultiPolygon", "coordinates": [[[
+             [lon, lat], [lon + 0.02, lat], [lon + 0.02, lat + 0.015], [lon, lat + 0.015], [lon, lat]]]]}}
+        for code, area, length, lon, lat in [("901", "46510233.118", "27410.5521", -73.95, 40.70),
+                                             ("902", "38120087.904", "24987.0316", -73.93, 40.70)]]}
+    return {"new_york/Internet_Master_Plan__Adoption_and_Infrastructure_Data_by_Neighborhood.csv":
+            _csv(BROADBAND_COLUMNS, broadband, bom=True),
+            "new_york/community-districts.geojson": _json(districts)}
+
+
+BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports]
 
 
 def build() -> dict[str, bytes]:

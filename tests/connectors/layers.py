@@ -34,6 +34,9 @@ SHARED_EXPECTED: dict[str, Any] = {
                    "second_alternate_names_start": '["Saint-Leger"'},
         "neighbourhoods": {"rows": 195, "page_size": 100, "pages": 2},
     },
+    "ckan": {"package": "uk-continental-shelf-seabed-sediments-1-1-million-scale2",
+             "resource_id": "7cc52d71-160c-4938-9154-78fee856955c", "resource_name": "BGS Homepage"},
+    "laus_rows": 3521,
 }
 
 

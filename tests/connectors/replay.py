@@ -137,7 +137,8 @@ def socrata_rows(rows: list[dict[str, Any]]) -> Handler:
 
 def ckan_package_show(payloads: Path, server: HTTPServer, *, datastore: bool = True,
                       download_path: str | None = None) -> dict[str, Any]:
-    """The real data.gov.uk package_show, its one resource made DataStore-active or downloadable here."""
+    """The layer's package_show (real data.gov.uk or bundled), its one resource made DataStore-active or
+    downloadable here."""
     package = json.loads((payloads / "ckan" / "datagovuk_package_show.json").read_text(encoding="utf-8"))
     resource = package["result"]["resources"][0]
     resource["datastore_active"] = datastore

@@ -220,14 +220,16 @@ def test_opendatasoft_delta_and_update_in_place_falls_back_to_a_full_fetch(
 
 
 def test_ckan_since_uses_datastore_search_sql(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                              new_york: Path, home: Path) -> None:
+                                              new_york: Path, expected: dict[str, Any], home: Path) -> None:
     from connectors.replay import ckan_datastore
-    from connectors.test_ckan import PACKAGE, RESOURCE, laus_records
+    from connectors.test_ckan import laus_records
+
+    package, resource, resource_name = (expected["ckan"][k] for k in ("package", "resource_id", "resource_name"))
 
     records = laus_records(new_york)
     package = ckan_package_show(payloads, server)
     server.expect_request("/api/3/action/package_show").respond_with_json(package)
-    server.expect_request("/api/3/action/datastore_search").respond_with_handler(ckan_datastore(RESOURCE, records))
+    server.expect_request("/api/3/action/datastore_search").respond_with_handler(ckan_datastore(resource, records))
     sqls: list[str] = []
     grown = [*records, {**records[-1], "_id": len(records) + 1, "Month": "13"}]
 
@@ -236,7 +238,7 @@ def test_ckan_since_uses_datastore_search_sql(tmp_path: Path, server: HTTPServer
         sqls.append(text)
         match = re.fullmatch(r'SELECT \* FROM "([^"]+)" WHERE "_id" > \'(\d+)\' ORDER BY "_id" LIMIT (\d+) '
                              r"OFFSET (\d+)", text)
-        assert match and match.group(1) == RESOURCE, text
+        assert match and match.group(1) == resource, text
         after, limit, offset = (int(match.group(i)) for i in (2, 3, 4))
         rows = [r for r in grown if r["_id"] > after][offset:offset + limit]
         return json_response({"success": True, "result": {"fields": [{"id": "_id", "type": "int"}],
@@ -245,31 +247,33 @@ def test_ckan_since_uses_datastore_search_sql(tmp_path: Path, server: HTTPServer
     server.expect_request("/api/3/action/datastore_search_sql").respond_with_handler(sql)
     loaded = make_city(tmp_path / "city", [{
         "id": "laus", "kind": "ckan", "target": "observations", "http": FAST_HTTP,
-        "ckan": {"base_url": server.url_for("/").rstrip("/"), "package": PACKAGE, "resource": "BGS Homepage",
+        "ckan": {"base_url": server.url_for("/").rstrip("/"), "package": package, "resource": resource_name,
                  "page_size": 50, "since_field": "_id"},
         "observations": {"year_field": "Year", "variables": {"Unemployed": {"variable": "unemployed_persons",
                                                                             "unit": "person"}}}}])
     full = fetch(loaded, home)
     delta = fetch(loaded, home)
-    assert sqls == [f'SELECT * FROM "{RESOURCE}" WHERE "_id" > \'{len(records)}\' ORDER BY "_id" LIMIT 50 OFFSET 0']
+    assert sqls == [f'SELECT * FROM "{resource}" WHERE "_id" > \'{len(records)}\' ORDER BY "_id" LIMIT 50 OFFSET 0']
     assert delta.base == full.content_sha256 and meta_of(delta)["request"]["mode"] == "datastore_sql"
     assert len(read_table(loaded.config.sources[0], delta).rows) == len(records) + 1
 
 
 def test_ckan_with_sql_search_disabled_is_a_clear_error(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                        new_york: Path, home: Path) -> None:
+                                                        new_york: Path, expected: dict[str, Any], home: Path) -> None:
     from connectors.replay import ckan_datastore
-    from connectors.test_ckan import PACKAGE, RESOURCE, laus_records
+    from connectors.test_ckan import laus_records
+
+    package, resource, resource_name = (expected["ckan"][k] for k in ("package", "resource_id", "resource_name"))
 
     server.expect_request("/api/3/action/package_show").respond_with_json(ckan_package_show(payloads, server))
     server.expect_request("/api/3/action/datastore_search").respond_with_handler(
-        ckan_datastore(RESOURCE, laus_records(new_york)))
+        ckan_datastore(resource, laus_records(new_york)))
     server.expect_request("/api/3/action/datastore_search_sql").respond_with_json(
         {"success": False, "error": {"__type": "Authorization Error",
                                      "message": "Access denied: datastore_search_sql is not enabled"}}, status=403)
     loaded = make_city(tmp_path / "city", [{
         "id": "laus", "kind": "ckan", "target": "observations", "http": FAST_HTTP,
-        "ckan": {"base_url": server.url_for("/").rstrip("/"), "package": PACKAGE, "resource": "BGS Homepage",
+        "ckan": {"base_url": server.url_for("/").rstrip("/"), "package": package, "resource": resource_name,
                  "since_field": "_id"},
         "observations": {"year_field": "Year", "variables": {"Unemployed": {"variable": "unemployed_persons",
                                                                             "unit": "person"}}}}])

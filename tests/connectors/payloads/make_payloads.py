@@ -107,7 +107,62 @@ def new_york_exports() -> dict[str, bytes]:
             "new_york/community-districts.geojson": _json(districts)}
 
 
-BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports]
+# ---- ckan: package_show envelope (help/success/result) with one resource; a LAUS-shaped CSV ---------
+
+CKAN_PACKAGE_ID = "3f6a2c1e-8b4d-4c7a-9e21-6d5b0a7f4c13"
+CKAN_RESOURCE_ID = "0b7e5d2a-1c4f-4e6b-9a3d-5f1e2c3b4a69"
+
+
+def ckan() -> dict[str, bytes]:
+    organization = {"description": "Statistics office of an invented city, used by citykpi's tests.",
+                    "created": "2014-03-11T09:12:40.118203", "title": "Replay City Statistics Office",
+                    "name": "replay-city-statistics-office", "is_organization": True, "state": "active",
+                    "image_url": "", "revision_id": "c1d2e3f4-0a1b-4c2d-8e3f-4a5b6c7d8e9f", "type": "organization",
+                    "id": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d", "approval_status": "approved"}
+    resource = {"mimetype": "text/csv", "cache_url": None, "hash": "", "description": "Monthly labour force estimates.",
+                "name": "Labour force CSV", "format": "CSV", "url": "http://data.example.org/labour-force.csv",
+                "cache_last_updated": None, "package_id": CKAN_PACKAGE_ID, "created": "2019-02-07T10:21:33.402117",
+                "state": "active", "mimetype_inner": None, "resource_locator_function": "download",
+                "last_modified": None, "resource_locator_protocol": "HTTP", "position": 0,
+                "revision_id": "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918", "url_type": None, "id": CKAN_RESOURCE_ID,
+                "resource_type": None, "size": None}
+    extras = [{"key": key, "value": value} for key, value in [
+        ("frequency-of-update", "monthly"), ("licence", "Open Data Commons Attribution"),
+        ("metadata-date", "2019-02-07"), ("spatial", "Replay City")]]
+    result = {"license_title": "", "temporal_coverage-from": ["1995"], "relationships_as_object": [],
+              "private": False, "num_tags": 0, "id": CKAN_PACKAGE_ID, "metadata_created": "2019-02-07T10:20:01.733210",
+              "metadata_modified": "2021-01-15T08:44:19.027341", "state": "active", "version": None,
+              "temporal_coverage-to": ["2020"], "license_id": "", "type": "dataset", "resources": [resource],
+              "num_resources": 1, "contact-email": "statistics@example.org", "tags": [], "groups": [],
+              "creator_user_id": "5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "relationships_as_subject": [],
+              "organization": organization, "name": "replay-city-labour-force", "isopen": False, "url": None,
+              "notes": "Invented monthly labour force estimates for citykpi's connector tests.",
+              "owner_org": organization["id"], "theme-secondary": [], "extras": extras,
+              "title": "Replay City labour force (monthly)", "revision_id": "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+              "theme-primary": "society"}
+    package = {"help": "https://data.example.org/api/3/action/help_show?name=package_show", "success": True,
+               "result": result}
+    return {"ckan/datagovuk_package_show.json": _json(package)}
+
+
+def laus() -> dict[str, bytes]:
+    """LAUS-shaped monthly labour force rows: the city for 1995-2020 (June, December), two counties."""
+    rows: list[list[Any]] = []
+    areas = [("New York City", range(2020, 1994, -1), ("6", "12")),
+             ("Bronx County", range(2020, 2015, -1), ("12",)), ("Kings County", range(2020, 2015, -1), ("12",))]
+    for area, years, months in areas:
+        for year in years:
+            for month in months:
+                seed = year * 13 + int(month) * 7 + len(area)
+                labour = (3_900_000 if area == "New York City" else 600_000) + (seed * 7_919) % 90_000 // 100 * 100
+                rate = 0.045 + (seed % 41) / 1000
+                unemployed = round(labour * rate / 100) * 100
+                rows.append([area, year, month, labour, labour - unemployed, unemployed, f"{unemployed / labour:.3f}"])
+    header = ["Area", "Year", "Month", "Labor Force", "Employed", "Unemployed", "Unemployment Rate"]
+    return {"new_york/LAUS_NYC_subset.csv": _csv(header, rows)}
+
+
+BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus]
 
 
 def build() -> dict[str, bytes]:

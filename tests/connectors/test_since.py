@@ -227,8 +227,8 @@ def test_ckan_since_uses_datastore_search_sql(tmp_path: Path, server: HTTPServer
     package, resource, resource_name = (expected["ckan"][k] for k in ("package", "resource_id", "resource_name"))
 
     records = laus_records(new_york)
-    package = ckan_package_show(payloads, server)
-    server.expect_request("/api/3/action/package_show").respond_with_json(package)
+    package_body = ckan_package_show(payloads, server)
+    server.expect_request("/api/3/action/package_show").respond_with_json(package_body)
     server.expect_request("/api/3/action/datastore_search").respond_with_handler(ckan_datastore(resource, records))
     sqls: list[str] = []
     grown = [*records, {**records[-1], "_id": len(records) + 1, "Month": "13"}]

@@ -37,6 +37,7 @@ SHARED_EXPECTED: dict[str, Any] = {
     "ckan": {"package": "uk-continental-shelf-seabed-sediments-1-1-million-scale2",
              "resource_id": "7cc52d71-160c-4938-9154-78fee856955c", "resource_name": "BGS Homepage"},
     "laus_rows": 3521,
+    "openaq": {"year": "2023", "after_newest": "2023-10-16T13:00:01Z", "values": [6.0, 7.5]},
 }
 
 

@@ -1,4 +1,5 @@
-"""kind `openaq`: OpenAQ API v3 replayed from the openaq-python client's real recorded responses."""
+"""kind `openaq`: OpenAQ API v3 replayed from recorded responses (shared: the openaq-python client's real ones;
+bundled: invented ones of the same shape)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_locations_page_by_meta_found_and_become_stations(tmp_path: Path, server
 
 
 def test_measurements_read_as_records_with_a_year(tmp_path: Path, server: HTTPServer, payloads: Path, home: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     measurements = _results(payloads, "openaq-python_measurements.json")
     server.expect_request("/v3/sensors/3917/measurements").respond_with_handler(
         openaq_pages(measurements, api_key=KEY))
@@ -67,7 +68,7 @@ def test_measurements_read_as_records_with_a_year(tmp_path: Path, server: HTTPSe
     snapshot = fetch(loaded, home)
     assert len(snapshot.pages) == 2  # found = 2, limit 1: page * limit reaches found
     table = read_table(loaded.config.sources[0], snapshot)
-    assert table.columns[0] == "year" and {row[0] for row in table.rows} == {"2023"}
+    assert table.columns[0] == "year" and {row[0] for row in table.rows} == {expected["openaq"]["year"]}
     assert "parameter.name" in table.columns and table.row_label(1) == "2 (page 2 record 1)"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +288,9 @@ def test_ckan_with_sql_search_disabled_is_a_clear_error(tmp_path: Path, server: 
 
 
 def test_openaq_measurements_delta_with_datetime_from_just_after_the_newest(
-        tmp_path: Path, server: HTTPServer, payloads: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, server: HTTPServer, payloads: Path, expected: dict[str, Any], home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    facts = expected["openaq"]
     monkeypatch.setenv("OPENAQ_API_KEY", "k-123")
     body = json.loads((payloads / "openaq_v3" / "openaq-python_measurements.json").read_text(encoding="utf-8"))
     results = list(body["results"])
@@ -313,25 +316,29 @@ def test_openaq_measurements_delta_with_datetime_from_just_after_the_newest(
                                             "data_point": "PM2.5"}}}}])
     full = fetch(loaded, home)
     unchanged = fetch(loaded, home)
-    assert froms == [None, "2023-10-16T13:00:01Z"] and unchanged.content_sha256 == full.content_sha256
+    assert froms == [None, facts["after_newest"]] and unchanged.content_sha256 == full.content_sha256
     assert not unchanged.new
 
+    def hours_later(period: dict[str, Any], hours: int) -> dict[str, str]:
+        return {key: (datetime.fromisoformat(value) + timedelta(hours=hours)).isoformat()
+                for key, value in period["datetimeFrom"].items()}
+
     hour = json.loads(json.dumps(results[-1]))  # the next hour, as the feed would publish it
-    hour["period"]["datetimeFrom"] = {"utc": "2023-10-16T14:00:00+00:00", "local": "2023-10-16T08:00:00-06:00"}
+    hour["period"]["datetimeFrom"] = hours_later(results[-1]["period"], 1)
     hour["value"] = 9.25
     results.append(hour)
     delta = fetch(loaded, home)
     assert delta.base == full.content_sha256
     frame = read_reading_pages(delta, loaded.config.sources[0])
-    assert frame["value"].to_list() == [6.0, 7.5, 9.25] and frame["station_id"].unique().to_list() == ["3917"]
+    assert frame["value"].to_list() == [*facts["values"], 9.25] and frame["station_id"].unique().to_list() == ["3917"]
 
     # A server ignoring the filter repeats landed measurements: refused, fetched in full, no duplicates.
     honour["filter"] = False
-    results.append({**hour, "period": {**hour["period"], "datetimeFrom": {"utc": "2023-10-16T15:00:00+00:00",
-                                                                          "local": "2023-10-16T09:00:00-06:00"}}})
+    results.append({**hour, "period": {**hour["period"], "datetimeFrom": hours_later(hour["period"], 1)}})
     refetched = fetch(loaded, home)
-    assert refetched.base is None and froms[-2:] == ["2023-10-16T14:00:01Z", None]
-    assert read_reading_pages(refetched, loaded.config.sources[0]).height == 4
+    after_hour = (datetime.fromisoformat(hour["period"]["datetimeFrom"]["utc"]) + timedelta(seconds=1))
+    assert refetched.base is None and froms[-2:] == [after_hour.strftime("%Y-%m-%dT%H:%M:%SZ"), None]
+    assert read_reading_pages(refetched, loaded.config.sources[0]).height == len(facts["values"]) + 2
 
 
 # ---- NGSI-LD temporal (Mintaka) ------------------------------------------------------------------

@@ -162,7 +162,53 @@ def laus() -> dict[str, bytes]:
     return {"new_york/LAUS_NYC_subset.csv": _csv(header, rows)}
 
 
-BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus]
+# ---- openaq_v3: {meta, results} list envelopes for /locations and /sensors/{id}/measurements --------
+
+OPENAQ_META = {"name": "openaq-api", "website": "/", "page": 1, "limit": 100}
+UGM3 = "\u00b5g/m\u00b3"
+
+
+def _openaq_time(utc: datetime, offset_hours: int) -> dict[str, str]:
+    local = utc + timedelta(hours=offset_hours)
+    sign = "+" if offset_hours >= 0 else "-"
+    return {"utc": utc.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+            "local": local.strftime("%Y-%m-%dT%H:%M:%S") + f"{sign}{abs(offset_hours):02d}:00"}
+
+
+def openaq() -> dict[str, bytes]:
+    sensors = [{"id": 77001, "name": f"pm25 {UGM3}",
+                "parameter": {"id": 2, "name": "pm25", "units": UGM3, "displayName": "PM2.5"}},
+               {"id": 77002, "name": "no2 ppm", "parameter": {"id": 7, "name": "no2", "units": "ppm",
+                                                             "displayName": "NO\u2082"}}]
+    location = {"id": 5501, "name": "Riverside Yard", "locality": "Replay City", "timezone": "America/Chicago",
+                "country": {"id": 13, "code": "US", "name": "United States of America"},
+                "owner": {"id": 4, "name": "Unknown Governmental Organization"},
+                "provider": {"id": 119, "name": "AirNow"}, "isMobile": False, "isMonitor": True,
+                "instruments": [{"id": 2, "name": "Government Monitor"}], "sensors": sensors,
+                "coordinates": {"latitude": 41.2042, "longitude": -96.0417},
+                "bounds": [-96.0417, 41.2042, -96.0417, 41.2042], "distance": None,
+                "datetimeFirst": _openaq_time(datetime(2018, 5, 2, 17), -5),
+                "datetimeLast": _openaq_time(datetime(2022, 3, 9, 10), -6)}
+    measurements = []
+    for hour, value in ((20, 11), (21, 12.5)):
+        start, end = datetime(2022, 3, 8, hour), datetime(2022, 3, 8, hour + 1)
+        summary = {"min": value, "q02": value, "q25": value, "median": value, "q75": value, "q98": value,
+                   "max": value, "sd": None}
+        measurements.append({
+            "period": {"label": "1hour", "interval": "01:00:00", "datetimeFrom": _openaq_time(start, -6),
+                       "datetimeTo": _openaq_time(end, -6)},
+            "value": value, "parameter": {"id": 2, "name": "pm25", "units": UGM3, "displayName": None},
+            "coordinates": None, "summary": summary,
+            "coverage": {"expectedCount": 1, "expectedInterval": "01:00:00", "observedCount": 1,
+                         "observedInterval": "01:00:00", "percentComplete": 100, "percentCoverage": 100,
+                         "datetimeFrom": _openaq_time(end, -6), "datetimeTo": _openaq_time(end, -6)}})
+    return {"openaq_v3/openaq-python_locations.json": _json({"meta": {**OPENAQ_META, "found": 1},
+                                                            "results": [location]}, indent=1),
+            "openaq_v3/openaq-python_measurements.json": _json({"meta": {**OPENAQ_META, "found": 2},
+                                                               "results": measurements}, indent=1)}
+
+
+BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus, openaq]
 
 
 def build() -> dict[str, bytes]:

@@ -38,6 +38,14 @@ SHARED_EXPECTED: dict[str, Any] = {
              "resource_id": "7cc52d71-160c-4938-9154-78fee856955c", "resource_name": "BGS Homepage"},
     "laus_rows": 3521,
     "openaq": {"year": "2023", "after_newest": "2023-10-16T13:00:01Z", "values": [6.0, 7.5]},
+    "fiware": {
+        "first_building": {"id": "urn:ngsi-ld:Building:farm001", "name": "Victory Farm", "lon": 13.3505,
+                           "lat": 52.5144},
+        "building_names": ["Victory Farm", "Big Red Barn"], "first_store": "Bose Brucke Einkauf",
+        "temporal": {"next_page": "urn:ngsi-ld:Animal:pig001", "newest": "2021-09-16T10:59:59.375Z",
+                     "first_heart_row": ["urn:ngsi-ld:Animal:cow001", "Animal", "heartRate",
+                                         "2021-09-16T10:59:59.329Z", "2021", "52"]},
+    },
 }
 
 

@@ -208,7 +208,77 @@ def openaq() -> dict[str, bytes]:
                                                                "results": measurements}, indent=1)}
 
 
-BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus, openaq]
+# ---- FIWARE: NGSI-LD entities (key-values and normalised), NGSI v2 entities, Mintaka temporal pages --
+
+CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+BUILDINGS = [  # id suffix, name, category, street, locality, postal code, lon, lat
+    ("mill007", "Old Mill Depot", "warehouse", "Mühlenweg 12", "Hafenviertel", "20457", 9.9921, 53.5411),
+    ("silo003", "Harbour Silo", "silo", "Kaistraße 3", "Hafenviertel", "20457", 9.9862, 53.5437)]
+STORES = [("101", "Kanal Eck Laden", "Kanalstraße 8", "Uferstadt", "20459", 9.9788, 53.5502),
+          ("102", "Markt am Wall", "Wallring 41", "Altstadt", "20095", 10.0015, 53.5519)]
+
+
+def _address(street: str, locality: str, postal: str) -> dict[str, str]:
+    return {"streetAddress": street, "addressRegion": "Hamburg", "addressLocality": locality, "postalCode": postal}
+
+
+def _animals(names: list[str], start_minute: int) -> list[dict[str, Any]]:
+    """Mintaka temporal representation: each attribute's `values` as [value, observedAt] pairs, newest first."""
+    out = []
+    for n, name in enumerate(names):
+        rates = [[float(70 + (n * 5 + k * 3) % 11),
+                  f"2021-09-16T09:{start_minute + n:02d}:{50 - k * 7:02d}.{k * 111 + n:03d}Z"] for k in range(3)]
+        out.append({"id": f"urn:ngsi-ld:Animal:{name}", "type": "Animal",
+                    "heartRate": {"type": "Property", "values": rates},
+                    "sex": {"type": "Property", "values": [["female", "2021-09-16T08:05:12.400Z"]]}})
+    return out
+
+
+def _headers(next_page: str | None, previous_page: str | None, date: str) -> bytes:
+    lines = ["Content-Range: date-time 2021-09-16T11:00-2021-09-16T08:05:12.400/3", "Page-Size: 2"]
+    if next_page:
+        lines.append(f"Next-Page: {next_page}")
+    if previous_page:
+        lines.append(f"Previous-Page: {previous_page}")
+    lines += ["NGSILD-Results-Count: 6",
+              'Link: <http://context/user-context.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; '
+              'type="application/ld+json"', f"Date: {date}", "Content-Type: application/ld+json",
+              "content-length: 612", "connection: keep-alive"]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def fiware() -> dict[str, bytes]:
+    key_values = [{"@context": ["http://context/ngsi-context.jsonld", CORE_CONTEXT],
+                   "id": f"urn:ngsi-ld:Building:{suffix}", "type": "Building",
+                   "address": _address(street, locality, postal), "name": name, "category": {"vocab": category},
+                   "location": {"type": "Point", "coordinates": [lon, lat]}}
+                  for suffix, name, category, street, locality, postal, lon, lat in BUILDINGS]
+    normalised = [{"@context": CORE_CONTEXT, "id": f"urn:ngsi-ld:Building:{suffix}",
+                   "type": "https://smartdatamodels.org/dataModel.Building/Building",
+                   "https://smartdatamodels.org/dataModel.Building/category": {
+                       "type": "VocabProperty", "vocab": f"https://wiki.openstreetmap.org/wiki/Tag:building%3D{category}"},
+                   "https://schema.org/address": {
+                       "type": "Property", "value": _address(street, locality, postal),
+                       "https://uri.fiware.org/ns/dataModels#verified": {"type": "Property", "value": True}},
+                   "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}},
+                   "https://schema.org/name": {"type": "Property", "value": name}}
+                  for suffix, name, category, street, locality, postal, lon, lat in BUILDINGS]
+    stores = [{"id": f"urn:ngsi-ld:Store:{suffix}", "type": "Store", "address": _address(street, locality, postal),
+               "location": {"type": "Point", "coordinates": [lon, lat]}, "name": name}
+              for suffix, name, street, locality, postal, lon, lat in STORES]
+    return {"fiware_ngsi_ld/getting_started_04.json": _json(key_values, indent=4),
+            "fiware_ngsi_ld/getting_started_02.json": _json(normalised, indent=4),
+            "fiware_ngsi_v2/getting_started_02.json": _json(stores, indent=4),
+            "fiware_ngsi_ld/temporal_mintaka_06.json": _json(_animals(["goat011", "goat014"], 40), indent=4),
+            "fiware_ngsi_ld/temporal_mintaka_07.txt": _headers("urn:ngsi-ld:Animal:sheep002", None,
+                                                               "Thu, 16 Sep 2021 13:02:41 GMT"),
+            "fiware_ngsi_ld/temporal_mintaka_08.txt": _headers("urn:ngsi-ld:Animal:sheep009",
+                                                               "urn:ngsi-ld:Animal:goat011",
+                                                               "Thu, 16 Sep 2021 13:03:05 GMT"),
+            "fiware_ngsi_ld/temporal_mintaka_09.json": _json(_animals(["sheep002", "sheep005"], 30), indent=4)}
+
+
+BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus, openaq, fiware]
 
 
 def build() -> dict[str, bytes]:

@@ -46,6 +46,7 @@ SHARED_EXPECTED: dict[str, Any] = {
                      "first_heart_row": ["urn:ngsi-ld:Animal:cow001", "Animal", "heartRate",
                                          "2021-09-16T10:59:59.329Z", "2021", "52"]},
     },
+    "overpass": {"closed_way": "way/317146077"},
 }
 
 

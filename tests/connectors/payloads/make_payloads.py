@@ -278,7 +278,68 @@ def fiware() -> dict[str, bytes]:
             "fiware_ngsi_ld/temporal_mintaka_09.json": _json(_animals(["sheep002", "sheep005"], 30), indent=4)}
 
 
-BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus, openaq, fiware]
+# ---- overpass: Overpass API JSON (osm3s header, elements, an error `remark`) and its XHTML error page --
+
+ODBL = "The data included in this document is from www.openstreetmap.org. The data is made available under ODbL."
+
+
+def _overpass(timestamp: str, elements: list[dict[str, Any]], remark: str | None = None) -> bytes:
+    # Overpass streams the header, then each element, then the footer: blank lines around the elements.
+    head = {"version": 0.6, "generator": "Overpass API",
+            "osm3s": {"timestamp_osm_base": timestamp, "copyright": ODBL}}
+    text = json.dumps(head, indent=2)[:-2] + ',\n  "elements": [\n\n'
+    text += ",\n".join(json.dumps(e, indent=2) for e in elements)
+    text += "\n\n  ]" + (f',\n"remark": {json.dumps(remark)}' if remark else "") + "\n}\n"
+    return text.encode("utf-8")
+
+
+def _ring_nodes(first_id: int, lon: float, lat: float, dlon: float, dlat: float) -> list[dict[str, Any]]:
+    corners = [(lon, lat), (lon + dlon, lat), (lon + dlon, lat + dlat), (lon, lat + dlat)]
+    return [{"type": "node", "id": first_id + i, "lat": y, "lon": x} for i, (x, y) in enumerate(corners)]
+
+
+def overpass() -> dict[str, bytes]:
+    nodes = _ring_nodes(7100000001, 7.1102, 50.7351, 0.0007, 0.0004)  # about 50 m x 45 m
+    ids = [n["id"] for n in nodes]
+    way_02 = [*nodes, {"type": "way", "id": 488120001, "nodes": [*ids, ids[0]], "tags": {"building": "yes"}}]
+    meta = {"timestamp": "2015-04-02T09:12:44Z", "version": 2, "changeset": 29830011, "user": "replay_mapper",
+            "uid": 4242}
+    kiosk = [{**n, **meta} for n in _ring_nodes(7200000001, 7.0951, 50.7322, 0.0001, 0.0001)]
+    kiosk_ids = [n["id"] for n in kiosk]
+    way_03 = [*kiosk, {"type": "way", "id": 488120077, **meta, "center": {"lat": 50.73225, "lon": 7.09515},
+                       "nodes": [*kiosk_ids, kiosk_ids[0]], "tags": {"building": "kiosk", "shop": "bakery"}}]
+    segments = [[(7.0812, 50.7411), (7.0835, 50.7429)], [(7.0835, 50.7429), (7.0871, 50.7452)],
+                [(7.0871, 50.7452), (7.0903, 50.7488)]]
+    route = {"type": "relation", "id": 5511001,
+             "bounds": {"minlat": 50.7411, "minlon": 7.0812, "maxlat": 50.7488, "maxlon": 7.0903},
+             "members": [{"type": "way", "ref": 6100001 + i, "role": "",
+                          "geometry": [{"lat": lat, "lon": lon} for lon, lat in segment]}
+                         for i, segment in enumerate(segments)],
+             "tags": {"name": "Replay Ring Road", "network": "local", "ref": "R 7", "route": "road", "type": "route"}}
+    error_head = {"version": 0.6, "generator": "Overpass API",
+                  "osm3s": {"timestamp_osm_base": "2019-06-03T11:20:02Z",
+                            "timestamp_areas_base": "2019-06-03T08:41:05Z", "copyright": ODBL}}
+    runtime_error = (json.dumps(error_head, indent=2)[:-2] + ',\n  "elements": [\n\n\n\n  ],\n'
+                     '"remark": "runtime error: Query timed out in \\"query\\" at line 3 after 5 seconds."\n}\n')
+    bad_request = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN"\n'
+        '    "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n<head>\n'
+        '  <meta http-equiv="content-type" content="text/html; charset=utf-8" lang="en"/>\n'
+        '  <title>OSM3S Response</title>\n</head>\n<body>\n\n'
+        f"<p>{ODBL}</p>\n"
+        '<p><strong style="color:#FF0000">Error</strong>: line 3: parse error: \']\' expected - \'(\' found. </p>\n'
+        "\n</body>\n</html>\n")
+    return {"overpass/overpy_way-02.json": _overpass("2015-04-02T10:00:02Z", way_02),
+            "overpass/overpy_way-03.json": _overpass("2015-04-02T10:00:02Z", way_03),
+            "overpass/overpy_relation-04.json": _overpass("2018-09-20T07:15:02Z", [route]),
+            "overpass/overpy_remark-runtime-error-01.json": runtime_error.encode("utf-8"),
+            "overpass/overpy_bad-request.html": bad_request.encode("utf-8")}
+
+
+BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus, openaq, fiware,
+                                                  overpass]
 
 
 def build() -> dict[str, bytes]:

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import sys
+import zipfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -338,8 +339,99 @@ def overpass() -> dict[str, bytes]:
             "overpass/overpy_bad-request.html": bad_request.encode("utf-8")}
 
 
+# ---- gtfs: two small GTFS zips (one with frequencies and fares, one with shapes and calendar_dates) ---
+
+
+def _zip(members: dict[str, str]) -> bytes:
+    # Stored, with a fixed date: the same bytes on every machine (deflate output may vary by zlib build).
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, text in members.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), text.encode("utf-8"))
+    return buffer.getvalue()
+
+
+def _lines(*rows: str) -> str:
+    return "\n".join(rows) + "\n"
+
+
+def _stop_times(trips: list[tuple[str, list[str], int]], gap_minutes: int) -> list[str]:
+    rows = []
+    for trip_id, stops, first_minute in trips:
+        for sequence, stop in enumerate(stops, start=1):
+            minute = first_minute + (sequence - 1) * gap_minutes
+            time = f"{minute // 60}:{minute % 60:02d}:00"
+            rows.append(f"{trip_id},{time},{time},{stop},{sequence},,,,")
+    return rows
+
+
+CALENDAR_HEADER = "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date"
+
+
+def gtfs() -> dict[str, bytes]:
+    stop_header = "trip_id,arrival_time,departure_time,stop_id,stop_sequence,stop_headsign,pickup_type," \
+                  "drop_off_type,shape_dist_traveled"
+    sample = {
+        "agency.txt": _lines("agency_id,agency_name,agency_url,agency_timezone",
+                             "RTA,Replay Transit Agency,http://transit.example.org,America/Chicago"),
+        "calendar.txt": _lines(CALENDAR_HEADER,
+                               "WKDY,1,1,1,1,1,0,0,20200101,20211231", "WKND,0,0,0,0,0,1,1,20200101,20211231"),
+        "calendar_dates.txt": _lines("service_id,date,exception_type", "WKDY,20201225,2"),
+        "fare_attributes.txt": _lines("fare_id,price,currency_type,payment_method,transfers,transfer_duration",
+                                      "std,2.000000,USD,0,0,"),
+        "fare_rules.txt": _lines("fare_id,route_id,origin_id,destination_id,contains_id", "std,R1,,,", "std,R2,,,"),
+        "feed_info.txt": _lines("feed_publisher_name,feed_publisher_url,feed_lang"),
+        "frequencies.txt": _lines("trip_id,start_time,end_time,headway_secs", "R1A,6:00:00,9:59:59,900",
+                                  "R1A,10:00:00,19:59:59,1800"),
+        "routes.txt": _lines("route_id,agency_id,route_short_name,route_long_name,route_desc,route_type,route_url,"
+                             "route_color,route_text_color",
+                             "R1,RTA,1,Riverside - Market,,3,,,", "R2,RTA,2,Market - Old Mill,,3,,,"),
+        "shapes.txt": _lines("shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence,shape_dist_traveled"),
+        "stop_times.txt": _lines(stop_header, *_stop_times(
+            [("R1A", ["RIVERSIDE", "HARBOUR", "MARKET"], 360), ("R1B", ["MARKET", "HARBOUR", "RIVERSIDE"], 380),
+             ("R2A", ["MARKET", "WALL", "OLD_MILL"], 420), ("R2B", ["OLD_MILL", "WALL", "MARKET"], 450)], 6)),
+        "stops.txt": _lines("stop_id,stop_name,stop_desc,stop_lat,stop_lon,zone_id,stop_url",
+                            "RIVERSIDE,Riverside (Replay),,41.204200,-96.041700,,",
+                            "HARBOUR,Harbour Street (Replay),,41.209800,-96.036100,,",
+                            "MARKET,Market Square (Replay),,41.215300,-96.030400,,",
+                            "WALL,Wall Ring (Replay),,41.221900,-96.026800,,",
+                            "OLD_MILL,Old Mill (Replay),,41.228400,-96.020500,,"),
+        "trips.txt": _lines("route_id,service_id,trip_id,trip_headsign,direction_id,block_id,shape_id",
+                            "R1,WKDY,R1A,to Market,0,,", "R1,WKDY,R1B,to Riverside,1,,",
+                            "R2,WKND,R2A,to Old Mill,0,,", "R2,WKND,R2B,to Market,1,,"),
+    }
+    route_trips = [(f"T{n:03d}", ["CB01", "CB02", "CB03", "CB04"] if n % 2 == 0 else ["CB04", "CB03", "CB02", "CB01"],
+                    300 + n * 20) for n in range(12)]
+    city = {
+        "calendar_dates.txt": _lines("service_id,date,exception_type", "SVC1,20200413,2", "SVC1,20201225,2"),
+        "routes.txt": _lines("route_id,agency_id,route_short_name,route_long_name,route_desc,route_type,route_url,"
+                             "route_color,route_text_color",
+                             "110-1,CB,110,Coastline Loop,,3,,0A7A3B,FFFFFF"),
+        "trips.txt": _lines("route_id,service_id,trip_id,shape_id,trip_headsign,direction_id,block_id",
+                            *(f"110-1,SVC1,{t},SH1,Coastline Loop,{n % 2},B{n // 4}"
+                              for n, (t, _, _) in enumerate(route_trips))),
+        "stops.txt": _lines("stop_id,stop_code,stop_name,stop_desc,stop_lat,stop_lon,zone_id,stop_url,"
+                            "location_type,parent_station,stop_timezone,wheelchair_boarding",
+                            "CB01,101,Esplanade North,,-16.901100,145.771200,,,0,,,1",
+                            "CB02,102,Esplanade South,,-16.910400,145.774800,,,0,,,1",
+                            "CB03,103,Lagoon Stop,,-16.918900,145.776100,,,0,,,1",
+                            "CB04,104,Marina Point,,-16.925300,145.780900,,,0,,,1"),
+        "agency.txt": _lines("agency_id,agency_name,agency_url,agency_timezone,agency_lang,agency_phone",
+                             "CB,Coastal Buses (Replay),http://buses.example.org,Australia/Brisbane,EN,"),
+        "stop_times.txt": _lines("trip_id,arrival_time,departure_time,stop_id,stop_sequence,pickup_type,"
+                                 "drop_off_type", *(row.rsplit(",", 4)[0] + ",0,0"
+                                                    for row in _stop_times(route_trips, 4))),
+        "shapes.txt": _lines("shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence,shape_dist_traveled",
+                             "SH1,-16.901100,145.771200,1,0.0", "SH1,-16.910400,145.774800,2,1.1",
+                             "SH1,-16.918900,145.776100,3,2.0", "SH1,-16.925300,145.780900,4,2.9"),
+        "calendar.txt": _lines(CALENDAR_HEADER,
+                               "SVC1,1,1,1,1,1,1,1,20200101,20211231"),
+    }
+    return {"gtfs/gtfs_kit_sample_gtfs.zip": _zip(sample), "gtfs/gtfs_kit_cairns_gtfs.zip": _zip(city)}
+
+
 BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus, openaq, fiware,
-                                                  overpass]
+                                                  overpass, gtfs]
 
 
 def build() -> dict[str, bytes]:

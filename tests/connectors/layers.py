@@ -47,6 +47,9 @@ SHARED_EXPECTED: dict[str, Any] = {
                                          "2021-09-16T10:59:59.329Z", "2021", "52"]},
     },
     "overpass": {"closed_way": "way/317146077"},
+    "eurostat": {"jsonstat_1_geo": "IT", "jsonstat_1_rows": 69, "jsonstat_2_rows": 6 * 22 * 3 * 2 * 5,
+                 "sdmx_ml_years": ["2012", "2013", "2014", "2015"], "sdmx_ml_first_value": "46526.2",
+                 "sdmx_xs_rows": 60},
 }
 
 

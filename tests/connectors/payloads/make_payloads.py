@@ -430,8 +430,164 @@ def gtfs() -> dict[str, bytes]:
     return {"gtfs/gtfs_kit_sample_gtfs.zip": _zip(sample), "gtfs/gtfs_kit_cairns_gtfs.zip": _zip(city)}
 
 
+# ---- eurostat: old JSON-stat 1.x (wdds), JSON-stat 2.0, SDMX-CSV 2.0, SDMX-ML 2.1 data and structure ---
+
+
+def _jsonstat_1() -> bytes:
+    years = [str(y) for y in range(2001, 2013)]
+    values: list[int | None] = [None, None, 13100, 13650, 14020, 14480, 15110, 15390, 14870, 15240, 15560, None]
+    status = [":" if v is None else None for v in values]
+    dataset = {"wsVersion": "V1_1", "code": "nama_gdp_c", "language": "EN",
+               "title": "GDP and main components - Current prices", "subTitle": None, "description": None,
+               "lastUpdateDate": 1357023600000,
+               "status": {"value": status, "category": {"label": {":": "not available"}}}, "value": values,
+               "dimension": {
+                   "id": ["unit", "indic_na", "geo", "time"], "size": [1, 1, 1, len(years)],
+                   "unit": {"label": "unit", "category": {"index": {"EUR_HAB": 0},
+                                                          "label": {"EUR_HAB": "Euro per inhabitant"}}},
+                   "indic_na": {"label": "indic_na", "category": {"index": {"B1GM": 0}, "label": {
+                       "B1GM": "Gross domestic product at market prices"}}},
+                   "geo": {"label": "geo", "category": {"index": {"PT": 0}, "label": {"PT": "Portugal"}}},
+                   "time": {"label": "time", "category": {"index": {y: i for i, y in enumerate(years)},
+                                                          "label": {y: y for y in years}}}}}
+    return (json.dumps({"nama_gdp_c": dataset}, separators=(",", ":"), ensure_ascii=False)).encode("utf-8")
+
+
+def _jsonstat_2() -> bytes:
+    dimension = {
+        "concept": {"label": "concept", "category": {"label": {"pop": "population"},
+                                                     "unit": {"pop": {"label": "persons", "decimals": 0}}}},
+        "birth": {"label": "place of birth", "category": {"index": ["T", "H", "X"], "label": {
+            "T": "total", "H": "same province", "X": "abroad"}}},
+        "age": {"label": "age group", "category": {"index": ["T", "0", "65"], "label": {
+            "T": "total", "0": "0-64", "65": "65 and over"}}},
+        "gender": {"label": "gender", "category": {"index": ["T", "M", "F"], "label": {
+            "T": "total", "M": "male", "F": "female"}}},
+        "time": {"label": "year", "category": {"index": {"2010": 0, "2020": 1}}},
+        "residence": {"label": "province of residence", "category": {"index": ["T", "91"], "label": {
+            "T": "total", "91": "Replay Province"}}}}
+    ids = ["birth", "age", "gender", "time", "residence", "concept"]
+    size = [3, 3, 3, 2, 2, 1]
+    count = 1
+    for n in size:
+        count *= n
+    values = [(i * 7_919 + 1_000) % 250_000 for i in range(count)]
+    dataset = {"version": "2.0", "class": "dataset", "href": "https://data.example.org/samples/replay-province.json",
+               "label": "Population by province of residence, place of birth, age, gender and year (invented)",
+               "source": "Replay City statistics", "updated": "2021-06-30T09:00:00Z", "value": values,
+               "id": ids, "size": size, "role": {"time": ["time"], "geo": ["residence", "birth"],
+                                                   "metric": ["concept"]},
+               "dimension": dimension,
+               "link": {"alternate": [{"type": "text/csv", "href": "https://data.example.org/samples/replay.csv"}]}}
+    return _json(dataset)
+
+
+SDMX_SS_DATA = """<?xml version="1.0" encoding="UTF-8"?>
+<m:StructureSpecificData xmlns:m="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message" \
+xmlns:s="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/structurespecific" \
+xmlns:u="urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure=ESTAT:NAMA_10_GDP(32.1):ObsLevelDim:TIME_PERIOD" \
+xmlns:c="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <m:Header>
+    <m:ID>REPLAY0001</m:ID>
+    <m:Test>true</m:Test>
+    <m:Prepared>2023-03-01T08:00:00.000Z</m:Prepared>
+    <m:Sender id="ESTAT"/>
+    <m:Structure dimensionAtObservation="TIME_PERIOD" structureID="STR1">
+      <c:StructureUsage>
+        <Ref id="NAMA_10_GDP" agencyID="ESTAT" version="1.0"/>
+      </c:StructureUsage>
+    </m:Structure>
+    <m:DataSetID>NAMA_10_GDP</m:DataSetID>
+    <m:Extracted>2023-03-01T08:00:00.000Z</m:Extracted>
+  </m:Header>
+  <u:DataSet s:structureRef="STR1" s:dataScope="DataStructure" xsi:type="u:DataSetType">
+    <Series geo="MT" na_item="B1GQ" unit="CP_MEUR" freq="A">
+      <Obs TIME_PERIOD="2016" OBS_VALUE="10431.7"/>
+      <Obs TIME_PERIOD="2017" OBS_VALUE="11266.9"/>
+      <Obs TIME_PERIOD="2018" OBS_VALUE="12391.4"/>
+      <Obs TIME_PERIOD="2019" OBS_VALUE="13502.6"/>
+    </Series>
+  </u:DataSet>
+</m:StructureSpecificData>
+"""
+
+DEMO_NS = "urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure=ESTAT:DEMOGRAPHY(1.0):ObsLevelDim:DEMO:explicit"
+
+
+def _sdmx_cross_sectional() -> bytes:
+    series = []
+    for year, sex, births, deaths in [("2015", "T", 41230, 38115), ("2016", "T", 40987, 38402),
+                                      ("2015", "F", 20110, 19230), ("2016", "F", 19968, 19377)]:
+        series.append(
+            f'\t\t<Series FREQ="A" TIME_PERIOD="{year}" SEX="{sex}" COUNTRY="MT">\n'
+            f'\t\t\t<Obs xsi:type="demo:LBIRTHST" OBS_VALUE="{births}" OBS_STATUS="A" UNIT_MEASURE="PERS" '
+            'UNIT_MULT="0"/>\n'
+            f'\t\t\t<Obs xsi:type="demo:DEATHST" OBS_VALUE="{deaths}" OBS_STATUS="P" UNIT_MEASURE="PERS" '
+            'UNIT_MULT="0"/>\n\t\t</Series>\n')
+    text = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<message:StructureSpecificData xmlns:demo="{DEMO_NS}" '
+        'xmlns:message="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message" '
+        'xmlns:data="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/structurespecific" '
+        'xmlns:common="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
+        "\t<message:Header>\n\t\t<message:ID>DEMO_XS_REPLAY</message:ID>\n\t\t<message:Test>true</message:Test>\n"
+        "\t\t<message:Prepared>2017-04-03T10:00:00+01:00</message:Prepared>\n\t\t<message:Sender id=\"ESTAT\"/>\n"
+        f'\t\t<message:Structure structureID="STR1" dimensionAtObservation="DEMO" namespace="{DEMO_NS}" '
+        'explicitMeasures="true">\n\t\t\t<common:Structure>\n'
+        '\t\t\t\t<Ref agencyID="ESTAT" id="DEMOGRAPHY" version="1.0"/>\n\t\t\t</common:Structure>\n'
+        "\t\t</message:Structure>\n\t</message:Header>\n"
+        '\t<message:DataSet data:structureRef="STR1" xsi:type="demo:DataSetType" data:dataScope="DataStructure">\n'
+        + "".join(series) + "\t</message:DataSet>\n</message:StructureSpecificData>\n")
+    return text.encode("utf-8")
+
+
+SDMX_STRUCTURE = """<?xml version="1.0" encoding="UTF-8"?>
+<m:Structure xmlns:m="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message"
+    xmlns:s="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/structure"
+    xmlns:c="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common">
+    <m:Header>
+        <m:ID>DF_REPLAY_01</m:ID>
+        <m:Test>true</m:Test>
+        <m:Prepared>2023-02-01T09:30:00.000Z</m:Prepared>
+        <m:Sender id="ESTAT"/>
+    </m:Header>
+    <m:Structures>
+        <s:Dataflows>
+            <s:Dataflow id="GOV_10Q_GGNFA" \
+urn="urn:sdmx:org.sdmx.infomodel.datastructure.Dataflow=ESTAT:GOV_10Q_GGNFA(1.0)" \
+agencyID="ESTAT" version="1.0" isFinal="false">
+                <c:Name xml:lang="en">Quarterly non-financial accounts for general government (replay)</c:Name>
+                <s:Structure>
+                    <Ref id="GOV_10Q_GGNFA" version="1.0" agencyID="ESTAT" package="datastructure" \
+class="DataStructure"/>
+                </s:Structure>
+            </s:Dataflow>
+        </s:Dataflows>
+    </m:Structures>
+</m:Structure>
+"""
+
+
+def eurostat() -> dict[str, bytes]:
+    sdmx_csv = _lines(
+        "STRUCTURE,STRUCTURE_ID,ACTION,DIM_1,DIM_2,DIM_3,OBS_VALUE,ATTR_2,ATTR_3,ATTR_1,UPDATED",
+        'dataflow,ESTAT:URB_CPOP1(1.0.0),I,A,DE1001V,2018,3402.5,Y,"Normal, special and other values",N,'
+        "2022-05-10T08:00:00Z",
+        'dataflow,ESTAT:URB_CPOP1(1.0.0),I,A,DE1001V,2019,3417.9,Y,"Normal, special and other values",N,'
+        "2022-05-10T08:00:00Z",
+        'dataflow,ESTAT:URB_CPOP1(1.0.0),I,A,DE1001V,2020,3429.1,Y,"Normal, special and other values",Y,'
+        "2022-05-10T08:00:00Z")
+    return {"eurostat/jsonstatpy_old-wdds-jsonstat1_eurostat-name_gpd_c-geo_IT.json": _jsonstat_1(),
+            "jsonstat/pyjstat_galicia-2.0.json": _jsonstat_2(),
+            "eurostat/sdmx-csv-v2-spec_example-01.csv": sdmx_csv.encode("utf-8"),
+            "eurostat/sdmx-test-data_NAMA_10_GDP-ss.xml": SDMX_SS_DATA.encode("utf-8"),
+            "eurostat/sdmx-test-data_demography-xs.xml": _sdmx_cross_sectional(),
+            "eurostat/sdmx-test-data_GOV_10Q_GGNFA.xml": SDMX_STRUCTURE.encode("utf-8")}
+
+
 BUILDERS: list[Callable[[], dict[str, bytes]]] = [socrata, opendatasoft, new_york_exports, ckan, laus, openaq, fiware,
-                                                  overpass, gtfs]
+                                                  overpass, gtfs, eurostat]
 
 
 def build() -> dict[str, bytes]:

@@ -50,6 +50,7 @@ SHARED_EXPECTED: dict[str, Any] = {
     "eurostat": {"jsonstat_1_geo": "IT", "jsonstat_1_rows": 69, "jsonstat_2_rows": 6 * 22 * 3 * 2 * 5,
                  "sdmx_ml_years": ["2012", "2013", "2014", "2015"], "sdmx_ml_first_value": "46526.2",
                  "sdmx_xs_rows": 60},
+    "end_to_end": {"park_features": 2058, "water_rows": 42},
 }
 
 

@@ -103,9 +103,41 @@ def new_york_exports() -> dict[str, bytes]:
              [lon, lat], [lon + 0.02, lat], [lon + 0.02, lat + 0.015], [lon, lat + 0.015], [lon, lat]]]]}}
         for code, area, length, lon, lat in [("901", "46510233.118", "27410.5521", -73.95, 40.70),
                                              ("902", "38120087.904", "24987.0316", -73.93, 40.70)]]}
+    water = []
+    for year in range(2005, 2021):  # population and consumption, thousands separators as published
+        population = 8_150_000 + (year - 2005) * 14_250 + (year * 37) % 5_000
+        consumption = 1_120 - (year - 2005) * 9.5
+        water.append([year, f"{population:,}", f"{consumption:,.1f}".replace(".0", ""),
+                      round(consumption * 1_000_000 / population)])
     return {"new_york/Internet_Master_Plan__Adoption_and_Infrastructure_Data_by_Neighborhood.csv":
             _csv(BROADBAND_COLUMNS, broadband, bom=True),
-            "new_york/community-districts.geojson": _json(districts)}
+            "new_york/community-districts.geojson": _json(districts),
+            "new_york/Water_Consumption_in_the_City_of_New_York.csv": _csv(
+                ["Year", "New York City Population", "NYC Consumption(Million gallons per day)",
+                 "Per Capita(Gallons per person per day)"], water, bom=True),
+            "new_york/nyc_parks.geojson": _parks()}
+
+
+def _parks() -> bytes:
+    """A FeatureCollection in the NYC Parks export's layout: GDAL's one-feature-a-line GeoJSON, CRS84."""
+    parks = [("X901", "Invented Commons", "Manhattan", -73.9800, 40.7300, 0.0040, 0.0030),
+             ("X902", "Millpond Green", "Brooklyn", -73.9500, 40.6800, 0.0030, 0.0020),
+             ("X903", "Harbour Playground", "Queens", -73.8700, 40.7400, 0.0010, 0.0008),
+             ("X904", "Ridge Woods", "Bronx", -73.8800, 40.8600, 0.0060, 0.0045),
+             ("X905", "Lighthouse Field", "Staten Island", -74.1200, 40.5900, 0.0025, 0.0030)]
+    features = []
+    for code, name, borough, lon, lat, dlon, dlat in parks:
+        ring = [[lon, lat], [lon + dlon, lat], [lon + dlon, lat + dlat], [lon, lat + dlat], [lon, lat]]
+        properties = {"GISPROPNUM": code, "PARK_NAME": name, "BOROUGH": borough, "ADDRESS": "",
+                      "LOCATION": f"{name} (invented)", "ACRES": round(dlon * dlat * 85.1 * 111.0 * 247.1, 3),
+                      "TYPECATEGORY": "Neighborhood Park", "SUBCATEGORY": "Neighborhood Plgd", "WATERFRONT": "False",
+                      "ZIPCODE": "", "COMMUNITYBOARD": "", "COUNCILDISTRICT": ""}
+        feature = {"type": "Feature", "properties": properties,
+                   "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        features.append(json.dumps(feature, ensure_ascii=False).replace('{"', '{ "').replace('"}', '" }'))
+    head = ('{\n"type": "FeatureCollection",\n"name": "nyc_parks",\n'
+            '"crs": { "type": "name", "properties": { "name": "urn:ogc:def:crs:OGC:1.3:CRS84" } },\n"features": [\n')
+    return (head + ",\n".join(features) + "\n]\n}\n").encode("utf-8")
 
 
 # ---- ckan: package_show envelope (help/success/result) with one resource; a LAUS-shaped CSV ---------

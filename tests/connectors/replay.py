@@ -1,9 +1,13 @@
 """Loopback replay handlers and helpers for the connector tests.
 
 A real HTTP server (pytest-httpserver: werkzeug in a thread, bound to 127.0.0.1 on a free port)
-replays the real recorded payloads in `../shared/fixtures/payloads/` with each platform's paging
-behaviour. The shared folder is read in place, never copied (see `tests/shared_data.py`; tests
-that need it skip when it is absent). Nothing here reaches the internet.
+replays recorded payloads with each platform's paging behaviour. The payloads come from one of two
+layers (`layers.py`; each payload test runs once per layer): `bundled`, small invented payloads in
+`tests/connectors/payloads/` (written by its `make_payloads.py`, always present, so a user's checkout
+tests its connectors), and `shared`, the real recordings in `../shared/fixtures/payloads/` and
+`../shared/fixtures/cities/new_york/`, read in place, never copied, and skipped with a clear reason when
+absent (`tests/shared_data.py`). Figures a test expects from the payloads come from the layer
+(`payloads/expected.json`, or the literals in `layers.py`). Nothing here reaches the internet.
 """
 
 from __future__ import annotations

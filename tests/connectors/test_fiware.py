@@ -25,10 +25,10 @@ def _load(payloads: Path, name: str) -> list[dict[str, Any]]:
 
 def _buildings(payloads: Path, copies: int) -> list[dict[str, Any]]:
     """The layer's two Building entities, repeated under new ids so that paging has work to do."""
-    real = _load(payloads, "fiware_ngsi_ld/getting_started_04.json")
+    recorded = _load(payloads, "fiware_ngsi_ld/getting_started_04.json")
     out = []
     for n in range(copies):
-        for entity in real:
+        for entity in recorded:
             copy = json.loads(json.dumps(entity))
             copy["id"] = f"{entity['id']}-{n:03d}"
             out.append(copy)

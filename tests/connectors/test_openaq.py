@@ -33,10 +33,10 @@ def locations_city(tmp_path: Path, server: HTTPServer) -> LoadedConfig:
 
 def test_locations_page_by_meta_found_and_become_stations(tmp_path: Path, server: HTTPServer, payloads: Path,
                                                            home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _results(payloads, "openaq-python_locations.json")[0]
-    stations = [{**real, "id": real["id"] + n,
-                 "coordinates": {"latitude": real["coordinates"]["latitude"] + n / 100,
-                                 "longitude": real["coordinates"]["longitude"]}} for n in range(5)]
+    recorded = _results(payloads, "openaq-python_locations.json")[0]
+    stations = [{**recorded, "id": recorded["id"] + n,
+                 "coordinates": {"latitude": recorded["coordinates"]["latitude"] + n / 100,
+                                 "longitude": recorded["coordinates"]["longitude"]}} for n in range(5)]
     server.expect_request("/v3/locations").respond_with_handler(openaq_pages(stations, api_key=KEY))
     monkeypatch.setenv("OPENAQ_API_KEY", KEY)
     loaded = locations_city(tmp_path, server)
@@ -48,8 +48,8 @@ def test_locations_page_by_meta_found_and_become_stations(tmp_path: Path, server
     parsed = parse_source(loaded, loaded.config.sources[0], snapshot)
     assert parsed.frame is not None and parsed.frame.height == 5
     first = parsed.frame.row(0, named=True)
-    assert first["point_id"] == str(real["id"]) and first["name"] == real["name"]
-    assert (first["lon"], first["lat"]) == (real["coordinates"]["longitude"], real["coordinates"]["latitude"])
+    assert first["point_id"] == str(recorded["id"]) and first["name"] == recorded["name"]
+    assert (first["lon"], first["lat"]) == (recorded["coordinates"]["longitude"], recorded["coordinates"]["latitude"])
 
 
 def test_measurements_read_as_records_with_a_year(tmp_path: Path, server: HTTPServer, payloads: Path, home: Path,

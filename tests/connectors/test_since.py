@@ -1,8 +1,9 @@
 """Since-filters: append-only feeds fetched as deltas on the previous snapshot (sources/kinds/_since.py).
 
-Each replay filters the real recorded records the way the platform documents it (SoQL `$where`,
-CKAN `datastore_search_sql`, ODSQL `where`, OpenAQ `datetime_from`, NGSI-LD `timerel=after`), and
-the feed grows between fetches by records copied from the real ones with later timestamps.
+Each replay filters the layer's recorded records (real in ../shared, invented in the bundled layer) the
+way the platform documents it (SoQL `$where`, CKAN `datastore_search_sql`, ODSQL `where`, OpenAQ
+`datetime_from`, NGSI-LD `timerel=after`), and the feed grows between fetches by records copied from
+the recorded ones with later timestamps.
 """
 
 from __future__ import annotations

@@ -1,28 +1,43 @@
-"""Fixtures for the connector tests: the loopback server, the shared payloads, a temporary home.
+"""Fixtures for the connector tests: the loopback server, the payload layers, a temporary home.
 
-The helpers and platform replays live in `replay.py` beside this file.
+Every test that asks for `payloads`, `new_york` or `expected` runs once per layer (`layers.py`):
+`bundled` (small invented payloads inside tests/, always present) and `shared` (the real recordings in
+../shared, skipped with a clear reason when absent). The helpers and platform replays live in `replay.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from shared_data import require_shared
+
+from connectors.layers import LAYERS, Layer
+
+
+@pytest.fixture(params=LAYERS)
+def layer(request: pytest.FixtureRequest) -> Layer:
+    return Layer(request.param)
 
 
 @pytest.fixture
-def payloads() -> Path:
-    """Real recorded API payloads (`../shared/fixtures/payloads`); skips when the folder is absent."""
-    return require_shared("fixtures/payloads")
+def payloads(layer: Layer) -> Path:
+    """API payloads of the layer: bundled (invented, tests/connectors/payloads) or shared (real, ../shared)."""
+    return layer.payloads
 
 
 @pytest.fixture
-def new_york() -> Path:
-    """Real New York City open data (`../shared/fixtures/cities/new_york`); skips when absent."""
-    return require_shared("fixtures/cities/new_york")
+def new_york(layer: Layer) -> Path:
+    """New York exports of the layer: bundled (a tiny invented city) or shared (real NYC open data)."""
+    return layer.new_york
+
+
+@pytest.fixture
+def expected(layer: Layer) -> dict[str, Any]:
+    """The figures the layer's payloads hold (bundled: payloads/expected.json; shared: layers.py)."""
+    return layer.expected
 
 
 @pytest.fixture(scope="session")

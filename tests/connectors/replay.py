@@ -1,9 +1,13 @@
 """Loopback replay handlers and helpers for the connector tests.
 
 A real HTTP server (pytest-httpserver: werkzeug in a thread, bound to 127.0.0.1 on a free port)
-replays the real recorded payloads in `../shared/fixtures/payloads/` with each platform's paging
-behaviour. The shared folder is read in place, never copied (see `tests/shared_data.py`; tests
-that need it skip when it is absent). Nothing here reaches the internet.
+replays recorded payloads with each platform's paging behaviour. The payloads come from one of two
+layers (`layers.py`; each payload test runs once per layer): `bundled`, small invented payloads in
+`tests/connectors/payloads/` (written by its `make_payloads.py`, always present, so a user's checkout
+tests its connectors), and `shared`, the real recordings in `../shared/fixtures/payloads/` and
+`../shared/fixtures/cities/new_york/`, read in place, never copied, and skipped with a clear reason when
+absent (`tests/shared_data.py`). Figures a test expects from the payloads come from the layer
+(`payloads/expected.json`, or the literals in `layers.py`). Nothing here reaches the internet.
 """
 
 from __future__ import annotations
@@ -137,7 +141,8 @@ def socrata_rows(rows: list[dict[str, Any]]) -> Handler:
 
 def ckan_package_show(payloads: Path, server: HTTPServer, *, datastore: bool = True,
                       download_path: str | None = None) -> dict[str, Any]:
-    """The real data.gov.uk package_show, its one resource made DataStore-active or downloadable here."""
+    """The layer's package_show (real data.gov.uk or bundled), its one resource made DataStore-active or
+    downloadable here."""
     package = json.loads((payloads / "ckan" / "datagovuk_package_show.json").read_text(encoding="utf-8"))
     resource = package["result"]["resources"][0]
     resource["datastore_active"] = datastore

@@ -4,8 +4,9 @@ then reproduces exactly the same KPI values with the server answering nothing.
 
 Data: NYC water-consumption table (Socrata `ia2d-e54m`: population), NYS LAUS unemployment (CKAN
 DataStore, December rows as the year's figure), NYC parks polygons (OpenDataSoft GeoJSON export:
-green area) — all real files from ../shared — and US life expectancy from the World Bank's
-documented response shape (values illustrative; no real sample exists).
+green area) — the real files from ../shared (shared layer) or tiny invented ones of the same shape
+(bundled layer) — and US life expectancy from the World Bank's documented response shape (values
+illustrative; no real sample exists).
 """
 
 from __future__ import annotations
@@ -31,14 +32,12 @@ from pipelines.steps import run_plain
 from sources.config import LoadedConfig
 from warehouse.home import Home
 
-RESOURCE = "7cc52d71-160c-4938-9154-78fee856955c"
-PACKAGE = "uk-continental-shelf-seabed-sediments-1-1-million-scale2"
 PARKS = "/api/explore/v2.1/catalog/datasets/nyc-parks-properties/exports/geojson"
 LIFE_EXPECTANCY = {2017: 78.54, 2018: 78.64, 2019: 78.79, 2020: 76.98, 2021: None}
 EXPECTED_COMPUTED = {"EC:P:EM:1C", "EN:EN:PSN:1C", "SC:EH:H:1C"}  # unemployment, green area, life expectancy
 
 
-def serve_city(server: HTTPServer, payloads: Path, new_york: Path) -> None:
+def serve_city(server: HTTPServer, payloads: Path, new_york: Path, resource: str) -> None:
     water = read_csv_rows(new_york / "Water_Consumption_in_the_City_of_New_York.csv")
     socrata = [{"year": r["Year"], "new_york_city_population": r["New York City Population"].replace(",", ""),
                 "nyc_consumption_million_gallons_per_day": r["NYC Consumption(Million gallons per day)"]
@@ -47,7 +46,7 @@ def serve_city(server: HTTPServer, payloads: Path, new_york: Path) -> None:
 
     server.expect_request("/api/3/action/package_show").respond_with_json(ckan_package_show(payloads, server))
     laus = [{"_id": i, **row} for i, row in enumerate(read_csv_rows(new_york / "LAUS_NYC_subset.csv"), start=1)]
-    server.expect_request("/api/3/action/datastore_search").respond_with_handler(ckan_datastore(RESOURCE, laus))
+    server.expect_request("/api/3/action/datastore_search").respond_with_handler(ckan_datastore(resource, laus))
 
     parks = (new_york / "nyc_parks.geojson").read_bytes()
     server.expect_request(PARKS).respond_with_data(parks, content_type="application/geo+json")
@@ -57,7 +56,7 @@ def serve_city(server: HTTPServer, payloads: Path, new_york: Path) -> None:
         LIFE_EXPECTANCY))
 
 
-def city(tmp_path: Path, server: HTTPServer) -> LoadedConfig:
+def city(tmp_path: Path, server: HTTPServer, package: str, resource: str) -> LoadedConfig:
     root = server.url_for("/").rstrip("/")
     sources: list[dict[str, Any]] = [
         {"id": "water", "kind": "socrata", "target": "observations", "http": FAST_HTTP,
@@ -65,7 +64,7 @@ def city(tmp_path: Path, server: HTTPServer) -> LoadedConfig:
          "observations": {"year_field": "year", "variables": {
              "new_york_city_population": {"variable": "population", "unit": "person"}}}},
         {"id": "laus", "kind": "ckan", "target": "observations", "http": FAST_HTTP,
-         "ckan": {"base_url": root, "package": PACKAGE, "resource": RESOURCE, "page_size": 25,
+         "ckan": {"base_url": root, "package": package, "resource": resource, "page_size": 25,
                   "filters": {"Area": "New York City", "Month": "12"}},
          "observations": {"year_field": "Year", "variables": {
              "Labor Force": {"variable": "labour_force", "unit": "person"},
@@ -95,9 +94,10 @@ def kpi_rows(home: Home) -> list[tuple[Any, ...]]:
 
 @pytest.mark.slow
 def test_four_platforms_to_kpis_and_offline_reproduces_them(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                            new_york: Path) -> None:
-    serve_city(server, payloads, new_york)
-    loaded = city(tmp_path, server)
+                                                            new_york: Path, expected: dict[str, Any]) -> None:
+    package, resource = expected["ckan"]["package"], expected["ckan"]["resource_id"]
+    serve_city(server, payloads, new_york, resource)
+    loaded = city(tmp_path, server, package, resource)
     home = Home((tmp_path / "home").resolve()).ensure()
 
     online = run_plain(home, [loaded], "run-online")
@@ -115,8 +115,8 @@ def test_four_platforms_to_kpis_and_offline_reproduces_them(tmp_path: Path, serv
     assert computed[("EC:P:EM:1C", 2019)] == pytest.approx(
         100 * int(dec_2019["Unemployed"]) / int(dec_2019["Labor Force"]))
     loads = online.loads["replay-nyc"]["sources"]
-    assert loads["parks"]["features"] == 2058
-    assert loads["water"]["rows_read"] == 42 and loads["life"]["empty_cells"] == 1
+    assert loads["parks"]["features"] == expected["end_to_end"]["park_features"]
+    assert loads["water"]["rows_read"] == expected["end_to_end"]["water_rows"] and loads["life"]["empty_cells"] == 1
     manifest = json.loads((online.release.path / "manifest.json").read_text(encoding="utf-8"))
     assert {s["source_id"] for s in manifest["input_snapshots"]} == {"water", "laus", "parks", "life"}
     requests_online = len(server.log)

@@ -1,7 +1,8 @@
-"""kind `eurostat`: JSON-stat (2.0 and the old 1.x), SDMX-CSV and SDMX-ML, replayed from real payloads.
+"""kind `eurostat`: JSON-stat (2.0 and the old 1.x), SDMX-CSV and SDMX-ML, replayed from recorded payloads
+(shared: the real files; bundled: invented files of the same shapes).
 
 No real JSON-stat 2.0 `urb_*` response was found; the urban-audit test builds one in the documented
-shape (dimensions freq, indic_ur, cities, time; sparse `value`), the other tests use the real files.
+shape (dimensions freq, indic_ur, cities, time; sparse `value`), the other tests use the layer's files.
 """
 
 from __future__ import annotations
@@ -73,21 +74,26 @@ def test_urban_audit_json_stat_becomes_observations_by_city_and_year(tmp_path: P
                    ("FI001C", 2018): 643272, ("FI001C", 2020): 656920}
 
 
-def test_real_json_stat_files_old_and_2_0(tmp_path: Path, server: HTTPServer, payloads: Path, home: Path) -> None:
+def test_json_stat_files_old_and_2_0(tmp_path: Path, server: HTTPServer, payloads: Path, expected: dict[str, Any],
+                                    home: Path) -> None:
+    facts = expected["eurostat"]
     old = (payloads / "eurostat" / "jsonstatpy_old-wdds-jsonstat1_eurostat-name_gpd_c-geo_IT.json").read_bytes()
     server.expect_request(URB).respond_with_data(old, content_type="application/json")
     loaded = eurostat_city(tmp_path, server, "jsonstat")
     snapshot = fetch(loaded, home)
     table = read_table(loaded.config.sources[0], snapshot)
     assert table.columns[:4] == ["unit", "indic_na", "geo", "time"] and len(table.rows) > 0
-    assert all(row[2] == "IT" and row[4] == row[3][:4] for row in table.rows)
+    assert len(table.rows) == facts["jsonstat_1_rows"]
+    assert all(row[2] == facts["jsonstat_1_geo"] and row[4] == row[3][:4] for row in table.rows)
     from sources.parsers.eurostat import read_jsonstat
 
     galicia = read_jsonstat(payloads / "jsonstat" / "pyjstat_galicia-2.0.json", "galicia.json")
-    assert len(galicia.columns) == 6 + 3 and len(galicia.rows) == 6 * 22 * 3 * 2 * 5
+    assert len(galicia.columns) == 6 + 3 and len(galicia.rows) == facts["jsonstat_2_rows"]
 
 
-def test_sdmx_csv_and_sdmx_ml(tmp_path: Path, server: HTTPServer, payloads: Path, home: Path) -> None:
+def test_sdmx_csv_and_sdmx_ml(tmp_path: Path, server: HTTPServer, payloads: Path, expected: dict[str, Any],
+                              home: Path) -> None:
+    facts = expected["eurostat"]
     csv_body = (payloads / "eurostat" / "sdmx-csv-v2-spec_example-01.csv").read_bytes()
     server.expect_request("/sdmx/2.1/data/urb_cpop1/DE001C+FI001C.DE1001V").respond_with_data(
         csv_body, content_type="application/vnd.sdmx.data+csv")
@@ -112,16 +118,16 @@ def test_sdmx_csv_and_sdmx_ml(tmp_path: Path, server: HTTPServer, payloads: Path
     snapshot = fetch(loaded, home)
     table = read_table(loaded.config.sources[0], snapshot)
     assert table.columns == ["geo", "na_item", "unit", "freq", "TIME_PERIOD", "OBS_VALUE", "year"]
-    assert [row[-1] for row in table.rows] == ["2012", "2013", "2014", "2015"]
-    assert table.rows[0][5] == "46526.2"
+    assert [row[-1] for row in table.rows] == facts["sdmx_ml_years"]
+    assert table.rows[0][5] == facts["sdmx_ml_first_value"]
 
 
-def test_real_sdmx_ml_variants_parse(payloads: Path) -> None:
+def test_sdmx_ml_variants_parse(payloads: Path, expected: dict[str, Any]) -> None:
     from sources.parsers.eurostat import read_sdmx_ml
 
     name = "sdmx-test-data_demography-xs.xml"  # cross-sectional: observations carry their own attributes
     table = read_sdmx_ml(payloads / "eurostat" / name, name)
-    assert len(table.rows) == 60 and "OBS_VALUE" in table.columns
+    assert len(table.rows) == expected["eurostat"]["sdmx_xs_rows"] and "OBS_VALUE" in table.columns
     structure = "sdmx-test-data_GOV_10Q_GGNFA.xml"  # a structure message, not data
     with pytest.raises(SourceDataError, match=r"sdmx-test-data_GOV_10Q_GGNFA\.xml: no SDMX DataSet element"):
         read_sdmx_ml(payloads / "eurostat" / structure, structure)

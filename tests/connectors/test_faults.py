@@ -7,11 +7,12 @@ import logging
 import socketserver
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -28,6 +29,7 @@ from connectors.replay import (
     socrata_files,
     tree_state,
 )
+from connectors.test_socrata import bike_pages, page_size_option
 from sources.config import LoadedConfig
 from sources.errors import FetchError
 from sources.landing import Snapshot, pointer_path
@@ -37,20 +39,31 @@ PATH = f"/resource/{DATASET}.json"
 URL_IN_ERROR = rf"source 'bikes': GET http://127\.0\.0\.1:\d+/resource/{DATASET}\.json\?"
 
 
-def city(tmp_path: Path, server: HTTPServer, **http: object) -> LoadedConfig:
-    return make_city(tmp_path / "city", [{
-        "id": "bikes", "kind": "socrata", "target": "observations",
-        "socrata": {"base_url": server.url_for("/").rstrip("/"), "dataset": DATASET},
-        "http": {**FAST_HTTP, **http},
-        "observations": {"year_field": "id", "variables": {"counts": {"variable": "population", "unit": "person"}}},
-    }])
+@pytest.fixture
+def page_size(expected: dict[str, Any]) -> int:
+    size: int = expected["socrata"]["page_size"]
+    return size
 
 
 @pytest.fixture
-def pages(payloads: Path) -> dict[int, bytes]:
-    folder = payloads / "socrata"
-    return {0: (folder / "sodapy_resource_bike_counts_page_1.json").read_bytes(),
-            1000: (folder / "sodapy_resource_bike_counts_page_2.json").read_bytes()}
+def city(page_size: int) -> Callable[..., LoadedConfig]:
+    def make(tmp_path: Path, server: HTTPServer, **http: object) -> LoadedConfig:
+        return make_city(tmp_path / "city", [{
+            "id": "bikes", "kind": "socrata", "target": "observations",
+            "socrata": {"base_url": server.url_for("/").rstrip("/"), "dataset": DATASET,
+                        **page_size_option(page_size)},
+            "http": {**FAST_HTTP, **http},
+            "observations": {"year_field": "id", "variables": {"counts": {"variable": "population",
+                                                                          "unit": "person"}}},
+        }])
+
+    return make
+
+
+@pytest.fixture
+def pages(payloads: Path, page_size: int) -> dict[int, bytes]:
+    """The recorded pages keyed by their `$offset`: 0 and `page_size`."""
+    return bike_pages(payloads, page_size)
 
 
 def ok(pages: dict[int, bytes]) -> Scripted:
@@ -73,7 +86,8 @@ class Previous:
 
 
 @pytest.fixture
-def previous(tmp_path: Path, server: HTTPServer, pages: dict[int, bytes], home: Path) -> Iterator[Previous]:
+def previous(tmp_path: Path, server: HTTPServer, pages: dict[int, bytes], home: Path,
+             city: Callable[..., LoadedConfig]) -> Iterator[Previous]:
     """A first, good fetch; the test then installs a fault and fetches again."""
     server.expect_request(PATH).respond_with_handler(ok(pages))
     loaded = city(tmp_path, server)
@@ -84,13 +98,14 @@ def previous(tmp_path: Path, server: HTTPServer, pages: dict[int, bytes], home: 
 
 
 def test_500_then_200_recovers(tmp_path: Path, server: HTTPServer, pages: dict[int, bytes], home: Path,
-                               caplog: pytest.LogCaptureFixture) -> None:
+                               caplog: pytest.LogCaptureFixture, city: Callable[..., LoadedConfig],
+                               page_size: int) -> None:
     good = socrata_files(pages)
     server.expect_request(PATH).respond_with_handler(
         Scripted(lambda r: Response("Internal Server Error", status=500), good))
     caplog.set_level(logging.WARNING)
     snapshot = fetch(city(tmp_path, server), home)
-    assert [p.read_bytes() for p in snapshot.pages] == [pages[0], pages[1000]]
+    assert [p.read_bytes() for p in snapshot.pages] == [pages[0], pages[page_size]]
     assert [resp.status_code for _, resp in server.log] == [500, 200, 200]
     assert any("HTTP 500" in r.getMessage() and "attempt 1 of 3" in r.getMessage() for r in caplog.records)
 
@@ -105,7 +120,7 @@ def test_500_every_time_gives_up_and_keeps_the_previous_snapshot(previous: Previ
 @pytest.mark.parametrize("retry_after", ["30", "http-date"])
 def test_429_with_retry_after_waits_capped_then_recovers(tmp_path: Path, server: HTTPServer,
                                                          pages: dict[int, bytes], home: Path,
-                                                         retry_after: str) -> None:
+                                                         retry_after: str, city: Callable[..., LoadedConfig]) -> None:
     value = retry_after if retry_after != "http-date" else format_datetime(
         datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     server.expect_request(PATH).respond_with_handler(Scripted(
@@ -119,7 +134,7 @@ def test_429_with_retry_after_waits_capped_then_recovers(tmp_path: Path, server:
 
 
 def test_a_timeout_is_retried_and_recovers(tmp_path: Path, server: HTTPServer, pages: dict[int, bytes],
-                                           home: Path) -> None:
+                                           home: Path, city: Callable[..., LoadedConfig], page_size: int) -> None:
     good = socrata_files(pages)
 
     def slow(request: Request) -> Response:
@@ -128,11 +143,11 @@ def test_a_timeout_is_retried_and_recovers(tmp_path: Path, server: HTTPServer, p
 
     server.expect_request(PATH).respond_with_handler(Scripted(slow, good))
     snapshot = fetch(city(tmp_path, server, timeout=0.2), home)
-    assert [p.read_bytes() for p in snapshot.pages] == [pages[0], pages[1000]]
+    assert [p.read_bytes() for p in snapshot.pages] == [pages[0], pages[page_size]]
 
 
 def test_timeouts_every_time_are_a_clear_error(previous: Previous, server: HTTPServer,
-                                               pages: dict[int, bytes]) -> None:
+                                               pages: dict[int, bytes], city: Callable[..., LoadedConfig]) -> None:
     good = socrata_files(pages)
 
     def slow(request: Request) -> Response:
@@ -153,11 +168,12 @@ def test_truncated_json_is_an_error(previous: Previous, server: HTTPServer, page
     previous.assert_intact()
 
 
-def test_a_body_cut_short_by_the_connection_is_retried(tmp_path: Path, pages: dict[int, bytes], home: Path) -> None:
+def test_a_body_cut_short_by_the_connection_is_retried(tmp_path: Path, pages: dict[int, bytes], home: Path,
+                                                       page_size: int) -> None:
     """The first answer announces the full Content-Length and closes after a tenth of it."""
     body = pages[0]
-    answers = [body[: len(body) // 10], body, pages[1000]]
-    lengths = [len(body), len(body), len(pages[1000])]
+    answers = [body[: len(body) // 10], body, pages[page_size]]
+    lengths = [len(body), len(body), len(pages[page_size])]
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
@@ -178,14 +194,15 @@ def test_a_body_cut_short_by_the_connection_is_retried(tmp_path: Path, pages: di
         try:
             loaded = make_city(tmp_path / "city", [{
                 "id": "bikes", "kind": "socrata", "target": "observations",
-                "socrata": {"base_url": f"http://127.0.0.1:{raw.server_address[1]}", "dataset": DATASET},
+                "socrata": {"base_url": f"http://127.0.0.1:{raw.server_address[1]}", "dataset": DATASET,
+                            **page_size_option(page_size)},
                 "http": FAST_HTTP, "observations": {"year_field": "id", "variables": {
                     "counts": {"variable": "population", "unit": "person"}}}}])
             snapshot = fetch(loaded, home)
         finally:
             raw.shutdown()
     assert served.count == 3  # cut short, retried, then the last page
-    assert [p.read_bytes() for p in snapshot.pages] == [body, pages[1000]]
+    assert [p.read_bytes() for p in snapshot.pages] == [body, pages[page_size]]
 
 
 def test_an_html_error_page_served_with_200_is_an_error(previous: Previous, server: HTTPServer) -> None:
@@ -224,37 +241,42 @@ def test_an_empty_body_is_an_error(previous: Previous, server: HTTPServer) -> No
 
 
 def test_a_failure_on_a_later_page_lands_nothing(previous: Previous, server: HTTPServer,
-                                                 pages: dict[int, bytes]) -> None:
+                                                 pages: dict[int, bytes], page_size: int) -> None:
     good = socrata_files({0: pages[0]})
 
     def second_page_fails(request: Request) -> Response:
-        if request.args.get("$offset") == "1000":
+        if request.args.get("$offset") == str(page_size):
             return Response(b"forbidden", status=403)
         return good(request)
 
     server.expect_request(PATH).respond_with_handler(second_page_fails)
-    with pytest.raises(FetchError, match=URL_IN_ERROR + r".*%24offset=1000.*HTTP 403 FORBIDDEN: forbidden"):
+    with pytest.raises(FetchError, match=URL_IN_ERROR + rf".*%24offset={page_size}.*HTTP 403 FORBIDDEN: forbidden"):
         fetch(previous.loaded, previous.home)
     previous.assert_intact()
 
 
 def test_a_response_over_the_size_limit_is_an_error(previous: Previous, server: HTTPServer,
-                                                    pages: dict[int, bytes]) -> None:
+                                                    pages: dict[int, bytes], city: Callable[..., LoadedConfig],
+                                                    expected: dict[str, Any]) -> None:
     server.expect_request(PATH).respond_with_handler(socrata_files(pages))
-    loaded = city(previous.loaded.path.parent.parent, server, max_bytes=10_000)
-    with pytest.raises(FetchError, match=URL_IN_ERROR + r".*79,775 bytes exceeds http.max_bytes \(10,000\)"):
+    soda = expected["socrata"]
+    loaded = city(previous.loaded.path.parent.parent, server, max_bytes=soda["max_bytes"])
+    with pytest.raises(FetchError, match=URL_IN_ERROR + rf".*{soda['page_1_bytes']:,} bytes exceeds http.max_bytes "
+                                         rf"\({soda['max_bytes']:,}\)"):
         fetch(loaded, previous.home)
     previous.assert_intact()
 
 
 def test_a_streamed_response_over_the_size_limit_is_an_error(previous: Previous, server: HTTPServer,
-                                                             pages: dict[int, bytes]) -> None:
+                                                             pages: dict[int, bytes], city: Callable[..., LoadedConfig],
+                                                    expected: dict[str, Any]) -> None:
     def chunked(request: Request) -> Response:
         body = pages[0]
         return Response((body[i:i + 4096] for i in range(0, len(body), 4096)), content_type="application/json")
 
     server.expect_request(PATH).respond_with_handler(chunked)
-    loaded = city(previous.loaded.path.parent.parent, server, max_bytes=10_000)
-    with pytest.raises(FetchError, match=URL_IN_ERROR + r".*response exceeds http.max_bytes \(10,000 bytes\)"):
+    limit = expected["socrata"]["max_bytes"]
+    loaded = city(previous.loaded.path.parent.parent, server, max_bytes=limit)
+    with pytest.raises(FetchError, match=URL_IN_ERROR + rf".*response exceeds http.max_bytes \({limit:,} bytes\)"):
         fetch(loaded, previous.home)
     previous.assert_intact()

@@ -1,4 +1,5 @@
-"""kinds `ngsi_ld` and `ngsi_v2`: FIWARE context brokers replayed from the FIWARE tutorials' real payloads."""
+"""kinds `ngsi_ld` and `ngsi_v2`: FIWARE context brokers replayed from recorded payloads (shared: the FIWARE
+tutorials' real ones; bundled: invented ones of the same shape)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ def _load(payloads: Path, name: str) -> list[dict[str, Any]]:
 
 
 def _buildings(payloads: Path, copies: int) -> list[dict[str, Any]]:
-    """The tutorial's two real Building entities, repeated under new ids so that paging has work to do."""
-    real = _load(payloads, "fiware_ngsi_ld/getting_started_04.json")
+    """The layer's two Building entities, repeated under new ids so that paging has work to do."""
+    recorded = _load(payloads, "fiware_ngsi_ld/getting_started_04.json")
     out = []
     for n in range(copies):
-        for entity in real:
+        for entity in recorded:
             copy = json.loads(json.dumps(entity))
             copy["id"] = f"{entity['id']}-{n:03d}"
             out.append(copy)
@@ -43,7 +44,8 @@ def ld_city(tmp_path: Path, server: HTTPServer, **options: Any) -> LoadedConfig:
 
 
 def test_ngsi_ld_entities_page_by_count_and_become_points(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                           home: Path) -> None:
+                                                           expected: dict[str, Any], home: Path) -> None:
+    building = expected["fiware"]["first_building"]
     server.expect_request("/ngsi-ld/v1/entities").respond_with_handler(
         ngsi_ld_entities(_buildings(payloads, 4), context=CONTEXT))
     loaded = ld_city(tmp_path, server)
@@ -59,13 +61,13 @@ def test_ngsi_ld_entities_page_by_count_and_become_points(tmp_path: Path, server
     parsed = parse_source(loaded, loaded.config.sources[0], snapshot)
     assert parsed.frame is not None and parsed.frame.height == 8
     first = parsed.frame.row(0, named=True)
-    assert first["point_id"] == "urn:ngsi-ld:Building:farm001-000" and first["name"] == "Victory Farm"
-    assert (first["lon"], first["lat"]) == (13.3505, 52.5144)
-    assert first["source_record"] == "page-0001.json record 1 (urn:ngsi-ld:Building:farm001-000)"
+    assert first["point_id"] == f"{building['id']}-000" and first["name"] == building["name"]
+    assert (first["lon"], first["lat"]) == (building["lon"], building["lat"])
+    assert first["source_record"] == f"page-0001.json record 1 ({building['id']}-000)"
 
 
 def test_ngsi_ld_normalised_entities_with_expanded_terms(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                         home: Path) -> None:
+                                                         expected: dict[str, Any], home: Path) -> None:
     """Without a context the broker answers with full URIs and GeoProperty / Property objects."""
     entities = _load(payloads, "fiware_ngsi_ld/getting_started_02.json")
     server.expect_request("/ngsi-ld/v1/entities").respond_with_handler(ngsi_ld_entities(entities))
@@ -76,7 +78,7 @@ def test_ngsi_ld_normalised_entities_with_expanded_terms(tmp_path: Path, server:
     snapshot = fetch(loaded, home)
     parsed = parse_source(loaded, loaded.config.sources[0], snapshot)
     assert parsed.frame is not None
-    assert parsed.frame["name"].to_list() == ["Victory Farm", "Big Red Barn"]
+    assert parsed.frame["name"].to_list() == expected["fiware"]["building_names"]
     table = read_table(loaded.config.sources[0], snapshot)  # the same pages also read as records
     assert "location.value.coordinates" in table.columns
 
@@ -101,9 +103,9 @@ def test_ngsi_ld_problem_details_are_a_fetch_error(tmp_path: Path, server: HTTPS
 
 
 def test_ngsi_v2_orion_with_tenant_headers_and_total_count(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                          home: Path) -> None:
+                                                          expected: dict[str, Any], home: Path) -> None:
     stores = _load(payloads, "fiware_ngsi_v2/getting_started_02.json")
-    many = [{**s, "id": f"{s['id']}-{n}"} for n in range(5) for s in stores]  # 10 real-shaped stores
+    many = [{**s, "id": f"{s['id']}-{n}"} for n in range(5) for s in stores]  # 10 stores of the recorded shape
     server.expect_request("/v2/entities").respond_with_handler(
         orion_v2_entities(many, service="openiot", service_path="/berlin"))
     loaded = make_city(tmp_path / "city", [{
@@ -118,7 +120,7 @@ def test_ngsi_v2_orion_with_tenant_headers_and_total_count(tmp_path: Path, serve
     assert snapshot.request["headers"]["Fiware-Service"] == "openiot"
     parsed = parse_source(loaded, loaded.config.sources[0], snapshot)
     assert parsed.frame is not None and parsed.frame.height == 10
-    assert parsed.frame.row(0, named=True)["name"] == "Bose Brucke Einkauf"
+    assert parsed.frame.row(0, named=True)["name"] == expected["fiware"]["first_store"]
 
 
 def test_ngsi_v2_error_body_and_limit(tmp_path: Path, server: HTTPServer, home: Path) -> None:
@@ -143,8 +145,10 @@ def _headers(payloads: Path, name: str) -> dict[str, str]:
 
 
 def test_ngsi_ld_temporal_api_pages_by_page_anchor(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                    home: Path) -> None:
-    """Mintaka's real pages (206 + Content-Range + Next-Page); the second page's Next-Page is dropped to end."""
+                                                    expected: dict[str, Any], home: Path) -> None:
+    """Mintaka's recorded pages (206 + Content-Range + Next-Page); the second page's Next-Page is dropped to end."""
+    temporal = expected["fiware"]["temporal"]
+    anchor_wanted = temporal["next_page"]
     from werkzeug import Request, Response
 
     first = (payloads / "fiware_ngsi_ld" / "temporal_mintaka_06.json").read_bytes()
@@ -156,7 +160,7 @@ def test_ngsi_ld_temporal_api_pages_by_page_anchor(tmp_path: Path, server: HTTPS
         assert request.headers.get("NGSILD-Tenant") == "openiot" and request.args["timerel"] == "before"
         anchor = request.args.get("pageAnchor")
         body, headers = (first, headers_1) if anchor is None else (second, headers_2)
-        assert anchor in (None, "urn:ngsi-ld:Animal:pig001")
+        assert anchor in (None, anchor_wanted)
         return Response(body, status=206, headers=headers, content_type="application/ld+json")
 
     server.expect_request("/temporal/entities").respond_with_handler(handle)
@@ -173,13 +177,12 @@ def test_ngsi_ld_temporal_api_pages_by_page_anchor(tmp_path: Path, server: HTTPS
                                                                              "unit": "person"}}}}], country="DE")
     snapshot = fetch(loaded, home)
     assert len(snapshot.pages) == 2 and [req.args.get("pageAnchor") for req, _ in server.log] == [
-        None, "urn:ngsi-ld:Animal:pig001"]
+        None, anchor_wanted]
     meta = json.loads((snapshot.path.parent / "meta.json").read_text(encoding="utf-8"))
     assert meta["pages"][0]["status"] == 206
     assert meta["pages"][0]["headers"]["content-range"].startswith("date-time 2021-09-16T11:00-")
     table = read_table(loaded.config.sources[0], snapshot)
     assert table.columns == ["entity", "entity_type", "attribute", "observed_at", "year", "value", "unit_code"]
     heart = [row for row in table.rows if row[2] == "heartRate"]
-    assert len(heart) == 12 and heart[0][:6] == ["urn:ngsi-ld:Animal:cow001", "Animal", "heartRate",
-                                                 "2021-09-16T10:59:59.329Z", "2021", "52"]
+    assert len(heart) == 12 and heart[0][:6] == temporal["first_heart_row"]
     assert table.row_label(-1).endswith("(page 2 record 8)")

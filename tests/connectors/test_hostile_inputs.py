@@ -90,7 +90,7 @@ def test_a_zip_bomb_is_refused_before_inflating(tmp_path: Path, home: Path) -> N
 
 
 @pytest.mark.parametrize("name", ["gtfs_kit_sample_gtfs.zip", "gtfs_kit_cairns_gtfs.zip"])
-def test_real_gtfs_feeds_pass_the_checks(tmp_path: Path, server: HTTPServer, payloads: Path, home: Path,
+def test_recorded_gtfs_feeds_pass_the_checks(tmp_path: Path, server: HTTPServer, payloads: Path, home: Path,
                                          name: str) -> None:
     body = (payloads / "gtfs" / name).read_bytes()
     server.expect_request(f"/feeds/{name}").respond_with_data(body, content_type="application/zip")

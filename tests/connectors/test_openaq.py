@@ -1,4 +1,5 @@
-"""kind `openaq`: OpenAQ API v3 replayed from the openaq-python client's real recorded responses."""
+"""kind `openaq`: OpenAQ API v3 replayed from recorded responses (shared: the openaq-python client's real ones;
+bundled: invented ones of the same shape)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ def locations_city(tmp_path: Path, server: HTTPServer) -> LoadedConfig:
 
 def test_locations_page_by_meta_found_and_become_stations(tmp_path: Path, server: HTTPServer, payloads: Path,
                                                            home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _results(payloads, "openaq-python_locations.json")[0]
-    stations = [{**real, "id": real["id"] + n,
-                 "coordinates": {"latitude": real["coordinates"]["latitude"] + n / 100,
-                                 "longitude": real["coordinates"]["longitude"]}} for n in range(5)]
+    recorded = _results(payloads, "openaq-python_locations.json")[0]
+    stations = [{**recorded, "id": recorded["id"] + n,
+                 "coordinates": {"latitude": recorded["coordinates"]["latitude"] + n / 100,
+                                 "longitude": recorded["coordinates"]["longitude"]}} for n in range(5)]
     server.expect_request("/v3/locations").respond_with_handler(openaq_pages(stations, api_key=KEY))
     monkeypatch.setenv("OPENAQ_API_KEY", KEY)
     loaded = locations_city(tmp_path, server)
@@ -47,12 +48,12 @@ def test_locations_page_by_meta_found_and_become_stations(tmp_path: Path, server
     parsed = parse_source(loaded, loaded.config.sources[0], snapshot)
     assert parsed.frame is not None and parsed.frame.height == 5
     first = parsed.frame.row(0, named=True)
-    assert first["point_id"] == str(real["id"]) and first["name"] == real["name"]
-    assert (first["lon"], first["lat"]) == (real["coordinates"]["longitude"], real["coordinates"]["latitude"])
+    assert first["point_id"] == str(recorded["id"]) and first["name"] == recorded["name"]
+    assert (first["lon"], first["lat"]) == (recorded["coordinates"]["longitude"], recorded["coordinates"]["latitude"])
 
 
 def test_measurements_read_as_records_with_a_year(tmp_path: Path, server: HTTPServer, payloads: Path, home: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     measurements = _results(payloads, "openaq-python_measurements.json")
     server.expect_request("/v3/sensors/3917/measurements").respond_with_handler(
         openaq_pages(measurements, api_key=KEY))
@@ -67,7 +68,7 @@ def test_measurements_read_as_records_with_a_year(tmp_path: Path, server: HTTPSe
     snapshot = fetch(loaded, home)
     assert len(snapshot.pages) == 2  # found = 2, limit 1: page * limit reaches found
     table = read_table(loaded.config.sources[0], snapshot)
-    assert table.columns[0] == "year" and {row[0] for row in table.rows} == {"2023"}
+    assert table.columns[0] == "year" and {row[0] for row in table.rows} == {expected["openaq"]["year"]}
     assert "parameter.name" in table.columns and table.row_label(1) == "2 (page 2 record 1)"
 
 

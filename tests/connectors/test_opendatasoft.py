@@ -28,40 +28,46 @@ def ods_city(tmp_path: Path, server: HTTPServer, *, fmt: str | None = None, **od
     }])
 
 
-def test_records_pages_of_a_real_neighbourhood_table(tmp_path: Path, server: HTTPServer, new_york: Path,
-                                                     home: Path) -> None:
+def test_records_pages_of_a_neighbourhood_table(tmp_path: Path, server: HTTPServer, new_york: Path,
+                                                expected: dict[str, Any], home: Path) -> None:
+    table_facts = expected["opendatasoft"]["neighbourhoods"]
+    size = table_facts["page_size"]
     rows = read_csv_rows(new_york / "Internet_Master_Plan__Adoption_and_Infrastructure_Data_by_Neighborhood.csv")
-    assert len(rows) == 195
+    assert len(rows) == table_facts["rows"]
     server.expect_request(f"{BASE}/records").respond_with_handler(ods_records(rows))
-    loaded = ods_city(tmp_path, server)
+    loaded = ods_city(tmp_path, server, **({} if size == 100 else {"page_size": size}))  # 100: the default
     snapshot = fetch(loaded, home)
-    assert len(snapshot.pages) == 2  # 100 + 95: offset reaches total_count
+    assert len(snapshot.pages) == table_facts["pages"]  # shared 100 + 95, bundled 5 + 5 + 2: offset reaches total
     limits = {req.args.get("limit") for req, _ in server.log}
-    assert limits == {"100"}
+    assert limits == {str(size)}
     table = read_table(loaded.config.sources[0], snapshot)
-    assert len(table.rows) == 195
-    assert table.row_label(100) == "101 (page 2 record 1)"
+    assert len(table.rows) == table_facts["rows"]
+    assert table.row_label(size) == f"{size + 1} (page 2 record 1)"
 
 
-def test_the_real_records_sample_is_read_with_nested_fields_flattened(tmp_path: Path, server: HTTPServer,
-                                                                      payloads: Path, home: Path) -> None:
+def test_the_records_sample_is_read_with_nested_fields_flattened(tmp_path: Path, server: HTTPServer,
+                                                                 payloads: Path, expected: dict[str, Any],
+                                                                 home: Path) -> None:
+    facts = expected["opendatasoft"]["sample"]
     sample = (payloads / "opendatasoft" / "ods-openapi-v2.1_example_records-v2.1.json").read_bytes()
     records = json.loads(sample)["results"]
-    body = json.dumps({"total_count": 2, "results": records}).encode()
+    body = json.dumps({"total_count": len(records), "results": records}).encode()
     server.expect_request(f"{BASE}/records").respond_with_response(json_response(body))
     loaded = ods_city(tmp_path, server, mode="records")
     snapshot = fetch(loaded, home)
     table = read_table(loaded.config.sources[0], snapshot)
-    assert len(table.rows) == 2
+    assert len(table.rows) == facts["records"]
     assert "coordinates.lat" in table.columns and "coordinates.lon" in table.columns
-    assert table.rows[0][table.columns.index("population")] == "29278"
-    assert table.rows[1][table.columns.index("alternate_names")].startswith('["Saint-Leger"')
+    assert table.rows[0][table.columns.index("population")] == facts["first_population"]
+    assert table.rows[1][table.columns.index("alternate_names")].startswith(facts["second_alternate_names_start"])
 
 
 def test_auto_switches_to_the_export_when_total_count_exceeds_the_window(tmp_path: Path, server: HTTPServer,
-                                                                         payloads: Path, home: Path) -> None:
+                                                                         payloads: Path, expected: dict[str, Any],
+                                                                         home: Path) -> None:
+    facts = expected["opendatasoft"]["sample"]
     sample = (payloads / "opendatasoft" / "ods-openapi-v2.1_example_records-v2.1.json").read_bytes()
-    assert json.loads(sample)["total_count"] == 137611  # the real sample: too many for /records
+    assert json.loads(sample)["total_count"] == facts["total_count"]  # too many for /records
     export = json.dumps(json.loads(sample)["results"]).encode()
     server.expect_request(f"{BASE}/records").respond_with_response(json_response(sample))
     server.expect_request(f"{BASE}/exports/json").respond_with_response(json_response(export))
@@ -72,14 +78,15 @@ def test_auto_switches_to_the_export_when_total_count_exceeds_the_window(tmp_pat
     assert snapshot.path.read_bytes() == export
     meta = json.loads((snapshot.path.parent / "meta.json").read_text(encoding="utf-8"))
     assert meta["request"]["mode"] == "export" and len(meta["pages"]) == 1
-    assert len(read_table(loaded.config.sources[0], snapshot).rows) == 2
+    assert len(read_table(loaded.config.sources[0], snapshot).rows) == facts["records"]
 
 
 def test_records_mode_refuses_more_than_the_window(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                   home: Path) -> None:
+                                                   expected: dict[str, Any], home: Path) -> None:
+    total = expected["opendatasoft"]["sample"]["total_count"]
     sample = (payloads / "opendatasoft" / "ods-openapi-v2.1_example_records-v2.1.json").read_bytes()
     server.expect_request(f"{BASE}/records").respond_with_response(json_response(sample))
-    with pytest.raises(FetchError, match=r"source 'ods': GET .*/records\?.*137,611 records exceed .*mode: export"):
+    with pytest.raises(FetchError, match=rf"source 'ods': GET .*/records\?.*{total:,} records exceed .*mode: export"):
         fetch(ods_city(tmp_path, server, mode="records"), home)
 
 

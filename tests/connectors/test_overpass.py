@@ -1,4 +1,5 @@
-"""kind `overpass`: OpenStreetMap Overpass JSON replayed from overpy's real recorded responses."""
+"""kind `overpass`: OpenStreetMap Overpass JSON replayed from recorded responses (shared: overpy's real ones;
+bundled: invented ones of the same shape)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def parks_city(tmp_path: Path, server: HTTPServer, **overpass: Any) -> LoadedCon
         "areas": {"area_type": "green_area", "id_field": "id"}}], country="DE")
 
 
-def test_closed_tagged_ways_become_polygons(tmp_path: Path, server: HTTPServer, payloads: Path, home: Path) -> None:
+def test_closed_tagged_ways_become_polygons(tmp_path: Path, server: HTTPServer, payloads: Path,
+                                           expected: dict[str, Any], home: Path) -> None:
     body = (payloads / "overpass" / "overpy_way-02.json").read_bytes()
 
     def handle(request: Request) -> Response:
@@ -39,7 +41,7 @@ def test_closed_tagged_ways_become_polygons(tmp_path: Path, server: HTTPServer, 
     snapshot = fetch(loaded, home)
     assert snapshot.path.name == "overpass.json" and snapshot.path.read_bytes() == body
     parsed = parse_source(loaded, loaded.config.sources[0], snapshot)
-    assert parsed.frame is not None and parsed.frame["area_id"].to_list() == ["way/317146077"]
+    assert parsed.frame is not None and parsed.frame["area_id"].to_list() == [expected["overpass"]["closed_way"]]
     area = parsed.frame.row(0, named=True)
     assert 0.001 < area["area_ha"] < 1 and area["area_type"] == "green_area"
     assert area["source_record"].startswith("overpass.json element ")

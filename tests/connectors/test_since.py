@@ -1,8 +1,9 @@
 """Since-filters: append-only feeds fetched as deltas on the previous snapshot (sources/kinds/_since.py).
 
-Each replay filters the real recorded records the way the platform documents it (SoQL `$where`,
-CKAN `datastore_search_sql`, ODSQL `where`, OpenAQ `datetime_from`, NGSI-LD `timerel=after`), and
-the feed grows between fetches by records copied from the real ones with later timestamps.
+Each replay filters the layer's recorded records (real in ../shared, invented in the bundled layer) the
+way the platform documents it (SoQL `$where`, CKAN `datastore_search_sql`, ODSQL `where`, OpenAQ
+`datetime_from`, NGSI-LD `timerel=after`), and the feed grows between fetches by records copied from
+the recorded ones with later timestamps.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,7 @@ class SodaFeed:
 
 
 def soda_city(tmp_path: Path, server: HTTPServer, **socrata: Any) -> LoadedConfig:
+    # Page size 1000 (the default) for every layer: the feed is served from memory, not as recorded pages.
     return make_city(tmp_path / "city", [{
         "id": "bikes", "kind": "socrata", "target": "observations", "http": FAST_HTTP,
         "socrata": {"base_url": server.url_for("/").rstrip("/"), "dataset": DATASET, "since_field": "date",
@@ -79,30 +82,34 @@ def soda_city(tmp_path: Path, server: HTTPServer, **socrata: Any) -> LoadedConfi
 
 
 def test_socrata_delta_then_nothing_new_then_offline(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                     home: Path) -> None:
+                                                     expected: dict[str, Any], home: Path) -> None:
+    soda = expected["socrata"]
+    newest = soda["last_row"][1]
     feed = SodaFeed(bike_rows(payloads))
+    assert len(feed.rows) == soda["rows"]
     server.expect_request(f"/resource/{DATASET}.json").respond_with_handler(feed)
     loaded = soda_city(tmp_path, server)
     full = fetch(loaded, home)
     assert full.new and full.base is None and meta_of(full)["request"]["since"]["field"] == "date"
-    assert feed.wheres == [None, None]  # 1000 + 1 rows in two pages, no filter yet
+    # shared: 1000 + 1 rows in two pages, bundled: 81 rows in one short page; no filter yet
+    assert feed.wheres == [None] * (1 + soda["rows"] // 1000)
 
     feed.rows = [*feed.rows, later(feed.rows[-1], "2016-10-02T02:00:00.000", 7),
                  later(feed.rows[-1], "2016-10-02T02:15:00.000", 9)]
     delta = fetch(loaded, home)
-    assert feed.wheres[-1] == "date > '2016-10-02T01:45:00.000'"
+    assert feed.wheres[-1] == f"date > '{newest}'"
     assert delta.new and delta.base == full.content_sha256 and delta.depth == 1
     assert [p.name for p in delta.own_pages] == ["page-0001.json"]
     assert delta.pages == (*full.pages, *delta.own_pages)
     meta = meta_of(delta)
-    assert meta["base"] == full.content_sha256 and meta["request"]["since"]["after"] == "2016-10-02T01:45:00.000"
+    assert meta["base"] == full.content_sha256 and meta["request"]["since"]["after"] == newest
     assert meta["request"]["since"]["records"] == 2 and meta["request"]["rows"] == 2
     # The hash covers the own listing and the base, so it names the whole chain.
     listing = "".join(f"{p['sha256']}  {p['file']}\n" for p in meta["pages"]) + f"base {full.content_sha256}\n"
     assert delta.content_sha256 == hashlib.sha256(listing.encode()).hexdigest()
     table = read_table(loaded.config.sources[0], delta)
-    assert len(table.rows) == 1003 and [r[2] for r in table.rows[-2:]] == ["7", "9"]
-    assert table.row_label(-1).endswith("(page 3 record 2)")
+    assert len(table.rows) == soda["rows"] + 2 and [r[2] for r in table.rows[-2:]] == ["7", "9"]
+    assert table.row_label(-1).endswith(f"(page {len(full.pages) + 1} record 2)")
 
     again = fetch(loaded, home)  # nothing newer: no new snapshot, CURRENT stays on the delta
     assert feed.wheres[-1] == "date > '2016-10-02T02:15:00.000'"
@@ -215,14 +222,16 @@ def test_opendatasoft_delta_and_update_in_place_falls_back_to_a_full_fetch(
 
 
 def test_ckan_since_uses_datastore_search_sql(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                              new_york: Path, home: Path) -> None:
+                                              new_york: Path, expected: dict[str, Any], home: Path) -> None:
     from connectors.replay import ckan_datastore
-    from connectors.test_ckan import PACKAGE, RESOURCE, laus_records
+    from connectors.test_ckan import laus_records
+
+    package, resource, resource_name = (expected["ckan"][k] for k in ("package", "resource_id", "resource_name"))
 
     records = laus_records(new_york)
-    package = ckan_package_show(payloads, server)
-    server.expect_request("/api/3/action/package_show").respond_with_json(package)
-    server.expect_request("/api/3/action/datastore_search").respond_with_handler(ckan_datastore(RESOURCE, records))
+    package_body = ckan_package_show(payloads, server)
+    server.expect_request("/api/3/action/package_show").respond_with_json(package_body)
+    server.expect_request("/api/3/action/datastore_search").respond_with_handler(ckan_datastore(resource, records))
     sqls: list[str] = []
     grown = [*records, {**records[-1], "_id": len(records) + 1, "Month": "13"}]
 
@@ -231,7 +240,7 @@ def test_ckan_since_uses_datastore_search_sql(tmp_path: Path, server: HTTPServer
         sqls.append(text)
         match = re.fullmatch(r'SELECT \* FROM "([^"]+)" WHERE "_id" > \'(\d+)\' ORDER BY "_id" LIMIT (\d+) '
                              r"OFFSET (\d+)", text)
-        assert match and match.group(1) == RESOURCE, text
+        assert match and match.group(1) == resource, text
         after, limit, offset = (int(match.group(i)) for i in (2, 3, 4))
         rows = [r for r in grown if r["_id"] > after][offset:offset + limit]
         return json_response({"success": True, "result": {"fields": [{"id": "_id", "type": "int"}],
@@ -240,31 +249,33 @@ def test_ckan_since_uses_datastore_search_sql(tmp_path: Path, server: HTTPServer
     server.expect_request("/api/3/action/datastore_search_sql").respond_with_handler(sql)
     loaded = make_city(tmp_path / "city", [{
         "id": "laus", "kind": "ckan", "target": "observations", "http": FAST_HTTP,
-        "ckan": {"base_url": server.url_for("/").rstrip("/"), "package": PACKAGE, "resource": "BGS Homepage",
+        "ckan": {"base_url": server.url_for("/").rstrip("/"), "package": package, "resource": resource_name,
                  "page_size": 50, "since_field": "_id"},
         "observations": {"year_field": "Year", "variables": {"Unemployed": {"variable": "unemployed_persons",
                                                                             "unit": "person"}}}}])
     full = fetch(loaded, home)
     delta = fetch(loaded, home)
-    assert sqls == [f'SELECT * FROM "{RESOURCE}" WHERE "_id" > \'{len(records)}\' ORDER BY "_id" LIMIT 50 OFFSET 0']
+    assert sqls == [f'SELECT * FROM "{resource}" WHERE "_id" > \'{len(records)}\' ORDER BY "_id" LIMIT 50 OFFSET 0']
     assert delta.base == full.content_sha256 and meta_of(delta)["request"]["mode"] == "datastore_sql"
     assert len(read_table(loaded.config.sources[0], delta).rows) == len(records) + 1
 
 
 def test_ckan_with_sql_search_disabled_is_a_clear_error(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                        new_york: Path, home: Path) -> None:
+                                                        new_york: Path, expected: dict[str, Any], home: Path) -> None:
     from connectors.replay import ckan_datastore
-    from connectors.test_ckan import PACKAGE, RESOURCE, laus_records
+    from connectors.test_ckan import laus_records
+
+    package, resource, resource_name = (expected["ckan"][k] for k in ("package", "resource_id", "resource_name"))
 
     server.expect_request("/api/3/action/package_show").respond_with_json(ckan_package_show(payloads, server))
     server.expect_request("/api/3/action/datastore_search").respond_with_handler(
-        ckan_datastore(RESOURCE, laus_records(new_york)))
+        ckan_datastore(resource, laus_records(new_york)))
     server.expect_request("/api/3/action/datastore_search_sql").respond_with_json(
         {"success": False, "error": {"__type": "Authorization Error",
                                      "message": "Access denied: datastore_search_sql is not enabled"}}, status=403)
     loaded = make_city(tmp_path / "city", [{
         "id": "laus", "kind": "ckan", "target": "observations", "http": FAST_HTTP,
-        "ckan": {"base_url": server.url_for("/").rstrip("/"), "package": PACKAGE, "resource": "BGS Homepage",
+        "ckan": {"base_url": server.url_for("/").rstrip("/"), "package": package, "resource": resource_name,
                  "since_field": "_id"},
         "observations": {"year_field": "Year", "variables": {"Unemployed": {"variable": "unemployed_persons",
                                                                             "unit": "person"}}}}])
@@ -278,7 +289,9 @@ def test_ckan_with_sql_search_disabled_is_a_clear_error(tmp_path: Path, server: 
 
 
 def test_openaq_measurements_delta_with_datetime_from_just_after_the_newest(
-        tmp_path: Path, server: HTTPServer, payloads: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, server: HTTPServer, payloads: Path, expected: dict[str, Any], home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    facts = expected["openaq"]
     monkeypatch.setenv("OPENAQ_API_KEY", "k-123")
     body = json.loads((payloads / "openaq_v3" / "openaq-python_measurements.json").read_text(encoding="utf-8"))
     results = list(body["results"])
@@ -304,32 +317,36 @@ def test_openaq_measurements_delta_with_datetime_from_just_after_the_newest(
                                             "data_point": "PM2.5"}}}}])
     full = fetch(loaded, home)
     unchanged = fetch(loaded, home)
-    assert froms == [None, "2023-10-16T13:00:01Z"] and unchanged.content_sha256 == full.content_sha256
+    assert froms == [None, facts["after_newest"]] and unchanged.content_sha256 == full.content_sha256
     assert not unchanged.new
 
+    def hours_later(period: dict[str, Any], hours: int) -> dict[str, str]:
+        return {key: (datetime.fromisoformat(value) + timedelta(hours=hours)).isoformat()
+                for key, value in period["datetimeFrom"].items()}
+
     hour = json.loads(json.dumps(results[-1]))  # the next hour, as the feed would publish it
-    hour["period"]["datetimeFrom"] = {"utc": "2023-10-16T14:00:00+00:00", "local": "2023-10-16T08:00:00-06:00"}
+    hour["period"]["datetimeFrom"] = hours_later(results[-1]["period"], 1)
     hour["value"] = 9.25
     results.append(hour)
     delta = fetch(loaded, home)
     assert delta.base == full.content_sha256
     frame = read_reading_pages(delta, loaded.config.sources[0])
-    assert frame["value"].to_list() == [6.0, 7.5, 9.25] and frame["station_id"].unique().to_list() == ["3917"]
+    assert frame["value"].to_list() == [*facts["values"], 9.25] and frame["station_id"].unique().to_list() == ["3917"]
 
     # A server ignoring the filter repeats landed measurements: refused, fetched in full, no duplicates.
     honour["filter"] = False
-    results.append({**hour, "period": {**hour["period"], "datetimeFrom": {"utc": "2023-10-16T15:00:00+00:00",
-                                                                          "local": "2023-10-16T09:00:00-06:00"}}})
+    results.append({**hour, "period": {**hour["period"], "datetimeFrom": hours_later(hour["period"], 1)}})
     refetched = fetch(loaded, home)
-    assert refetched.base is None and froms[-2:] == ["2023-10-16T14:00:01Z", None]
-    assert read_reading_pages(refetched, loaded.config.sources[0]).height == 4
+    after_hour = (datetime.fromisoformat(hour["period"]["datetimeFrom"]["utc"]) + timedelta(seconds=1))
+    assert refetched.base is None and froms[-2:] == [after_hour.strftime("%Y-%m-%dT%H:%M:%SZ"), None]
+    assert read_reading_pages(refetched, loaded.config.sources[0]).height == len(facts["values"]) + 2
 
 
 # ---- NGSI-LD temporal (Mintaka) ------------------------------------------------------------------
 
 
 def test_ngsi_ld_temporal_since_asks_after_the_newest_instance(tmp_path: Path, server: HTTPServer, payloads: Path,
-                                                               home: Path) -> None:
+                                                               expected: dict[str, Any], home: Path) -> None:
     entities = json.loads((payloads / "fiware_ngsi_ld" / "temporal_mintaka_06.json").read_text(encoding="utf-8"))
     asked: list[tuple[str, str]] = []
 
@@ -360,7 +377,8 @@ def test_ngsi_ld_temporal_since_asks_after_the_newest_instance(tmp_path: Path, s
                                                                          "unit": "ug/m3"}}}}], country="DE")
     full = fetch(loaded, home)
     same = fetch(loaded, home)
-    assert asked[-1] == ("after", "2021-09-16T10:59:59.375Z") and same.content_sha256 == full.content_sha256
+    assert asked[-1] == ("after", expected["fiware"]["temporal"]["newest"])
+    assert same.content_sha256 == full.content_sha256
 
     entities[0]["heartRate"]["values"].insert(0, [55.0, "2021-09-16T11:00:04.100Z"])
     delta = fetch(loaded, home)

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_benchmark_runner_writes_its_report(tmp_path: Path) -> None:
     out = tmp_path / "results"
     # Orchestration (Dagster vs plain, two more full runs) is skipped to keep the test short.

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO_ROOT, CompletedHome, citykpi_command, release_path_from_stdout, subprocess_env
 
 READER = r"""
@@ -51,6 +52,7 @@ print(json.dumps({"log": log, "errors": errors}))
 """
 
 
+@pytest.mark.slow
 def test_readers_never_fail_and_switch_only_to_complete_releases(completed_home: CompletedHome,
                                                                   home_copy: Path, tmp_path: Path) -> None:
     releases = home_copy / "releases"

@@ -173,6 +173,7 @@ def test_frictionless_checks_the_score_rows(release: Release, tmp_path: Path) ->
     assert not {name for name, _ in found} & {"kpi_values", "kpi_progress", "indicators"}
 
 
+@pytest.mark.slow
 def test_two_city_release_validates(tmp_path_factory: pytest.TempPathFactory) -> None:
     release = load_release(two_city_home(tmp_path_factory.getbasetemp()), "latest")
     assert _errors(release.path) == []

@@ -94,6 +94,7 @@ def _snapshot_counts(home: Home) -> dict[str, int]:
         con.close()
 
 
+@pytest.mark.slow
 def test_incremental_loads_equal_full_rebuilds(two_station_city: Path, tmp_path: Path) -> None:
     city = tmp_path / "city"
     shutil.copytree(two_station_city.parent, city)

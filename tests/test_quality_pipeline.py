@@ -68,6 +68,7 @@ def corrupted_city(demo_config: Path, tmp_path_factory: pytest.TempPathFactory) 
     return city / "city.yaml"
 
 
+@pytest.mark.slow
 def test_strict_refuses_then_a_normal_run_publishes_failed_check(corrupted_city: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     refused = run_cli("run", "--strict", corrupted_city, home=home)

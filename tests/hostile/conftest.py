@@ -40,6 +40,22 @@ def city_digest(warehouse: Path, city_id: str) -> dict[str, str]:
         con.close()
 
 
+# A refused run still records its attempt: its `runs` row and the quality results it reached.
+ATTEMPT_TABLES = ("runs", "quality_results")
+
+
+def warehouse_digest(warehouse: Path) -> dict[str, str]:
+    """Per table of the warehouse (every one but ATTEMPT_TABLES), the count and a hash of all its rows."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                                            "'main' AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
+        return {table: repr(con.execute(f'SELECT count(*), sum(hash(t)) FROM "{table}" t').fetchone())
+                for table in tables if table not in ATTEMPT_TABLES}
+    finally:
+        con.close()
+
+
 @dataclass
 class Baseline:
     home: Path
@@ -47,12 +63,14 @@ class Baseline:
     releases: dict[str, str] = field(default_factory=dict)
     warehouse_sha: str = ""
     rows: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
     cities: set[str] = field(default_factory=set)
 
     def snapshot(self) -> None:
         self.releases = hash_tree(self.home / "releases")
         self.warehouse_sha = hashlib.sha256((self.home / "warehouse.duckdb").read_bytes()).hexdigest()
         self.rows = city_digest(self.home / "warehouse.duckdb", BASELINE_CITY)
+        self.tables = warehouse_digest(self.home / "warehouse.duckdb")
 
     def city(self, name: str, sources: list[dict[str, Any]], **top: Any) -> Path:
         """A hostile city config in its own folder beside the home; returns the YAML path."""
@@ -90,6 +108,13 @@ class Baseline:
         if byte_identical:
             assert hashlib.sha256((self.home / "warehouse.duckdb").read_bytes()).hexdigest() == self.warehouse_sha
         assert city_digest(self.home / "warehouse.duckdb", BASELINE_CITY) == self.rows
+        # Every table but the attempt's own records holds exactly the rows it held: nothing of the refused
+        # input and nothing of any other city was written (a DuckDB file that recorded a failed run differs
+        # in its bytes; byte identity is asserted where the input is refused before a run starts).
+        tables = warehouse_digest(self.home / "warehouse.duckdb")
+        changed = sorted(name for name in tables.keys() | self.tables.keys()
+                         if tables.get(name) != self.tables.get(name))
+        assert not changed, changed
         assert not list((self.home / "raw").glob("*/*/.*")), "staging folder left behind"
         assert not any((self.home / "tmp").iterdir()) if (self.home / "tmp").exists() else True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -552,6 +553,14 @@ def url_credentials(url: str) -> str | None:
     return None
 
 
+def param_credentials(params: Mapping[str, object]) -> str | None:
+    """Why a block of query parameters holds a literal credential (a name in CREDENTIAL_PARAMS), or None."""
+    for name in params:
+        if name.lower() in CREDENTIAL_PARAMS:
+            return f"the credential parameter {name!r}"
+    return None
+
+
 class _SinceOptions(_Strict):
     """Since-filter of an append-only feed: fetch only records newer than the newest one landed."""
 
@@ -873,6 +882,11 @@ class SourceConfig(_Strict):
         if found := url_credentials(self.location):
             raise ValueError(f"the {self.kind!r} block's URL holds {found}: credentials never go in the config; "
                              "send them as a header from the environment (http.headers with ${NAME})")
+        for where, params in self._query_params():
+            if found := param_credentials(params):
+                raise ValueError(f"the {self.kind!r} block's {where} hold {found}: credentials never go in the "
+                                 "config (it is published in every release); send them as a header from the "
+                                 "environment (http.headers with ${NAME})")
         paged = self._paged_json()
         if paged and self.format not in (None, "json"):
             raise ValueError(f"kind {self.kind!r} fetches JSON records; 'format' must be json")
@@ -926,6 +940,15 @@ class SourceConfig(_Strict):
         assert self.worldbank is not None
         wb = self.worldbank
         return f"{wb.base_url.rstrip('/')}/country/{wb.country}/indicator/{wb.indicator}"
+
+    def _query_params(self) -> list[tuple[str, Mapping[str, object]]]:
+        """The blocks whose names are sent as query parameters as they are (CKAN `filters` are field names
+        inside one JSON parameter, so not these)."""
+        if self.openaq is not None:
+            return [("params", self.openaq.params)]
+        if self.eurostat is not None:
+            return [("filters", self.eurostat.filters)]
+        return []
 
     def _paged_json(self) -> bool:
         """Whether the kind lands JSON pages of records (read by the page reader)."""

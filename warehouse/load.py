@@ -32,7 +32,7 @@ import duckdb
 import polars as pl
 
 from sources.config import LoadedConfig, SourceConfig
-from sources.errors import SourceDataError
+from sources.errors import TOO_DEEP, SourceDataError
 from sources.landing import Snapshot
 from sources.mapping import OBSERVATION_SCHEMA, map_observations
 from sources.parsers.geo import points_in_country, read_ngsi_ld_points, read_page_points
@@ -105,7 +105,23 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
 
     Readings from API pages (NGSI-LD temporal, NGSI v2, OpenAQ) are written once per snapshot as
     Parquet under `cache_dir` (default: the system's temporary folder), so that they load through
-    the same SQL as a Parquet source."""
+    the same SQL as a Parquet source.
+
+    Input too large or too deeply nested for any reader below is the input's fault: one SourceDataError
+    naming the source and file (the readers' own checks catch most; this is the net under all of them)."""
+    try:
+        return _parse_source(loaded, source, snapshot, cache_dir)
+    except MemoryError:
+        size = snapshot.path.stat().st_size if snapshot.path.is_file() else None
+        shown_size = f" ({size:,} bytes)" if size is not None else ""
+        raise SourceDataError(_display_name(snapshot), f"out of memory reading this file{shown_size}: it is too "
+                              "large for this machine", source_id=source.id) from None
+    except RecursionError:
+        raise SourceDataError(_display_name(snapshot), TOO_DEEP, source_id=source.id) from None
+
+
+def _parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
+                  cache_dir: Path | None) -> ParsedSource:
     city_id = loaded.city_id
     name = _display_name(snapshot)
     if source.target == "observations":

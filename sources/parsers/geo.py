@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from sources.config import AreasMapping, PointsMapping
-from sources.errors import SourceDataError
+from sources.errors import TOO_DEEP, SourceDataError
 
 if TYPE_CHECKING:
     from sources.parsers.features import FeatureSet, GeometryReport, Placed
@@ -71,6 +71,8 @@ def _load_json(path: Path, display_name: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceDataError(display_name, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SourceDataError(display_name, TOO_DEEP) from None
 
 
 def _features(path: Path, display_name: str) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sources.config import CsvOptions, ExcelOptions
-from sources.errors import SourceDataError
+from sources.errors import TOO_DEEP, SourceDataError
 from sources.parsers.numbers import NumberFormat, detect_number_format, shown
 
 MAX_LISTED_COLUMNS = 20  # column names an error message lists
@@ -368,6 +368,8 @@ def _load_json(path: Path, display_name: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceDataError(display_name, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SourceDataError(display_name, TOO_DEEP) from None
 
 
 def _check_ckan_success(path: Path, display_name: str) -> None:

@@ -40,6 +40,31 @@ def city_digest(warehouse: Path, city_id: str) -> dict[str, str]:
         con.close()
 
 
+# A refused run still records its attempt: its `runs` row and the quality results it reached.
+ATTEMPT_TABLES = ("runs", "quality_results")
+
+
+def warehouse_digest(warehouse: Path, without_city: str | None = None) -> dict[str, str]:
+    """Per table of the warehouse (every one but ATTEMPT_TABLES), the count and a hash of all its rows
+    (with `without_city`: of the rows of every other city)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                                            "'main' AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
+        keyed = {r[0] for r in con.execute("SELECT table_name FROM information_schema.columns "
+                                           "WHERE column_name = 'city_id'").fetchall()}
+        out = {}
+        for table in tables:
+            if table in ATTEMPT_TABLES:
+                continue
+            where = "WHERE city_id IS DISTINCT FROM ?" if without_city is not None and table in keyed else ""
+            params = [without_city] if where else []
+            out[table] = repr(con.execute(f'SELECT count(*), sum(hash(t)) FROM "{table}" t {where}', params).fetchone())
+        return out
+    finally:
+        con.close()
+
+
 @dataclass
 class Baseline:
     home: Path
@@ -47,12 +72,16 @@ class Baseline:
     releases: dict[str, str] = field(default_factory=dict)
     warehouse_sha: str = ""
     rows: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
+    tables_without: dict[str, dict[str, str]] = field(default_factory=dict)  # city -> the digest without it
     cities: set[str] = field(default_factory=set)
 
     def snapshot(self) -> None:
         self.releases = hash_tree(self.home / "releases")
         self.warehouse_sha = hashlib.sha256((self.home / "warehouse.duckdb").read_bytes()).hexdigest()
         self.rows = city_digest(self.home / "warehouse.duckdb", BASELINE_CITY)
+        self.tables = warehouse_digest(self.home / "warehouse.duckdb")
+        self.tables_without = {city: warehouse_digest(self.home / "warehouse.duckdb", city) for city in self.cities}
 
     def city(self, name: str, sources: list[dict[str, Any]], **top: Any) -> Path:
         """A hostile city config in its own folder beside the home; returns the YAML path."""
@@ -68,8 +97,12 @@ class Baseline:
     def run(self, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
         return run_cli(*args, home=self.home, env=env, timeout=timeout)
 
-    def assert_rejected(self, result: CliResult, match: str, *, config_stage: bool = False) -> str:
-        """Exit 2, one error line matching `match`, no traceback, earlier state intact; returns the line."""
+    def assert_rejected(self, result: CliResult, match: str, *, config_stage: bool = False,
+                        checked_city: str | None = None) -> str:
+        """Exit 2, one error line matching `match`, no traceback, earlier state intact; returns the line.
+
+        `checked_city`: the input was loaded and a blocking quality check refused it (`--strict`): that
+        city's own rows hold the new data, marked with the failed check; no other row may change."""
         import re
 
         assert result.returncode == 2, result
@@ -82,14 +115,21 @@ class Baseline:
         hits = [line for line in errors if re.search(match, line)]
         assert hits, (match, errors)
         assert all(len(line) < 1500 for line in errors), errors
-        self.assert_unchanged(byte_identical=config_stage)
+        self.assert_unchanged(byte_identical=config_stage, checked_city=checked_city)
         return hits[0]
 
-    def assert_unchanged(self, *, byte_identical: bool = False) -> None:
+    def assert_unchanged(self, *, byte_identical: bool = False, checked_city: str | None = None) -> None:
         assert hash_tree(self.home / "releases") == self.releases
         if byte_identical:
             assert hashlib.sha256((self.home / "warehouse.duckdb").read_bytes()).hexdigest() == self.warehouse_sha
         assert city_digest(self.home / "warehouse.duckdb", BASELINE_CITY) == self.rows
+        # Every table but the attempt's own records holds exactly the rows it held: nothing of the refused
+        # input and nothing of any other city was written (a DuckDB file that recorded a failed run differs
+        # in its bytes; byte identity is asserted where the input is refused before a run starts).
+        tables = warehouse_digest(self.home / "warehouse.duckdb", checked_city)
+        before = self.tables if checked_city is None else self.tables_without[checked_city]
+        changed = sorted(name for name in tables.keys() | before.keys() if tables.get(name) != before.get(name))
+        assert not changed, changed
         assert not list((self.home / "raw").glob("*/*/.*")), "staging folder left behind"
         assert not any((self.home / "tmp").iterdir()) if (self.home / "tmp").exists() else True
 

@@ -96,6 +96,30 @@ def test_literal_credentials_in_a_url_are_refused(guard: Baseline, location: str
     assert "pa55word" not in line and "abc123" not in line
 
 
+@pytest.mark.parametrize(("kind", "block", "shown"), [
+    ("openaq", {"endpoint": "locations", "params": {"iso": "DE", "api_key": "abc123"}},
+     r"the 'openaq' block's params hold the credential parameter 'api_key'"),
+    ("openaq", {"endpoint": "locations", "params": {"Access_Token": "abc123"}},
+     r"the 'openaq' block's params hold the credential parameter 'Access_Token'"),
+    ("eurostat", {"dataset": "urb_cpop1", "filters": {"cities": "DE001C", "token": "abc123"}},
+     r"the 'eurostat' block's filters hold the credential parameter 'token'"),
+], ids=["openaq-api_key", "openaq-access_token", "eurostat-token"])
+def test_literal_credentials_in_api_query_parameters_are_refused(guard: Baseline, kind: str, block: dict[str, Any],
+                                                                  shown: str) -> None:
+    target = "points" if kind == "openaq" else "observations"
+    mapping = {"points": {"point_type": "station"}} if kind == "openaq" else {"observations": OBS}
+    config = guard.city("param-creds", [{"id": "api", "kind": kind, "target": target, kind: block, **mapping}])
+    line = guard.assert_rejected(guard.run("validate", "--config-only", config), r"sources\[0\]: .*" + shown,
+                                 config_stage=True)
+    assert "abc123" not in line
+    # The same block without the credential is a valid config: only the credential was refused.
+    clean = {**block, **{k: {n: v for n, v in block[k].items() if v != "abc123"} for k in ("params", "filters")
+                         if k in block}}
+    config = guard.city("param-creds", [{"id": "api", "kind": kind, "target": target, kind: clean, **mapping}])
+    result = guard.run("validate", "--config-only", config)
+    assert result.returncode == 0, result
+
+
 @pytest.mark.parametrize(("where", "value"), [("source", "../../etc"), ("city", "../escape")])
 def test_path_traversal_in_ids_is_refused(guard: Baseline, where: str, value: str) -> None:
     config = guard.city("ids", [file_source("x.csv", id=value if where == "source" else "data")])

@@ -94,4 +94,7 @@ def test_a_source_falling_by_more_than_the_allowed_share_is_named(guard: Baselin
     guard.snapshot()
     (config.parent / "stats.csv").write_text("year,value,homes\n2023,1000,\n", encoding="utf-8")
     result = guard.run("run", "--strict", config)
-    guard.assert_rejected(result, r"shrinking/sources\.rows_present \(1 failing: stats \(4 -> 1 rows\)\)")
+    # The shrunk file loads (it is well formed); the blocking check refuses the run: no release, and
+    # nothing but the shrinking city's own rows changed.
+    guard.assert_rejected(result, r"shrinking/sources\.rows_present \(1 failing: stats \(4 -> 1 rows\)\)",
+                          checked_city="shrinking")

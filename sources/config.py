@@ -371,6 +371,10 @@ class TransitStopList(_Strict):
         return self
 
 
+StationType = Literal["background", "traffic", "industrial"]
+STATION_TYPES: tuple[str, ...] = ("background", "traffic", "industrial")
+
+
 class PointsMapping(_GeometryOptions):
     """Point features (monitoring stations, stops, population cells): an id and a location."""
 
@@ -384,6 +388,18 @@ class PointsMapping(_GeometryOptions):
     y_field: str | None = Field(default=None, description="Tabular points: projected y (northing).")
     transit: TransitStopList | None = Field(default=None, description=(
         "The points are public transport stops without a timetable (point_type must be transit_stop)."))
+    station_type_field: str | None = Field(default=None, description=(
+        "Monitoring stations: column / property holding each station's type (background, traffic or "
+        "industrial, any case; other codes through `station_type_codes`). An empty cell is an unknown type. "
+        "Read from file sources (CSV, Excel, GeoJSON, shapefiles, GeoPackages); for API stations use "
+        "`station_types`."))
+    station_type_codes: dict[str, StationType] | None = Field(default=None, description=(
+        "With station_type_field: code as published -> type, e.g. {UB: background, UT: traffic, "
+        "S: background}. A code neither here nor a type name is an error naming the row."))
+    station_types: dict[str, StationType] | None = Field(default=None, description=(
+        "Station id -> type, for stations whose source does not say (overrides station_type_field). "
+        "The city annual mean and 11.6.2 use background stations when types are known "
+        "(docs/city-config.md)."))
 
     @model_validator(mode="after")
     def _coordinate_fields(self) -> PointsMapping:
@@ -400,6 +416,8 @@ class PointsMapping(_GeometryOptions):
                              "(or x_field/y_field) name the columns of each axis")
         if self.transit is not None and self.point_type != "transit_stop":
             raise ValueError("a transit stop list needs point_type 'transit_stop'")
+        if self.station_type_codes is not None and self.station_type_field is None:
+            raise ValueError("'station_type_codes' needs 'station_type_field'")
         return self
 
 
@@ -459,6 +477,9 @@ class ReadingsMapping(_Strict):
         "A value that is not a finite number (e.g. 'n/a'): error naming file, row and field, or skip it "
         "(counted as `unreadable_values` in the load report). An empty cell is always a missing value."))
     variables: dict[str, VariableMapping] = Field(min_length=1)
+    sampling: Literal["hourly", "daily"] = Field(default="hourly", description=(
+        "hourly: continuous monitors, an annual mean needs 75 % of the year's hours; daily: samplers with "
+        "one value per day (e.g. gravimetric PM), an annual mean needs 75 % of the year's days."))
 
     @field_validator("time_zone")
     @classmethod

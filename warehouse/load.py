@@ -144,13 +144,22 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
         else:
             points = read_ngsi_ld_points(snapshot.path, source.points, name, source.id)
         points, points_report = points_in_country(points, loaded.config.city.country, name, source.id)
+        if source.points.station_type_field is not None:
+            raise SourceDataError(name, "station_type_field is read from file sources; give API stations' types "
+                                  "with station_types (station id -> type)", field=source.points.station_type_field,
+                                  source_id=source.id)
+        from sources.parsers.geometry_source import station_types
+
+        kinds = station_types([p.point_id for p in points], None, source.points, display_name=name,
+                              source_id=source.id)
         frame = pl.DataFrame({
             "city_id": [city_id] * len(points), "point_type": [source.points.point_type] * len(points),
             "point_id": [p.point_id for p in points], "name": [p.name for p in points],
             "lon": [p.lon for p in points], "lat": [p.lat for p in points],
             "district_id": [None] * len(points), "source_id": [source.id] * len(points),
             "snapshot_id": [snapshot.snapshot_id] * len(points), "source_record": [p.record for p in points],
-        }, schema_overrides={"district_id": pl.String, "name": pl.String})
+            "station_type": kinds,
+        }, schema_overrides={"district_id": pl.String, "name": pl.String, "station_type": pl.String})
         return ParsedSource(source, snapshot, "core_points", frame, points_report)
     if source.target == "transit_feed":
         stops = read_gtfs_stops(snapshot.path, name, loaded.config.city.reporting_years).with_columns(
@@ -356,11 +365,13 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
             replace_rows(con, city_id, item)
             change.other_sources_changed = True
             rows = item.frame.height if item.frame is not None else 0
+        sampling = item.source.readings.sampling if item.source.readings is not None else None
         con.execute("""INSERT OR REPLACE INTO core_source_state
-                       (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report)
-                       VALUES (?, ?, ?, now(), ?, ?, ?)""",
+                       (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report,
+                        readings_sampling)
+                       VALUES (?, ?, ?, now(), ?, ?, ?, ?)""",
                     [city_id, source_id, item.snapshot.snapshot_id, rows, plan.fingerprints[source_id],
-                     report_json(item.report)])
+                     report_json(item.report), sampling])
         change.reports[source_id] = item.report
     for source_id in plan.regroup:
         rebuild_readings_groups(con, city_id, source_id)

@@ -1,0 +1,8 @@
+-- 0010: exposure from the right stations (issue #15).
+-- A monitoring station's type as the EU air-quality directive classes it (background, traffic,
+-- industrial; NULL = unknown), read from a configured field or a per-station list in the city config.
+-- The city annual mean and the district (11.6.2) means use background stations when types are known.
+ALTER TABLE core_points ADD COLUMN station_type VARCHAR;
+-- How often a readings source samples (hourly | daily; NULL for other sources): an annual mean's
+-- completeness is judged per hour for hourly monitors and per day for daily samplers (gravimetric PM).
+ALTER TABLE core_source_state ADD COLUMN readings_sampling VARCHAR;

@@ -22,7 +22,8 @@ transaction.
 - polygon_area@1: district areas from polygons (year-less, applied to every reporting year; the
   record says which snapshot); polygon_area@2: total green area as the geodesic area of the union of
   the green-area polygons (overlaps counted once)
-- transit_stops@1: served public-transport stops (GTFS location_type 0 with departures)
+- transit_stops@2: served public-transport stops and stations (GTFS location_type 0 with departures,
+  the platforms of one parent_station counted once)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ STATION_MEAN = "station_annual_mean@2"
 CITY_MEAN = "city_annual_mean@2"
 DISTRICT_MEAN = "district_annual_mean@2"
 GREEN_AREA = "polygon_area@2"  # 2: green area as the union of the polygons (overlaps once)
+TRANSIT_STOPS = "transit_stops@2"  # 2: platforms of one parent station counted once
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -466,17 +468,25 @@ def green_union_ha(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[float,
 
 
 def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> list[dict[str, Any]]:
-    row = one_row(con, """SELECT count(*), any_value(snapshot_id), any_value(source_id), max(service_date)
+    """Served stops and stations as travellers see them (EC:ICT:T:1C's denominator, CM p34: "stops and
+    stations"): the platform-level GTFS stops (location_type 0) with weekday departures, each counted
+    once per station: stops sharing a `parent_station` are one station, a stop without one is itself."""
+    row = one_row(con, """SELECT count(DISTINCT coalesce(parent_station, 'stop:' || stop_id)), count(*),
+                                 count(DISTINCT parent_station), any_value(snapshot_id), any_value(source_id),
+                                 max(service_date)
                           FROM core_transit_stops WHERE city_id = ? AND location_type = 0 AND departures > 0""",
                   [city_id])
-    if row is None or not row[0]:
+    if row is None or not row[1]:
         return []
-    count, snapshot_id, source_id = int(row[0]), str(row[1]), str(row[2])  # type: ignore[call-overload]
-    day = f" on {row[3]}" if row[3] is not None else ""
+    count, platforms, stations = int(row[0]), int(row[1]), int(row[2])  # type: ignore[call-overload]
+    snapshot_id, source_id = str(row[3]), str(row[4])
+    day = f" on {row[5]}" if row[5] is not None else ""
+    grouped = (f" ({platforms} platform-level stops, those of {stations} parent stations counted once each)"
+               if stations else "")
     return [_obs(city_id, year, "transit_stops_total", float(count), area_type="city", area_id=city_id,
-                 derivation="transit_stops@1", snapshot_id=snapshot_id, source_id=source_id,
-                 source_record=f"{count} GTFS stops with weekday departures{day} (snapshot {snapshot_id}; "
-                               f"feed assumed valid for {year})")
+                 derivation=TRANSIT_STOPS, snapshot_id=snapshot_id, source_id=source_id,
+                 source_record=f"{count} GTFS stops and stations with weekday departures{day}{grouped} "
+                               f"(snapshot {snapshot_id}; feed assumed valid for {year})")
             for year in years]
 
 

@@ -212,8 +212,8 @@ def _departure_seconds(stop_times: pl.DataFrame) -> pl.Expr:
 
 
 def read_gtfs_stops(path: Path, display_name: str, years: Sequence[int] = ()) -> pl.DataFrame:
-    """Columns: stop_id, name, lon, lat, location_type, departures, departures_06_20, route_types,
-    service_date, service_rule. `years`: the city's reporting years (the service date is chosen in the
+    """Columns: stop_id, name, lon, lat, location_type, parent_station, departures, departures_06_20,
+    route_types, service_date, service_rule. `years`: the city's reporting years (the service date is chosen in the
     latest one the feed covers)."""
     try:
         archive = zipfile.ZipFile(path)
@@ -249,12 +249,17 @@ def read_gtfs_stops(path: Path, display_name: str, years: Sequence[int] = ()) ->
     name = pl.col("stop_name") if "stop_name" in stops.columns else pl.lit(None, pl.String)
     location_type = (pl.col("location_type").replace("", "0").fill_null("0")
                      if "location_type" in stops.columns else pl.lit("0"))
+    # The station a platform-level stop belongs to (stops.txt parent_station; empty = none): the stop
+    # total of EC:ICT:T:1C counts stations, not each platform (issue #15).
+    parent = (pl.col("parent_station").str.strip_chars().replace("", None)
+              if "parent_station" in stops.columns else pl.lit(None, pl.String))
     # File line of each stop (header is line 1), numbered before any join can reorder rows.
     table = stops.with_row_index("row", offset=2).select(
         pl.col("row"), pl.col("stop_id"), name.alias("name"),
         pl.col("stop_lon").str.strip_chars().cast(pl.Float64, strict=False).alias("lon"),
         pl.col("stop_lat").str.strip_chars().cast(pl.Float64, strict=False).alias("lat"),
         location_type.cast(pl.Int32, strict=False).alias("location_type"),
+        parent.alias("parent_station"),
     )
     bad = table.filter(pl.col("lon").is_null() | pl.col("lat").is_null() | ~pl.col("lon").is_between(-180, 180)
                        | ~pl.col("lat").is_between(-90, 90)).sort("row")

@@ -6,3 +6,6 @@ ALTER TABLE core_points ADD COLUMN station_type VARCHAR;
 -- How often a readings source samples (hourly | daily; NULL for other sources): an annual mean's
 -- completeness is judged per hour for hourly monitors and per day for daily samplers (gravimetric PM).
 ALTER TABLE core_source_state ADD COLUMN readings_sampling VARCHAR;
+-- The station a GTFS platform-level stop belongs to (stops.txt parent_station): EC:ICT:T:1C counts stops
+-- and stations at the level travellers see them, one per station, not one per platform.
+ALTER TABLE core_transit_stops ADD COLUMN parent_station VARCHAR;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -840,6 +841,20 @@ class SourceConfig(_Strict):
     areas: AreasMapping | None = None
     points: PointsMapping | None = None
     readings: ReadingsMapping | None = None
+    valid_from: date | None = Field(default=None, description=(
+        "Spatial sources (areas, points, transit_feed): first day the data describe, e.g. 2022-01-01. With "
+        "valid_to, overrides what the data say (a GTFS feed's feed_info / calendar dates). A spatial value of a "
+        "reporting year outside the validity is missing with the reason, unless assume_valid is set."))
+    valid_to: date | None = Field(default=None, description="Spatial sources: last day the data describe.")
+    assume_valid: bool = Field(default=False, description=(
+        "Use this spatial source for reporting years outside its validity anyway; every such value says "
+        "'assumed_valid' in its record."))
+
+    @model_validator(mode="after")
+    def _validity_order(self) -> SourceConfig:
+        if self.valid_from is not None and self.valid_to is not None and self.valid_from > self.valid_to:
+            raise ValueError(f"valid_from {self.valid_from} is after valid_to {self.valid_to}")
+        return self
 
     @property
     def resolved_cadence(self) -> str:

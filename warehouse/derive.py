@@ -22,6 +22,10 @@ transaction.
 - polygon_area@1: district areas from polygons (year-less, applied to every reporting year; the
   record says which snapshot); polygon_area@2: total green area as the geodesic area of the union of
   the green-area polygons (overlaps counted once)
+- validity (`apply_validity`): a year-less spatial value (polygon areas, stop totals, derive_spatial's
+  rows) of a reporting year outside the validity of a source it reads (declared valid_from /
+  valid_to, or a GTFS feed's dates; migration 0010) is withheld in core_withheld (rule `validity`),
+  or kept with `assumed_valid` in its record when the source sets assume_valid
 - transit_stops@2: served public-transport stops and stations (GTFS location_type 0 with departures,
   the platforms of one parent_station counted once)
 """
@@ -32,6 +36,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -490,6 +495,87 @@ def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Seq
             for year in years]
 
 
+@dataclass(frozen=True)
+class Validity:
+    """The days a spatial source's data describe (None = open end) and whether it may be used outside."""
+
+    source_id: str
+    valid_from: date | None
+    valid_to: date | None
+    basis: str
+    assume_valid: bool
+
+    def covers(self, year: int) -> bool:
+        return ((self.valid_from is None or self.valid_from <= date(year, 12, 31))
+                and (self.valid_to is None or self.valid_to >= date(year, 1, 1)))
+
+    def span(self) -> str:
+        return f"{self.valid_from or '…'} to {self.valid_to or '…'} ({self.basis})"
+
+
+def source_validities(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[str, Validity]:
+    """Spatial sources whose validity is known (declared, or from a GTFS feed's dates)."""
+    return {sid: Validity(sid, start, end, basis or "", bool(assume)) for sid, start, end, basis, assume in con.execute(
+        """SELECT source_id, valid_from, valid_to, validity_basis, assume_valid FROM core_source_state
+           WHERE city_id = ? AND (valid_from IS NOT NULL OR valid_to IS NOT NULL) ORDER BY source_id""",
+        [city_id]).fetchall()}
+
+
+def _spatial_inputs(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[str, set[str]]:
+    """Which sources a spatial derivation reads, by the kind of layer: transit stops, green areas."""
+    transit = {r[0] for r in con.execute(
+        """SELECT DISTINCT source_id FROM core_transit_stops WHERE city_id = $city
+           UNION SELECT DISTINCT source_id FROM core_points WHERE city_id = $city
+                 AND starts_with(point_type, 'transit_stop:')""", {"city": city_id}).fetchall()}
+    green = {r[0] for r in con.execute("SELECT DISTINCT source_id FROM core_areas WHERE city_id = ? AND "
+                                       "area_type = 'green_area'", [city_id]).fetchall()}
+    return {"transit": transit, "green": green}
+
+
+def _row_sources(row: dict[str, Any], layers: dict[str, set[str]]) -> set[str]:
+    name = str(row["derivation"]).split("@", 1)[0]
+    found = {row["source_id"]} if row["source_id"] != "derived" else set()
+    if "transit" in name:
+        found |= layers["transit"]
+    if "green" in name or "open_public_space" in name or row["variable"] == "green_area_ha":
+        found |= layers["green"]
+    return found
+
+
+def apply_validity(con: duckdb.DuckDBPyConnection, city_id: str, rows: list[dict[str, Any]]
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows kept, core_withheld rows) of year-less spatial derivations: a value of a reporting year
+    outside the validity of a source it reads is withheld (rule `validity`, the KPI row names it), or
+    kept with `assumed_valid` in its record when the source opts in (`assume_valid: true`). Sources of
+    unknown validity are used for every year, as their records say."""
+    validities = source_validities(con, city_id)
+    if not validities:
+        return rows, []
+    layers = _spatial_inputs(con, city_id)
+    kept, withheld = [], []
+    for row in rows:
+        outside = [validities[s] for s in sorted(_row_sources(row, layers))
+                   if s in validities and not validities[s].covers(row["year"])]
+        if not outside:
+            kept.append(row)
+        elif all(v.assume_valid for v in outside):
+            notes = "; ".join(f"assumed_valid: {v.source_id} describes {v.span()}, not {row['year']}" for v in outside)
+            kept.append({**row, "source_record": f"{row['source_record']}; {notes}"})
+        else:
+            label = row["variable"] + (f"[{row['data_point']}]" if row["data_point"] else "")
+            reason = (f"{label} {row['year']}: " + "; ".join(
+                f"source {v.source_id} describes {v.span()}, not {row['year']}" for v in outside if not v.assume_valid)
+                + " (set assume_valid: true on the source to use it for other years)")
+            withheld.append({"city_id": city_id, "year": row["year"], "variable": row["variable"],
+                             "data_point": row["data_point"], "area_type": row["area_type"],
+                             "area_id": row["area_id"], "derivation": row["derivation"], "rule": "validity",
+                             "reason": reason, "details": json.dumps(
+                                 [{"source_id": v.source_id, "valid_from": str(v.valid_from),
+                                   "valid_to": str(v.valid_to), "basis": v.basis} for v in outside],
+                                 sort_keys=True)})
+    return kept, withheld
+
+
 AIR_DERIVATIONS = (STATION_MEAN, CITY_MEAN, DISTRICT_MEAN)
 # Bump with any derivation's version (or when derive_city's composition changes): every city is then
 # derived again on its next load.
@@ -532,7 +618,8 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
     transit = [r for r in transit_stop_counts(con, city_id, years)
                if (r["year"], r["variable"], None) not in observed]
     areas = [r for r in areas if r["area_type"] != "city" or (r["year"], r["variable"], None) not in observed]
-    insert_frame(con, "observations", _frame(areas + transit))
+    areas, invalid_areas = apply_validity(con, city_id, areas + transit)
+    insert_frame(con, "observations", _frame(areas))
     rollup = district_rollup(con, city_id)
     stations, rejected = station_means_from_groups(con, city_id)
     meta = station_metadata(con, city_id)
@@ -540,8 +627,8 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
     withheld = withheld_city_means(city_id, stations, rejected, observed, years, meta)
     district_air = district_annual_means(con, city_id, stations, meta)
     insert_frame(con, "observations", _frame(rollup + stations + city_air + district_air))
-    _store_withheld(con, city_id, withheld)
-    spatial = derive_spatial(con, city_id, years)
+    spatial, invalid_spatial = apply_validity(con, city_id, derive_spatial(con, city_id, years))
+    _store_withheld(con, city_id, withheld + invalid_areas + invalid_spatial)
     insert_frame(con, "observations", _frame(spatial))
     _record_derived(con, city_id, years)
     return {
@@ -550,6 +637,7 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
         "city_annual_means_withheld": [w["reason"] for w in withheld],
         "district_annual_means": len(district_air), "polygon_areas": len(areas), "transit_stops": len(transit),
         "air_stations_excluded": air_exclusions(stations, meta),
+        "withheld_outside_validity": sorted({w["reason"] for w in invalid_areas + invalid_spatial}),
         "spatial": len(spatial),
     }
 

@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -366,12 +366,14 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
             change.other_sources_changed = True
             rows = item.frame.height if item.frame is not None else 0
         sampling = item.source.readings.sampling if item.source.readings is not None else None
+        valid_from, valid_to, basis = source_validity(item)
         con.execute("""INSERT OR REPLACE INTO core_source_state
                        (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report,
-                        readings_sampling)
-                       VALUES (?, ?, ?, now(), ?, ?, ?, ?)""",
+                        readings_sampling, valid_from, valid_to, validity_basis, assume_valid)
+                       VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [city_id, source_id, item.snapshot.snapshot_id, rows, plan.fingerprints[source_id],
-                     report_json(item.report), sampling])
+                     report_json(item.report), sampling, valid_from, valid_to, basis,
+                     item.source.assume_valid])
         change.reports[source_id] = item.report
     for source_id in plan.regroup:
         rebuild_readings_groups(con, city_id, source_id)
@@ -383,6 +385,19 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
         change.reports[source_id] = remove_source(con, city_id, source_id)
         change.other_sources_changed = change.readings_replaced = True  # derive everything again
     return change
+
+
+def source_validity(item: ParsedSource) -> tuple[date | None, date | None, str | None]:
+    """The days a spatial source's data describe: the config's valid_from / valid_to when given, else
+    a GTFS feed's own dates; (None, None, None) when unknown or not a spatial source."""
+    source = item.source
+    if source.valid_from is not None or source.valid_to is not None:
+        return source.valid_from, source.valid_to, "declared in the city config"
+    if item.table == "core_transit_stops":
+        from sources.parsers.gtfs import feed_validity
+
+        return feed_validity(item.snapshot.path, _display_name(item.snapshot))
+    return None, None, None
 
 
 # Every core table a source's rows land in (derived observations carry source_id 'derived').

@@ -274,3 +274,25 @@ def read_gtfs_stops(path: Path, display_name: str, years: Sequence[int] = ()) ->
                           pl.lit(day.date, pl.Date).alias("service_date"),
                           pl.lit(day.rule, pl.String).alias("service_rule"))
             .sort("stop_id"))
+
+
+def feed_validity(path: Path, display_name: str) -> tuple[date | None, date | None, str]:
+    """(first day, last day, basis) the feed describes: feed_info.txt's feed_start_date / feed_end_date
+    where given, else the span of its calendar files; (None, None, ...) when it says nothing."""
+    with zipfile.ZipFile(path) as archive:
+        check_archive(archive, display_name)
+        members = {n.rsplit("/", 1)[-1] for n in archive.namelist()}
+        info = _read(archive, "feed_info.txt", display_name) if "feed_info.txt" in members else None
+        calendar, calendar_dates = (_read(archive, n, display_name) if n in members else None
+                                    for n in ("calendar.txt", "calendar_dates.txt"))
+    if info is not None and info.height:
+        where = f"{display_name}:feed_info.txt"
+        record = info.row(0, named=True)
+        start, end = ((_gtfs_date(record[f], where, 2, f) if (record.get(f) or "").strip() else None)
+                      for f in ("feed_start_date", "feed_end_date"))
+        if start is not None or end is not None:
+            return start, end, "GTFS feed_info.txt feed_start_date/feed_end_date"
+    span = _Calendar(calendar, calendar_dates, display_name).validity()
+    if span is not None:
+        return span[0], span[1], "GTFS calendar dates"
+    return None, None, "the feed states no dates"

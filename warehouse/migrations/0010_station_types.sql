@@ -9,3 +9,11 @@ ALTER TABLE core_source_state ADD COLUMN readings_sampling VARCHAR;
 -- The station a GTFS platform-level stop belongs to (stops.txt parent_station): EC:ICT:T:1C counts stops
 -- and stations at the level travellers see them, one per station, not one per platform.
 ALTER TABLE core_transit_stops ADD COLUMN parent_station VARCHAR;
+-- Validity of a spatial source (areas, points, GTFS feed): the days its data describe, declared in the
+-- config (valid_from / valid_to) or read from the data (a GTFS feed's feed_info / calendar dates); NULL =
+-- unknown. A spatial value of a reporting year outside it is withheld (core_withheld, rule 'validity')
+-- unless the source opts in with assume_valid, which the value's record then says.
+ALTER TABLE core_source_state ADD COLUMN valid_from DATE;
+ALTER TABLE core_source_state ADD COLUMN valid_to DATE;
+ALTER TABLE core_source_state ADD COLUMN validity_basis VARCHAR;
+ALTER TABLE core_source_state ADD COLUMN assume_valid BOOLEAN;

@@ -13,7 +13,7 @@ import duckdb
 import yaml
 from test_methods_gtfs import CAL_HEADER, calendar_row, feed, write_feed
 
-from pipelines.steps import fetch_city, load_city
+from pipelines.steps import compute_city, fetch_city, load_city
 from sources.config import load_city_config
 from sources.parsers.gtfs import feed_validity
 from warehouse.home import Home
@@ -65,6 +65,14 @@ def test_declared_validity_withholds_other_years_unless_assumed(tmp_path: Path) 
     assert sorted(values) == [2023]  # the layer describes 2022-06-01 onwards: 2021 is not shown
     assert withheld == {2021: "green_area_ha 2021: source parks describes 2022-06-01 to … (declared in the city "
                               "config), not 2021 (set assume_valid: true on the source to use it for other years)"}
+    compute_city(home, loaded, "r1")  # the KPI row names the reason
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        status, reason = con.execute("""SELECT status, status_reason FROM kpi_values
+                                        WHERE indicator_id = 'EN:EN:PSN:1C' AND year = 2021""").fetchone() or ("", "")
+    finally:
+        con.close()
+    assert status == "missing" and reason.endswith(f"withheld: {withheld[2021]}")
     # SDG 11.7.1's open space reads the same layer: withheld alike.
     assert report["derived"]["withheld_outside_validity"] == [
         withheld[2021], withheld[2021].replace("green_area_ha", "open_public_space_ha")]

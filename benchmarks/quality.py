@@ -84,7 +84,7 @@ def phase_generate(db: Path, rows: int) -> dict[str, Any]:
         con.execute(f"""INSERT INTO core_readings SELECT '{CITY}', station, observed_at, 'air_concentration_ugm3',
                         pollutant, value, 'readings', 'snapshot' FROM read_parquet('{parquet}')""")
         con.execute(f"""INSERT INTO core_points SELECT '{CITY}', 'station', station, NULL, 10.0, 51.0, NULL,
-                        'stations', 'snapshot', 'generated' FROM (SELECT DISTINCT station_id AS station
+                        'stations', 'snapshot', 'generated', NULL FROM (SELECT DISTINCT station_id AS station
                         FROM core_readings)""")
         seconds = time.perf_counter() - started
         # What the loader does in the same transaction: the group aggregates (annual-mean sums, hour

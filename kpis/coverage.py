@@ -30,7 +30,7 @@ DERIVATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("areas:district",), ("area_ha",), "polygon_area@1 (district areas)"),
     (("areas:green_area",), ("green_area_ha",), "polygon_area@1 (total green area)"),
     (("areas:green_area",), ("open_public_space_ha",), "open_public_space@1"),
-    (("transit_feed",), ("transit_stops_total",), "transit_stops@1"),
+    (("transit_feed",), ("transit_stops_total",), "transit_stops@2"),
     (("population_by_area",), ("population_gridded[{group}]",), "population_grid@1"),
     (("population_by_area", "transit_feed"), ("population_transit_access_sdg[{group}]",
                                       "population_within_500m_stop[{group}]"),

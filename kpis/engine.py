@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,8 +25,9 @@ KPI_COLUMNS: dict[str, Any] = {
     "data_point": pl.String, "value": pl.Float64, "unit": pl.String, "status": pl.String,
     "status_reason": pl.String, "numerator": pl.Float64, "denominator": pl.Float64,
     "missing_inputs": pl.List(pl.String), "inputs": pl.String, "formula": pl.String,
-    "formula_version": pl.String,
+    "formula_version": pl.String, "confidence": pl.String, "method_variant": pl.String, "caveats": pl.String,
 }
+AS_PUBLISHED = "as published"
 OBSERVATION_KEY = ("city_id", "year", "variable", "data_point", "area_type", "area_id")
 EXAMPLE_YEAR = 2000
 
@@ -43,6 +45,7 @@ class Observation:
     source_record: str
     failed_check: str | None = None
     year: int | None = None  # set only where a formula may read another year (growth_ratio, lookback_years)
+    derivation: str | None = None  # '<name>@<version>' of a derived input (method_variant); not in provenance
 
     def provenance(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -97,6 +100,7 @@ def index_observations(observations: pl.DataFrame) -> dict[tuple[str, int], City
             area_id=row["area_id"], value=float(row["value"]), unit=row["unit"], source_id=row["source_id"],
             snapshot_id=row["snapshot_id"], source_record=row["source_record"],
             failed_check=row["failed_check"] if has_check else None,
+            derivation=row.get("derivation"),
         ))
     return grouped
 
@@ -377,7 +381,29 @@ def _row(indicator: Indicator, data_point: str | None, data: CityYearInputs, res
         "inputs": json.dumps(inputs, sort_keys=True, ensure_ascii=False),
         "formula": formula_string(compute, data_point) if compute else None,
         "formula_version": compute.formula_version if compute else None,
+        "confidence": confidence_of(indicator),
+        "method_variant": method_variant(result.inputs),
+        "caveats": compute.caveat if compute else None,
     }
+
+
+def confidence_of(indicator: Indicator) -> str | None:
+    """The catalogue's confidence word (formula_read, page_partly_read, name_unit_read, metadata_read,
+    corroborated, from_knowledge, inferred): how much of the official method was read."""
+    match = re.match(r"[a-z_]+", indicator.confidence.strip())
+    return match.group(0) if match else None
+
+
+def method_variant(inputs: Iterable[Observation]) -> str | None:
+    """How the inputs were made: their derivations ('city_annual_mean@2; polygon_area@2'), plus
+    'as published' when some came from a source as it is; None without inputs."""
+    inputs = list(inputs)
+    if not inputs:
+        return None
+    names = sorted({obs.derivation for obs in inputs if obs.derivation})
+    if any(obs.derivation is None for obs in inputs):
+        names.append(AS_PUBLISHED)
+    return "; ".join(names)
 
 
 def inputs_from_example(indicator: Indicator, inputs: Mapping[str, float],

@@ -12,6 +12,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -372,6 +373,10 @@ class TransitStopList(_Strict):
         return self
 
 
+StationType = Literal["background", "traffic", "industrial"]
+STATION_TYPES: tuple[str, ...] = ("background", "traffic", "industrial")
+
+
 class PointsMapping(_GeometryOptions):
     """Point features (monitoring stations, stops, population cells): an id and a location."""
 
@@ -385,6 +390,18 @@ class PointsMapping(_GeometryOptions):
     y_field: str | None = Field(default=None, description="Tabular points: projected y (northing).")
     transit: TransitStopList | None = Field(default=None, description=(
         "The points are public transport stops without a timetable (point_type must be transit_stop)."))
+    station_type_field: str | None = Field(default=None, description=(
+        "Monitoring stations: column / property holding each station's type (background, traffic or "
+        "industrial, any case; other codes through `station_type_codes`). An empty cell is an unknown type. "
+        "Read from file sources (CSV, Excel, GeoJSON, shapefiles, GeoPackages); for API stations use "
+        "`station_types`."))
+    station_type_codes: dict[str, StationType] | None = Field(default=None, description=(
+        "With station_type_field: code as published -> type, e.g. {UB: background, UT: traffic, "
+        "S: background}. A code neither here nor a type name is an error naming the row."))
+    station_types: dict[str, StationType] | None = Field(default=None, description=(
+        "Station id -> type, for stations whose source does not say (overrides station_type_field). "
+        "The city annual mean and 11.6.2 use background stations when types are known "
+        "(docs/city-config.md)."))
 
     @model_validator(mode="after")
     def _coordinate_fields(self) -> PointsMapping:
@@ -401,6 +418,8 @@ class PointsMapping(_GeometryOptions):
                              "(or x_field/y_field) name the columns of each axis")
         if self.transit is not None and self.point_type != "transit_stop":
             raise ValueError("a transit stop list needs point_type 'transit_stop'")
+        if self.station_type_codes is not None and self.station_type_field is None:
+            raise ValueError("'station_type_codes' needs 'station_type_field'")
         return self
 
 
@@ -460,6 +479,9 @@ class ReadingsMapping(_Strict):
         "A value that is not a finite number (e.g. 'n/a'): error naming file, row and field, or skip it "
         "(counted as `unreadable_values` in the load report). An empty cell is always a missing value."))
     variables: dict[str, VariableMapping] = Field(min_length=1)
+    sampling: Literal["hourly", "daily"] = Field(default="hourly", description=(
+        "hourly: continuous monitors, an annual mean needs 75 % of the year's hours; daily: samplers with "
+        "one value per day (e.g. gravimetric PM), an annual mean needs 75 % of the year's days."))
 
     @field_validator("time_zone")
     @classmethod
@@ -828,6 +850,20 @@ class SourceConfig(_Strict):
     areas: AreasMapping | None = None
     points: PointsMapping | None = None
     readings: ReadingsMapping | None = None
+    valid_from: date | None = Field(default=None, description=(
+        "Spatial sources (areas, points, transit_feed): first day the data describe, e.g. 2022-01-01. With "
+        "valid_to, overrides what the data say (a GTFS feed's feed_info / calendar dates). A spatial value of a "
+        "reporting year outside the validity is missing with the reason, unless assume_valid is set."))
+    valid_to: date | None = Field(default=None, description="Spatial sources: last day the data describe.")
+    assume_valid: bool = Field(default=False, description=(
+        "Use this spatial source for reporting years outside its validity anyway; every such value says "
+        "'assumed_valid' in its record."))
+
+    @model_validator(mode="after")
+    def _validity_order(self) -> SourceConfig:
+        if self.valid_from is not None and self.valid_to is not None and self.valid_from > self.valid_to:
+            raise ValueError(f"valid_from {self.valid_from} is after valid_to {self.valid_to}")
+        return self
 
     @property
     def resolved_cadence(self) -> str:

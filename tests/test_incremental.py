@@ -28,7 +28,7 @@ TABLES = {
     "core_readings": "SELECT station_id, observed_at, variable, data_point, value, source_id FROM core_readings",
     "core_readings_groups": "SELECT * FROM core_readings_groups",
     # A derived row that was not re-derived keeps the snapshot current when it was derived (checked below).
-    "observations": "SELECT * EXCLUDE (failed_check) REPLACE (CASE WHEN derivation = 'station_annual_mean@1' "
+    "observations": "SELECT * EXCLUDE (failed_check) REPLACE (CASE WHEN derivation = 'station_annual_mean@2' "
                     "THEN NULL ELSE snapshot_id END AS snapshot_id) FROM observations",
     "core_points": "SELECT * FROM core_points",
     "core_areas": "SELECT * FROM core_areas",
@@ -77,7 +77,7 @@ def _assert_equals_full_rebuild(home: Home, city: Path, tmp_path: Path, step: st
     try:
         duplicates = con.execute("""SELECT count(*) FROM (SELECT station_id, observed_at, variable, data_point
                                     FROM core_readings GROUP BY ALL HAVING count(*) > 1)""").fetchall()
-        unknown = con.execute("""SELECT count(*) FROM observations o WHERE derivation = 'station_annual_mean@1'
+        unknown = con.execute("""SELECT count(*) FROM observations o WHERE derivation = 'station_annual_mean@2'
                                  AND NOT EXISTS (SELECT 1 FROM source_snapshots s WHERE s.snapshot_id = o.snapshot_id
                                                  AND s.source_id = 'luftmessungen')""").fetchall()
     finally:

@@ -55,7 +55,7 @@ def test_suites_are_generated_from_the_catalogue_and_the_variables() -> None:
 
 
 def _readings(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str, float]]) -> None:
-    con.execute("INSERT INTO core_points VALUES ('c', 'station', 'S1', NULL, 10, 51, NULL, 's', 'x', 'r')")
+    con.execute("INSERT INTO core_points VALUES ('c', 'station', 'S1', NULL, 10, 51, NULL, 's', 'x', 'r', NULL)")
     con.executemany("""INSERT INTO core_readings VALUES ('c', ?, CAST(? AS TIMESTAMPTZ), 'air_concentration_ugm3',
                        ?, ?, 's', 'x')""", rows)
 

@@ -9,15 +9,25 @@ exact aggregates (core_readings_groups), so no derivation rescans the hourly tab
 transaction.
 
 - district_rollup@1: city totals of additive variables from complete district values
-- station_annual_mean@1: annual mean per station and pollutant from hourly readings (>= 75 % of
-  hours present, the usual validity rule for annual means)
-- city_annual_mean@1: city mean of the valid station annual means; when no station of a year,
-  variable and data point is valid, the key is recorded in `core_withheld` (migration 0006) with the
-  rule, the stations and their coverage, and the KPI engine names that reason in the missing row
-- district_annual_mean@1: per district, mean of its stations; else the nearest station's value
-- polygon_area@1: district areas and total green area from polygons (year-less, applied to every
-  reporting year; the record says which snapshot)
-- transit_stops@1: served public-transport stops (GTFS location_type 0 with departures)
+- station_annual_mean@2: annual mean per station and pollutant from its readings: >= 75 % of the
+  year's hours for hourly monitors, of its days for daily samplers (`sampling: daily`, e.g.
+  gravimetric PM: one value a day), the usual validity rule for annual means
+- city_annual_mean@2: city mean of the valid station annual means of the exposure stations
+  (`select_exposure_stations`: inside the city boundary; background stations when types are known);
+  when no station of a year, variable and data point is valid, or all valid ones lie outside the
+  city, the key is recorded in `core_withheld` (migration 0006) with the rule, the stations and their
+  coverage, and the KPI engine names that reason in the missing row
+- district_annual_mean@2: per district, mean of its exposure stations; else the nearest exposure
+  station's value, nearest by geodesic metres from the district's centroid
+- polygon_area@1: district areas from polygons (year-less, applied to every reporting year; the
+  record says which snapshot); polygon_area@2: total green area as the geodesic area of the union of
+  the green-area polygons (overlaps counted once)
+- validity (`apply_validity`): a year-less spatial value (polygon areas, stop totals, derive_spatial's
+  rows) of a reporting year outside the validity of a source it reads (declared valid_from /
+  valid_to, or a GTFS feed's dates; migration 0010) is withheld in core_withheld (rule `validity`),
+  or kept with `assumed_valid` in its record when the source sets assume_valid
+- transit_stops@2: served public-transport stops and stations (GTFS location_type 0 with departures,
+  the platforms of one parent_station counted once)
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -40,6 +52,13 @@ from warehouse.variables import VARIABLES
 
 MIN_COVERAGE = 0.75
 _AIR = "air_concentration_ugm3"
+# 2: daily samplers judged by days; city and district means from background stations inside the city,
+# nearest station in metres (issue #15)
+STATION_MEAN = "station_annual_mean@2"
+CITY_MEAN = "city_annual_mean@2"
+DISTRICT_MEAN = "district_annual_mean@2"
+GREEN_AREA = "polygon_area@2"  # 2: green area as the union of the polygons (overlaps once)
+TRANSIT_STOPS = "transit_stops@2"  # 2: platforms of one parent station counted once
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -119,25 +138,42 @@ def _group_means(con: duckdb.DuckDBPyConnection, city_id: str, groups_sql: str, 
         WITH g AS ({groups_sql})
         SELECT g.year, g.station_id, g.variable, g.data_point,
                CASE WHEN sum(g.inexact) = 0 THEN CAST(sum(g.exact_sum) AS DOUBLE) / sum(g.n) END AS mean,
-               bit_count(bit_or(g.hours)) AS hours, min(g.source_id) AS source_id
-        FROM g GROUP BY ALL ORDER BY ALL""", params).fetchall()
+               bit_count(bit_or(g.hours)) AS hours, min(g.source_id) AS source_id,
+               coalesce(max(s.readings_sampling), 'hourly') AS sampling,
+               CASE WHEN max(s.readings_sampling) = 'daily' THEN CAST(bit_or(g.hours) AS VARCHAR) END AS bitmap
+        FROM g LEFT JOIN core_source_state s ON s.city_id = $city AND s.source_id = g.source_id
+        GROUP BY ALL ORDER BY ALL""", params).fetchall()
     snapshots = dict(con.execute("SELECT source_id, snapshot_id FROM core_source_state WHERE city_id = ?",
                                  [city_id]).fetchall())
     valid, rejected = [], []
-    for year, station, variable, data_point, mean, hours, source_id in rows:
+    for year, station, variable, data_point, mean, hours, source_id, sampling, bitmap in rows:
         hours_in_year = 8784 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 8760
-        coverage = hours / hours_in_year
-        record = (f"mean of {hours} hourly readings ({coverage:.1%} of the year) from {source_id}")
+        if sampling == "daily":  # one sample a day: count the days with a sample (EU: 75 % of days)
+            covered, expected, unit = days_with_readings(bitmap), hours_in_year // 24, "days"
+            record = f"mean of samples on {covered} days ({covered / expected:.1%} of the year) from {source_id}"
+        else:
+            covered, expected, unit = int(hours), hours_in_year, "hours"
+            record = f"mean of {hours} hourly readings ({covered / expected:.1%} of the year) from {source_id}"
+        coverage = covered / expected
         if coverage < MIN_COVERAGE:
             rejected.append({"station_id": station, "year": year, "variable": variable, "data_point": data_point,
-                             "hours": int(hours), "hours_in_year": hours_in_year, "coverage": round(coverage, 4)})
+                             "hours": covered, "hours_in_year": expected, "unit": unit,
+                             "coverage": round(coverage, 4)})
             continue
         if mean is None:
             mean = _inexact_mean(con, city_id, year, station, variable, data_point)
         valid.append(_obs(city_id, year, variable, mean, data_point=data_point, area_type="station",
-                          area_id=station, derivation="station_annual_mean@1", source_record=record,
+                          area_id=station, derivation=STATION_MEAN, source_record=record,
                           snapshot_id=snapshots.get(source_id), source_id=source_id))
     return valid, rejected
+
+
+def days_with_readings(bitmap: str | None) -> int:
+    """Days of the year with at least one reading, from the hour-of-year bitmap ('0'/'1' text, bit i =
+    hour i of the UTC year)."""
+    if not bitmap:
+        return 0
+    return sum(1 for start in range(0, len(bitmap), 24) if "1" in bitmap[start:start + 24])
 
 
 def _inexact_mean(con: duckdb.DuckDBPyConnection, city_id: str, year: int, station: str, variable: str,
@@ -179,8 +215,81 @@ def station_means_from_groups(con: duckdb.DuckDBPyConnection, city_id: str,
                                      "variables": [k[1] for k in wanted], "points": [k[2] for k in wanted]})
 
 
-def city_annual_means(city_id: str, stations: list[dict[str, Any]], observed: set[tuple[int, str, str | None]]
-                      ) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class StationMeta:
+    """What the exposure rule needs to know of a station: its type (None = unknown), whether it lies
+    inside the city (None = unknown: no location or no district polygons) and where it is."""
+
+    station_type: str | None
+    inside: bool | None
+    lon: float | None = None
+    lat: float | None = None
+    district_id: str | None = None
+
+
+def station_metadata(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[str, StationMeta]:
+    """Every located point by id (a point with a station type wins over one without)."""
+    has_districts = bool(scalar(con, "SELECT count(*) FROM core_areas WHERE city_id = ? AND area_type = 'district'",
+                                [city_id]))
+    out: dict[str, StationMeta] = {}
+    for point_id, kind, lon, lat, district in con.execute(
+            """SELECT point_id, station_type, lon, lat, district_id FROM core_points WHERE city_id = ?
+               ORDER BY point_id, station_type NULLS LAST, point_type""", [city_id]).fetchall():
+        if point_id not in out:
+            out[point_id] = StationMeta(kind, (district is not None) if has_districts else None, lon, lat, district)
+    return out
+
+
+@dataclass
+class Selection:
+    """The stations an exposure mean uses, and why the others are left out."""
+
+    used: list[dict[str, Any]]
+    excluded: dict[str, str]       # station -> reason
+    unknown_type: list[str]        # used although their type is unknown (flagged)
+    note: str                      # the rule applied, one phrase
+
+
+def select_exposure_stations(members: list[dict[str, Any]], meta: dict[str, StationMeta]) -> Selection:
+    """The stations whose annual means make a city's (or a district's) exposure value.
+
+    Stations outside the city boundary are left out. When any remaining station's type is known, the
+    mean uses background stations (and those of unknown type, flagged), as the EU air-quality directive
+    (2008/50/EC, Annex III B) and the WHO's exposure practice take urban background stations as
+    representative of the population's exposure: traffic and industrial stations measure hot spots. A
+    city with typed stations but none background falls back to all of them, and says so."""
+    unknown = StationMeta(None, None)
+    excluded = {r["area_id"]: "outside the city boundary" for r in members
+                if meta.get(r["area_id"], unknown).inside is False}
+    inside = [r for r in members if r["area_id"] not in excluded]
+    types = {r["area_id"]: meta.get(r["area_id"], unknown).station_type for r in inside}
+    untyped = sorted(k for k, v in types.items() if v is None)
+    if not any(types.values()):
+        note = "station types unknown: all stations in the city" if inside else "no station in the city"
+        return Selection(inside, excluded, untyped, note)
+    background = [r for r in inside if types[r["area_id"]] in ("background", None)]
+    if not background:
+        return Selection(inside, excluded, untyped, "no background station: traffic/industrial stations, "
+                                                    "overstating the population's exposure")
+    for r in inside:
+        if types[r["area_id"]] not in ("background", None):
+            excluded[r["area_id"]] = f"{types[r['area_id']]} station"
+    return Selection(background, excluded, untyped, "background stations")
+
+
+def _selection_text(selection: Selection) -> str:
+    parts = []
+    if selection.excluded:
+        parts.append("excluded: " + ", ".join(f"{k} ({v})" for k, v in sorted(selection.excluded.items())))
+    if selection.unknown_type:
+        parts.append("type unknown, counted: " + ", ".join(selection.unknown_type))
+    return "".join(f"; {p}" for p in parts)
+
+
+def city_annual_means(city_id: str, stations: list[dict[str, Any]], observed: set[tuple[int, str, str | None]],
+                      meta: dict[str, StationMeta] | None = None) -> list[dict[str, Any]]:
+    """City mean of the valid station annual means of each (year, variable, data point), from the
+    stations `select_exposure_stations` keeps (`meta`: station types and locations)."""
     groups: dict[tuple[int, str, str | None], list[dict[str, Any]]] = {}
     for row in stations:
         groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
@@ -188,11 +297,15 @@ def city_annual_means(city_id: str, stations: list[dict[str, Any]], observed: se
     for (year, variable, data_point), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
         if (year, variable, data_point) in observed:
             continue
-        mean = sum(r["value"] for r in members) / len(members)
-        names = ", ".join(sorted(r["area_id"] for r in members))
+        selection = select_exposure_stations(members, meta or {})
+        if not selection.used:
+            continue  # recorded in core_withheld by withheld_city_means
+        mean = sum(r["value"] for r in selection.used) / len(selection.used)
+        names = ", ".join(sorted(r["area_id"] for r in selection.used))
         out.append(_obs(city_id, year, variable, mean, data_point=data_point, area_type="city", area_id=city_id,
-                        derivation="city_annual_mean@1",
-                        source_record=f"mean of {len(members)} station annual means ({names})"))
+                        derivation=CITY_MEAN,
+                        source_record=f"mean of {len(selection.used)} station annual means ({names}); "
+                                      f"{selection.note}{_selection_text(selection)}"))
     return out
 
 
@@ -205,16 +318,17 @@ def _percent(share: float) -> str:
 
 
 def withheld_city_means(city_id: str, stations: list[dict[str, Any]], rejected: list[dict[str, Any]],
-                        observed: set[tuple[int, str, str | None]], years: Sequence[int]) -> list[dict[str, Any]]:
+                        observed: set[tuple[int, str, str | None]], years: Sequence[int],
+                        meta: dict[str, StationMeta] | None = None) -> list[dict[str, Any]]:
     """City annual means of the reporting `years` withheld because no station of the (year, variable,
     data point) has enough hours: one row per key naming the rule, the stations and their coverage
     (core_withheld, migration 0006)."""
     valid = {(r["year"], r["variable"], r["data_point"]) for r in stations}
+    out = _withheld_outside(city_id, stations, observed, years, meta or {})
     groups: dict[tuple[int, str, str | None], list[dict[str, Any]]] = {}
     for row in rejected:
         if row["year"] in years:
             groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
-    out = []
     for (year, variable, data_point), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
         if (year, variable, data_point) in valid or (year, variable, data_point) in observed:
             continue
@@ -224,13 +338,34 @@ def withheld_city_means(city_id: str, stations: list[dict[str, Any]], rejected: 
         span = f"{low} %" if low == high else f"{low}–{high} %"
         names = ", ".join(sorted((str(r["station_id"]) for r in members), key=lambda s: (len(s), s)))
         label = data_point or variable
+        units = " / ".join(sorted({r.get("unit", "hours") for r in members}))
         reason = (f"{label} {year}: {len(members)} station(s) below {100 * MIN_COVERAGE:g} % of the year's "
-                  f"hours ({span}), the least an annual mean needs: {names}")
+                  f"{units} ({span}), the least an annual mean needs: {names}")
         details = [{"station_id": r["station_id"], "hours": r["hours"], "hours_in_year": r["hours_in_year"]}
                    for r in members]
         out.append({"city_id": city_id, "year": year, "variable": variable, "data_point": data_point,
-                    "area_type": "city", "area_id": city_id, "derivation": "city_annual_mean@1",
+                    "area_type": "city", "area_id": city_id, "derivation": CITY_MEAN,
                     "rule": "min_coverage", "reason": reason, "details": json.dumps(details, sort_keys=True)})
+    return out
+
+
+def _withheld_outside(city_id: str, stations: list[dict[str, Any]], observed: set[tuple[int, str, str | None]],
+                      years: Sequence[int], meta: dict[str, StationMeta]) -> list[dict[str, Any]]:
+    """City means withheld because every valid station lies outside the city boundary."""
+    groups: dict[tuple[int, str, str | None], list[dict[str, Any]]] = {}
+    for row in stations:
+        if row["year"] in years:
+            groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
+    out = []
+    for (year, variable, data_point), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if (year, variable, data_point) in observed or select_exposure_stations(members, meta).used:
+            continue
+        names = ", ".join(sorted(str(r["area_id"]) for r in members))
+        out.append({"city_id": city_id, "year": year, "variable": variable, "data_point": data_point,
+                    "area_type": "city", "area_id": city_id, "derivation": CITY_MEAN, "rule": "outside_boundary",
+                    "reason": f"{data_point or variable} {year}: every station with a valid annual mean lies "
+                              f"outside the city boundary: {names}",
+                    "details": json.dumps([{"station_id": r["area_id"]} for r in members], sort_keys=True)})
     return out
 
 
@@ -251,33 +386,48 @@ def _store_withheld(con: duckdb.DuckDBPyConnection, city_id: str, rows: list[dic
         insert_frame(con, "core_withheld", frame)
 
 
-def district_annual_means(con: duckdb.DuckDBPyConnection, city_id: str, stations: list[dict[str, Any]]
-                          ) -> list[dict[str, Any]]:
+def district_annual_means(con: duckdb.DuckDBPyConnection, city_id: str, stations: list[dict[str, Any]],
+                          meta: dict[str, StationMeta] | None = None) -> list[dict[str, Any]]:
+    """Per district, the mean of the exposure stations (`select_exposure_stations`) inside it; a district
+    without one takes the nearest exposure station, measured in metres on the WGS84 ellipsoid (geodesic
+    distance from the district's centroid), not in degrees (a degree of longitude is shorter than one of
+    latitude away from the equator, so degrees pick the wrong station)."""
+    from pyproj import Geod
+
     districts = con.execute("SELECT area_id, geometry_wkb FROM core_areas WHERE city_id = ? AND area_type = "
                             "'district' ORDER BY area_id", [city_id]).fetchall()
-    located = {pid: (lon, lat, district) for pid, lon, lat, district in con.execute(
-        "SELECT point_id, lon, lat, district_id FROM core_points WHERE city_id = ?", [city_id]).fetchall()}
+    meta = station_metadata(con, city_id) if meta is None else meta
     if not districts:
         return []
+    geod = Geod(ellps="WGS84")
     centroids = {aid: shapely.from_wkb(wkb).centroid for aid, wkb in districts}
     groups: dict[tuple[int, str, str | None], list[dict[str, Any]]] = {}
     for row in stations:
-        if row["area_id"] in located:
+        if row["area_id"] in meta and meta[row["area_id"]].lon is not None:
             groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
     out = []
     for (year, variable, data_point), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        selection = select_exposure_stations(members, meta)
+        if not selection.used:
+            continue
         for district_id, centroid in centroids.items():
-            inside = [r for r in members if located[r["area_id"]][2] == district_id]
+            inside = [r for r in selection.used if meta[r["area_id"]].district_id == district_id]
             if inside:
                 value = sum(r["value"] for r in inside) / len(inside)
-                record = f"mean of station(s) {', '.join(sorted(r['area_id'] for r in inside))} in the district"
+                record = (f"mean of station(s) {', '.join(sorted(r['area_id'] for r in inside))} in the district "
+                          f"({selection.note}){_selection_text(selection)}")
             else:
-                nearest = min(members, key=lambda r: centroid.distance(
-                    shapely.Point(located[r["area_id"]][0], located[r["area_id"]][1])))
+                def metres(row: dict[str, Any], c: shapely.Point = centroid) -> float:
+                    m = meta[row["area_id"]]
+                    return float(geod.inv(c.x, c.y, m.lon, m.lat)[2])
+
+                nearest = min(selection.used, key=lambda r: (metres(r), str(r["area_id"])))
                 value = nearest["value"]
-                record = f"no station in the district; nearest station {nearest['area_id']} to its centroid"
+                record = (f"no station in the district; nearest station {nearest['area_id']}, "
+                          f"{metres(nearest):.0f} m (geodesic) from its centroid ({selection.note})"
+                          f"{_selection_text(selection)}")
             out.append(_obs(city_id, year, variable, value, data_point=data_point, area_type="district",
-                            area_id=district_id, derivation="district_annual_mean@1", source_record=record))
+                            area_id=district_id, derivation=DISTRICT_MEAN, source_record=record))
     return out
 
 
@@ -287,6 +437,7 @@ def polygon_areas(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[
                           WHERE city_id = ? ORDER BY area_type, area_id""", [city_id]).fetchall()
     districts = [r for r in rows if r[0] == "district"]
     green = [r for r in rows if r[0] == "green_area"]
+    green_ha, overlap_ha = green_union_ha(con, city_id) if green else (0.0, 0.0)
     for year in years:
         for _, area_id, area_ha, snapshot_id, source_id in districts:
             out.append(_obs(city_id, year, "area_ha", area_ha, area_type="district", area_id=area_id,
@@ -301,32 +452,135 @@ def polygon_areas(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[
                                           f"(snapshot {snapshots}; assumed valid for {year})"))
         if green:
             snapshots = ", ".join(sorted({r[3] for r in green}))
-            out.append(_obs(city_id, year, "green_area_ha", sum(r[2] for r in green), area_type="city",
-                            area_id=city_id, derivation="polygon_area@1", source_id=green[0][4],
-                            source_record=f"sum of geodesic areas of {len(green)} green-area polygons "
-                                          f"(snapshot {snapshots}; assumed valid for {year})"))
+            overlap = f", overlaps of {overlap_ha:.2f} ha counted once" if overlap_ha > 0.005 else ""
+            out.append(_obs(city_id, year, "green_area_ha", green_ha, area_type="city",
+                            area_id=city_id, derivation=GREEN_AREA, source_id=green[0][4],
+                            source_record=f"geodesic area of the union of {len(green)} green-area polygons"
+                                          f"{overlap} (snapshot {snapshots}; assumed valid for {year})"))
     return out
 
 
+def green_union_ha(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[float, float]:
+    """(geodesic area of the union of the city's green-area polygons, the overlap it removed), in ha: a
+    park mapped twice (or a garden inside a park) is green once, as 11.7.1 already counts it."""
+    from sources.parsers.geo import geodesic_area_ha
+
+    rows = con.execute("SELECT geometry_wkb, area_ha FROM core_areas WHERE city_id = ? AND area_type = 'green_area' "
+                       "ORDER BY area_id", [city_id]).fetchall()
+    union = shapely.union_all([shapely.make_valid(shapely.from_wkb(wkb)) for wkb, _ in rows])
+    area = geodesic_area_ha(union)
+    return area, max(0.0, sum(r[1] for r in rows) - area)
+
+
 def transit_stop_counts(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> list[dict[str, Any]]:
-    row = one_row(con, """SELECT count(*), any_value(snapshot_id), any_value(source_id), max(service_date)
+    """Served stops and stations as travellers see them (EC:ICT:T:1C's denominator, CM p34: "stops and
+    stations"): the platform-level GTFS stops (location_type 0) with weekday departures, each counted
+    once per station: stops sharing a `parent_station` are one station, a stop without one is itself."""
+    row = one_row(con, """SELECT count(DISTINCT coalesce(parent_station, 'stop:' || stop_id)), count(*),
+                                 count(DISTINCT parent_station), any_value(snapshot_id), any_value(source_id),
+                                 max(service_date)
                           FROM core_transit_stops WHERE city_id = ? AND location_type = 0 AND departures > 0""",
                   [city_id])
-    if row is None or not row[0]:
+    if row is None or not row[1]:
         return []
-    count, snapshot_id, source_id = int(row[0]), str(row[1]), str(row[2])  # type: ignore[call-overload]
-    day = f" on {row[3]}" if row[3] is not None else ""
+    count, platforms, stations = int(row[0]), int(row[1]), int(row[2])  # type: ignore[call-overload]
+    snapshot_id, source_id = str(row[3]), str(row[4])
+    day = f" on {row[5]}" if row[5] is not None else ""
+    grouped = (f" ({platforms} platform-level stops, those of {stations} parent stations counted once each)"
+               if stations else "")
     return [_obs(city_id, year, "transit_stops_total", float(count), area_type="city", area_id=city_id,
-                 derivation="transit_stops@1", snapshot_id=snapshot_id, source_id=source_id,
-                 source_record=f"{count} GTFS stops with weekday departures{day} (snapshot {snapshot_id}; "
-                               f"feed assumed valid for {year})")
+                 derivation=TRANSIT_STOPS, snapshot_id=snapshot_id, source_id=source_id,
+                 source_record=f"{count} GTFS stops and stations with weekday departures{day}{grouped} "
+                               f"(snapshot {snapshot_id}; feed assumed valid for {year})")
             for year in years]
 
 
-AIR_DERIVATIONS = ("station_annual_mean@1", "city_annual_mean@1", "district_annual_mean@1")
+@dataclass(frozen=True)
+class Validity:
+    """The days a spatial source's data describe (None = open end) and whether it may be used outside."""
+
+    source_id: str
+    valid_from: date | None
+    valid_to: date | None
+    basis: str
+    assume_valid: bool
+
+    def covers(self, year: int) -> bool:
+        return ((self.valid_from is None or self.valid_from <= date(year, 12, 31))
+                and (self.valid_to is None or self.valid_to >= date(year, 1, 1)))
+
+    def span(self) -> str:
+        return f"{self.valid_from or '…'} to {self.valid_to or '…'} ({self.basis})"
+
+
+def source_validities(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[str, Validity]:
+    """Spatial sources whose validity is known (declared, or from a GTFS feed's dates)."""
+    return {sid: Validity(sid, start, end, basis or "", bool(assume)) for sid, start, end, basis, assume in con.execute(
+        """SELECT source_id, valid_from, valid_to, validity_basis, assume_valid FROM core_source_state
+           WHERE city_id = ? AND (valid_from IS NOT NULL OR valid_to IS NOT NULL) ORDER BY source_id""",
+        [city_id]).fetchall()}
+
+
+def _spatial_inputs(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[str, set[str]]:
+    """Which sources a spatial derivation reads, by the kind of layer: transit stops, green areas."""
+    transit = {r[0] for r in con.execute(
+        """SELECT DISTINCT source_id FROM core_transit_stops WHERE city_id = $city
+           UNION SELECT DISTINCT source_id FROM core_points WHERE city_id = $city
+                 AND starts_with(point_type, 'transit_stop:')""", {"city": city_id}).fetchall()}
+    green = {r[0] for r in con.execute("SELECT DISTINCT source_id FROM core_areas WHERE city_id = ? AND "
+                                       "area_type = 'green_area'", [city_id]).fetchall()}
+    return {"transit": transit, "green": green}
+
+
+def _row_sources(row: dict[str, Any], layers: dict[str, set[str]]) -> set[str]:
+    name = str(row["derivation"]).split("@", 1)[0]
+    found = {row["source_id"]} if row["source_id"] != "derived" else set()
+    if "transit" in name:
+        found |= layers["transit"]
+    if "green" in name or "open_public_space" in name or row["variable"] == "green_area_ha":
+        found |= layers["green"]
+    return found
+
+
+def apply_validity(con: duckdb.DuckDBPyConnection, city_id: str, rows: list[dict[str, Any]]
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows kept, core_withheld rows) of year-less spatial derivations: a value of a reporting year
+    outside the validity of a source it reads is withheld (rule `validity`, the KPI row names it), or
+    kept with `assumed_valid` in its record when the source opts in (`assume_valid: true`). Sources of
+    unknown validity are used for every year, as their records say."""
+    validities = source_validities(con, city_id)
+    if not validities:
+        return rows, []
+    layers = _spatial_inputs(con, city_id)
+    kept, withheld = [], []
+    for row in rows:
+        outside = [validities[s] for s in sorted(_row_sources(row, layers))
+                   if s in validities and not validities[s].covers(row["year"])]
+        if not outside:
+            kept.append(row)
+        elif all(v.assume_valid for v in outside):
+            notes = "; ".join(f"assumed_valid: {v.source_id} describes {v.span()}, not {row['year']}" for v in outside)
+            kept.append({**row, "source_record": f"{row['source_record']}; {notes}"})
+        else:
+            label = row["variable"] + (f"[{row['data_point']}]" if row["data_point"] else "")
+            reason = (f"{label} {row['year']}: " + "; ".join(
+                f"source {v.source_id} describes {v.span()}, not {row['year']}" for v in outside if not v.assume_valid)
+                + " (set assume_valid: true on the source to use it for other years)")
+            withheld.append({"city_id": city_id, "year": row["year"], "variable": row["variable"],
+                             "data_point": row["data_point"], "area_type": row["area_type"],
+                             "area_id": row["area_id"], "derivation": row["derivation"], "rule": "validity",
+                             "reason": reason, "details": json.dumps(
+                                 [{"source_id": v.source_id, "valid_from": str(v.valid_from),
+                                   "valid_to": str(v.valid_to), "basis": v.basis} for v in outside],
+                                 sort_keys=True)})
+    return kept, withheld
+
+
+AIR_DERIVATIONS = (STATION_MEAN, CITY_MEAN, DISTRICT_MEAN)
 # Bump with any derivation's version (or when derive_city's composition changes): every city is then
 # derived again on its next load.
-DERIVE_VERSION = 3  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts
+DERIVE_VERSION = 4  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts;
+# 4: exposure stations (types, boundary, metres), daily samplers, green area as a union (issue #15)
 
 
 def derive_fingerprint(years: Sequence[int]) -> str:
@@ -364,15 +618,17 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
     transit = [r for r in transit_stop_counts(con, city_id, years)
                if (r["year"], r["variable"], None) not in observed]
     areas = [r for r in areas if r["area_type"] != "city" or (r["year"], r["variable"], None) not in observed]
-    insert_frame(con, "observations", _frame(areas + transit))
+    areas, invalid_areas = apply_validity(con, city_id, areas + transit)
+    insert_frame(con, "observations", _frame(areas))
     rollup = district_rollup(con, city_id)
     stations, rejected = station_means_from_groups(con, city_id)
-    city_air = city_annual_means(city_id, stations, observed)
-    withheld = withheld_city_means(city_id, stations, rejected, observed, years)
-    district_air = district_annual_means(con, city_id, stations)
+    meta = station_metadata(con, city_id)
+    city_air = city_annual_means(city_id, stations, observed, meta)
+    withheld = withheld_city_means(city_id, stations, rejected, observed, years, meta)
+    district_air = district_annual_means(con, city_id, stations, meta)
     insert_frame(con, "observations", _frame(rollup + stations + city_air + district_air))
-    _store_withheld(con, city_id, withheld)
-    spatial = derive_spatial(con, city_id, years)
+    spatial, invalid_spatial = apply_validity(con, city_id, derive_spatial(con, city_id, years))
+    _store_withheld(con, city_id, withheld + invalid_areas + invalid_spatial)
     insert_frame(con, "observations", _frame(spatial))
     _record_derived(con, city_id, years)
     return {
@@ -380,8 +636,21 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
         "station_years_rejected_low_coverage": rejected, "city_annual_means": len(city_air),
         "city_annual_means_withheld": [w["reason"] for w in withheld],
         "district_annual_means": len(district_air), "polygon_areas": len(areas), "transit_stops": len(transit),
+        "air_stations_excluded": air_exclusions(stations, meta),
+        "withheld_outside_validity": sorted({w["reason"] for w in invalid_areas + invalid_spatial}),
         "spatial": len(spatial),
     }
+
+
+def air_exclusions(stations: list[dict[str, Any]], meta: dict[str, StationMeta]) -> dict[str, str]:
+    """Stations left out of the city's exposure means, with the reason (for the derivation report)."""
+    out: dict[str, str] = {}
+    groups: dict[tuple[int, str, str | None], list[dict[str, Any]]] = {}
+    for row in stations:
+        groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
+    for members in groups.values():
+        out.update(select_exposure_stations(members, meta).excluded)
+    return dict(sorted(out.items()))
 
 
 def readings_groups_current(con: duckdb.DuckDBPyConnection, city_id: str) -> bool:
@@ -404,10 +673,11 @@ def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tupl
     wanted = sorted(set(keys), key=str)
     stations, rejected = station_means_from_groups(con, city_id, wanted)
     observed = _observed_city_values(con, city_id)
-    city_air = city_annual_means(city_id, stations, observed)
-    withheld = withheld_city_means(city_id, stations, rejected, observed, years)
+    meta = station_metadata(con, city_id)
+    city_air = city_annual_means(city_id, stations, observed, meta)
+    withheld = withheld_city_means(city_id, stations, rejected, observed, years, meta)
     _store_withheld(con, city_id, withheld, wanted)
-    district_air = district_annual_means(con, city_id, stations)
+    district_air = district_annual_means(con, city_id, stations, meta)
     fresh = _frame(stations + city_air + district_air)
     keys_frame = pl.DataFrame({"year": [k[0] for k in wanted], "variable": [k[1] for k in wanted],
                                "data_point": [k[2] for k in wanted]},

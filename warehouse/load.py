@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +160,22 @@ def _parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot
         else:
             points = read_ngsi_ld_points(snapshot.path, source.points, name, source.id)
         points, points_report = points_in_country(points, loaded.config.city.country, name, source.id)
+        if source.points.station_type_field is not None:
+            raise SourceDataError(name, "station_type_field is read from file sources; give API stations' types "
+                                  "with station_types (station id -> type)", field=source.points.station_type_field,
+                                  source_id=source.id)
+        from sources.parsers.geometry_source import station_types
+
+        kinds = station_types([p.point_id for p in points], None, source.points, display_name=name,
+                              source_id=source.id)
         frame = pl.DataFrame({
             "city_id": [city_id] * len(points), "point_type": [source.points.point_type] * len(points),
             "point_id": [p.point_id for p in points], "name": [p.name for p in points],
             "lon": [p.lon for p in points], "lat": [p.lat for p in points],
             "district_id": [None] * len(points), "source_id": [source.id] * len(points),
             "snapshot_id": [snapshot.snapshot_id] * len(points), "source_record": [p.record for p in points],
-        }, schema_overrides={"district_id": pl.String, "name": pl.String})
+            "station_type": kinds,
+        }, schema_overrides={"district_id": pl.String, "name": pl.String, "station_type": pl.String})
         return ParsedSource(source, snapshot, "core_points", frame, points_report)
     if source.target == "transit_feed":
         stops = read_gtfs_stops(snapshot.path, name, loaded.config.city.reporting_years).with_columns(
@@ -372,11 +381,15 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
             replace_rows(con, city_id, item)
             change.other_sources_changed = True
             rows = item.frame.height if item.frame is not None else 0
+        sampling = item.source.readings.sampling if item.source.readings is not None else None
+        valid_from, valid_to, basis = source_validity(item)
         con.execute("""INSERT OR REPLACE INTO core_source_state
-                       (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report)
-                       VALUES (?, ?, ?, now(), ?, ?, ?)""",
+                       (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report,
+                        readings_sampling, valid_from, valid_to, validity_basis, assume_valid)
+                       VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [city_id, source_id, item.snapshot.snapshot_id, rows, plan.fingerprints[source_id],
-                     report_json(item.report)])
+                     report_json(item.report), sampling, valid_from, valid_to, basis,
+                     item.source.assume_valid])
         change.reports[source_id] = item.report
     for source_id in plan.regroup:
         rebuild_readings_groups(con, city_id, source_id)
@@ -388,6 +401,19 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
         change.reports[source_id] = remove_source(con, city_id, source_id)
         change.other_sources_changed = change.readings_replaced = True  # derive everything again
     return change
+
+
+def source_validity(item: ParsedSource) -> tuple[date | None, date | None, str | None]:
+    """The days a spatial source's data describe: the config's valid_from / valid_to when given, else
+    a GTFS feed's own dates; (None, None, None) when unknown or not a spatial source."""
+    source = item.source
+    if source.valid_from is not None or source.valid_to is not None:
+        return source.valid_from, source.valid_to, "declared in the city config"
+    if item.table == "core_transit_stops":
+        from sources.parsers.gtfs import feed_validity
+
+        return feed_validity(item.snapshot.path, _display_name(item.snapshot))
+    return None, None, None
 
 
 # Every core table a source's rows land in (derived observations carry source_id 'derived').

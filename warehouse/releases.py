@@ -48,6 +48,7 @@ from warehouse.publish.checksums import write_checksums
 RELEASE_COLUMNS = [
     "city_id", "year", "framework", "indicator_id", "data_point", "value", "unit", "status", "status_reason",
     "numerator", "denominator", "missing_inputs", "inputs", "formula", "formula_version",
+    "confidence", "method_variant", "caveats",
 ]
 LATEST = "latest"
 ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"

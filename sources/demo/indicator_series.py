@@ -265,6 +265,11 @@ def _sdg(city: CityTotals) -> list[Series]:
           for group, label in SURVEY_GROUPS.items()],
         *[(f"Bürgerumfrage Sicherheit: Opfer körperlicher oder sexueller Belästigung (12 Monate) {label}",
            "Personen", 0, victims[group]) for group, label in SURVEY_GROUPS.items()],
+        # SDG 11.1.1's two components, each its own series (issue #15).
+        ("Einwohner in Slum-Haushalten (UN-Habitat-Kriterien)", "Personen", 0,
+         _part(city.population, _fixed(0.0022, 0.0022, 0.0023, 0.0023, 0.0024, 0.0024))),
+        ("Einwohner mit Wohnkostenbelastung über 30 % des Einkommens", "Personen", 0,
+         _part(city.population, _fixed(0.121, 0.124, 0.126, 0.131, 0.135, 0.133))),
     ]
 
 

@@ -131,6 +131,35 @@ def _transit_types(points: list[Point], placed: list[Placed], mapping: PointsMap
     return kept_points, kept_placed, types
 
 
+def station_types(ids: list[str], raw: list[Any] | None, mapping: PointsMapping, *, display_name: str,
+                  rows: list[int] | None = None, source_id: str) -> list[str | None]:
+    """Each point's station type (background / traffic / industrial; None = unknown): the explicit
+    per-station list first, else the published value (`raw`, read from `station_type_field`) by its
+    code or name; an unrecognised non-empty value is an error naming the row and field."""
+    from sources.config import STATION_TYPES
+
+    explicit = mapping.station_types or {}
+    codes = {k.strip().casefold(): v for k, v in (mapping.station_type_codes or {}).items()}
+    out: list[str | None] = []
+    for index, point_id in enumerate(ids):
+        if point_id in explicit:
+            out.append(explicit[point_id])
+            continue
+        text = "" if raw is None or raw[index] is None else str(raw[index]).strip()
+        if not text:
+            out.append(None)
+            continue
+        key = text.casefold()
+        kind = codes.get(key) or (key if key in STATION_TYPES else None)
+        if kind is None:
+            raise SourceDataError(display_name, f"station {point_id!r}: station type {text!r} is not background, "
+                                  "traffic or industrial; map the code with station_type_codes",
+                                  row=rows[index] if rows else None, field=mapping.station_type_field,
+                                  source_id=source_id)
+        out.append(kind)
+    return out
+
+
 def parse_geometry(source: SourceConfig, path: Path, display_name: str, *, city_id: str, country: str,
                    snapshot_id: str) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Rows for core_areas / core_points, the population observations (maybe none) and the load report."""
@@ -163,13 +192,22 @@ def parse_geometry(source: SourceConfig, path: Path, display_name: str, *, city_
         if mapping.transit is not None:
             points, placed, types = _transit_types(points, placed, mapping, report)
         ids = [p.point_id for p in points]
+        field = mapping.station_type_field
+        if field is not None and features.fields and field not in features.fields:
+            raise SourceDataError(display_name, f"station type field {field!r} not found; fields are "
+                                  f"{features.fields}", field=field, source_id=source.id)
+        kinds = station_types(ids, [item.feature.properties.get(field) for item in placed] if field else None,
+                              mapping, display_name=display_name, rows=[item.feature.number for item in placed],
+                              source_id=source.id)
         frame = pl.DataFrame({
             "city_id": [city_id] * len(points), "point_type": types,
             "point_id": ids, "name": [p.name for p in points],
             "lon": [p.lon for p in points], "lat": [p.lat for p in points],
             "district_id": [None] * len(points), "source_id": [source.id] * len(points),
             "snapshot_id": [snapshot_id] * len(points), "source_record": [p.record for p in points],
-        }, schema_overrides={"district_id": pl.String, "name": pl.String, "lon": pl.Float64, "lat": pl.Float64})
+            "station_type": kinds,
+        }, schema_overrides={"district_id": pl.String, "name": pl.String, "lon": pl.Float64, "lat": pl.Float64,
+                             "station_type": pl.String})
         report["points"] = len(points)
         feature_type = mapping.point_type
     observations = pl.DataFrame(schema=OBSERVATION_COLUMNS)

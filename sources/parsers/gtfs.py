@@ -212,8 +212,8 @@ def _departure_seconds(stop_times: pl.DataFrame) -> pl.Expr:
 
 
 def read_gtfs_stops(path: Path, display_name: str, years: Sequence[int] = ()) -> pl.DataFrame:
-    """Columns: stop_id, name, lon, lat, location_type, departures, departures_06_20, route_types,
-    service_date, service_rule. `years`: the city's reporting years (the service date is chosen in the
+    """Columns: stop_id, name, lon, lat, location_type, parent_station, departures, departures_06_20,
+    route_types, service_date, service_rule. `years`: the city's reporting years (the service date is chosen in the
     latest one the feed covers)."""
     try:
         archive = zipfile.ZipFile(path)
@@ -249,12 +249,17 @@ def read_gtfs_stops(path: Path, display_name: str, years: Sequence[int] = ()) ->
     name = pl.col("stop_name") if "stop_name" in stops.columns else pl.lit(None, pl.String)
     location_type = (pl.col("location_type").replace("", "0").fill_null("0")
                      if "location_type" in stops.columns else pl.lit("0"))
+    # The station a platform-level stop belongs to (stops.txt parent_station; empty = none): the stop
+    # total of EC:ICT:T:1C counts stations, not each platform (issue #15).
+    parent = (pl.col("parent_station").str.strip_chars().replace("", None)
+              if "parent_station" in stops.columns else pl.lit(None, pl.String))
     # File line of each stop (header is line 1), numbered before any join can reorder rows.
     table = stops.with_row_index("row", offset=2).select(
         pl.col("row"), pl.col("stop_id"), name.alias("name"),
         pl.col("stop_lon").str.strip_chars().cast(pl.Float64, strict=False).alias("lon"),
         pl.col("stop_lat").str.strip_chars().cast(pl.Float64, strict=False).alias("lat"),
         location_type.cast(pl.Int32, strict=False).alias("location_type"),
+        parent.alias("parent_station"),
     )
     bad = table.filter(pl.col("lon").is_null() | pl.col("lat").is_null() | ~pl.col("lon").is_between(-180, 180)
                        | ~pl.col("lat").is_between(-90, 90)).sort("row")
@@ -269,3 +274,25 @@ def read_gtfs_stops(path: Path, display_name: str, years: Sequence[int] = ()) ->
                           pl.lit(day.date, pl.Date).alias("service_date"),
                           pl.lit(day.rule, pl.String).alias("service_rule"))
             .sort("stop_id"))
+
+
+def feed_validity(path: Path, display_name: str) -> tuple[date | None, date | None, str]:
+    """(first day, last day, basis) the feed describes: feed_info.txt's feed_start_date / feed_end_date
+    where given, else the span of its calendar files; (None, None, ...) when it says nothing."""
+    with zipfile.ZipFile(path) as archive:
+        check_archive(archive, display_name)
+        members = {n.rsplit("/", 1)[-1] for n in archive.namelist()}
+        info = _read(archive, "feed_info.txt", display_name) if "feed_info.txt" in members else None
+        calendar, calendar_dates = (_read(archive, n, display_name) if n in members else None
+                                    for n in ("calendar.txt", "calendar_dates.txt"))
+    if info is not None and info.height:
+        where = f"{display_name}:feed_info.txt"
+        record = info.row(0, named=True)
+        start, end = ((_gtfs_date(record[f], where, 2, f) if (record.get(f) or "").strip() else None)
+                      for f in ("feed_start_date", "feed_end_date"))
+        if start is not None or end is not None:
+            return start, end, "GTFS feed_info.txt feed_start_date/feed_end_date"
+    span = _Calendar(calendar, calendar_dates, display_name).validity()
+    if span is not None:
+        return span[0], span[1], "GTFS calendar dates"
+    return None, None, "the feed states no dates"

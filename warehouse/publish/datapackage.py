@@ -130,6 +130,14 @@ KPI_COLUMNS = {
                    "snapshot and source record (file, row, field).", type_="array"),
     "formula": _col("The formula as evaluated."),
     "formula_version": _col("Version of the formula; bumped whenever the formula changes."),
+    "confidence": _col("How much of the official method the formula was read from (the catalogue's confidence): "
+                       "formula_read, metadata_read, page_partly_read, corroborated, name_unit_read, "
+                       "from_knowledge or inferred; see docs/releases.md.",
+                       enum=["formula_read", "metadata_read", "page_partly_read", "corroborated", "name_unit_read",
+                             "from_knowledge", "inferred"]),
+    "method_variant": _col("How the inputs were made: their derivations (name@version, e.g. city_annual_mean@2), "
+                           "and 'as published' for inputs taken from a source as they are; empty without inputs."),
+    "caveats": _col("The formula's known deviation from the official method (the catalogue's caveat), if any."),
 }
 
 _CITY = "City slug from the city config (see the cities in manifest.json)."

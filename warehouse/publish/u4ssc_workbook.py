@@ -3,7 +3,8 @@
 Sheets:
 - `KPIs`: one row per U4SSC KPI and data point, in catalogue order, with the columns the U4SSC
   data-collection template asks for (VM p163): code, name, core/advanced, numerator, denominator,
-  value, unit, data quality, data origin, data sources, notes. Rows without a value stay in the
+  value, unit, data quality, data origin, data sources, notes; then the catalogue's confidence in the
+  formula, the method variant (the inputs' derivations) and the caveats. Rows without a value stay in the
   sheet (the officer completes them) and are listed again in `Not reported`.
   The score columns follow (issue #9): the target in force, where it came from (citykpi default or
   the city's own table, with the citation), the share of target, the points 1-4 and the band, or
@@ -51,9 +52,10 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 KPI_HEADER = ["Code", "Dimension", "Sub-dimension", "Category", "Name", "Core/Advanced", "Data point", "Numerator",
               "Denominator", "Value", "Unit", "Status", "Data quality", "Data origin", "Data sources", "Notes",
+              "Confidence", "Method variant", "Caveats",
               "Target", "Target source", "Share of target (%)", "Points", "Band", "Scoring note"]
-KPI_WIDTHS = [16, 14, 16, 20, 40, 13, 16, 14, 14, 14, 22, 12, 30, 40, 60, 60, 12, 50, 12, 8, 18, 50]
-SCORE_FIRST_COLUMN = 17  # "Target"
+KPI_WIDTHS = [16, 14, 16, 20, 40, 13, 16, 14, 14, 14, 22, 12, 30, 40, 60, 60, 18, 30, 40, 12, 50, 12, 8, 18, 50]
+SCORE_FIRST_COLUMN = 20  # "Target"
 DISCLAIMER = ("Targets are citykpi defaults from public references or the city's own table, NOT the official U4SSC "
               "benchmarks (not public): scores are not U4SSC verification results.")
 NOT_REPORTED_HEADER = ["Code", "Name", "Core/Advanced", "Data point", "Status", "Reason", "Missing inputs"]
@@ -114,7 +116,7 @@ def _kpi_row(indicator: Indicator, data_point: str | None, row: dict[str, Any] |
     facts = [indicator.id, indicator.dimension, indicator.subdimension, indicator.category, indicator.name,
              (indicator.type or "").capitalize(), data_point or ""]
     if row is None:  # the warehouse has no row (should not happen: every KPI is in kpi_values)
-        return [*facts, None, None, None, indicator.unit, "missing", "", "", "", "not in this release"]
+        return [*facts, None, None, None, indicator.unit, "missing", "", "", "", "not in this release", "", "", ""]
     inputs = json.loads(row["inputs"] or "[]")
     used = _sources_of(inputs, sources)
     origin = "; ".join(dict.fromkeys(s.data_origin or s.description or s.source_id for s in used))
@@ -122,7 +124,9 @@ def _kpi_row(indicator: Indicator, data_point: str | None, row: dict[str, Any] |
     return [*facts, row["numerator"] if computed else None, row["denominator"] if computed else None,
             row["value"] if computed else None, row["unit"], row["status"],
             _data_quality(used) if computed else "", origin if computed else "",
-            _data_sources(inputs) if computed else "", _notes(row)]
+            _data_sources(inputs) if computed else "", _notes(row),
+            # How sure the formula is, how the inputs were made, the known deviation (issue #15).
+            row.get("confidence") or "", row.get("method_variant") or "", row.get("caveats") or ""]
 
 
 def _score_cells(score: dict[str, Any] | None) -> list[Any]:

@@ -20,6 +20,7 @@ import duckdb
 
 from sources.iso_countries import ISO_3166_ALPHA2
 from warehouse.quality import metadata as md
+from warehouse.quality.consistency import consistency_checks
 from warehouse.quality.model import (
     Check,
     ComputedCheck,
@@ -168,6 +169,7 @@ def observations_suite() -> TableSuite:
                  "a source's data point is one the catalogue's formulas read for the variable (none if they "
                  "read none)", fail_when=f"derivation IS NULL AND {point_rule}"),
         *[_share_check(rule) for rule in md.share_rules()],
+        *consistency_checks(),  # the U4SSC verifier's sums and nesting (consistency.py)
         # Rows with NULL keys are the not_null check's business, not a series of their own.
         _time_series_check("observations", ("variable", "data_point", "area_type", "area_id"), "year",
                            "AND year IS NOT NULL AND variable IS NOT NULL AND area_type IS NOT NULL "

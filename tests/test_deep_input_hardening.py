@@ -61,6 +61,15 @@ def _ngsi_pages(path: Path, depth: int) -> Any:
     return read_json_pages([page])
 
 
+def _ngsi_temporal_pages(path: Path, depth: int) -> Any:
+    from sources.parsers.pages import read_json_pages
+
+    page = path.with_name("page-0001.json")
+    page.write_text('[{"id": "urn:x:1", "type": "AirQualityObserved", "no2": [{"type": "Property", "value": 1, '
+                    '"observedAt": "2023-01-01T00:00:00Z", "deep": ' + _nested(depth) + "}]}]", encoding="utf-8")
+    return read_json_pages([page], temporal=True)
+
+
 def _jsonstat(path: Path, depth: int) -> Any:
     from sources.parsers.eurostat import read_jsonstat
 
@@ -78,7 +87,8 @@ def _overpass(path: Path, depth: int) -> Any:
 
 READERS: dict[str, Callable[[Path, int], Any]] = {
     "tabular-json": _tabular, "tabular-json-arrays": _tabular_arrays, "geojson": _geojson,
-    "ngsi-entities": _ngsi_entities, "ngsi-pages": _ngsi_pages, "jsonstat": _jsonstat, "overpass": _overpass,
+    "ngsi-entities": _ngsi_entities, "ngsi-pages": _ngsi_pages, "ngsi-temporal-pages": _ngsi_temporal_pages,
+    "jsonstat": _jsonstat, "overpass": _overpass,
 }
 
 

@@ -320,14 +320,15 @@ def child_pandas(config: Path) -> dict[str, Any]:
 def child_ours_numbers(home_dir: Path, config: Path) -> dict[str, Any]:
     """What the pipeline stored: station and city annual means, ratio KPI values."""
     from warehouse.db import connect
+    from warehouse.derive import CITY_MEAN, STATION_MEAN
 
     home, loaded = _home(home_dir), _loaded(config)
     con = connect(home.warehouse_path, read_only=True)
     try:
         stations = con.execute("""SELECT year, area_id, data_point, value FROM observations WHERE city_id = ?
-            AND derivation = 'station_annual_mean@1'""", [loaded.city_id]).fetchall()
+            AND derivation = ?""", [loaded.city_id, STATION_MEAN]).fetchall()
         city = con.execute("""SELECT year, data_point, value FROM observations WHERE city_id = ?
-            AND derivation = 'city_annual_mean@1'""", [loaded.city_id]).fetchall()
+            AND derivation = ?""", [loaded.city_id, CITY_MEAN]).fetchall()
         kpis = con.execute("""SELECT year, indicator_id, value FROM kpi_values WHERE city_id = ?
             AND list_contains(?, indicator_id) AND status = 'computed'""",
                            [loaded.city_id, [k for k, *_ in RATIO_KPIS]]).fetchall()

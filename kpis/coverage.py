@@ -28,7 +28,7 @@ POPULATION_GROUPS = {"total": "population", "female": "population_female", "male
 # (`name` or `name[data point]`; "{group}" expands to each population group the config provides).
 DERIVATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("areas:district",), ("area_ha",), "polygon_area@1 (district areas)"),
-    (("areas:green_area",), ("green_area_ha",), "polygon_area@1 (total green area)"),
+    (("areas:green_area",), ("green_area_ha",), "polygon_area@2 (total green area)"),
     (("areas:green_area",), ("open_public_space_ha",), "open_public_space@1"),
     (("transit_feed",), ("transit_stops_total",), "transit_stops@2"),
     (("population_by_area",), ("population_gridded[{group}]",), "population_grid@1"),
@@ -37,8 +37,8 @@ DERIVATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
      "transit_access_sdg@1, transit_access_500m@1"),
     (("population_by_area", "areas:green_area"), ("population_within_300m_green[{group}]",), "green_access_300m@1"),
 )
-# Readings (hourly) give their variable per data point at city level (city_annual_mean@1) and per
-# district (district_annual_mean@1); district values of additive variables roll up to the city
+# Readings (hourly) give their variable per data point at city level (city_annual_mean@2) and per
+# district (district_annual_mean@2); district values of additive variables roll up to the city
 # (district_rollup@1), so a mapped variable counts as provided whatever its area level.
 
 STATUSES = ("computed", "missing", "not_applicable")
@@ -88,7 +88,7 @@ def provided_variables(loaded: LoadedConfig, *, by_area: bool = False) -> set[Va
             markers.add("transit_feed")
     provided |= readings
     if "areas:district" in markers:
-        area_refs |= readings  # district_annual_mean@1
+        area_refs |= readings  # district_annual_mean@2
     if VariableRef("population") in area_refs and any(f"areas:{t}" in markers for t in area_types):
         markers.add("population_by_area")
     if by_area:

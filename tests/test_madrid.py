@@ -182,8 +182,9 @@ def flag_count(path: Path) -> int:
 
 def test_every_row_is_missing_and_names_its_inputs(run: dict) -> None:
     # No population file exists for Madrid and one month of readings is below the 75 % rule:
-    # nothing can be computed, and every one of the 143 rows x 3 years must say why.
-    assert len(run["rows"]) == 143 * 3
+    # nothing can be computed, and every one of the 144 rows x 3 years must say why (144 since SDG
+    # 11.1.1 reports its two components as data points, issue #15).
+    assert len(run["rows"]) == 144 * 3
     assert {r["status"] for r in run["rows"]} == {"missing"}
     for r in run["rows"]:
         assert r["status_reason"].startswith("missing input(s): "), r
@@ -407,7 +408,7 @@ def test_metro_stations_inside_the_municipality(run: dict, data: Path, districts
 def test_transit_rows_are_missing_for_want_of_population(run: dict) -> None:
     for year in (2019, 2020, 2022):
         assert kpi(run, "EC:I:T:2A", year)["missing_inputs"] == \
-            'population_within_500m_stop["total"];population_gridded["total"]'
+            'population_within_500m_stop["total"];population'  # the city's population (issue #15)
         assert kpi(run, "11.2.1", year, "total")["missing_inputs"] == \
             'population_transit_access_sdg["total"];population_gridded["total"]'
 

@@ -243,9 +243,9 @@ def write_feed(tmp_path: Path, files: dict[str, list[list[str]]], name: str = "g
 def test_gtfs_stops_with_wednesday_departures_and_route_types(tmp_path: Path) -> None:
     path = write_feed(tmp_path, {"stops.txt": STOPS, **FEED})
     stops = read_gtfs_stops(path, "gtfs.zip")
-    assert stops.columns == ["stop_id", "name", "lon", "lat", "location_type", "departures", "departures_06_20",
-                             "route_types", "service_date", "service_rule"]
-    assert stops.drop("departures_06_20", "service_date", "service_rule").rows() == [
+    assert stops.columns == ["stop_id", "name", "lon", "lat", "location_type", "parent_station", "departures",
+                             "departures_06_20", "route_types", "service_date", "service_rule"]
+    assert stops.drop("parent_station", "departures_06_20", "service_date", "service_rule").rows() == [
         ("A", "Hauptbahnhof", 7.001, 51.001, 0, 1, "3"),      # T3 runs on Saturdays only
         ("B", "Markt", 7.002, 51.002, 0, 3, "0,3"),           # T1, T2, T4; coordinates had spaces
         ("C", "Rathaus", 7.003, 51.003, 1, 1, "0"),

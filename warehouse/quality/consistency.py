@@ -69,8 +69,9 @@ def _sums(family: ShareFamily) -> str:
 def share_checks(family: ShareFamily) -> tuple[QueryCheck, QueryCheck]:
     sums = _sums(family)
     percent = "round(100 * parts / total, 2)"
-    over = f"100 * parts / total > 100 + {SHARE_TOLERANCE_POINTS}"
-    under = f"covered = {len(family.data_points)} AND 100 * parts / total < 100 - {SHARE_TOLERANCE_POINTS}"
+    complete = f"covered = {literal(len(family.data_points))}"
+    over = f"100 * parts / total > 100 + {literal(SHARE_TOLERANCE_POINTS)}"
+    under = f"{complete} AND 100 * parts / total < 100 - {literal(SHARE_TOLERANCE_POINTS)}"
     columns = f"year, area_type, area_id, parts, total, {percent} AS percent"
     flag = f"""SELECT o.rowid, 'the parts add up to ' || {percent} || ' % of ' || {literal(family.total)}
                || ' ' || s.year AS detail
@@ -88,7 +89,7 @@ def share_checks(family: ShareFamily) -> tuple[QueryCheck, QueryCheck]:
                    f"{family.label}: with every data point present the parts add up to at least 100 % - "
                    f"{SHARE_TOLERANCE_POINTS:g} points of {family.total} (U4SSC VM p32)",
                    failing_sql=f"SELECT {columns} FROM {sums} WHERE {under} ORDER BY ALL",
-                   evaluated_sql=f"SELECT count(*) FROM {sums} WHERE covered = {len(family.data_points)}"),
+                   evaluated_sql=f"SELECT count(*) FROM {sums} WHERE {complete}"),
     )
 
 

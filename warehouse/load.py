@@ -271,7 +271,9 @@ def readings_from_table(source: SourceConfig, snapshot: Snapshot,
 
 
 # Bump when parsing or mapping changes what a snapshot loads as: every source is then replaced once.
-LOAD_FORMAT_VERSION = 2  # 2: readings from every shape, duplicate/NaN policies; observations policies; geometry CRS
+# 2: readings from every shape, duplicate/NaN policies; observations policies; geometry CRS;
+# 3: station types, GTFS parent stations, readings sampling, validity years
+LOAD_FORMAT_VERSION = 3
 # Source settings that do not change the rows a snapshot loads as (documentation, fetching).
 _NOT_LOADED = {"description", "license", "cadence", "data_quality", "data_origin", "http"}
 _HOUR_US = 3_600_000_000

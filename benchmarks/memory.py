@@ -36,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.results_file import write_result
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 GOAL_PEAK_MB = 1536.0  # for a 1 GB file (issue #14)
@@ -290,11 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     shapes = list(SHAPES) if args.shape == "both" else [args.shape]
     workdir = args.workdir or Path(tempfile.gettempdir())
     result = run_benchmark(args.size_mb, shapes, workdir, args.cap_mb, args.diagnose)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"memory-{args.size_mb:g}mb"
-    (args.out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (args.out_dir / f"{stem}.md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    write_result(args.out_dir, f"memory-{args.size_mb:g}mb", result, markdown(result))
     return 0
 
 

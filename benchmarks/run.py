@@ -46,6 +46,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results_file import write_result
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 RUN_ID = "bench"
@@ -674,11 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="citykpi-bench-") as tmp:
         result = run_benchmark(args.scale, Path(tmp), repeats=args.repeats, orchestration=not args.no_orchestration,
                                pandas=not args.no_pandas)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"sf{args.scale:g}"
-    (args.out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (args.out_dir / f"{stem}.md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    write_result(args.out_dir, f"sf{args.scale:g}", result, markdown(result))
     return 0
 
 

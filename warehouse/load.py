@@ -55,6 +55,8 @@ class ParsedSource:
     # Rows for other tables that belong to this source and are replaced with it (an areas / points
     # source's population observations).
     extra: dict[str, pl.DataFrame] = field(default_factory=dict)
+    # (first day, last day, basis) the source's data describe, read at parse time (outside the lock).
+    validity: tuple[date | None, date | None, str | None] = (None, None, None)
 
     @property
     def data_path(self) -> Path:
@@ -110,7 +112,9 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
     Input too large or too deeply nested for any reader below is the input's fault: one SourceDataError
     naming the source and file (the readers' own checks catch most; this is the net under all of them)."""
     try:
-        return _parse_source(loaded, source, snapshot, cache_dir)
+        parsed = _parse_source(loaded, source, snapshot, cache_dir)
+        parsed.validity = source_validity(parsed)
+        return parsed
     except MemoryError:
         size = snapshot.path.stat().st_size if snapshot.path.is_file() else None
         shown_size = f" ({size:,} bytes)" if size is not None else ""
@@ -384,7 +388,7 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
             change.other_sources_changed = True
             rows = item.frame.height if item.frame is not None else 0
         sampling = item.source.readings.sampling if item.source.readings is not None else None
-        valid_from, valid_to, basis = source_validity(item)
+        valid_from, valid_to, basis = item.validity
         con.execute("""INSERT OR REPLACE INTO core_source_state
                        (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report,
                         readings_sampling, valid_from, valid_to, validity_basis, assume_valid)

@@ -569,10 +569,7 @@ def url_credentials(url: str) -> str | None:
     parts = urllib.parse.urlsplit(url)
     if parts.username is not None or parts.password is not None:
         return "a user name or password (user:password@)"
-    for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if name.lower() in CREDENTIAL_PARAMS:
-            return f"the credential parameter {name!r}"
-    return None
+    return param_credentials(dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True)))
 
 
 def param_credentials(params: Mapping[str, object]) -> str | None:

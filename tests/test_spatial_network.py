@@ -151,3 +151,20 @@ def test_no_targets_and_bad_edges() -> None:
     assert network.within(np.zeros((0, 2)), np.array([[0.0, 0.0]]), 500.0).size == 0
     with pytest.raises(ValueError, match="not in the network"):
         StreetNetwork.from_edges(np.zeros((2, 2)), [0], [5], [1.0])
+
+
+def test_open_space_share_needs_street_area() -> None:
+    """SDG 11.7.1 (UN-Habitat): open public space PLUS streets over the built-up area. The catalogue's
+    example: (1,021 + 2,180) / 9,998 = 32.0 %; without street area the value is missing and says so."""
+    from kpis.catalogue import indicators_by_id
+    from kpis.engine import evaluate_indicator, inputs_from_example
+
+    indicator = indicators_by_id()["11.7.1"]
+    with_streets = inputs_from_example(indicator, {"open_public_space_ha": 1021, "street_area_ha": 2180,
+                                                   "built_up_area_ha": 9998}, {}, None)
+    result = evaluate_indicator(indicator, "area share", with_streets)
+    assert result.status == "computed" and result.value == pytest.approx(32.016403, abs=1e-6)
+    without = inputs_from_example(indicator, {"open_public_space_ha": 1021, "built_up_area_ha": 9998}, {}, None)
+    result = evaluate_indicator(indicator, "area share", without)
+    assert result.status == "missing" and result.value is None
+    assert "street_area_ha" in result.missing and "street_area_ha" in (result.reason or "")

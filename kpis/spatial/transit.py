@@ -35,6 +35,7 @@ Within = Callable[[FloatArray, FloatArray, float], BoolArray]
 LOW_CAPACITY_M = 500.0
 HIGH_CAPACITY_M = 1000.0
 U4SSC_STOP_M = 500.0  # EC:I:T:2A: "within 0.5 km of a public transport stop"
+OPEN_SPACE_ACCESS_M = 400.0  # SDG 11.7.1 secondary measure: 400 m walking distance to an open public space
 GREEN_ACCESS_M = 300.0  # EN:EN:PSN:2A: WHO Europe's 300 m (about 5 minutes' walk) to public green space
 MIN_WEEKDAY_DEPARTURES = 56  # 4 departures per hour x 14 hours (06:00-20:00)
 

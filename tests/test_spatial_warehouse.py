@@ -83,9 +83,15 @@ def test_demo_values_are_plausible(demo_run: DemoRun) -> None:
     def values(indicator_id: str) -> list[float]:
         return [r["value"] for r in _kpis(demo_run.con, indicator_id)]
 
-    assert all(50 < v < 100 for v in values("11.2.1"))
-    assert all(30 < v < 100 for v in values("EC:I:T:2A"))
-    assert all(5 < v < 60 for v in values("11.7.1"))
+    # Walking along the demo's 150 m street grid (gaps, dead ends, one bridge over the river) reaches
+    # less than the straight line would (about 44 % against 65 % for 11.2.1 in 2024).
+    assert all(30 < v < 100 for v in values("11.2.1"))
+    assert all(25 < v < 100 for v in values("EC:I:T:2A"))
+    share = [r["value"] for r in _kpis(demo_run.con, "11.7.1") if r["data_point"] == "area share"]
+    access = [r["value"] for r in _kpis(demo_run.con, "11.7.1") if r["data_point"] == "access 400 m"]
+    assert len(share) == len(access) == len(demo_run.loaded.config.city.reporting_years)
+    assert all(5 < v < 60 for v in share)
+    assert all(5 < v < 100 for v in access)
     assert all(5 < v < 100 for v in values("EN:EN:PSN:2A"))
     assert all(0 < v < 10 for v in values("11.3.1"))  # built-up area grows faster than the population
     # 1 km around rail adds reach, the frequency filter removes none in the demo: SDG >= U4SSC share.

@@ -212,3 +212,40 @@ def test_streaming_memory_is_flat(tmp_path: Path) -> None:
     assert graph.n_edges == n - 1
     expected = Geod(ellps="WGS84").inv(0, 0, (n - 1) * 1e-5, 0)[2]
     assert float(np.sum(graph.length_m)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_corpus_config_loads_the_street_network(tmp_path: Path) -> None:
+    """docs/city-config.md's worked example: the OSM XML lands in core_street_edges (migration 0011)."""
+    from pipelines import steps
+    from sources.config import load_city_config
+    from warehouse.db import connect
+    from warehouse.home import Home
+
+    loaded = load_city_config(Path(__file__).parent / "corpus" / "streets" / "streets_osm.yaml")
+    assert loaded.config.sources[0].resolved_format == "osm"
+    home = Home.resolve(tmp_path / "home").ensure()
+    steps.load_city(home, loaded, steps.fetch_city(home, loaded))
+    con = connect(home.warehouse_path, read_only=True)
+    try:
+        edges = con.execute("SELECT highway, count(*), round(sum(length_m)) FROM core_street_edges "
+                            "WHERE city_id = 'streets-town' GROUP BY ALL ORDER BY ALL").fetchall()
+        report = con.execute("SELECT load_report FROM core_source_state WHERE source_id = 'calles'").fetchone()
+    finally:
+        con.close()
+    # 3 residential rows x 2 segments of 0.001 deg longitude (~84.8 m at 40.42 N), 2 footway columns x 2
+    # segments of 0.001 deg latitude (~111.0 m).
+    assert edges == [("footway", 4, pytest.approx(444, abs=1)), ("residential", 6, pytest.approx(509, abs=1))]
+    assert report is not None
+    assert json.loads(report[0])["excluded_ways"] == {"access=private": 1, "highway=motorway without a foot tag": 1}
+
+
+def test_config_refuses_osm_for_other_targets_and_other_formats_for_streets(tmp_path: Path) -> None:
+    from sources.config import SourceConfig
+
+    with pytest.raises(ValueError, match="feeds target 'street_network' only"):
+        SourceConfig.model_validate({"id": "s", "kind": "file", "location": "x.osm", "target": "areas",
+                                     "areas": {"area_type": "green_area", "id_field": "id"}})
+    with pytest.raises(ValueError, match=r"format json .Overpass JSON., osm .OSM XML. or osm_pbf, not 'csv'"):
+        SourceConfig.model_validate({"id": "s", "kind": "file", "location": "x.csv", "target": "street_network"})
+    assert SourceConfig.model_validate({"id": "s", "kind": "file", "location": "city.osm.pbf",
+                                        "target": "street_network"}).resolved_format == "osm_pbf"

@@ -29,13 +29,16 @@ POPULATION_GROUPS = {"total": "population", "female": "population_female", "male
 DERIVATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("areas:district",), ("area_ha",), "polygon_area@1 (district areas)"),
     (("areas:green_area",), ("green_area_ha",), "polygon_area@2 (total green area)"),
-    (("areas:green_area",), ("open_public_space_ha",), "open_public_space@1"),
+    (("areas:green_area",), ("open_public_space_ha",), "open_public_space@2"),
+    (("areas:street_area",), ("street_area_ha",), "street_area@1"),
     (("transit_feed",), ("transit_stops_total",), "transit_stops@2"),
     (("population_by_area",), ("population_gridded[{group}]",), "population_grid@1"),
     (("population_by_area", "transit_feed"), ("population_transit_access_sdg[{group}]",
                                       "population_within_500m_stop[{group}]"),
      "transit_access_sdg@1, transit_access_500m@1"),
     (("population_by_area", "areas:green_area"), ("population_within_300m_green[{group}]",), "green_access_300m@1"),
+    (("population_by_area", "areas:green_area"), ("population_within_400m_open_space[{group}]",),
+     "open_space_access_400m@1"),
 )
 # Readings (hourly) give their variable per data point at city level (city_annual_mean@2) and per
 # district (district_annual_mean@2); district values of additive variables roll up to the city

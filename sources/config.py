@@ -24,8 +24,11 @@ from sources.errors import TOO_DEEP, ConfigError
 CONFIG_VERSION: Literal[1] = 1
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 SourceFormat = Literal["csv", "excel", "parquet", "json", "geojson", "ngsi-ld", "gtfs", "xml", "shapefile",
-                       "geopackage"]
-SourceTarget = Literal["observations", "areas", "points", "readings", "transit_feed"]
+                       "geopackage", "osm", "osm_pbf"]
+SourceTarget = Literal["observations", "areas", "points", "readings", "transit_feed", "street_network"]
+# What an OpenStreetMap street extract may be (target street_network, sources/parsers/osm_streets.py):
+# Overpass JSON, OSM XML, OSM PBF.
+STREET_FORMATS: tuple[str, ...] = ("json", "osm", "osm_pbf")
 SourceKind = Literal["file", "http", "ckan", "socrata", "opendatasoft", "worldbank", "ngsi_ld", "ngsi_v2", "openaq",
                      "eurostat", "overpass"]
 # Kinds whose endpoint is built from their own options block, not from `location`.
@@ -54,6 +57,8 @@ _EXTENSION_FORMATS: dict[str, SourceFormat] = {
     ".zip": "gtfs",
     ".shp": "shapefile",
     ".gpkg": "geopackage",
+    ".osm": "osm",
+    ".pbf": "osm_pbf",
 }
 
 
@@ -883,6 +888,12 @@ class SourceConfig(_Strict):
         self._check_kind()
         if self.format is None and self._default_format() is None:
             raise ValueError(f"cannot tell the format of {self.location!r}; set 'format'")
+        if self.target == "street_network" and self.resolved_format not in STREET_FORMATS:
+            raise ValueError(f"target 'street_network' reads an OpenStreetMap extract: format json (Overpass JSON), "
+                             f"osm (OSM XML) or osm_pbf, not {self.resolved_format!r}")
+        if self.target != "street_network" and self.resolved_format in ("osm", "osm_pbf"):
+            raise ValueError(f"format {self.resolved_format!r} (an OpenStreetMap extract) feeds target "
+                             "'street_network' only")
         return self
 
     def _check_kind(self) -> None:
@@ -939,7 +950,9 @@ class SourceConfig(_Strict):
                                  f"{self.eurostat.source_format!r}; leave 'format' out")
         if self.overpass is not None:
             if self.target != "areas":
-                raise ValueError("kind 'overpass' feeds target 'areas' (parks and green areas) only")
+                raise ValueError("kind 'overpass' feeds target 'areas' (parks and green areas) only; for a street "
+                                 "network save the Overpass JSON of the city's highways as a file (target "
+                                 "street_network, kind file or http)")
             if self.format not in (None, "json"):
                 raise ValueError("kind 'overpass' fetches Overpass JSON; 'format' must be json")
         if self.ckan is not None and self.ckan.mode == "download" and self.format is None:

@@ -99,7 +99,7 @@ def test_validate_accepts_the_demo_config(demo_config: Path) -> None:
     result = run_cli("validate", demo_config)
     assert result.returncode == 0, result
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == f"{demo_config}: OK (city demo-city, 8 sources)"
+    assert lines[0] == f"{demo_config}: OK (city demo-city, 9 sources)"
     # The dry run says what each source feeds and how many indicator rows a run computes.
     assert "  luftmessungen (file -> readings):" in lines and "PROBLEM" not in result.stdout, result
     assert any(line.startswith("  indicator rows") and "computed" in line for line in lines), result

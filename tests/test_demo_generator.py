@@ -54,7 +54,7 @@ def test_generated_config_validates_and_points_at_existing_files(demo: Path) -> 
     assert formats == {
         "statistik-stadt": "csv", "versorgung": "csv", "bevoelkerung-bezirke": "excel",
         "bezirke": "geojson", "gruenflaechen": "geojson", "gtfs": "gtfs",
-        "luftmessstationen": "ngsi-ld", "luftmessungen": "parquet",
+        "luftmessstationen": "ngsi-ld", "luftmessungen": "parquet", "strassennetz": "osm",
     }
     assert "{{" not in (demo / "city.yaml").read_text(encoding="utf-8")
 
@@ -100,7 +100,7 @@ def test_same_seed_and_scale_give_byte_identical_files(tmp_path: Path) -> None:
     second = generate_demo_city(tmp_path / "b", scale=SMALL, seed=7).parent
     names = sorted(p.name for p in first.iterdir())
     assert names == sorted(p.name for p in second.iterdir())
-    assert len(names) == 9
+    assert len(names) == 10
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
@@ -426,3 +426,22 @@ def test_ensure_demo_city_cleans_up_after_a_failed_generation(tmp_path: Path,
 def test_invalid_scale_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scale"):
         generate_demo_city(tmp_path, scale=0)
+
+
+def test_demo_street_network_has_blocks_dead_ends_and_one_river_crossing(tmp_path: Path) -> None:
+    """The generated OSM extract parses into a walkable graph: the motorway left out, dead ends
+    (nodes of degree 1) present, and the river crossed by exactly one street segment."""
+
+    from sources.demo.generator import CENTER_LAT, CENTER_LON, KM_PER_DEG_LAT, KM_PER_DEG_LON, _river_y
+    from sources.parsers.osm_streets import read_street_graph
+
+    config = generate_demo_city(tmp_path / "demo", scale=SMALL)
+    graph = read_street_graph(config.parent / "strassennetz.osm", "strassennetz.osm")
+    assert graph.report["excluded_ways"] == {"highway=motorway without a foot tag": 1}
+    degree = np.bincount(np.concatenate([graph.u, graph.v]), minlength=graph.n_nodes)
+    assert (degree == 1).sum() > 50
+    x = (graph.lon - CENTER_LON) * KM_PER_DEG_LON
+    y = (graph.lat - CENTER_LAT) * KM_PER_DEG_LAT
+    north = y > _river_y(x)
+    assert int((north[graph.u] != north[graph.v]).sum()) == 1
+    assert 140 <= np.median(graph.length_m) <= 160  # 150 m blocks

@@ -44,7 +44,7 @@ from warehouse.db import writer_lock
 from warehouse.releases import RELEASE_COLUMNS
 
 DEMO_SOURCES = {"statistik-stadt", "versorgung", "bevoelkerung-bezirke", "bezirke", "gruenflaechen", "gtfs",
-                "luftmessstationen", "luftmessungen"}
+                "luftmessstationen", "luftmessungen", "strassennetz"}
 
 
 @dataclass

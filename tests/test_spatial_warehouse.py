@@ -3,6 +3,7 @@ until derive_city calls it), and a tiny hand-made warehouse with a population gr
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -82,9 +83,15 @@ def test_demo_values_are_plausible(demo_run: DemoRun) -> None:
     def values(indicator_id: str) -> list[float]:
         return [r["value"] for r in _kpis(demo_run.con, indicator_id)]
 
-    assert all(50 < v < 100 for v in values("11.2.1"))
-    assert all(30 < v < 100 for v in values("EC:I:T:2A"))
-    assert all(5 < v < 60 for v in values("11.7.1"))
+    # Walking along the demo's 150 m street grid (gaps, dead ends, one bridge over the river) reaches
+    # less than the straight line would (about 44 % against 65 % for 11.2.1 in 2024).
+    assert all(30 < v < 100 for v in values("11.2.1"))
+    assert all(25 < v < 100 for v in values("EC:I:T:2A"))
+    share = [r["value"] for r in _kpis(demo_run.con, "11.7.1") if r["data_point"] == "area share"]
+    access = [r["value"] for r in _kpis(demo_run.con, "11.7.1") if r["data_point"] == "access 400 m"]
+    assert len(share) == len(access) == len(demo_run.loaded.config.city.reporting_years)
+    assert all(5 < v < 60 for v in share)
+    assert all(5 < v < 100 for v in access)
     assert all(5 < v < 100 for v in values("EN:EN:PSN:2A"))
     assert all(0 < v < 10 for v in values("11.3.1"))  # built-up area grows faster than the population
     # 1 km around rail adds reach, the frequency filter removes none in the demo: SDG >= U4SSC share.
@@ -97,7 +104,8 @@ def test_demo_11_2_1_has_every_group_and_the_caveat_in_its_inputs(demo_run: Demo
     assert {r["data_point"] for r in rows} == {"total", "female", "male", "age 0-14", "age 15-64", "age 65+"}
     for row in rows:
         records = [i["source_record"] for i in json.loads(row["inputs"])]
-        assert any("not the walking distance along the street network" in r for r in records), records
+        assert any(r.startswith("method: network; walking distance along the street network") for r in records), \
+            records
         assert any("100 m grid cells" in r for r in records), records
 
 
@@ -120,13 +128,17 @@ def test_demo_gridded_population_matches_the_district_sums(demo_run: DemoRun) ->
 
 def test_demo_open_space_counts_green_areas_once_plus_streets(demo_run: DemoRun) -> None:
     con = demo_run.con
-    open_space, green, streets = (con.execute(
+    open_space, green, streets, built_up = (con.execute(
         "SELECT value FROM observations WHERE year = 2024 AND area_type = 'city' AND variable = ?", [v]).fetchone()
-        for v in ("open_public_space_ha", "green_area_ha", "street_area_ha"))
-    assert open_space is not None and green is not None and streets is not None
+        for v in ("open_public_space_ha", "green_area_ha", "street_area_ha", "built_up_area_ha"))
+    assert open_space is not None and green is not None and streets is not None and built_up is not None
     # The union area in the local equal-area projection equals the sum of geodesic polygon areas
-    # (the demo parks do not overlap).
-    assert open_space[0] == pytest.approx(green[0] + streets[0], rel=1e-6)
+    # (the demo parks do not overlap); 11.7.1 adds the street area (UN-Habitat: open space + streets).
+    assert open_space[0] == pytest.approx(green[0], rel=1e-6)
+    share = con.execute("""SELECT value FROM kpi_values WHERE indicator_id = '11.7.1' AND year = 2024
+                           AND data_point = 'area share'""").fetchone()
+    assert share is not None
+    assert share[0] == pytest.approx(100 * (open_space[0] + streets[0]) / built_up[0], rel=1e-9)
 
 
 # ---- a hand-made warehouse with a population grid --------------------------------------------
@@ -200,10 +212,47 @@ def test_population_grid_is_used_when_present(grid_warehouse: duckdb.DuckDBPyCon
     assert got[2023, "open_public_space_ha", None] == pytest.approx(16.0, rel=0.02)  # the 400 m park
     assert (2024, "open_public_space_ha", None) not in got
     open_space = next(r for r in rows if r["variable"] == "open_public_space_ha")
-    assert open_space["source_record"].endswith("no street_area_ha for 2023: streets not counted")
+    assert open_space["source_record"].endswith("streets not included: 11.7.1 adds street_area_ha")
+    assert open_space["derivation"] == "open_public_space@2"
     record = next(r["source_record"] for r in rows if r["variable"] == "population_transit_access_sdg")
     assert "population_cell" in record and "2 of 3 served stops with >= 56 weekday departures" in record
-    assert all(r["derivation"].endswith("@1") and r["area_type"] == "city" for r in rows)
+    assert record.startswith("method: straight_line;")
+    assert all(r["area_type"] == "city" for r in rows)
+
+
+def _street(con: duckdb.DuckDBPyConnection, way: int, a: tuple[float, float], b: tuple[float, float]) -> None:
+    """An edge between the street nodes at metres a and b (node id from the coordinates)."""
+    (ua, va), (ub, vb) = _lonlat(*a), _lonlat(*b)
+    con.execute("""INSERT INTO core_street_edges
+                   VALUES ('t', 'osm', 'osm-snap', ?, 'residential', ?, ?, ?, ?, ?, ?, ?)""",
+                [way, int(a[0] * 10_000 + a[1]), int(b[0] * 10_000 + b[1]), ua, va, ub, vb,
+                 math.dist(a, b)])
+
+
+def test_walking_distance_when_a_street_network_is_loaded(grid_warehouse: duckdb.DuckDBPyConnection) -> None:
+    """The grid warehouse plus streets: a street along y = 0 from A (0 m) to B (2 km) in 100 m steps and a
+    detour to the rail stop at 2.8 km via (2000, 500) and (2800, 500): B walks 500 + 800 + 500 = 1.8 km to
+    the rail stop (straight line 800 m: covered), so only A (100) is covered for 11.2.1. C (5 km) is 2.2 km
+    from the nearest street node: its bus stop snaps there too, further than 500 m, so C is not within
+    500 m of a stop; C lies inside the park (distance 0), so green and open-space access keep C (700)."""
+    con = grid_warehouse
+    xs = [float(x) for x in range(0, 2001, 100)]
+    for x0, x1 in itertools.pairwise(xs):
+        _street(con, 1, (x0, 0.0), (x1, 0.0))
+    _street(con, 2, (2000.0, 0.0), (2000.0, 500.0))
+    _street(con, 2, (2000.0, 500.0), (2800.0, 500.0))
+    _street(con, 2, (2800.0, 500.0), (2800.0, 0.0))
+    rows = derive_spatial(con, "t", [2023])
+    got = {(r["variable"], r["data_point"]): r for r in rows}
+    assert got["population_transit_access_sdg", "total"]["value"] == pytest.approx(100)
+    assert got["population_within_500m_stop", "total"]["value"] == pytest.approx(100)
+    assert got["population_within_300m_green", "total"]["value"] == pytest.approx(700)
+    assert got["population_within_400m_open_space", "total"]["value"] == pytest.approx(700)
+    for variable in ("population_transit_access_sdg", "population_within_500m_stop", "population_within_300m_green",
+                     "population_within_400m_open_space"):
+        assert got[variable, "total"]["source_record"].startswith("method: network; walking distance"), variable
+        assert "24 nodes" in got[variable, "total"]["source_record"]
+        assert "23 edges" in got[variable, "total"]["source_record"]
 
 
 def test_nothing_to_derive_without_geometry(tmp_path: Path) -> None:

@@ -579,8 +579,9 @@ def apply_validity(con: duckdb.DuckDBPyConnection, city_id: str, rows: list[dict
 AIR_DERIVATIONS = (STATION_MEAN, CITY_MEAN, DISTRICT_MEAN)
 # Bump with any derivation's version (or when derive_city's composition changes): every city is then
 # derived again on its next load.
-DERIVE_VERSION = 4  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts;
-# 4: exposure stations (types, boundary, metres), daily samplers, green area as a union (issue #15)
+DERIVE_VERSION = 5  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts;
+# 4: exposure stations (types, boundary, metres), daily samplers, green area as a union (issue #15);
+# 5: walking distance along a street network, 11.7.1 open space plus street area (issue #15)
 
 
 def derive_fingerprint(years: Sequence[int]) -> str:

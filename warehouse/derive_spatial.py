@@ -19,11 +19,20 @@ reporting year with that year's population; each row's `source_record` says so.
   of any served stop (at least one weekday departure).
 - green_access_300m@1 -> population_within_300m_green[group] (U4SSC EN:EN:PSN:2A): within 300 m
   of a public green area polygon (distance to its edge; 0 inside).
-- open_public_space@1 -> open_public_space_ha (SDG 11.7.1): union area of the green-area polygons
-  plus the published street area of the year, where there is one.
+- open_space_access_400m@1 -> population_within_400m_open_space[group] (SDG 11.7.1 secondary
+  measure): within 400 m of an open public space (the public green-area polygons).
+- open_public_space@2 -> open_public_space_ha (SDG 11.7.1): union area of the green-area polygons,
+  open public space WITHOUT streets; the catalogue adds street_area_ha (UN-Habitat's numerator is
+  open space plus streets), so 11.7.1 is missing, naming street_area_ha, where the city has no
+  street area. street_area_ha comes from the city's own figure or, when the config has areas of
+  type `street_area` (road polygons), from their union area (street_area@1); never from street
+  length times an assumed width.
 
-All distances are straight-line (Euclidean) in a local equal-area projection, not the walking
-distance along the street network that the UN method asks for; every record says so.
+Distances: when the config has a street network (target street_network, table core_street_edges),
+every access measure is the walking distance along it (`kpis.spatial.network`: population points
+and targets snapped to the nearest street node, snap distances added); otherwise straight-line
+(Euclidean) distance in a local equal-area projection. Every record starts with `method: network`
+or `method: straight_line` and says which.
 """
 
 from __future__ import annotations
@@ -55,7 +64,8 @@ from kpis.spatial import (
     within_distance,
 )
 from kpis.spatial.grid import DEFAULT_CELL_M
-from kpis.spatial.transit import MODE_ROUTE_TYPES, Capacity, route_type_capacity
+from kpis.spatial.network import StreetNetwork
+from kpis.spatial.transit import MODE_ROUTE_TYPES, OPEN_SPACE_ACCESS_M, Capacity, Within, route_type_capacity
 from warehouse.variables import VARIABLES
 
 log = logging.getLogger(__name__)
@@ -69,10 +79,12 @@ POPULATION_GROUPS = {"total": "population", "female": "population_female", "male
 GRID_AREA_TYPE = "population_cell"
 DISTRICT_AREA_TYPE = "district"
 GREEN_AREA_TYPE = "green_area"
+STREET_AREA_TYPE = "street_area"
 DERIVED_VARIABLES = ("population_gridded", "population_transit_access_sdg", "population_within_500m_stop",
-                     "population_within_300m_green", "open_public_space_ha")
-EUCLIDEAN = ("straight-line (Euclidean) distance in a local equal-area projection, not the walking distance "
-             "along the street network of the UN method")
+                     "population_within_300m_green", "population_within_400m_open_space", "open_public_space_ha",
+                     "street_area_ha")
+EUCLIDEAN = ("method: straight_line; straight-line (Euclidean) distance in a local equal-area projection, not the "
+             "walking distance along the street network of the UN method (no street network configured)")
 
 
 def _obs(city_id: str, year: int, variable: str, value: float, *, source_record: str, derivation: str,
@@ -212,6 +224,36 @@ def _stop_list(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalPr
 
 
 @dataclass(frozen=True)
+class Streets:
+    """The walkable street graph of the city (core_street_edges) in the local projection."""
+
+    network: StreetNetwork
+    label: str
+
+    @property
+    def method(self) -> str:
+        return (f"method: network; walking distance along the street network ({self.label}): population points "
+                "and stops snapped to the nearest street node, snap distances added")
+
+
+def _streets(con: duckdb.DuckDBPyConnection, city_id: str, projection: LocalProjection) -> Streets | None:
+    edges = con.execute("""SELECT u_node, v_node, u_lon, u_lat, v_lon, v_lat, length_m FROM core_street_edges
+                           WHERE city_id = ?""", [city_id]).fetchnumpy()
+    if len(edges["u_node"]) == 0:
+        return None
+    u_id, v_id = np.asarray(edges["u_node"], dtype=np.int64), np.asarray(edges["v_node"], dtype=np.int64)
+    ids, first, inverse = np.unique(np.concatenate([u_id, v_id]), return_index=True, return_inverse=True)
+    lon = np.concatenate([np.asarray(edges["u_lon"]), np.asarray(edges["v_lon"])])[first]
+    lat = np.concatenate([np.asarray(edges["u_lat"]), np.asarray(edges["v_lat"])])[first]
+    network = StreetNetwork.from_edges(projection.points(lon, lat), inverse[: u_id.size], inverse[u_id.size:],
+                                       np.asarray(edges["length_m"], dtype=np.float64))
+    sources = con.execute("""SELECT source_id, snapshot_id, count(*), sum(length_m) FROM core_street_edges
+                             WHERE city_id = ? GROUP BY ALL ORDER BY ALL""", [city_id]).fetchall()
+    label = "; ".join(f"{src} (snapshot {snap}): {n:,} edges, {km / 1000:,.1f} km" for src, snap, n, km in sources)
+    return Streets(network, f"{ids.size:,} nodes; {label}")
+
+
+@dataclass(frozen=True)
 class Measure:
     variable: str
     derivation: str
@@ -219,38 +261,52 @@ class Measure:
     rule: str  # completes "share of each area's population ..."
 
 
-def _measures(layer: PopulationLayer, stops: Stops, green: GeometryArray, green_label: str) -> list[Measure]:
+def _measures(layer: PopulationLayer, stops: Stops, green: GeometryArray, green_label: str,
+              streets: Streets | None) -> list[Measure]:
     xy = layer.points.xy
     measures = []
+    within: Within = streets.network.within if streets is not None else within_distance
+
+    def near_green(limit: float) -> npt.NDArray[np.bool_]:
+        if streets is not None:
+            return streets.network.within_polygons(xy, green, limit)
+        return within_distance(xy, green, limit)
+
     if len(stops.xy):
         high_low = (f"within {LOW_CAPACITY_M:g} m of a low-capacity or {HIGH_CAPACITY_M:g} m of a high-capacity "
                     "stop, counting ")
         if stops.timetable:
             frequent = int((stops.departures >= MIN_WEEKDAY_DEPARTURES).sum())
-            sdg = sdg_transit_access(xy, stops.xy, stops.capacity, stops.departures)
+            sdg = sdg_transit_access(xy, stops.xy, stops.capacity, stops.departures, within=within)
             counted = (f"the {frequent} of {len(stops.xy)} served stops with >= {MIN_WEEKDAY_DEPARTURES} weekday "
                        f"departures ({stops.label})")
         else:
-            sdg = sdg_transit_access(xy, stops.xy, stops.capacity, stops.departures, min_departures=0)
+            sdg = sdg_transit_access(xy, stops.xy, stops.capacity, stops.departures, min_departures=0,
+                                     within=within)
             counted = f"all {len(stops.xy)} stops ({stops.label})"
         measures.append(Measure(
             "population_transit_access_sdg", "transit_access_sdg@1", covered_share(layer.points, sdg),
             high_low + counted))
-        any_stop = within_distance(xy, stops.xy, U4SSC_STOP_M)
+        any_stop = within(xy, stops.xy, U4SSC_STOP_M)
         served = "served stops" if stops.timetable else "stops"
         measures.append(Measure(
             "population_within_500m_stop", "transit_access_500m@1", covered_share(layer.points, any_stop),
             f"within {U4SSC_STOP_M:g} m of any of {len(stops.xy)} {served} ({stops.label})"))
     if green.size:
-        near = within_distance(xy, green, GREEN_ACCESS_M)
         measures.append(Measure(
-            "population_within_300m_green", "green_access_300m@1", covered_share(layer.points, near),
+            "population_within_300m_green", "green_access_300m@1",
+            covered_share(layer.points, near_green(GREEN_ACCESS_M)),
             f"within {GREEN_ACCESS_M:g} m of one of {green.size} public green areas ({green_label})"))
+        measures.append(Measure(
+            "population_within_400m_open_space", "open_space_access_400m@1",
+            covered_share(layer.points, near_green(OPEN_SPACE_ACCESS_M)),
+            f"within {OPEN_SPACE_ACCESS_M:g} m of one of {green.size} open public spaces (the public green "
+            f"areas; squares not mapped as green areas are missed) ({green_label})"))
     return measures
 
 
-def _population_rows(city_id: str, years: Sequence[int], layer: PopulationLayer, measures: Sequence[Measure]
-                     ) -> list[dict[str, Any]]:
+def _population_rows(city_id: str, years: Sequence[int], layer: PopulationLayer, measures: Sequence[Measure],
+                     method: str) -> list[dict[str, Any]]:
     rows = []
     ids = layer.polygons.ids
     for year in years:
@@ -270,30 +326,35 @@ def _population_rows(city_id: str, years: Sequence[int], layer: PopulationLayer,
                 rows.append(_obs(
                     city_id, year, m.variable, float((population * m.share).sum()), data_point=group,
                     derivation=m.derivation,
-                    source_record=(f"sum over {layer.area_type}s of their population x the share of it {m.rule}; "
-                                   f"{layer.placed(variable, year)}; geometry and feed assumed valid for {year}; "
-                                   f"{EUCLIDEAN}")))
+                    source_record=(f"{method}; sum over {layer.area_type}s of their population x the share of "
+                                   f"it {m.rule}; {layer.placed(variable, year)}; geometry and feed assumed valid "
+                                   f"for {year}")))
     return rows
 
 
 def _open_space_rows(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], green_local: GeometryArray,
-                     green_label: str) -> list[dict[str, Any]]:
-    streets = dict(con.execute("""SELECT year, value FROM observations WHERE city_id = ? AND area_type = 'city'
-                                  AND variable = 'street_area_ha' AND data_point IS NULL""", [city_id]).fetchall())
-    green_ha = union_area_ha(green_local)
+                     green_label: str, streets_local: GeometryArray, streets_label: str) -> list[dict[str, Any]]:
+    """Open public space without streets (the catalogue adds street_area_ha) and, from road polygons,
+    street_area_ha where the city does not publish it."""
     rows = []
-    for year in years:
-        parts = []
+    if green_local.size:
+        green_ha = union_area_ha(green_local)
+        for year in years:
+            rows.append(_obs(city_id, year, "open_public_space_ha", green_ha, derivation="open_public_space@2",
+                             source_record=(f"{green_ha:.2f} ha union of {green_local.size} public green-area "
+                                            f"polygons ({green_label}; assumed valid for {year}); streets not "
+                                            "included: 11.7.1 adds street_area_ha")))
+    if streets_local.size:
+        # Road polygons overlapping a park are counted once: streets minus the green union.
+        street_union = shapely.union_all(streets_local)
         if green_local.size:
-            parts.append(f"{green_ha:.2f} ha union of {green_local.size} public green-area polygons "
-                         f"({green_label}; assumed valid for {year})")
-        if year in streets:
-            parts.append(f"{streets[year]:g} ha street_area_ha {year}")
-        if not parts:
-            continue
-        record = " + ".join(parts) + ("" if year in streets else f"; no street_area_ha for {year}: streets not counted")
-        rows.append(_obs(city_id, year, "open_public_space_ha", green_ha + float(streets.get(year, 0.0)),
-                         derivation="open_public_space@1", source_record=record))
+            street_union = shapely.difference(street_union, shapely.union_all(green_local))
+        street_ha = float(shapely.area(street_union)) / 10_000.0
+        for year in years:
+            rows.append(_obs(city_id, year, "street_area_ha", street_ha, derivation="street_area@1",
+                             source_record=(f"{street_ha:.2f} ha union of {streets_local.size} street-area polygons "
+                                            f"({streets_label}; assumed valid for {year}), less their overlap with "
+                                            "public green areas")))
     return rows
 
 
@@ -309,11 +370,14 @@ def derive_spatial(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence
         return []
     projection = LocalProjection.around(anchor)
     green_local = projection.geometries(green.wgs84) if green.ids else np.empty(0, dtype=object)
-    rows = _open_space_rows(con, city_id, years, green_local, green.label())
+    street_areas = _polygons(con, city_id, STREET_AREA_TYPE)
+    streets_local = projection.geometries(street_areas.wgs84) if street_areas.ids else np.empty(0, dtype=object)
+    rows = _open_space_rows(con, city_id, years, green_local, green.label(), streets_local, street_areas.label())
     layer = _population_layer(con, city_id, projection, population_areas)
     if layer is not None:
-        measures = _measures(layer, _stops(con, city_id, projection), green_local, green.label())
-        rows += _population_rows(city_id, years, layer, measures)
+        streets = _streets(con, city_id, projection)
+        measures = _measures(layer, _stops(con, city_id, projection), green_local, green.label(), streets)
+        rows += _population_rows(city_id, years, layer, measures, streets.method if streets else EUCLIDEAN)
     published = {(y, v, dp) for y, v, dp in con.execute(
         """SELECT year, variable, data_point FROM observations WHERE city_id = ? AND area_type = 'city'
            AND derivation IS NULL AND list_contains(?, variable)""", [city_id, list(DERIVED_VARIABLES)]).fetchall()}

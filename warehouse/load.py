@@ -189,7 +189,26 @@ def _parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot
         return ParsedSource(source, snapshot, "core_transit_stops", stops, {"stops": stops.height, "service": rule})
     if source.target == "readings":
         return parse_readings(source, snapshot, cache_dir)
+    if source.target == "street_network":
+        return parse_street_network(source, snapshot, city_id)
     raise AssertionError(source.target)
+
+
+def parse_street_network(source: SourceConfig, snapshot: Snapshot, city_id: str) -> ParsedSource:
+    """An OSM extract as the walkable edges of core_street_edges (migration 0011)."""
+    from sources.parsers.osm_streets import read_street_graph
+
+    graph = read_street_graph(snapshot.path, _display_name(snapshot), fmt=source.resolved_format,
+                              source_id=source.id)
+    n = graph.n_edges
+    frame = pl.DataFrame({
+        "city_id": [city_id] * n, "source_id": [source.id] * n, "snapshot_id": [snapshot.snapshot_id] * n,
+        "way_id": graph.way_id, "highway": graph.highway,
+        "u_node": graph.node_id[graph.u], "v_node": graph.node_id[graph.v],
+        "u_lon": graph.lon[graph.u], "u_lat": graph.lat[graph.u], "v_lon": graph.lon[graph.v],
+        "v_lat": graph.lat[graph.v], "length_m": graph.length_m,
+    }, schema_overrides={"way_id": pl.Int64, "u_node": pl.Int64, "v_node": pl.Int64, "highway": pl.String})
+    return ParsedSource(source, snapshot, "core_street_edges", frame, graph.report)
 
 
 def parse_readings(source: SourceConfig, snapshot: Snapshot, cache_dir: Path | None) -> ParsedSource:
@@ -424,7 +443,7 @@ def source_validity(item: ParsedSource) -> tuple[date | None, date | None, str |
 
 # Every core table a source's rows land in (derived observations carry source_id 'derived').
 SOURCE_TABLES = ("observations", "core_areas", "core_points", "core_readings", "core_readings_groups",
-                 "core_transit_stops")
+                 "core_transit_stops", "core_street_edges")
 
 
 def remove_source(con: duckdb.DuckDBPyConnection, city_id: str, source_id: str) -> dict[str, Any]:

@@ -11,10 +11,13 @@ EC:I:T:2A, EN:EN:PSN:2A).
 - `access`: which points lie within a distance of any target (STRtree nearest-within query), and
   the share of each area's population that does.
 - `transit`: GTFS stop capacity classes and the service-frequency filter of SDG 11.2.1.
+- `network`: walking distance along the street network (multi-source Dijkstra with a distance
+  limit, population points and targets snapped to street nodes); straight line is the fallback.
 """
 
 from kpis.spatial.access import covered_share, within_distance
 from kpis.spatial.grid import PopulationPoints, cells_as_points, spread_uniformly
+from kpis.spatial.network import StreetNetwork
 from kpis.spatial.projection import LocalProjection, union_area_ha
 from kpis.spatial.transit import (
     GREEN_ACCESS_M,
@@ -34,6 +37,7 @@ __all__ = [
     "U4SSC_STOP_M",
     "LocalProjection",
     "PopulationPoints",
+    "StreetNetwork",
     "cells_as_points",
     "covered_share",
     "sdg_transit_access",

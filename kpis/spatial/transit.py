@@ -17,7 +17,7 @@ date (a typical Wednesday, see sources/parsers/gtfs.py), not the whole day's cou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -28,10 +28,14 @@ from kpis.spatial.access import within_distance
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 Capacity = Literal["high", "low"]
+# (points, targets, distance) -> mask of the points within the distance of a target: straight-line
+# (`kpis.spatial.access.within_distance`) or walking (`kpis.spatial.network.StreetNetwork.within`).
+Within = Callable[[FloatArray, FloatArray, float], BoolArray]
 
 LOW_CAPACITY_M = 500.0
 HIGH_CAPACITY_M = 1000.0
 U4SSC_STOP_M = 500.0  # EC:I:T:2A: "within 0.5 km of a public transport stop"
+OPEN_SPACE_ACCESS_M = 400.0  # SDG 11.7.1 secondary measure: 400 m walking distance to an open public space
 GREEN_ACCESS_M = 300.0  # EN:EN:PSN:2A: WHO Europe's 300 m (about 5 minutes' walk) to public green space
 MIN_WEEKDAY_DEPARTURES = 56  # 4 departures per hour x 14 hours (06:00-20:00)
 
@@ -72,14 +76,15 @@ def frequent(departures: npt.ArrayLike, min_departures: int = MIN_WEEKDAY_DEPART
 
 def sdg_transit_access(points_xy: FloatArray, stops_xy: FloatArray, capacity: Sequence[Capacity | None],
                        departures: npt.ArrayLike, *, min_departures: int = MIN_WEEKDAY_DEPARTURES,
-                       low_m: float = LOW_CAPACITY_M, high_m: float = HIGH_CAPACITY_M) -> BoolArray:
+                       low_m: float = LOW_CAPACITY_M, high_m: float = HIGH_CAPACITY_M,
+                       within: Within = within_distance) -> BoolArray:
     """SDG 11.2.1 coverage: points within `low_m` of a frequent low-capacity stop or `high_m` of a
-    frequent high-capacity stop."""
+    frequent high-capacity stop, by `within` (straight line by default, or along the streets)."""
     stops = np.asarray(stops_xy, dtype=np.float64).reshape(-1, 2)
     classes = np.asarray(list(capacity), dtype=object)
     keep = frequent(departures, min_departures)
     xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
-    covered = within_distance(xy, stops[keep & (classes == "low")], low_m)
+    covered = within(xy, stops[keep & (classes == "low")], low_m)
     rest = np.flatnonzero(~covered)  # only points the buses and trams missed need the rail query
-    covered[rest] = within_distance(xy[rest], stops[keep & (classes == "high")], high_m)
+    covered[rest] = within(xy[rest], stops[keep & (classes == "high")], high_m)
     return covered

@@ -79,6 +79,7 @@ TO_UGM3 = {"PM2.5": 1.0, "PM10": 1.0, "NO2": 1.0, "SO2": 2.62, "O3": 1.96}
 # Component ids for seeding: each part of the city draws from its own stream, so changing one
 # part (or the number of stations) never shifts the numbers of another.
 _RNG_GEOGRAPHY, _RNG_PEOPLE, _RNG_PARKS, _RNG_TRANSIT, _RNG_STATS, _RNG_UTILITIES, _RNG_STATION = range(7)
+_RNG_STREETS = 7
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -120,6 +121,7 @@ def generate_demo_city(out_dir: Path, *, scale: float = 1.0, seed: int = DEFAULT
     _write_statistics_csv(out_dir / "statistik_stadt.csv", stats)
     _write_utilities_csv(out_dir / "versorgung.csv", people, _rng(seed, _RNG_UTILITIES))
     _write_gtfs(out_dir / "gtfs.zip", feed)
+    _write_streets_osm(out_dir / "strassennetz.osm", _make_streets(_rng(seed, _RNG_STREETS)))
     latest = _write_readings_parquet(out_dir / "luftmessungen_stuendlich.parquet", stations, seed)
     _write_stations_ngsi_ld(out_dir / "luftmessstationen.jsonld", stations, latest)
     return _write_city_yaml(out_dir / "city.yaml", scale=scale, seed=seed, stations=len(stations))
@@ -294,6 +296,74 @@ def _write_parks_geojson(path: Path, parks: Sequence[Park]) -> None:
 
 def _write_json(path: Path, obj: Any) -> None:
     path.write_bytes((json.dumps(obj, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# Streets: an OSM-shaped walkable network (issue #15: walking distance)
+# --------------------------------------------------------------------------------------------
+
+BLOCK_KM = 0.15        # street spacing: 150 m blocks
+STREET_GAP_SHARE = 0.12  # street segments left out: irregular blocks and dead ends
+BRIDGE_X_KM = 0.0      # the one crossing of the river
+
+
+def _river_y(x: FloatArray) -> FloatArray:
+    """The river, flowing west to east north of the centre (km)."""
+    return 1.6 + 0.6 * np.sin(np.asarray(x) / 2.5)
+
+
+@dataclass(frozen=True)
+class Streets:
+    xy: FloatArray  # (n, 2) node coordinates in local km; node i has OSM id i + 1
+    edges: npt.NDArray[np.int64]  # (m, 2) node indices
+    highway: list[str]
+
+
+def _make_streets(rng: np.random.Generator) -> Streets:
+    """A 150 m street grid over the city's box with some segments left out (dead ends, irregular
+    blocks); every street crossing the river is cut except one bridge; every 7th line is a
+    secondary road; plus one motorway (not walkable, so the parser must leave it out)."""
+    xs = np.arange(-HALF_W, HALF_W + 1e-9, BLOCK_KM)
+    ys = np.arange(-HALF_H, HALF_H + 1e-9, BLOCK_KM)
+    nx, ny = xs.size, ys.size
+    gx, gy = np.meshgrid(xs, ys, indexing="xy")
+    xy = np.column_stack([gx.ravel(), gy.ravel()])
+    index = np.arange(nx * ny).reshape(ny, nx)
+    horizontal = np.column_stack([index[:, :-1].ravel(), index[:, 1:].ravel()])
+    vertical = np.column_stack([index[:-1, :].ravel(), index[1:, :].ravel()])
+    edges = np.vstack([horizontal, vertical])
+    keep = rng.random(len(edges)) >= STREET_GAP_SHARE
+    a, b = xy[edges[:, 0]], xy[edges[:, 1]]
+    side_a, side_b = a[:, 1] > _river_y(a[:, 0]), b[:, 1] > _river_y(b[:, 0])
+    crossing = side_a != side_b
+    bridge = crossing & (np.abs(a[:, 0] - BRIDGE_X_KM) < BLOCK_KM / 2) & (a[:, 0] == b[:, 0])
+    keep &= ~crossing | bridge
+    keep |= bridge  # the bridge is never a gap
+    edges = edges[keep]
+    row_a, col_a = np.divmod(edges[:, 0], nx)
+    row_b, col_b = np.divmod(edges[:, 1], nx)
+    major = ((row_a == row_b) & (row_a % 7 == 0)) | ((col_a == col_b) & (col_a % 7 == 0))
+    highway = ["secondary" if m else "residential" for m in major.tolist()]
+    return Streets(xy=xy, edges=edges.astype(np.int64), highway=highway)
+
+
+def _write_streets_osm(path: Path, streets: Streets) -> None:
+    """OSM XML as an extract from a planet dump: nodes, then one way per street segment."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<osm version="0.6" generator="citykpi demo (synthetic)">']
+    lon = np.round(CENTER_LON + streets.xy[:, 0] / KM_PER_DEG_LON, 7)
+    lat = np.round(CENTER_LAT + streets.xy[:, 1] / KM_PER_DEG_LAT, 7)
+    lines += [f' <node id="{i + 1}" lat="{la:.7f}" lon="{lo:.7f}"/>'
+              for i, (lo, la) in enumerate(zip(lon.tolist(), lat.tolist(), strict=True))]
+    for k, ((a, b), highway) in enumerate(zip(streets.edges.tolist(), streets.highway, strict=True)):
+        lines.append(f' <way id="{k + 1}"><nd ref="{a + 1}"/><nd ref="{b + 1}"/>'
+                     f'<tag k="highway" v="{highway}"/></way>')
+    # A motorway along the southern edge: a pedestrian may not use it, so the parser drops it.
+    south = [int(i) + 1 for i in np.flatnonzero(np.isclose(streets.xy[:, 1], streets.xy[:, 1].min()))]
+    refs = "".join(f'<nd ref="{r}"/>' for r in south[:200])
+    lines.append(f' <way id="{len(streets.edges) + 1}">{refs}<tag k="highway" v="motorway"/></way>')
+    lines.append("</osm>")
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------------

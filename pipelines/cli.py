@@ -227,6 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.summary import print_summary
     from sources.config import load_city_config
     from warehouse.db import writer_lock
+    from warehouse.releases import latest_release_id
 
     home = _home(args).ensure()
     started = time.monotonic()
@@ -239,8 +240,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"citykpi: demo city (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
             configs = [load_city_config(demo_config_path(home, args.scale))]
         print(f"citykpi: running {', '.join(c.city_id for c in configs)} -> {home.root}", file=sys.stderr)
-        release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict)
-    print_summary(home, release, time.monotonic() - started)
+        before = latest_release_id(home)
+        release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict,
+                                  skip_unchanged=not args.force)
+    print_summary(home, release, time.monotonic() - started, unchanged=release.release_id == before)
     return 0
 
 

@@ -113,8 +113,12 @@ def _release_asset(configs: Sequence[LoadedConfig], upstream: Sequence[dg.AssetK
               description="A new immutable release of every city's indicator values under <home>/releases/.")
     def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource,
                 quality: QualityResource) -> dg.MaterializeResult:
-        published = steps.publish(citykpi.resolved_home(), list(configs), context.run.run_id, strict=quality.strict)
-        citykpi.say(context, f"release {published.release_id} written")
+        published = steps.publish(citykpi.resolved_home(), list(configs), context.run.run_id, strict=quality.strict,
+                                  skip_unchanged=citykpi.skip_unchanged_release)
+        if published.manifest.get("run_id") == context.run.run_id:
+            citykpi.say(context, f"release {published.release_id} written")
+        else:  # same inputs, code, config and data as the latest release: nothing written
+            citykpi.say(context, f"release {published.release_id} kept: nothing changed since it")
         return dg.MaterializeResult(metadata={"release_id": published.release_id,
                                               "path": dg.MetadataValue.path(str(published.path)),
                                               "kpi_rows": published.manifest["row_counts"]["kpi_values"]})

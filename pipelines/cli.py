@@ -27,6 +27,32 @@ def _scale(text: str) -> float:
     return value
 
 
+class _VersionAction(argparse.Action):
+    """`citykpi --version`: the package version and the code version (git commit) releases record.
+    Computed only when asked, so `--help` stays instant."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from warehouse.releases import code_version
+
+    try:
+        package = version("citykpi")
+    except PackageNotFoundError:
+        package = "unknown"
+    return f"citykpi {package} (code {code_version()})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="citykpi",
@@ -34,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                     "with provenance, quality checks and versioned releases.")
     parser.add_argument("--home", help="directory for all state (default: $CITYKPI_HOME or ~/.local/share/citykpi)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Dagster logs")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the package version and the code version (git commit) releases record")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="fetch, load, compute and publish a release (no CONFIG: the demo city)")
@@ -42,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", type=_scale, default=1.0, help="demo city scale factor (no CONFIG only)")
     run.add_argument("--strict", action="store_true",
                      help="publish nothing (exit 2) when a blocking quality check fails")
+    run.add_argument("--force", action="store_true",
+                     help="write a new release even when nothing changed since the latest one (same inputs, "
+                          "code, config and data)")
 
     validate = sub.add_parser("validate", help="dry run: check a config and read, map and load every source into "
                                                "a scratch warehouse; every problem in one pass")
@@ -64,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     indicators.add_argument("--framework", choices=["u4ssc", "sdg11"])
     releases = sub.add_parser("releases", help="list, show and compare published releases (default: list)")
     releases_sub = releases.add_subparsers(dest="releases_command", metavar="ACTION")
-    releases_sub.add_parser("list", help="release folders, oldest first")
+    releases_sub.add_parser("list", help="releases, oldest first: date, cities, years, rows; the latest marked")
     show = releases_sub.add_parser("show", help="a release's id, cities, years, row counts and files by role")
     show.add_argument("release", metavar="ID", help="a release id, or 'latest'")
     diff = releases_sub.add_parser("diff", help="what changed from release A to release B (as in CHANGES.md)")
@@ -196,6 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.summary import print_summary
     from sources.config import load_city_config
     from warehouse.db import writer_lock
+    from warehouse.releases import latest_release_id
 
     home = _home(args).ensure()
     started = time.monotonic()
@@ -208,8 +240,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"citykpi: demo city (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
             configs = [load_city_config(demo_config_path(home, args.scale))]
         print(f"citykpi: running {', '.join(c.city_id for c in configs)} -> {home.root}", file=sys.stderr)
-        release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict)
-    print_summary(home, release, time.monotonic() - started)
+        before = latest_release_id(home)
+        release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict,
+                                  skip_unchanged=not args.force)
+    print_summary(home, release, time.monotonic() - started, unchanged=release.release_id == before)
     return 0
 
 
@@ -305,22 +339,25 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_variables(args: argparse.Namespace) -> int:
+    from pipelines.texttable import cut
     from warehouse.variables import VARIABLES
 
     for variable in VARIABLES.values():
-        print(f"{variable.name:<34} {variable.unit:<13} {variable.description}")
+        print(f"{cut(variable.name, 34):<34} {cut(variable.unit, 13):<13} {cut(variable.description, 100)}")
     return 0
 
 
 def cmd_indicators(args: argparse.Namespace) -> int:
     from kpis.catalogue import load_catalogue
+    from pipelines.texttable import cut
 
     for indicator in load_catalogue():
         if args.framework and indicator.framework != args.framework:
             continue
         formula = "formula" if indicator.compute else "no formula yet"
         points = f" [{', '.join(indicator.data_points)}]" if indicator.data_points else ""
-        print(f"{indicator.id:<16} {indicator.name[:52]:<52} {indicator.unit[:22]:<22} {formula}{points}")
+        print(f"{cut(indicator.id, 16):<16} {cut(indicator.name, 52):<52} {cut(indicator.unit, 22):<22} "
+              f"{formula}{points}")
     return 0
 
 
@@ -332,9 +369,33 @@ def cmd_releases(args: argparse.Namespace) -> int:
         return _release_show(home, args.release)
     if args.releases_command == "diff":
         return _release_diff(home, args.old, args.new)
-    for release_id in list_releases(home):
-        print(home.releases / release_id)
+    releases = list_releases(home)
+    if not releases:
+        print(f"citykpi: no releases in {home.releases} yet (`citykpi run` writes one)", file=sys.stderr)
+        return 0
+    for line in release_table(home, releases):
+        print(line)
     return 0
+
+
+def release_table(home: Any, releases: Sequence[str]) -> list[str]:
+    """`releases list`: one aligned row per release from its manifest, the latest marked."""
+    from pipelines.texttable import format_table
+    from warehouse.releases import latest_release_id, load_release
+
+    latest = latest_release_id(home)
+    rows = []
+    for release_id in releases:
+        m = load_release(home, release_id).manifest
+        years = sorted(int(y) for y in m.get("years", []))
+        span = "-" if not years else (str(years[0]) if len(years) == 1 else f"{years[0]}-{years[-1]}")
+        if years and len(years) != years[-1] - years[0] + 1:
+            span = ", ".join(map(str, years))
+        created = str(m.get("created_at") or "").replace("T", " ")[:16]
+        rows.append([release_id, created, ", ".join(c["id"] for c in m.get("cities", [])), span,
+                     f"{m.get('row_counts', {}).get('kpi_values', 0):,}", "latest" if release_id == latest else ""])
+    return format_table(["release", "created (UTC)", "cities", "years", "rows", ""], rows,
+                        max_widths=[None, 16, 40, 24, 12, 6], right=[4])
 
 
 def _release_show(home: Any, ref: str) -> int:

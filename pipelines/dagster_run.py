@@ -40,18 +40,21 @@ def _record_failed_run(home: Home, configs: Sequence[LoadedConfig], instance: dg
 
 
 def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: bool = False,
-                    debug: bool = False, strict: bool = False) -> Release:
+                    debug: bool = False, strict: bool = False, skip_unchanged: bool = False) -> Release:
     """Run fetch -> load -> checks -> KPIs -> checks -> release for all configs; return the new release.
 
     A user-facing error inside an asset (bad input, missing file) is re-raised as itself so the
     CLI can print one clear message. With `strict`, a failed blocking quality check stops the run
     before anything downstream of it (Dagster's blocking asset checks) and raises QualityGateError.
+    With `skip_unchanged`, a run whose inputs, code, config and data equal the latest release's writes
+    no release and returns that one.
     """
     if not debug:
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    resource = CitykpiResource(home=str(home.root), offline=offline, progress=True)
+    resource = CitykpiResource(home=str(home.root), offline=offline, progress=True,
+                               skip_unchanged_release=skip_unchanged)
     quality = QualityResource(strict=strict)
     started = datetime.now(UTC)
     with dg.DagsterInstance.ephemeral() as instance:

@@ -21,6 +21,7 @@ import polars as pl
 
 from pipelines import steps
 from pipelines.load_messages import load_messages
+from pipelines.texttable import cut
 from sources.config import LoadedConfig, SourceConfig
 from sources.errors import CitykpiError
 from sources.fetch import current_snapshot, fetch_source
@@ -204,8 +205,7 @@ def format_coverage(dry: DryRun, *, only: str | None = None) -> str:
         else:
             detail = next((r for r in row["reasons"] if r), "")
         name = names.get(row["indicator_id"], "")
-        name = name if len(name) <= 60 else name[:59] + "…"
-        lines.append(f"  {status:<15} {label:<32} {name}: {detail}")
+        lines.append(f"  {status:<15} {cut(label, 32):<32} {cut(name, 60)}: {detail}")
     lines.append("total (indicator x data point): " + ", ".join(
         f"{s} {counts.get(s, 0)}" for s in ("computed", "missing", "failed_check", "not_applicable")))
     return "\n".join(lines)

@@ -11,11 +11,13 @@ from warehouse.home import Home
 
 
 class CitykpiResource(dg.ConfigurableResource):
-    """Home directory (None: $CITYKPI_HOME or the default), offline mode, progress lines on stderr."""
+    """Home directory (None: $CITYKPI_HOME or the default), offline mode, progress lines on stderr,
+    and whether an unchanged run skips its release (`citykpi run` without `--force`)."""
 
     home: str | None = None
     offline: bool = False
     progress: bool = False
+    skip_unchanged_release: bool = False
 
     def resolved_home(self) -> Home:
         return Home.resolve(self.home)

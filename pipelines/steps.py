@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -260,12 +261,32 @@ def city_record(loaded: LoadedConfig) -> dict[str, Any]:
             "config": str(loaded.path), "config_sha256": hashlib.sha256(loaded.path.read_bytes()).hexdigest()}
 
 
+def inputs_fingerprint(configs: Sequence[LoadedConfig], snapshots: Sequence[dict[str, Any]]) -> str:
+    """SHA-256 of what a release is made from: the code version, each city's config file and own
+    targets table, and the content of every input snapshot. Equal fingerprints and equal data hashes
+    mean an unchanged run (`publish(skip_unchanged=True)` then writes no new release)."""
+    from kpis.benchmarking.targets import city_targets_path
+    from warehouse.releases import code_version
+
+    def file_hash(path: Any) -> str | None:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+    facts = {
+        "code_version": code_version(),
+        "cities": sorted([c.city_id, file_hash(c.path), file_hash(city_targets_path(c))] for c in configs),
+        "snapshots": sorted([s["city_id"], s["source_id"], s.get("content_sha256") or ""] for s in snapshots),
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[str, Any] | None = None, *,
-            strict: bool = False, latest_quality: bool = False) -> Release:
+            strict: bool = False, latest_quality: bool = False, skip_unchanged: bool = False) -> Release:
     """Write a release with the run's quality summary; with `strict`, refuse when a blocking check failed.
 
     `latest_quality`: summarise the newest result of each check instead of this run's (a release
-    run of its own, after partitioned runs did the checks)."""
+    run of its own, after partitioned runs did the checks). `skip_unchanged`: when the inputs
+    fingerprint and the data equal the latest release's, write nothing and return that release
+    (`citykpi run` without `--force`)."""
     quality_run = None if latest_quality else run_id
     with home.warehouse() as con:
         city_ids = [c.city_id for c in configs]
@@ -277,8 +298,10 @@ def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[st
         snapshots = snapshot_records(con, city_ids)
         quality = quality_summary(con, quality_run, city_ids)
         # Load reports come from the warehouse, so every graph and process that loaded writes the same section.
-        extra = {**(extra or {}), "loads": load_reports(con, city_ids), "quality": quality}
-        return publish_release(con, home, cities=cities, snapshots=snapshots, run_id=run_id, extra=extra)
+        extra = {**(extra or {}), "loads": load_reports(con, city_ids), "quality": quality,
+                 "inputs_fingerprint": inputs_fingerprint(configs, snapshots)}
+        return publish_release(con, home, cities=cities, snapshots=snapshots, run_id=run_id, extra=extra,
+                               skip_unchanged=skip_unchanged)
 
 
 def computed_cities(home: Home) -> list[str]:

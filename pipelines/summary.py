@@ -1,9 +1,16 @@
-"""The table printed at the end of a run: indicator rows by dimension and status, and the release path."""
+"""What `citykpi run` prints at the end: indicator rows by dimension and status, the quality checks
+that warned or failed (each named in plain words), the scores with their exclusions grouped by
+reason, and the release (or that nothing changed since the latest one)."""
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+from collections import Counter
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from kpis.catalogue import load_catalogue
@@ -29,7 +36,8 @@ def summary_frame(values: pl.DataFrame) -> pl.DataFrame:
             .sort("_order").drop("_order"))
 
 
-def print_summary(home: Home, release: Release, seconds: float, stream: object = sys.stdout) -> None:
+def print_summary(home: Home, release: Release, seconds: float, stream: object = sys.stdout, *,
+                  unchanged: bool = False) -> None:
     values = pl.read_parquet(release.path / "kpi_values.parquet")
     table = summary_frame(values)
     out = stream if hasattr(stream, "write") else sys.stdout
@@ -42,7 +50,108 @@ def print_summary(home: Home, release: Release, seconds: float, stream: object =
     lines.append("-" * len(header))
     lines.append(f"{'total':<22}{totals['computed']:>10}{totals['missing']:>10}{totals['failed_check']:>10}"
                  f"{totals['not_applicable']:>8}")
+    lines += ["", *quality_lines(home, release.manifest.get("quality")), *score_lines(release)]
     cities = ", ".join(c["id"] for c in release.manifest["cities"])
-    lines += ["", f"Cities: {cities}; years: {', '.join(map(str, release.manifest['years']))}",
-              f"Release {release.release_id}: {release.path}", f"Finished in {seconds:.1f} s"]
+    lines += ["", f"Cities: {cities}; years: {', '.join(map(str, release.manifest['years']))}"]
+    if unchanged:
+        lines.append(f"Nothing changed since release {release.release_id} (same inputs, code, config and data): "
+                     "no new release written (`citykpi run --force` writes one anyway)")
+    lines += [f"Release {release.release_id}: {release.path}", f"Finished in {seconds:.1f} s"]
     out.write("\n".join(lines) + "\n")
+
+
+# ---- quality: the checks that did not pass, in words -------------------------------------------
+
+SAMPLE_WIDTH = 110
+
+
+def quality_lines(home: Home, quality: dict[str, Any] | None) -> list[str]:
+    """'Quality checks: N passed, N warned, N failed' and one line per warned / failed check: city,
+    table, what the check expects (its description), how many rows fail and the first of them."""
+    from pipelines.texttable import cut
+
+    if not quality:
+        return []
+    lines = [f"Quality checks: {quality.get('passed', 0)} passed, {quality.get('warned', 0)} warned, "
+             f"{quality.get('failed', 0)} failed, {quality.get('skipped', 0)} skipped"]
+    listed = [("failed", e) for e in quality.get("failed_checks", [])] + \
+             [("warned", e) for e in quality.get("warned_checks", [])]
+    details = _check_details(home, [e for _, e in listed])
+    for status, entry in listed:
+        description, sample = details.get(_check_key(entry), ("", None))
+        failing = entry.get("failing_count")
+        what = description or entry["check"].replace("_", " ")
+        count = f"{failing:,} failing" if isinstance(failing, int) else "failed"
+        lines.append(f"  {status} {entry['city_id']} {entry['table']}: expected {what}; {count}")
+        if sample:
+            lines.append(f"    e.g. {cut(_sample_text(sample), SAMPLE_WIDTH)}")
+    if listed:
+        lines.append("  (every failing row: quality_results in the warehouse; docs/quality.md explains each check)")
+    return lines
+
+
+def _check_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (str(entry.get("run_id")), entry["city_id"], entry["table"], entry["check"])
+
+
+def _check_details(home: Home, entries: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], tuple[str, Any]]:
+    """(description, first sample row) of each listed check from quality_results (empty when unreadable)."""
+    if not entries or not home.warehouse_path.exists():
+        return {}
+    found: dict[tuple[str, str, str, str], tuple[str, Any]] = {}
+    try:
+        with home.warehouse(read_only=True) as con:
+            for entry in entries:
+                row = con.execute("""SELECT description, sample FROM quality_results WHERE run_id = ? AND city_id = ?
+                                     AND table_name = ? AND check_name = ?""", list(_check_key(entry))).fetchone()
+                if row:
+                    samples = json.loads(row[1]) if row[1] else []
+                    found[_check_key(entry)] = (row[0], samples[0] if samples else None)
+    except duckdb.Error:
+        return found  # the summary still names the checks; their details are in the release's report
+    return found
+
+
+def _sample_text(sample: Any) -> str:
+    if isinstance(sample, dict):
+        return ", ".join(f"{k} {_short(v)}" for k, v in sample.items() if v is not None)
+    return str(sample)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+# ---- scores: exclusions grouped by reason -------------------------------------------------------
+
+# Reason as scoring writes it -> (plain words, where to look).
+EXCLUSION_HINTS: tuple[tuple[str, str], ...] = (
+    ("no target in force", "have no target (see `citykpi targets CONFIG`, or add rows to <config stem>.targets.csv)"),
+    ("lower-is-better target without a worst value",
+     "have a lower-is-better target without a worst value (set `worst` in the targets table)"),
+)
+
+
+def exclusion_reason(reason: str) -> str:
+    """An exclusion reason in plain words, without row-specific detail, so that equal reasons group.
+    Only the first reason counts: a KPI without a value is excluded for that, whatever its target."""
+    first = (reason or "no reason given").split("; ")[0]
+    status = re.match(r"no computed value \(status (\w+)", first)
+    if status:
+        return f"have no computed value ({status.group(1)}: see `citykpi coverage CONFIG`)"
+    return next((words for start, words in EXCLUSION_HINTS if first.startswith(start)), first)
+
+
+def score_lines(release: Release) -> list[str]:
+    """'Scores: scored N, excluded M: a have ..., b have ...' from the release's kpi_scores."""
+    files = [f for f in release.files("scores") if f.suffix == ".parquet"]
+    if not files:
+        return []
+    scores = pl.read_parquet(files[0], columns=["status", "status_reason"])
+    scored = scores.filter(pl.col("status") == "scored").height
+    excluded = scores.filter(pl.col("status") == "excluded")
+    line = f"Scores (U4SSC KPI x data point x year): scored {scored}, excluded {excluded.height}"
+    if excluded.height:
+        groups = Counter(exclusion_reason(r) for r in excluded["status_reason"].to_list())
+        line += ": " + "; ".join(f"{n} data point{'s' if n != 1 else ''} {words}" for words, n in groups.most_common())
+    return [line]

@@ -258,7 +258,9 @@ def test_offline_after_a_normal_run_reuses_the_snapshots(completed_home: Complet
     assert result.returncode == 0, result
     assert snapshot_dirs(home_copy) == snapshots_before
     release = release_path_from_stdout(result.stdout)
-    assert len(release_dirs(home_copy)) == 2
+    # Same snapshots, code and config: the run says so and keeps the release it already has.
+    assert f"Nothing changed since release {completed_home.release.name}" in result.stdout, result
+    assert [p.name for p in release_dirs(home_copy)] == [completed_home.release.name] == [release.name]
     verify_all_releases(home_copy)
     assert_frame_equal(pl.read_parquet(release / "kpi_values.parquet"),
                        pl.read_parquet(home_copy / "releases" / completed_home.release.name / "kpi_values.parquet"))
@@ -339,3 +341,68 @@ def test_demo_command_writes_into_a_given_folder(tmp_path: Path) -> None:
     assert config == tmp_path / "demo" / "city.yaml" and config.is_file()
     check = run_cli("validate", config)
     assert check.returncode == 0, check
+
+
+# ---- an unchanged run writes no release; --force and a changed input do ------------------------
+
+
+@pytest.mark.slow
+def test_an_unchanged_run_writes_no_new_release(completed_home: CompletedHome, home_copy: Path) -> None:
+    result = run_cli("run", completed_home.config, home=home_copy)
+    assert result.returncode == 0, result
+    assert f"Nothing changed since release {completed_home.release.name}" in result.stdout, result
+    assert "kept: nothing changed since it" in result.stderr, result
+    assert [p.name for p in release_dirs(home_copy)] == [completed_home.release.name]
+    assert release_path_from_stdout(result.stdout).name == completed_home.release.name
+    assert not list((home_copy / "tmp").glob("release-*")), "the unused staging folder was left behind"
+
+    forced = run_cli("run", "--force", completed_home.config, home=home_copy)
+    assert forced.returncode == 0, forced
+    assert "Nothing changed" not in forced.stdout, forced
+    names = [p.name for p in release_dirs(home_copy)]
+    assert len(names) == 2 and release_path_from_stdout(forced.stdout).name == names[-1]
+    verify_all_releases(home_copy)
+
+
+@pytest.mark.slow
+def test_a_changed_input_writes_a_new_release(completed_home: CompletedHome, city_copy: Path,
+                                              home_copy: Path) -> None:
+    """The same config in another folder is the same input; a changed data value is not."""
+    same = run_cli("run", city_copy, home=home_copy)
+    assert same.returncode == 0, same
+    assert "Nothing changed since release" in same.stdout and len(release_dirs(home_copy)) == 1, same
+    path = city_copy.parent / "versorgung.csv"
+    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    column = lines[0].split(",").index("abfall_gesamt_t")
+    index = next(i for i, line in enumerate(lines) if line.startswith("2024,"))
+    cells = lines[index].split(",")
+    cells[column] = str(float(cells[column]) * 1.5)
+    lines[index] = ",".join(cells)
+    path.write_text("\n".join(lines), encoding="utf-8-sig")
+
+    changed = run_cli("run", city_copy, home=home_copy)
+    assert changed.returncode == 0, changed
+    assert "Nothing changed" not in changed.stdout, changed
+    releases = release_dirs(home_copy)
+    assert len(releases) == 2 and release_path_from_stdout(changed.stdout).name == releases[-1].name
+    manifests = verify_all_releases(home_copy)
+    assert manifests[0]["inputs_fingerprint"] != manifests[1]["inputs_fingerprint"]
+
+
+@pytest.mark.slow
+def test_the_summary_names_warned_checks_and_explains_exclusions(completed_home: CompletedHome) -> None:
+    out = completed_home.result.stdout
+    manifest = json.loads((completed_home.release / "manifest.json").read_text(encoding="utf-8"))
+    quality = manifest["quality"]
+    assert f"Quality checks: {quality['passed']} passed, {quality['warned']} warned" in out, out
+    warned = [line for line in out.splitlines() if line.startswith("  warned ")]
+    assert len(warned) == quality["warned"] >= 1, out
+    # In words: the check's description, not its id, and how many rows fail.
+    assert any("every reporting year present" in line and "failing" in line for line in warned), warned
+    assert not any("time_series_complete" in line for line in warned), warned
+    scores = next(line for line in out.splitlines() if line.startswith("Scores "))
+    excluded = manifest["row_counts"]["kpi_scores"] - int(scores.split("scored ")[1].split(",")[0])
+    assert f"excluded {excluded}: " in scores, scores
+    assert "data points have no target (see `citykpi targets CONFIG`" in scores, scores
+    groups = [int(part.split(" data point")[0]) for part in scores.split(f"excluded {excluded}: ")[1].split("; ")]
+    assert sum(groups) == excluded, scores

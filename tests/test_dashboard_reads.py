@@ -63,7 +63,8 @@ def test_readers_never_fail_and_switch_only_to_complete_releases(completed_home:
     try:
         time.sleep(0.5)  # the reader is reading the old release before the writer starts
         started = time.monotonic()
-        writer = subprocess.run([*citykpi_command(), "--home", str(home_copy), "run", str(completed_home.config)],
+        writer = subprocess.run([*citykpi_command(), "--home", str(home_copy), "run", "--force",
+                                 str(completed_home.config)],
                                 capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
                                 env=subprocess_env(home_copy))
         finished = time.monotonic()

@@ -71,7 +71,7 @@ def two_demo_runs(tmp_path_factory: pytest.TempPathFactory) -> TwoRuns:
     first_release = release_path_from_stdout(first.stdout)
     hashes = hash_tree(first_release)
     snapshots_first = snapshot_dirs(home)
-    second = run_cli("run", home=home)
+    second = run_cli("run", "--force", home=home)  # unchanged inputs: --force, else no second release
     assert second.returncode == 0, second
     return TwoRuns(home, first, second, first_release, release_path_from_stdout(second.stdout), hashes,
                    snapshots_first, snapshot_dirs(home))
@@ -190,7 +190,9 @@ def test_second_run_makes_no_new_snapshots(two_demo_runs: TwoRuns) -> None:
 def test_releases_command_lists_both_releases(two_demo_runs: TwoRuns) -> None:
     result = run_cli("releases", home=two_demo_runs.home)
     assert result.returncode == 0, result
-    assert result.stdout.split() == [str(two_demo_runs.first_release), str(two_demo_runs.second_release)]
+    rows = result.stdout.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == [two_demo_runs.first_release.name, two_demo_runs.second_release.name]
+    assert rows[-1].endswith("latest") and not rows[0].endswith("latest")
 
 
 # ---- 3. SIGKILL at any point ------------------------------------------------------------------
@@ -235,7 +237,7 @@ def test_sigkill_at_any_point_leaves_warehouse_and_releases_intact(completed_hom
     con.close()
 
     # A normal second run, timed: the kills spread over its duration.
-    timed = run_cli("run", config, home=home)
+    timed = run_cli("run", "--force", config, home=home)  # --force: unchanged inputs still write a release
     assert timed.returncode == 0, timed
     kept = {p.name: hash_tree(p) for p in release_dirs(home)}
     assert len(kept) == 2
@@ -249,7 +251,7 @@ def test_sigkill_at_any_point_leaves_warehouse_and_releases_intact(completed_hom
         err_path = tmp_path / f"kill-{i}.stderr"
         with err_path.open("w") as err:
             started = time.monotonic()
-            proc = subprocess.Popen([*citykpi_command(), "--home", str(home), "run", str(config)],
+            proc = subprocess.Popen([*citykpi_command(), "--home", str(home), "run", "--force", str(config)],
                                     stdout=subprocess.DEVNULL, stderr=err, env=subprocess_env(home),
                                     cwd=REPO_ROOT)
             try:
@@ -269,7 +271,7 @@ def test_sigkill_at_any_point_leaves_warehouse_and_releases_intact(completed_hom
     print(f"\nSIGKILL landing points (normal run took {timed.seconds:.2f} s):\n  " + "\n  ".join(landed))
     assert sum("killed" in line for line in landed) >= n_kills // 2, landed
 
-    final = run_cli("run", config, home=home)
+    final = run_cli("run", "--force", config, home=home)
     assert final.returncode == 0, final
     _check_state_after_kill(home, expected_values, kept, observations)
     final_release = release_path_from_stdout(final.stdout)

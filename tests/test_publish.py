@@ -354,10 +354,11 @@ def test_releases_list_show_and_diff(completed_home: CompletedHome, home_copy: P
     first = load_release(home, "latest")
     second = publish(home, [load_city_config(completed_home.config)], "second")
     capsys.readouterr()
-    assert main(["--home", str(home_copy), "releases"]) == 0
-    assert capsys.readouterr().out.split() == [str(first.path), str(second.path)]
-    assert main(["--home", str(home_copy), "releases", "list"]) == 0
-    assert capsys.readouterr().out.split() == [str(first.path), str(second.path)]
+    for command in (["releases"], ["releases", "list"]):  # a table: id, created, cities, years, rows, latest
+        assert main(["--home", str(home_copy), *command]) == 0
+        rows = capsys.readouterr().out.splitlines()[1:]
+        assert [row.split()[0] for row in rows] == [first.release_id, second.release_id]
+        assert rows[1].endswith("latest") and "demo-city" in rows[1]
 
     assert main(["--home", str(home_copy), "releases", "show", "latest"]) == 0
     out = capsys.readouterr().out

@@ -215,6 +215,17 @@ def _previous(home: Home) -> PreviousRelease | None:
     return PreviousRelease(release_id, pl.read_parquet(home.releases / release_id / "kpi_values.parquet"))
 
 
+def _unchanged_release(home: Home, digest: str, fingerprint: str | None) -> Release | None:
+    """The latest release when its data hash and inputs fingerprint equal these (else None)."""
+    release_id = latest_release_id(home)
+    if release_id is None or fingerprint is None:
+        return None
+    latest = load_release(home, release_id)
+    if latest.manifest.get("content_sha256") == digest and latest.manifest.get("inputs_fingerprint") == fingerprint:
+        return latest
+    return None
+
+
 def _make_read_only(folder: Path) -> None:
     # Files read-only; folders stay 0755 like the release folder (mkdtemp made that one owner-only).
     for path in sorted(folder.rglob("*"), reverse=True):
@@ -230,9 +241,13 @@ def publish_release(
     snapshots: list[dict[str, Any]],
     run_id: str,
     extra: dict[str, Any] | None = None,
+    skip_unchanged: bool = False,
 ) -> Release:
     """Write a new release for `cities` from the warehouse's kpi_values and benchmarking tables (kpi_scores,
-    kpi_rollups, kpi_progress), point `latest` at it, register it."""
+    kpi_rollups, kpi_progress), point `latest` at it, register it.
+
+    `skip_unchanged`: when the latest release has the same `inputs_fingerprint` (in `extra`) and the
+    same data hash, write nothing and return the latest release (an unchanged run adds no release)."""
     from kpis.benchmarking.store import release_frames
     from kpis.catalogue import load_catalogue
     from warehouse.publish.report_html import prefetch_bundle
@@ -253,6 +268,9 @@ def publish_release(
     try:
         data: list[FileEntry] = [e for write in data_writers() for e in write(frame, catalogue, context, staging)]
         digest = content_hash(data)
+        if skip_unchanged and (same := _unchanged_release(home, digest, (extra or {}).get("inputs_fingerprint"))):
+            shutil.rmtree(staging, ignore_errors=True)
+            return same
         release_id = _new_release_id(home.releases, now, digest)
         context = replace(context, release_id=release_id, created_at=now.isoformat(timespec="seconds"))
         documents = [e for write in document_writers() for e in write(frame, catalogue, context, staging)]

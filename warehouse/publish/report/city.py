@@ -209,13 +209,16 @@ def _maps(page: Page, indicator: Indicator, data: CityData, latest: Sequence[dic
         page.add("</div>")
 
 
-def _target_text(score: dict[str, Any] | None, unit: str | None) -> str:
-    if not score or score.get("target") is None:
-        return "no target in force (not scored)"
-    text = f"{show(score['target'], unit)} {unit or ''} by {score.get('deadline') or '–'}"
-    if score.get("target_citation"):
-        text += f" ({score['target_citation']})"
-    return text
+def _target_text(score: dict[str, Any] | None, prog: dict[str, Any] | None, unit: str | None) -> str:
+    """The target in force: the score's (U4SSC KPIs) or the progress assessment's (SDG 11)."""
+    source = score if score and score.get("target") is not None else prog
+    if not source or source.get("target") is None:
+        return "no target in force"
+    return f"{show(source['target'], unit)} by {source.get('deadline') or '–'}"
+
+
+def _target_sources(scores: Sequence[dict[str, Any]]) -> list[str]:
+    return sorted({str(s["target_citation"]) for s in scores if s.get("target_citation")})
 
 
 def _indicator(page: Page, indicator: Indicator, data: CityData, series: Mapping[tuple[str, str], list[dict[str, Any]]],
@@ -259,7 +262,7 @@ def _indicator(page: Page, indicator: Indicator, data: CityData, series: Mapping
                     f'<td class="num">{esc(show(row["value"], unit))}</td>'
                     f'<td class="status-{esc(row["status"])}">{esc(status)}</td>'
                     f'<td class="verdict-{esc(mark or "none")}">{esc(arrow(old, row["value"]))} {esc(change)}</td>'
-                    f"<td>{esc(_target_text(score, unit))}</td>"
+                    f"<td>{esc(_target_text(score, prog, unit))}</td>"
                     + (band_cell(score.get("band"), score.get("band_label") or "N/A") if score else "<td>N/A</td>")
                     + f"<td>{esc(prog['arrow'] + ' ' + (prog['label'] or '')) if prog else ''}</td></tr>")
     page.add('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{h}</th>" for h in header)
@@ -273,8 +276,12 @@ def _indicator(page: Page, indicator: Indicator, data: CityData, series: Mapping
     else:
         chart_rows = [{"year": r["year"], "value": r["value"], "data_point": p}
                       for p, rows in own.items() for r in rows if r["status"] == "computed"]
-        targets = [{"target": s["target"], "data_point": p} for (i, p), s in scores.items()
-                   if i == indicator.id and s.get("target") is not None and p in own]
+        targets = []
+        for point in own:
+            found = [t for t in ((scores.get((indicator.id, point)) or {}).get("target"),
+                                 (progress.get((indicator.id, point)) or {}).get("target")) if t is not None]
+            if found:
+                targets.append({"target": found[0], "data_point": point})
         page.chart(f"trend-{slug(indicator.id)}", charts.trend(chart_rows, unit, targets), "")
     _maps(page, indicator, data, latest, direction_of)
 
@@ -285,6 +292,9 @@ def _indicator(page: Page, indicator: Indicator, data: CityData, series: Mapping
         facts.append(("Formula", f"<code>{esc(text)}</code> (version {esc(version)})"))
     if indicator.formula_text:
         facts.append(("Methodology", esc(indicator.formula_text)))
+    cited = _target_sources([s for (i, p), s in scores.items() if i == indicator.id and p in own])
+    if cited:
+        facts.append(("Target source", "<br>".join(esc(c) for c in cited)))
     caveats = sorted({r["status_reason"] for r in latest if r["status"] == "computed" and r["status_reason"]})
     if indicator.compute and indicator.compute.note:
         caveats.append(indicator.compute.note)
@@ -331,8 +341,8 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
     for group in ordered:
         inner = "".join(f'<li><a href="#{indicator_anchor(i.id)}">{esc(i.id)} {esc(i.name)}</a></li>'
                         for i in by_group[group])
-        toc.append(f'<li><a href="#group-{slug(group)}">{esc(group)}</a> ({len(by_group[group])} indicators)'
-                   f"<ol>{inner}</ol></li>")
+        toc.append(f'<li><a href="#group-{slug(group)}">{esc(group)}</a> <details><summary>'
+                   f"{len(by_group[group])} indicators</summary><ol>{inner}</ol></details></li>")
     toc += ['<li><a href="#quality">Quality checks</a></li>', '<li><a href="#files">Files of this release</a></li>',
             '<li><a href="#reading">How to read this report</a></li>']
     page.add(f'<nav class="toc" aria-label="Contents"><strong>Contents</strong><ol>{"".join(toc)}</ol></nav>')

@@ -30,12 +30,17 @@ a { color: #0b5cad; }
 nav.toc { background: #f6f8fa; border: 1px solid #e1e4e8; padding: .4rem 1rem; margin: 1rem 0; }
 nav.toc ol { margin: .3rem 0; padding-left: 1.2rem; } nav.toc li { margin: .1rem 0; }
 nav.toc ol ol { columns: 2 16rem; font-size: .9rem; }
+nav.toc details { display: inline-block; margin-left: .4rem; } nav.toc details[open] { display: block; }
+nav.toc details summary { margin: 0; color: #555; font-size: .9rem; }
 .scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; } th { background: #f0f4f8; }
 .status-computed { color: #2e7d32; } .status-missing { color: #757575; } .status-failed_check { color: #c62828; }
-.chart { margin: .8rem 0; max-width: 100%; overflow-x: auto; } details summary { cursor: pointer; margin: .6rem 0; }
+.chart { margin: .8rem 0; max-width: 100%; overflow-x: auto; }
+/* vega-embed makes its div inline-block; charts sized to their container need a block of the page's width. */
+div.chart.vega-embed { display: block; width: 100%; }
+.maps div.chart.vega-embed { width: auto; display: inline-block; } details summary { cursor: pointer; margin: .6rem 0; }
 .disclaimer { border-left: 4px solid #fdae61; background: #fff8ec; padding: .5rem .8rem; }
 .legend span { display: inline-block; padding: .1rem .45rem; border-radius: 3px; margin: .1rem .4rem .1rem 0;
                font-size: .85rem; }

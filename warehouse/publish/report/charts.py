@@ -124,11 +124,12 @@ def district_map(features: Sequence[dict[str, Any]], unit: str | None, direction
     chart = alt.Chart(alt.Data(values={"type": "FeatureCollection", "features": list(features)},
                                format=alt.DataFormat(property="features"))).mark_geoshape(
         stroke="white", strokeWidth=1).encode(
-        color=alt.Color("properties.value:Q", title=[unit or "", legend],
-                        scale=alt.Scale(scheme="orangered", reverse=direction == "higher", zero=False)),
+        color=alt.Color("properties.value:Q", title=f"{unit or ''}, {legend}",
+                        scale=alt.Scale(scheme="orangered", reverse=direction == "higher", zero=False),
+                        legend=alt.Legend(orient="bottom", gradientLength=200)),
         tooltip=[alt.Tooltip("properties.name:N", title="district"),
                  alt.Tooltip("properties.shown:N", title="value")],
-    ).project(type="mercator").properties(width=300, height=260, title=title)
+    ).project(type="mercator").properties(width=280, height=240, title=title)
     return chart.to_dict()
 
 

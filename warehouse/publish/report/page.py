@@ -35,6 +35,8 @@ nav.toc details summary { margin: 0; color: #555; font-size: .9rem; }
 .scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+/* Cells wrap at word boundaries only (the table scrolls in its box instead of breaking words letter by letter). */
+th, td { overflow-wrap: break-word; word-break: normal; max-width: 28rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; } th { background: #f0f4f8; }
 .status-computed { color: #2e7d32; } .status-missing { color: #757575; } .status-failed_check { color: #c62828; }
 .chart { margin: .8rem 0; max-width: 100%; overflow-x: auto; }

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import polars as pl
@@ -48,6 +49,7 @@ class CityData:
     areas: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # area id -> (name, GeoJSON)
 
 
+@cache
 def indicator_anchor(indicator_id: str) -> str:
     return "ind-" + slug(indicator_id)
 
@@ -221,10 +223,9 @@ def _target_sources(scores: Sequence[dict[str, Any]]) -> list[str]:
     return sorted({str(s["target_citation"]) for s in scores if s.get("target_citation")})
 
 
-def _indicator(page: Page, indicator: Indicator, data: CityData, series: Mapping[tuple[str, str], list[dict[str, Any]]],
+def _indicator(page: Page, indicator: Indicator, data: CityData, own: Mapping[str, list[dict[str, Any]]],
                scores: Mapping[tuple[str, str], dict[str, Any]], progress: Mapping[tuple[str, str], dict[str, Any]],
                directions: Directions) -> None:
-    own = {point: rows for (ind, point), rows in series.items() if ind == indicator.id}
     if not own:
         return
     latest_year = max(r["year"] for rows in own.values() for r in rows)
@@ -324,7 +325,10 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
     group_by_id = dict(zip(groups["indicator_id"], groups["group"], strict=True))
     names = {i.id: i.name for i in catalogue}
     series = _series(data.rows)
-    present = {ind for ind, _ in series}
+    per_indicator: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for (ind, point), rows in series.items():
+        per_indicator.setdefault(ind, {})[point] = rows
+    present = set(per_indicator)
     by_group: dict[str, list[Indicator]] = {}
     for indicator in catalogue:
         if indicator.id in present:
@@ -356,7 +360,7 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
     for group in ordered:
         page.add(f'<section id="group-{slug(group)}"><h2>{esc(group)}</h2>')
         for indicator in by_group[group]:
-            _indicator(page, indicator, data, series, scores, progress, directions)
+            _indicator(page, indicator, data, per_indicator.get(indicator.id, {}), scores, progress, directions)
         page.add("</section>")
     sections.quality_section(page, sections.quality_for(context.quality, city.id))
     sections.files_section(page, files, root)

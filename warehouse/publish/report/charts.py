@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -209,9 +210,11 @@ def score_distribution(rollups: pl.DataFrame) -> dict[str, Any] | None:
 
 
 def cities_side_by_side(frame: pl.DataFrame, directions: Directions, names: Mapping[str, str]) -> dict[str, Any] | None:
-    """A few cities (the caller limits them) on each indicator with a direction: position between the worst
-    (left) and the best (right) city of this release, so lower-is-better indicators read the right way and
-    equal values sit together in the middle."""
+    """A few cities (the caller limits them) on each indicator with a direction: how far each city is from the
+    average of these cities, in % of that average, signed so that right is better (lower-is-better indicators
+    read the right way round). Equal values sit on the centre line; small differences stay small (a min-max
+    scale would show 0.4699 against 0.4700 as worst against best). Beyond ±100 % the dot is pinned to the edge
+    (the tooltip gives the values)."""
     if frame["city_id"].n_unique() < 2:
         return None
     latest = latest_year_rows(frame).filter(pl.col("status") == "computed", pl.col("value").is_not_null())
@@ -220,36 +223,39 @@ def cities_side_by_side(frame: pl.DataFrame, directions: Directions, names: Mapp
         direction = directions.of(r["city_id"], r["indicator_id"], r["data_point"])
         if direction is not None:
             rows.append({**{k: r[k] for k in ("city_id", "year", "indicator_id", "data_point", "value", "unit")},
-                         "direction": direction})
+                         "sign": 1.0 if direction == "higher" else -1.0, "direction": direction})
     if not rows:
         return None
     data = pl.DataFrame(rows).with_columns(
         kpi=pl.col("indicator_id") + pl.when(pl.col("data_point").is_not_null())
         .then(" [" + pl.col("data_point") + "]").otherwise(pl.lit("")))
-    data = data.with_columns(low=pl.col("value").min().over("kpi"), high=pl.col("value").max().over("kpi"))
-    span = pl.col("high") - pl.col("low")
+    mean = pl.col("value").mean().over("kpi")
     data = data.filter(pl.col("kpi").count().over("kpi") > 1).with_columns(
-        position=pl.when(span == 0).then(pl.lit(0.5))
-        .when(pl.col("direction") == "higher").then((pl.col("value") - pl.col("low")) / span)
-        .otherwise((pl.col("high") - pl.col("value")) / span))
+        relative=pl.when(mean.abs() > 0).then(pl.col("sign") * (pl.col("value") - mean) / mean.abs())
+        .otherwise(pl.lit(0.0)))
     if data.is_empty():
         return None
     _check_rows("cities_side_by_side", data.height)
+    widest = float(data["relative"].abs().max() or 0.0)  # type: ignore[arg-type]
+    edge = min(max(math.ceil(widest * 20) / 20, 0.05), 1.0)  # symmetric, rounded up to 5 %
     data = data.with_columns(
+        position=pl.col("relative").clip(-edge, edge),
         city=pl.col("city_id").replace_strict(dict(names), default=pl.col("city_id")),
         shown=pl.struct("value", "unit").map_elements(lambda s: f"{show(s['value'], s['unit'])} {s['unit'] or ''}",
                                                       return_dtype=pl.String),
-        better=pl.col("direction") + " is better").select("kpi", "city", "year", "shown", "better", "position")
-    chart = alt.Chart(data).mark_point(filled=True, size=60).encode(
+        better=pl.col("direction") + " is better").select("kpi", "city", "year", "shown", "better", "relative",
+                                                          "position")
+    zero = alt.Chart(pl.DataFrame({"position": [0.0]})).mark_rule(color="#888").encode(x="position:Q")
+    dots = alt.Chart(data).mark_point(filled=True, size=60).encode(
         y=alt.Y("kpi:N", title=None, sort=alt.EncodingSortField("kpi")),
-        x=alt.X("position:Q", title="worse ← among these cities → better", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(values=[0, 0.5, 1], labelExpr="datum.value == 0 ? 'worst' : datum.value == 1 ? "
-                              "'best' : ''")),
+        x=alt.X("position:Q", title="← worse · difference from the average of these cities · better →",
+                scale=alt.Scale(domain=[-edge, edge]), axis=alt.Axis(format="+.0%", tickCount=5)),
         color=alt.Color("city:N", title="city", legend=alt.Legend(orient="bottom", columns=3)),
         shape=alt.Shape("city:N", title="city"),
-        tooltip=["kpi:N", "city:N", "year:O", alt.Tooltip("shown:N", title="value"), "better:N"],
-    ).properties(width="container", height=alt.Step(13))
-    return chart.to_dict()
+        tooltip=["kpi:N", "city:N", "year:O", alt.Tooltip("shown:N", title="value"), "better:N",
+                 alt.Tooltip("relative:Q", title="vs. average (better +)", format="+.1%")],
+    )
+    return alt.layer(zero, dots).properties(width="container", height=alt.Step(13)).to_dict()
 
 
 def rollups_side_by_side(rollups: pl.DataFrame) -> dict[str, Any] | None:

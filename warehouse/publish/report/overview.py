@@ -182,8 +182,8 @@ def overview_page(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: 
 
     if few and len(cities) > 1:
         page.add('<section id="side-by-side"><h2>Cities side by side</h2><p>Each indicator with a direction: '
-                 "every city placed between the worst (left) and the best (right) city of this release; equal "
-                 "values sit in the middle. Hover for the values.</p>")
+                 "how far each city is from the average of these cities, in % of that average; right is better "
+                 "(for lower-is-better indicators a lower value is to the right). Hover for the values.</p>")
         page.chart("cities", charts.cities_side_by_side(frame, directions, names),
                    "No indicator with a direction has values for two cities.")
         page.add("<details open><summary>Latest values per city</summary>" + _values_table(frame, catalogue)

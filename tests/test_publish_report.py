@@ -242,4 +242,13 @@ def test_report_pages_render_at_desktop_and_phone_width(release: Path, screensho
             assert not any("twin-city-" in f for f in facts["files"])
             missing = [f for f in facts["files"] if not (city.parent / f).exists()]
             assert missing == [], f"links to files that are not in the release: {missing}"
+        # Print: navigation hidden, folded parts opened; the city's report prints as a PDF annex.
+        page.call("Emulation.setEmulatedMedia", media="print")
+        assert page.evaluate("getComputedStyle(document.querySelector('nav.toc')).display") == "none"
+        page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+        assert page.evaluate("[...document.querySelectorAll('details')].every(d => d.open)")
+        pdf = page.call("Page.printToPDF", timeout=120.0, printBackground=True, paperWidth=8.27, paperHeight=11.69)
+        annex = screenshots / "demo-city.pdf"
+        annex.write_bytes(base64.b64decode(pdf["data"]))
+        assert annex.read_bytes().startswith(b"%PDF") and annex.stat().st_size > 50_000
     print(f"\nreport screenshots: {screenshots}")

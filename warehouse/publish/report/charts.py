@@ -149,7 +149,8 @@ def kpi_bands(kpis: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         color="#666", strokeDash=[4, 3]).encode(x="share:Q")
     bars = alt.Chart(pl.DataFrame(rows)).mark_bar().encode(
         y=alt.Y("kpi:N", sort=order, title=None),
-        x=alt.X("share:Q", title="share of target (%, capped at 100)", scale=alt.Scale(domain=[0, 100])),
+        x=alt.X("share:Q", title="share of target (%, capped at 100)", scale=alt.Scale(domain=[0, 100]),
+                axis=alt.Axis(values=[0, 33, 66, 95, 100])),
         color=alt.Color("band:N", scale=_band_scale(), title="U4SSC band", sort=BAND_ORDER,
                         legend=alt.Legend(orient="bottom")),
         tooltip=["kpi:N", "name:N", "dimension:N", "value:N", "target:N", "unit:N",
@@ -200,12 +201,12 @@ def score_distribution(rollups: pl.DataFrame) -> dict[str, Any] | None:
     _check_rows("score_distribution", binned.height)
     chart = alt.Chart(binned).mark_bar(stroke="white").encode(
         x=alt.X("low:Q", bin="binned", title="dimension score (% of the maximum points)",
-                scale=alt.Scale(domain=[0, 100]), axis=alt.Axis(values=list(range(0, 101, 20)))),
+                scale=alt.Scale(domain=[0, 100]), axis=alt.Axis(values=[0, 50, 100])),
         x2="high:Q",
         y=alt.Y("cities:Q", title="cities", scale=alt.Scale(zero=True), axis=alt.Axis(tickMinStep=1)),
         tooltip=["dimension:N", alt.Tooltip("low:Q", title="from %"), alt.Tooltip("high:Q", title="to %"),
                  "cities:Q"],
-    ).properties(width=220, height=110).facet(facet=alt.Facet("dimension:N", title=None), columns=2)
+    ).properties(width=150, height=100).facet(facet=alt.Facet("dimension:N", title=None), columns=2)
     return chart.to_dict()
 
 

@@ -23,7 +23,8 @@ from warehouse.publish.report_html import BUNDLE, NAME, city_file, write_report_
 from warehouse.releases import RELEASE_COLUMNS
 
 YEARS = (2022, 2023, 2024)
-EMBED = re.compile(r"^vegaEmbed\((\"[^\"]+\"), (.*), embedOpt\)\.catch\(report\);$", re.M)
+SHAPES = re.compile(r"^const shapes = (\[.*?\]);$", re.M | re.S)
+CALL = re.compile(r"^chart\((\"[^\"]+\"), (\d+), (.*)\);$", re.M)
 
 
 def synthetic_release(n_cities: int) -> tuple[pl.DataFrame, PublishContext]:
@@ -56,7 +57,19 @@ def synthetic_release(n_cities: int) -> tuple[pl.DataFrame, PublishContext]:
 
 
 def embedded_specs(page: Path) -> list[dict]:
-    return [json.loads(m.group(2)) for m in EMBED.finditer(page.read_text(encoding="utf-8"))]
+    """Every chart's spec as vegaEmbed gets it: the page's shared shape plus the chart's own datasets."""
+    text = page.read_text(encoding="utf-8")
+    found = SHAPES.search(text)
+    assert found, f"{page.name}: no chart shapes"
+    shapes = json.loads(found.group(1))
+    specs = []
+    for call in CALL.finditer(text):
+        spec = dict(shapes[int(call.group(2))])
+        datasets = json.loads(call.group(3))
+        if datasets is not None:
+            spec["datasets"] = datasets
+        specs.append(spec)
+    return specs
 
 
 @pytest.fixture(scope="module")

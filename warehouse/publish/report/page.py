@@ -137,8 +137,20 @@ class Page:
         self.add(f'<div class="chart" id="{esc(div)}" data-chart="{esc(name)}"></div>')
 
     def render(self, title: str, script_src: str) -> str:
-        embeds = "\n".join(f"vegaEmbed({script_json('#' + div)}, {script_json(spec)}, embedOpt).catch(report);"
-                           for div, spec in self.specs)
+        # Charts of one kind differ only in their `datasets` (the trend of each indicator): the rest of the
+        # spec is written once per page and shared, which keeps a page with a hundred charts small.
+        shapes: dict[str, int] = {}
+        calls = []
+        for div, spec in self.specs:
+            shape = script_json({k: v for k, v in spec.items() if k != "datasets"})
+            index = shapes.setdefault(shape, len(shapes))
+            data = script_json(spec["datasets"]) if "datasets" in spec else "null"
+            calls.append(f"chart({script_json('#' + div)}, {index}, {data});")
+        embeds = ("const shapes = [" + ",\n".join(shapes) + "];\n"
+                  "function chart(div, shape, datasets) {\n"
+                  "  const spec = Object.assign({}, shapes[shape]);\n"
+                  "  if (datasets) spec.datasets = datasets;\n"
+                  "  vegaEmbed(div, spec, embedOpt).catch(report);\n}\n" + "\n".join(calls))
         return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                 f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n"

@@ -1,9 +1,12 @@
 """The release's HTML report in a real browser: headless Chromium opens it from disk, offline.
 
 Chromium is driven over the DevTools protocol (a websocket on 127.0.0.1), which tells console
-errors and uncaught exceptions apart from ordinary log lines. The test fails on any of them, on
-a chart that did not render to SVG, and on any request that leaves the file (the report must
-work offline). It leaves a screenshot next to the test's temporary files (its path is printed).
+errors and uncaught exceptions apart from ordinary log lines. For the overview and a city page,
+at 1400 px and at 390 px (a phone), the test fails on any console error, on a chart that did not
+render or rendered without data marks, on sideways scrolling of the page, and on any request that
+leaves the release folder (the report must work offline). Screenshots go to the folder named by
+$CITYKPI_REPORT_SCREENSHOTS, else `report-screenshots/` under pytest's base temporary folder (the
+path is printed): look at them.
 
 Needs Debian's `chromium` (/usr/bin/chromium); skipped with a reason when it is not installed.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,8 +28,8 @@ from typing import Any
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed "
-                                                          "(Debian: apt-get install chromium)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed "
+                                                                           "(Debian: apt-get install chromium)")]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-default-apps", "--mute-audio", "--hide-scrollbars"]
@@ -93,7 +97,7 @@ def chromium_page(profile: Path) -> Iterator[DevTools]:
 
     assert CHROMIUM is not None
     proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "--remote-debugging-address=127.0.0.1", "--window-size=1200,900", "about:blank"],
+                             "--remote-debugging-address=127.0.0.1", "--window-size=1400,900", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         url = None
@@ -122,8 +126,8 @@ def chromium_page(profile: Path) -> Iterator[DevTools]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The report of a two-city release that has a previous release: every section has a chart."""
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-city release that has a previous release: overview plus one page per city."""
     from test_publish_multicity import two_city_home
 
     from pipelines.steps import publish
@@ -136,70 +140,115 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cities = load_release(home, "latest").manifest["cities"]
     release = publish(home, [load_city_config(Path(c["config"])) for c in cities], "report-test")
     assert release.manifest["previous_release"]
-    return release.path / "report.html"
+    return release.path
 
 
-def test_report_renders_in_headless_chromium_without_errors(report: Path, tmp_path: Path) -> None:
-    text = report.read_text(encoding="utf-8")
-    # Offline by construction: no script, stylesheet or image is loaded from anywhere.
-    assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?:", text), "report loads a remote resource"
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("CITYKPI_REPORT_SCREENSHOTS") or tmp_path_factory.getbasetemp() / "report-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
+
+STATE = """(() => {
+    const divs = [...document.querySelectorAll('div.chart')];
+    return {charts: divs.length, ready: document.readyState,
+            svgs: divs.filter(d => d.querySelector('svg.marks')).length,
+            empty: divs.filter(d => d.querySelector('svg.marks') && !d.querySelector('g.role-mark > *'))
+                       .map(d => d.id),
+            narrow: divs.filter(d => d.querySelector('svg.marks')
+                                     && d.querySelector('svg.marks').getBoundingClientRect().width < 100)
+                        .map(d => d.id),
+            scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth,
+            height: document.documentElement.scrollHeight};
+})()"""
+# The page's widest element, to name what scrolls sideways.
+WIDEST = """(() => { let worst = null, right = 0;
+    for (const el of document.body.querySelectorAll('*')) {
+        const r = el.getBoundingClientRect();
+        if (r.right > right && getComputedStyle(el.parentElement).overflowX !== 'auto') { right = r.right; worst = el; }
+    }
+    return worst ? worst.tagName + '#' + worst.id + '.' + worst.className + ' ' + right : null; })()"""
+
+
+def open_and_check(page: DevTools, path: Path, width: int, shots: Path, name: str) -> dict[str, Any]:
+    """Open `path` at `width` px, wait until every chart rendered, check it, save screenshots."""
+    page.events.clear()
+    page.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
+              mobile=width < 600)
+    page.call("Page.navigate", url=path.as_uri())
+    state: dict[str, Any] = {}
+    deadline = time.monotonic() + RENDER_TIMEOUT
+    while time.monotonic() < deadline:
+        page.pump(0.3)
+        state = page.evaluate(STATE)
+        if state["ready"] == "complete" and state["svgs"] == state["charts"]:
+            break
+    assert state["charts"] > 0, f"{name}: no chart on the page"
+    assert state["svgs"] == state["charts"], f"{name}: {state['svgs']} of {state['charts']} charts rendered: " \
+                                             f"{page.problems()}"
+    assert state["empty"] == [], f"{name}: charts without data marks: {state['empty']}"
+    assert state["narrow"] == [], f"{name}: charts drawn (almost) without width: {state['narrow']}"
+    page.pump(0.3)
+    assert page.problems() == [], f"{name} at {width} px"
+    remote = [u for u in page.requests() if not u.startswith(("file:", "data:", "about:"))]
+    assert remote == [], f"{name}: the report fetched {remote}"
+    assert state["scrollWidth"] <= state["width"], (
+        f"{name} scrolls sideways at {width} px ({state['scrollWidth']} > {state['width']}): {page.evaluate(WIDEST)}")
+    # The top of the page (title, contents, City Snapshot or overview), and the whole page up to 12,000 px.
+    for suffix, height in (("top", 2400), ("page", min(int(state["height"]), 12_000))):
+        shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                         clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1})
+        png = shots / f"{name}-{width}-{suffix}.png"
+        png.write_bytes(base64.b64decode(shot["data"]))
+        assert png.stat().st_size > 10_000, f"{png} is nearly blank"
+    return state
+
+
+def test_report_pages_render_at_desktop_and_phone_width(release: Path, screenshots: Path, tmp_path: Path) -> None:
+    overview, city = release / "report.html", release / "report" / "demo-city.html"
+    for page_path in (overview, city):
+        text = page_path.read_text(encoding="utf-8")
+        # Offline by construction: no script, stylesheet or image is loaded from anywhere.
+        assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?:", text), "a remote resource"
+        assert "vegaEmbed" in text and "<script src=" in text and len(text) < 2_000_000
     with chromium_page(tmp_path / "profile") as page:
-        page.call("Page.navigate", url=report.as_uri())
-        charts = 0
-        deadline = time.monotonic() + RENDER_TIMEOUT
-        while time.monotonic() < deadline:
-            page.pump(0.3)
-            state = page.evaluate("""(() => {
-                const divs = [...document.querySelectorAll('div.chart')];
-                return {charts: divs.length, svgs: divs.filter(d => d.querySelector('svg.marks')).length,
-                        ready: document.readyState};
-            })()""")
-            charts = state["charts"]
-            if state["ready"] == "complete" and charts and state["svgs"] == charts:
-                break
-        assert charts >= 5, f"expected coverage, cities, two SDG and the change charts, found {charts}"
-        assert state["svgs"] == charts, f"only {state['svgs']} of {charts} charts rendered: {page.problems()}"
-        marks = page.evaluate("document.querySelectorAll('div.chart svg.marks path, div.chart svg.marks rect, "
-                              "div.chart svg.marks circle').length")
-        assert marks > 50, f"charts rendered almost nothing ({marks} marks)"
-        # The City Snapshot (issue #9): one block per city with its band chart, then the comparison.
-        snapshot = page.evaluate("""(() => {
-            const section = document.getElementById('city-snapshot');
-            if (!section) return null;
-            const cell = section.querySelector('td.band');
-            return {cities: [...section.querySelectorAll('div.city-snapshot')].map(d => d.dataset.city),
-                    charts: section.querySelectorAll('div.chart').length,
-                    svgs: section.querySelectorAll('div.chart svg.marks').length,
-                    comparison: !!section.querySelector('#snapshot-comparison svg.marks'),
-                    disclaimer: section.querySelector('.disclaimer').textContent,
-                    bandCells: section.querySelectorAll('td.band').length,
-                    arrows: section.querySelectorAll('td.arrow').length,
-                    fill: cell ? getComputedStyle(cell).backgroundColor : null};
-        })()""")
-        assert snapshot is not None, "no City Snapshot section"
-        assert snapshot["cities"] == ["demo-city", "twin-city"]
-        assert snapshot["charts"] == snapshot["svgs"] == 3, snapshot  # bands per city + the comparison
-        assert snapshot["comparison"]
-        assert "NOT the official U4SSC benchmark" in snapshot["disclaimer"]
-        assert snapshot["bandCells"] > 20 and snapshot["arrows"] > 10, snapshot
-        assert snapshot["fill"] and snapshot["fill"] != "rgba(0, 0, 0, 0)"
-        page.pump(0.5)
-        assert page.problems() == []
-        remote = [u for u in page.requests() if not u.startswith(("file:", "data:", "about:"))]
-        assert remote == [], f"the report fetched {remote}"
-        height = page.evaluate("document.documentElement.scrollHeight")
-        page.call("Emulation.setDeviceMetricsOverride", width=1200, height=min(int(height), 4000),
-                  deviceScaleFactor=1, mobile=False)
-        shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        box = page.evaluate("(() => { const r = document.getElementById('city-snapshot').getBoundingClientRect(); "
-                            "return [r.y + window.scrollY, r.height]; })()")
-        section = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                            clip={"x": 0, "y": box[0], "width": 1200, "height": min(box[1], 4000), "scale": 1})
-    png = tmp_path / "report.png"
-    png.write_bytes(base64.b64decode(shot["data"]))
-    assert png.stat().st_size > 20_000
-    snapshot_png = tmp_path / "city_snapshot.png"
-    snapshot_png.write_bytes(base64.b64decode(section["data"]))
-    assert snapshot_png.stat().st_size > 20_000
-    print(f"\nreport screenshot: {png} ({charts} charts); City Snapshot: {snapshot_png}")
+        for width in (1400, 390):
+            state = open_and_check(page, overview, width, screenshots, "overview")
+            assert state["charts"] >= 4, state  # coverage, score spread, cities side by side, roll-ups
+            state = open_and_check(page, city, width, screenshots, "demo-city")
+            assert state["charts"] >= 20, state  # bands, trends per indicator, district maps
+            facts = page.evaluate("""(() => ({
+                title: document.querySelector('h1').textContent,
+                first: document.querySelector('nav.toc + section, nav.toc ~ section').id,
+                toc: document.querySelectorAll('nav.toc a').length,
+                sections: document.querySelectorAll('section.indicator').length,
+                maps: document.querySelectorAll('div.chart[data-chart^="map-"] g.role-mark path').length,
+                targets: document.querySelectorAll('div.chart[data-chart^="trend-"] g.mark-rule.role-mark line')
+                    .length,
+                better: document.querySelectorAll('td.yoy-better').length,
+                worse: document.querySelectorAll('td.yoy-worse').length,
+                files: [...document.querySelectorAll('#files a')].map(a => a.getAttribute('href')),
+                arrows: document.querySelectorAll('#city-snapshot td.arrow').length}))()""")
+            assert facts["title"] == "Demoville: city indicators 2022–2024", facts["title"]
+            assert facts["first"] == "city-snapshot"
+            assert facts["toc"] > 50 and facts["sections"] > 50, facts
+            assert facts["maps"] >= 12, facts  # the 12 districts of the PM maps
+            assert facts["targets"] >= 3, facts
+            assert facts["better"] + facts["worse"] > 5, facts
+            assert facts["arrows"] > 5, facts
+            assert "../kpi_values.parquet" in facts["files"] and "../manifest.json" in facts["files"]
+            assert "../u4ssc/demo-city-2024.xlsx" in facts["files"]
+            assert not any("twin-city-" in f for f in facts["files"])
+            missing = [f for f in facts["files"] if not (city.parent / f).exists()]
+            assert missing == [], f"links to files that are not in the release: {missing}"
+        # Print: navigation hidden, folded parts opened; the city's report prints as a PDF annex.
+        page.call("Emulation.setEmulatedMedia", media="print")
+        assert page.evaluate("getComputedStyle(document.querySelector('nav.toc')).display") == "none"
+        page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+        assert page.evaluate("[...document.querySelectorAll('details')].every(d => d.open)")
+        pdf = page.call("Page.printToPDF", timeout=120.0, printBackground=True, paperWidth=8.27, paperHeight=11.69)
+        annex = screenshots / "demo-city.pdf"
+        annex.write_bytes(base64.b64decode(pdf["data"]))
+        assert annex.read_bytes().startswith(b"%PDF") and annex.stat().st_size > 50_000
+    print(f"\nreport screenshots: {screenshots}")

@@ -233,6 +233,15 @@ def _make_read_only(folder: Path) -> None:
     os.chmod(folder, 0o755)
 
 
+def _report_areas(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> pl.DataFrame:
+    """The district polygons the report maps district values on."""
+    table = con.sql("""
+        SELECT city_id, area_type, area_id, name, geometry_wkb FROM core_areas
+        WHERE list_contains(?, city_id) AND area_type = 'district' ORDER BY city_id, area_id""",
+                    params=[city_ids]).to_arrow_table()
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
 def publish_release(
     con: duckdb.DuckDBPyConnection,
     home: Home,
@@ -263,7 +272,8 @@ def publish_release(
         cities=tuple(City(c["id"], c.get("name", c["id"]), c.get("country", ""), tuple(c.get("reporting_years", ())))
                      for c in cities),
         sources=source_infos(cities, snapshots), previous=_previous(home),
-        quality=(extra or {}).get("quality"), cache_dir=cache_dir, benchmarks=benchmarks)
+        quality=(extra or {}).get("quality"), cache_dir=cache_dir, benchmarks=benchmarks,
+        areas=_report_areas(con, [c["id"] for c in cities]))
     staging = Path(tempfile.mkdtemp(prefix="release-", dir=home.tmp))
     try:
         data: list[FileEntry] = [e for write in data_writers() for e in write(frame, catalogue, context, staging)]
@@ -272,7 +282,8 @@ def publish_release(
             shutil.rmtree(staging, ignore_errors=True)
             return same
         release_id = _new_release_id(home.releases, now, digest)
-        context = replace(context, release_id=release_id, created_at=now.isoformat(timespec="seconds"))
+        context = replace(context, release_id=release_id, created_at=now.isoformat(timespec="seconds"),
+                          files=tuple(data))
         documents = [e for write in document_writers() for e in write(frame, catalogue, context, staging)]
         entries = [*data, *documents, *write_checksums(staging, [*data, *documents])]
         counts = frame.group_by("framework", "status").len().sort("framework", "status")

@@ -107,6 +107,11 @@ class PublishContext:
     # The benchmarking tables (kpi_scores, kpi_rollups, kpi_progress) of the release's cities, as
     # `kpis.benchmarking.store.release_frames` gives them; None: no benchmarking in this release.
     benchmarks: Mapping[str, pl.DataFrame] | None = None
+    # The release's district polygons (core_areas: city_id, area_type, area_id, name, geometry_wkb) for the
+    # report's maps; None: no polygons known (the report then draws no map).
+    areas: pl.DataFrame | None = None
+    # The data files already written (documents only: the report links every file of the release).
+    files: tuple[FileEntry, ...] = ()
     # Known only after the data files are written (the id hashes them): documents only.
     release_id: str | None = None
     created_at: str | None = None

@@ -1,0 +1,157 @@
+"""The report at many cities (issue #16: 64 cities failed with Altair's MaxRowsError) and its number rules.
+
+Synthetic kpi_values rows for 64 cities (no pipeline run): the report must be written, the overview
+must stay small, every city gets its own page, the Vega JavaScript is written once, and no chart
+embeds more rows than `MAX_CHART_ROWS`. Altair's own 5,000-row limit stays switched on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import pytest
+
+from kpis.catalogue import load_catalogue
+from warehouse.publish import City, PublishContext
+from warehouse.publish.report import charts
+from warehouse.publish.report.display import Directions, arrow, meaningful, show, verdict
+from warehouse.publish.report_html import BUNDLE, NAME, city_file, write_report_html
+from warehouse.releases import RELEASE_COLUMNS
+
+YEARS = (2022, 2023, 2024)
+SHAPES = re.compile(r"^const shapes = (\[.*?\]);$", re.M | re.S)
+CALL = re.compile(r"^chart\((\"[^\"]+\"), (\d+), (.*)\);$", re.M)
+
+
+def synthetic_release(n_cities: int) -> tuple[pl.DataFrame, PublishContext]:
+    """kpi_values rows (every catalogue indicator and data point, three years) and dimension roll-ups."""
+    catalogue = load_catalogue()
+    rows, rollups = [], []
+    for c in range(n_cities):
+        city = f"city-{c:03d}"
+        for indicator in catalogue:
+            for point in indicator.data_points or [None]:
+                for y, year in enumerate(YEARS):
+                    value = float((c * 7 + y * 3 + len(indicator.id)) % 97) + 0.000001 * c
+                    missing = (c + y) % 11 == 0
+                    rows.append({"city_id": city, "year": year, "framework": indicator.framework,
+                                 "indicator_id": indicator.id, "data_point": point,
+                                 "value": None if missing else value, "unit": indicator.unit,
+                                 "status": "missing" if missing else "computed", "status_reason": None,
+                                 "numerator": None, "denominator": None, "missing_inputs": [],
+                                 "inputs": "[]", "formula": "synthetic", "formula_version": "1"})
+        for d, dimension in enumerate(("Economy", "Environment", "Society and Culture")):
+            rollups.append({"city_id": city, "year": YEARS[-1], "level": "dimension", "group_path": dimension,
+                            "dimension": dimension, "subdimension": None, "category": None, "n_kpis": 20,
+                            "n_scored_kpis": 5, "n_scored_data_points": 5, "points_sum": 10.0, "max_points": 20,
+                            "score_pct": float((c * 13 + d * 29) % 101), "band": "33-66", "band_label": "x"})
+    frame = pl.DataFrame(rows, schema_overrides={"year": pl.Int32}, infer_schema_length=None).select(RELEASE_COLUMNS)
+    cities = tuple(City(f"city-{c:03d}", f"City {c}", "XX", YEARS) for c in range(n_cities))
+    context = PublishContext(cities=cities, benchmarks={"kpi_rollups": pl.DataFrame(rollups)},
+                             release_id="20261205T000000Z-test", created_at="2026-12-05T00:00:00+00:00")
+    return frame, context
+
+
+def embedded_specs(page: Path) -> list[dict]:
+    """Every chart's spec as vegaEmbed gets it: the page's shared shape plus the chart's own datasets."""
+    text = page.read_text(encoding="utf-8")
+    found = SHAPES.search(text)
+    assert found, f"{page.name}: no chart shapes"
+    shapes = json.loads(found.group(1))
+    specs = []
+    for call in CALL.finditer(text):
+        spec = dict(shapes[int(call.group(2))])
+        datasets = json.loads(call.group(3))
+        if datasets is not None:
+            spec["datasets"] = datasets
+        specs.append(spec)
+    return specs
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
+    frame, context = synthetic_release(64)
+    assert frame.height > 5000 * 3  # far more rows than Altair would chart
+    folder = tmp_path_factory.mktemp("many")
+    write_report_html(frame, load_catalogue(), context, folder)
+    return folder, frame
+
+
+def test_64_cities_get_a_small_overview_and_one_page_each(many: tuple[Path, pl.DataFrame]) -> None:
+    folder, _ = many
+    assert alt.data_transformers.options.get("max_rows", 5000) == 5000  # the limit is on, not disabled
+    overview = (folder / NAME).read_text(encoding="utf-8")
+    assert len(overview) < 300_000, f"overview is {len(overview)} bytes for 64 cities"
+    assert "64 cities: city indicators 2022–2024" in overview
+    assert 'class="indicator"' not in overview  # the detail lives on the city pages
+    assert 'id="chart-cities"' not in overview  # 64 cities are not drawn side by side
+    pages = sorted((folder / "report").glob("*.html"))
+    assert [p.name for p in pages] == [Path(city_file(f"city-{c:03d}")).name for c in range(64)]
+    bundle = (folder / BUNDLE).stat().st_size
+    assert bundle > 100_000
+    for page in [folder / NAME, *pages]:
+        text = page.read_text(encoding="utf-8")
+        assert "<script src=" in text and "vegaEmbed" in text
+        assert text.count("function vegaEmbed") == 0 and len(text) < bundle, f"{page.name} inlines the bundle"
+    # Each city's links point inside the release, to its own page's neighbours only.
+    assert 'href="report/city-063.html"' in overview
+    first = (folder / "report" / "city-000.html").read_text(encoding="utf-8")
+    assert 'href="../report.html"' in first and "City 0: city indicators 2022–2024" in first
+
+
+def test_no_chart_embeds_more_rows_than_it_needs(many: tuple[Path, pl.DataFrame]) -> None:
+    folder, _ = many
+    overview_specs = embedded_specs(folder / NAME)
+    assert len(overview_specs) >= 2  # coverage and the score distribution
+    for spec in overview_specs:
+        assert charts.embedded_rows(spec) <= 60, spec.get("$schema")  # aggregates: independent of 64 cities
+    for page in sorted((folder / "report").glob("*.html"))[:5]:
+        specs = embedded_specs(page)
+        assert len(specs) > 20
+        assert max(charts.embedded_rows(s) for s in specs) <= charts.MAX_CHART_ROWS
+
+
+def test_a_chart_fed_too_many_rows_fails_loudly() -> None:
+    rows = [{"year": 2000 + n, "value": float(n), "data_point": ""} for n in range(charts.MAX_CHART_ROWS + 1)]
+    with pytest.raises(charts.ChartTooBig, match="aggregate before charting"):
+        charts.trend(rows, "%", [])
+
+
+def test_display_values_are_rounded_and_yes_no_is_words() -> None:
+    assert show(0.280001) == "0.28"
+    assert show(99.82033) == "99.8"
+    assert show(118277.4) == "118,277"
+    assert show(0.0038312) == "0.00383"
+    assert show(1.0, "Yes/No (the city's country)") == "Yes" and show(0.0, "Yes/No") == "No"
+    assert show(None) == "–"
+
+
+def test_trends_need_a_meaningful_change_and_follow_the_direction() -> None:
+    assert not meaningful(99.82033, 99.82034)
+    assert arrow(99.82033, 99.82034) == "→"
+    assert arrow(10.0, 11.0) == "↑"
+    # Falling disaster deaths (lower is better) are better, not "down, red".
+    assert verdict(5.0, 4.0, "lower") == "better" and verdict(5.0, 6.0, "lower") == "worse"
+    assert verdict(50.0, 60.0, "higher") == "better"
+    assert verdict(50.0, 60.0, None) == "up"
+    assert verdict(50.0, 50.2, "higher") == "same"
+    directions = Directions.build([{"indicator_id": "11.6.2", "data_point": "PM2.5", "direction": "lower"}],
+                                  [{"city_id": "a", "indicator_id": "11.6.2", "data_point": "PM2.5",
+                                    "direction": "higher"}])
+    assert directions.of("b", "11.6.2", "PM2.5") == "lower" and directions.of("a", "11.6.2", "PM2.5") == "higher"
+
+
+def test_the_trend_chart_starts_at_zero_and_draws_the_target() -> None:
+    spec = charts.trend([{"year": 2022, "value": 99.82033, "data_point": None},
+                         {"year": 2023, "value": 99.82034, "data_point": None}], "%",
+                        [{"target": 100.0, "data_point": ""}])
+    assert spec is not None
+    line, rule = spec["layer"][0], spec["layer"][1]
+    assert line["encoding"]["y"]["scale"]["zero"] is True
+    assert rule["mark"]["type"] == "rule" and spec["datasets"]["targets"][0]["target"] == 100.0
+    assert [v["shown"] for v in spec["datasets"]["values"]] == ["99.8 %", "99.8 %"]
+    assert charts.trend([{"year": 2022, "value": 1.0, "data_point": None}], "%", []) is None  # one year: text

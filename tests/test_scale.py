@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,36 @@ def test_cli_rejects_zero_cities(capsys: pytest.CaptureFixture[str]) -> None:
         main(["demo", "--cities", "0"])
     assert exc.value.code == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cities_benchmark_smoke(tmp_path: Path) -> None:
+    """Two cities at a tiny scale, with the change run: the results name every figure (no timing assertions)."""
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cities", "--counts", "1,2", "--scale", "0.02", "--out-dir", str(out),
+         "--workdir", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "cities-sf0.02.json").read_text(encoding="utf-8"))
+    assert [r["cities"] for r in result["runs"]] == [1, 2]
+    for run in result["runs"]:
+        assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["peak_rss_mb"] > 0
+        assert run["release_mb"] > 0 and run["release_id"]
+    assert result["marginal"][0]["from"] == 1 and result["marginal"][0]["to"] == 2
+    change = result["change"]
+    assert change["cities"] == 2 and change["release_id"] != result["runs"][-1]["release_id"]
+    assert set(result["goals"]) == {"wall_s_1000_cities", "marginal_s_per_city", "peak_rss_mb", "changed_city_s"}
+    assert result["goals"]["wall_s_1000_cities"]["met"] is None  # not measured at 2 cities, and said so
+    assert (out / "cities-sf0.02.md").read_text(encoding="utf-8").startswith("# Many-city benchmark, scale 0.02")
+    # Two distinct cities in one release, with different values (different seeds).
+    import duckdb
+
+    release = tmp_path / "work" / "home-2" / "releases" / "latest"
+    parquet = next(release.rglob("kpi_values*.parquet"))
+    con = duckdb.connect()
+    rows = con.execute(
+        "SELECT city_id, count(*), sum(value) FROM read_parquet(?) WHERE value IS NOT NULL GROUP BY city_id "
+        "ORDER BY city_id", [str(parquet)]).fetchall()
+    assert [r[0] for r in rows] == ["demo-city-0001", "demo-city-0002"]
+    assert rows[0][2] != rows[1][2]

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,10 @@ def _goals(runs: list[dict[str, Any]], marginals: list[dict[str, Any]], change: 
 
 
 def run_benchmark(counts: list[int], scale: float, seed: int, workdir: Path, *, catch_report: bool = True,
-                  change: bool = True, keep: bool = False) -> dict[str, Any]:
+                  change_at: int | None = None, keep: bool = False,
+                  on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Every count in turn; the one-changed-city run right after the run of `change_at` cities (None: no
+    change run). `on_progress` gets the results so far after each run (a long run keeps what it measured)."""
     cities = workdir / "cities"
     largest = max(counts)
     log = workdir / "generate.log"
@@ -195,7 +199,21 @@ def run_benchmark(counts: list[int], scale: float, seed: int, workdir: Path, *, 
                             str(largest), "--scale", f"{scale:g}", "--seed", str(seed), "--out", str(cities)], log)
     if generated["exit_code"] != 0:
         raise RuntimeError(f"generating the cities failed:\n{_tail(log)}")
-    runs: list[dict[str, Any]] = []
+    result: dict[str, Any] = {
+        "benchmark": "cities", "scale": scale, "seed": seed, "counts": sorted(counts),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": _machine(),
+        "report": "caught: a failing HTML report is left out of the release and named per run" if catch_report
+        else "run: a failing report fails the run",
+        "generate": {"cities": largest, **generated}, "runs": [], "marginal": [], "change": None,
+        "complete": False}
+    runs: list[dict[str, Any]] = result["runs"]
+
+    def progress() -> None:
+        result["marginal"] = _marginals(runs)
+        result["goals"] = _goals(runs, result["marginal"], result["change"])
+        if on_progress is not None:
+            on_progress(result)
+
     for count in sorted(counts):
         print(f"citykpi run: {count} cities ...", file=sys.stderr, flush=True)
         home = workdir / f"home-{count}"
@@ -203,33 +221,28 @@ def run_benchmark(counts: list[int], scale: float, seed: int, workdir: Path, *, 
                                 workdir / f"run-{count}.log")
         runs.append({"cities": count, **measured})
         print(f"  {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
-        if count != largest and not keep:
+        progress()
+        if count == change_at:
+            what = _change_one_city(cities, seed, scale, workdir)
+            print(f"change run at {count} cities: {what} ...", file=sys.stderr, flush=True)
+            measured = _citykpi_run(home, workdir / f"set-{count}", catch_report, workdir / "run-changed.log")
+            if measured["release_id"] == runs[-1]["release_id"]:
+                raise RuntimeError("the change run did not reach a new release")
+            result["change"] = {"cities": count, "change": what, **measured}
+            print(f"  {json.dumps(result['change'])}", file=sys.stderr, flush=True)
+            progress()
+        if not keep:
             shutil.rmtree(home, ignore_errors=True)
-    changed = None
-    if change:
-        what = _change_one_city(cities, seed, scale, workdir)
-        print(f"change run at {largest} cities: {what} ...", file=sys.stderr, flush=True)
-        measured = _citykpi_run(workdir / f"home-{largest}", workdir / f"set-{largest}", catch_report,
-                                workdir / "run-changed.log")
-        if measured["release_id"] == runs[-1]["release_id"]:
-            raise RuntimeError("the change run did not reach a new release")
-        changed = {"cities": largest, "change": what, **measured}
-        print(f"  {json.dumps(changed)}", file=sys.stderr, flush=True)
-    marginals = _marginals(runs)
-    return {
-        "benchmark": "cities", "scale": scale, "seed": seed, "counts": sorted(counts),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": _machine(),
-        "report": "caught: a failing HTML report is left out of the release and named per run" if catch_report
-        else "run: a failing report fails the run",
-        "generate": {"cities": largest, **generated},
-        "runs": runs, "marginal": marginals, "change": changed,
-        "goals": _goals(runs, marginals, changed),
-    }
+    result["complete"] = True
+    progress()
+    return result
 
 
 def _markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [f"# Many-city benchmark, scale {result['scale']:g}", "",
+             *([] if result["complete"] else ["**Incomplete: the run was stopped; the figures below are what it "
+                                              "measured before.**", ""]),
              f"{result['date']}; {m['cpu_count']} × {m['cpu_model']}, {m['memory_gb']} GB, Python {m['python']}. "
              "The machine is shared: the load average (1 min) before and after each run is given; cpu "
              "(the child's user+sys seconds) is the steadier figure under load.", "",
@@ -272,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--report", choices=["catch", "run"], default="catch")
+    parser.add_argument("--change-at", type=int,
+                        help="run the one-changed-city measurement after this count (default: the largest)")
     parser.add_argument("--no-change", action="store_true", help="skip the one-changed-city run")
     parser.add_argument("--out-dir", default=str(DEFAULT_OUT))
     parser.add_argument("--workdir", help="keep generated cities and homes here (default: a temporary folder)")
@@ -287,17 +302,23 @@ def main(argv: list[str] | None = None) -> int:
     temporary = args.workdir is None
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="citykpi-bench-cities-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        result = run_benchmark(counts, args.scale, args.seed, workdir, catch_report=args.report == "catch",
-                               change=not args.no_change, keep=args.keep)
-    finally:
-        if temporary:
-            shutil.rmtree(workdir, ignore_errors=True)
+    change_at = None if args.no_change else (args.change_at or max(counts))
+    if change_at is not None and change_at not in counts:
+        raise SystemExit(f"--change-at {change_at} is not one of the counts {counts}")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"cities-sf{args.scale:g}"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / f"{stem}.md").write_text(_markdown(result), encoding="utf-8")
+
+    def write(result: dict[str, Any]) -> None:
+        (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        (out / f"{stem}.md").write_text(_markdown(result), encoding="utf-8")
+
+    try:
+        result = run_benchmark(counts, args.scale, args.seed, workdir, catch_report=args.report == "catch",
+                               change_at=change_at, keep=args.keep, on_progress=write)
+    finally:
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(_markdown(result))
     return 0
 

@@ -61,7 +61,8 @@ def _child_run(home: str, folder: str, catch_report: bool, result_path: str) -> 
             try:
                 return original(*args, **kwargs)
             except Exception as exc:  # the benchmark measures the rest of the release; the results say so
-                outcome["report"] = f"failed, release written without it: {type(exc).__name__}: {str(exc)[:200]}"
+                message = " ".join(str(exc).split())[:120]
+                outcome["report"] = f"failed, release written without it: {type(exc).__name__}: {message}"
                 return []
 
         report_html.write_report_html = guarded  # type: ignore[assignment]

@@ -29,10 +29,20 @@ def config_paths(spec: str | Path) -> list[Path]:
     return [path]
 
 
-def demo_config_path(home: Home, scale: float = 1.0) -> Path:
-    from sources.demo.generator import ensure_demo_city
+def demo_config_path(home: Home, scale: float = 1.0, seed: int | None = None) -> Path:
+    from sources.demo.generator import DEFAULT_SEED, ensure_demo_city
 
-    return ensure_demo_city(home.root, scale=scale)
+    return ensure_demo_city(home.root, scale=scale, seed=DEFAULT_SEED if seed is None else seed)
+
+
+def demo_cities_folder(home: Home, count: int, scale: float = 1.0, seed: int | None = None) -> Path:
+    """Generate `count` distinct demo cities (demo-city-0001, ...) into <home>/demo/ once; return the folder."""
+    from sources.demo.generator import DEFAULT_SEED, demo_cities_dir_name, generate_demo_cities
+
+    seed = DEFAULT_SEED if seed is None else seed
+    folder = home.root / "demo" / demo_cities_dir_name(scale, seed, count)
+    generate_demo_cities(folder, count=count, scale=scale, seed=seed)
+    return folder
 
 
 def load_configs(specs: Sequence[str | Path], *, check_files: bool = True,

@@ -53,6 +53,17 @@ def version_text() -> str:
     return f"citykpi {package} (code {code_version()})"
 
 
+def _count(text: str) -> int:
+    """A number of demo cities: a whole number from 1 up."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="citykpi",
@@ -68,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("configs", nargs="*", metavar="CONFIG", help="city config YAML file(s) or folder(s)")
     run.add_argument("--offline", action="store_true", help="reuse the last snapshots; touch no source")
     run.add_argument("--scale", type=_scale, default=1.0, help="demo city scale factor (no CONFIG only)")
+    run.add_argument("--seed", type=int, help="demo random seed; city i of --cities uses seed+i-1 (no CONFIG only)")
+    run.add_argument("--cities", type=_count, help="run N distinct demo cities demo-city-0001.. (no CONFIG only)")
     run.add_argument("--strict", action="store_true",
                      help="publish nothing (exit 2) when a blocking quality check fails")
     run.add_argument("--force", action="store_true",
@@ -111,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="generate the demo city's raw files and config")
     demo.add_argument("--scale", type=_scale, default=1.0)
+    demo.add_argument("--seed", type=int, help="random seed (default: the fixed demo seed); city i uses seed+i-1")
+    demo.add_argument("--cities", type=_count,
+                      help="write N distinct demo cities as <folder>/demo-city-0001/city.yaml, ... "
+                           "(a folder `citykpi run` accepts) and print the folder")
     demo.add_argument("--out", help="folder to write into (default: <home>/demo/...)")
     return parser
 
@@ -222,13 +239,16 @@ def _load_configs(specs: Sequence[str], *, check_files: bool = True) -> list[Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.cities import demo_config_path
+    from pipelines.cities import demo_cities_folder, demo_config_path
     from pipelines.dagster_run import materialize_all
     from pipelines.summary import print_summary
     from sources.config import load_city_config
     from warehouse.db import writer_lock
     from warehouse.releases import latest_release_id
 
+    if args.configs and (args.cities or args.seed is not None):
+        print("citykpi: error: --cities and --seed make demo cities; give them without CONFIG", file=sys.stderr)
+        return EXIT_USER_ERROR
     home = _home(args).ensure()
     started = time.monotonic()
     with writer_lock(home.root):
@@ -236,9 +256,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.configs:
             # Offline runs read only the landing zone: the source files need not exist any more.
             configs = _load_configs(args.configs, check_files=not args.offline)
+        elif args.cities:
+            print(f"citykpi: {args.cities} demo cities (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
+            configs = _load_configs([str(demo_cities_folder(home, args.cities, args.scale, args.seed))])
         else:
             print(f"citykpi: demo city (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
-            configs = [load_city_config(demo_config_path(home, args.scale))]
+            configs = [load_city_config(demo_config_path(home, args.scale, args.seed))]
         print(f"citykpi: running {', '.join(c.city_id for c in configs)} -> {home.root}", file=sys.stderr)
         before = latest_release_id(home)
         release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict,
@@ -470,12 +493,19 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sources.demo.generator import ensure_demo_city, generate_demo_city
+    from pipelines.cities import demo_cities_folder
+    from sources.demo.generator import DEFAULT_SEED, ensure_demo_city, generate_demo_cities, generate_demo_city
 
-    if args.out:
-        path = generate_demo_city(Path(args.out), scale=args.scale)
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    if args.cities and args.out:
+        generate_demo_cities(Path(args.out), count=args.cities, scale=args.scale, seed=seed)
+        path = Path(args.out)
+    elif args.cities:
+        path = demo_cities_folder(_home(args).ensure(), args.cities, args.scale, seed)
+    elif args.out:
+        path = generate_demo_city(Path(args.out), scale=args.scale, seed=seed)
     else:
-        path = ensure_demo_city(_home(args).ensure().root, scale=args.scale)
+        path = ensure_demo_city(_home(args).ensure().root, scale=args.scale, seed=seed)
     print(path)
     return 0
 

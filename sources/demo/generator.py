@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -43,6 +44,8 @@ from sources.demo.indicator_series import UTILITY_COLUMNS, CityTotals, statistic
 
 DEFAULT_SEED = 20261124
 CITY_NAME = "Demoville"
+CITY_ID = "demo-city"
+_CITY_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 YEARS = list(range(2019, 2025))
 READING_YEARS = (2022, 2023, 2024)
 STATIONS_PER_SCALE = 8
@@ -100,10 +103,16 @@ def demo_dir_name(scale: float, seed: int) -> str:
     return f"sf{scale:g}-seed{seed}"
 
 
-def generate_demo_city(out_dir: Path, *, scale: float = 1.0, seed: int = DEFAULT_SEED) -> Path:
-    """Write the demo city's raw files and its city.yaml into out_dir; return the city.yaml path."""
+def generate_demo_city(out_dir: Path, *, scale: float = 1.0, seed: int = DEFAULT_SEED,
+                       city_id: str = CITY_ID, name: str = CITY_NAME) -> Path:
+    """Write the demo city's raw files and its city.yaml into out_dir; return the city.yaml path.
+
+    `city_id` and `name` only change the city block of city.yaml, so many demo cities (different
+    seeds, different ids) can run side by side in one warehouse."""
     if not scale > 0 or not math.isfinite(scale):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
+    if not _CITY_ID.fullmatch(city_id):
+        raise ValueError(f"city_id must be a lowercase slug (a-z, 0-9, '-'), got {city_id!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -124,7 +133,38 @@ def generate_demo_city(out_dir: Path, *, scale: float = 1.0, seed: int = DEFAULT
     _write_streets_osm(out_dir / "strassennetz.osm", _make_streets(_rng(seed, _RNG_STREETS)))
     latest = _write_readings_parquet(out_dir / "luftmessungen_stuendlich.parquet", stations, seed)
     _write_stations_ngsi_ld(out_dir / "luftmessstationen.jsonld", stations, latest)
-    return _write_city_yaml(out_dir / "city.yaml", scale=scale, seed=seed, stations=len(stations))
+    return _write_city_yaml(out_dir / "city.yaml", scale=scale, seed=seed, stations=len(stations),
+                            city_id=city_id, name=name)
+
+
+def demo_cities_dir_name(scale: float, seed: int, count: int) -> str:
+    return f"cities{count}-sf{scale:g}-seed{seed}"
+
+
+def demo_city_id(index: int) -> str:
+    """The id of the index-th (1-based) city of a many-city demo: demo-city-0001, demo-city-0002, ..."""
+    return f"{CITY_ID}-{index:04d}"
+
+
+def generate_demo_cities(out_dir: Path, *, count: int, scale: float = 1.0, seed: int = DEFAULT_SEED,
+                         ) -> list[Path]:
+    """Write `count` distinct demo cities into out_dir/<city id>/city.yaml; return the config paths.
+
+    City i (1-based) uses seed `seed + i - 1`, so every city draws its own values; the folder is what
+    `citykpi run <folder>` reads (pipelines/cities.py: `<name>/city.yaml`). A city whose city.yaml
+    already exists is kept as it is (configs are written last, so an existing one means complete)."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count!r}")
+    out_dir = Path(out_dir)
+    paths = []
+    for index in range(1, count + 1):
+        city_id = demo_city_id(index)
+        config = out_dir / city_id / "city.yaml"
+        if not config.is_file():
+            config = generate_demo_city(out_dir / city_id, scale=scale, seed=seed + index - 1,
+                                        city_id=city_id, name=f"{CITY_NAME} {index:04d}")
+        paths.append(config)
+    return paths
 
 
 def ensure_demo_city(home: Path, *, scale: float = 1.0, seed: int = DEFAULT_SEED) -> Path:
@@ -1001,22 +1041,37 @@ def template_text() -> str:
     return resources.files("sources.demo").joinpath("city.yaml").read_text(encoding="utf-8")
 
 
+def _replace_once(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:
+        raise ValueError(f"the demo city.yaml template must contain {old.strip()!r} exactly once")
+    return text.replace(old, new)
+
+
 def _render(template: str, values: dict[str, str]) -> str:
     for key, value in values.items():
         template = template.replace("{{" + key + "}}", value)
     return template
 
 
-def _write_city_yaml(path: Path, *, scale: float, seed: int, stations: int) -> Path:
+def _write_city_yaml(path: Path, *, scale: float, seed: int, stations: int,
+                     city_id: str = CITY_ID, name: str = CITY_NAME) -> Path:
     text = _render(template_text(), {"scale": f"{scale:g}", "seed": str(seed), "stations": str(stations)})
+    # The template is the documented example, so it names Demoville literally; rewrite its city block.
+    # The name goes in as a JSON string, which YAML reads as the same text whatever it contains.
+    text = _replace_once(text, f"  id: {CITY_ID} ", f"  id: {city_id} ")
+    if name != CITY_NAME:
+        text = _replace_once(text, f"  name: {CITY_NAME}\n", f"  name: {json.dumps(name)}\n")
     path.write_bytes(text.encode("utf-8"))
     return path
 
 
 __all__ = [
     "DEFAULT_SEED",
+    "demo_cities_dir_name",
+    "demo_city_id",
     "demo_dir_name",
     "ensure_demo_city",
+    "generate_demo_cities",
     "generate_demo_city",
     "german_number",
     "station_count",

@@ -125,8 +125,11 @@ def test_datapackage_is_valid_for_frictionless(release: Release, tmp_path: Path)
     assert table["hash"] == f"sha256:{sha256_bytes(release.path / 'kpi_values.csv')}"
     indicators = next(r for r in package["resources"] if r["name"] == "indicators")
     assert {row["unit"] for row in indicators["data"]} > {"%", "µg/m3"}  # units travel with the catalogue
+    # The demo's sources are CC0 except its OpenStreetMap-shaped street network (ODbL: share-alike).
     assert package["licenses"] == [{"name": "CC0-1.0", "title": "CC0-1.0",
-                                    "path": "https://creativecommons.org/publicdomain/zero/1.0/"}]
+                                    "path": "https://creativecommons.org/publicdomain/zero/1.0/"},
+                                   {"name": "ODbL-1.0", "title": "ODbL-1.0",
+                                    "path": "https://opendatacommons.org/licenses/odbl/1-0/"}]
     assert len(package["sources"]) == len(release.manifest["input_snapshots"])
     assert all(s["version"].startswith("sha256:") for s in package["sources"])
 

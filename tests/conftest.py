@@ -47,10 +47,13 @@ class CliResult:
 
 
 def subprocess_env(home: Path | None = None, **extra: str) -> dict[str, str]:
-    """The environment for a citykpi subprocess: current env, tmp homes, venv bin first on PATH."""
+    """The environment for a citykpi subprocess: current env, tmp homes, venv bin first on PATH, and
+    this checkout first on PYTHONPATH, so the child imports the code under test (the venv's console
+    script would otherwise import whichever checkout the venv was installed from)."""
     env = dict(os.environ)
     env.pop("CITYKPI_CITIES", None)
     env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
     env["PYTHONUNBUFFERED"] = "1"
     if home is not None:
         env["CITYKPI_HOME"] = str(home)

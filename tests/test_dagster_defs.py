@@ -15,7 +15,7 @@ from conftest import BIN_DIR, REPO_ROOT, RUN_TIMEOUT, release_dirs, subprocess_e
 
 # The asset graph for the demo city, written out: key -> keys it depends on.
 RAW_SOURCES = ["bevoelkerung_bezirke", "bezirke", "gruenflaechen", "gtfs", "luftmessstationen", "luftmessungen",
-               "statistik_stadt", "versorgung"]
+               "statistik_stadt", "strassennetz", "versorgung"]
 EXPECTED_GRAPH = {
     "raw/demo_city/bevoelkerung_bezirke": [],
     "raw/demo_city/bezirke": [],
@@ -24,11 +24,12 @@ EXPECTED_GRAPH = {
     "raw/demo_city/luftmessstationen": [],
     "raw/demo_city/luftmessungen": [],
     "raw/demo_city/statistik_stadt": [],
+    "raw/demo_city/strassennetz": [],
     "raw/demo_city/versorgung": [],
     "core/demo_city/observations": [
         "raw/demo_city/bevoelkerung_bezirke", "raw/demo_city/bezirke", "raw/demo_city/gruenflaechen",
         "raw/demo_city/gtfs", "raw/demo_city/luftmessstationen", "raw/demo_city/luftmessungen",
-        "raw/demo_city/statistik_stadt", "raw/demo_city/versorgung",
+        "raw/demo_city/statistik_stadt", "raw/demo_city/strassennetz", "raw/demo_city/versorgung",
     ],
     "out/demo_city/kpi_values": ["core/demo_city/observations"],
     "out/demo_city/scores": ["out/demo_city/kpi_values"],

@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 from conftest import (
     REPO_ROOT,
+    RUN_TIMEOUT,
     CliResult,
     CompletedHome,
     citykpi_command,
@@ -220,6 +221,16 @@ def _check_state_after_kill(home: Path, expected_values: pl.DataFrame, kept: dic
         pass
 
 
+def _wait_for_lines(proc: subprocess.Popen[bytes], err_path: Path, lines: int) -> bool:
+    """Wait until the run has printed `lines` lines on stderr (True) or ended first (False). No clock:
+    the run's own end bounds the wait (and pytest's timeout a hang)."""
+    while proc.poll() is None:
+        if err_path.read_bytes().count(b"\n") >= lines:
+            return True
+        time.sleep(0.005)
+    return False
+
+
 def _stage(stderr: str) -> str:
     """The last progress line a killed run printed (for the report of where kills landed)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
@@ -243,26 +254,44 @@ def test_sigkill_at_any_point_leaves_warehouse_and_releases_intact(completed_hom
     assert len(kept) == 2
     _check_state_after_kill(home, expected_values, kept, observations)
 
+    # Kill points: half of them when the run has printed its n-th progress line (n spread over the
+    # lines the timed run printed, never its last): those land mid-run however loaded the machine is.
+    # The other half at delays spread over the timed run's duration: they land anywhere, also inside a
+    # stage (or after the end, when the machine got faster).
     n_kills = 12
     span = max(timed.seconds, 1.0)
     delays = [0.2 + i * (span - 0.2) / (n_kills - 1) for i in range(n_kills)]
+    lines = len(timed.stderr.splitlines())
+    assert lines >= 3, timed
+    at_lines = [1 + j * (lines - 3) // (n_kills // 2 - 1) for j in range(n_kills // 2)]  # 1 .. lines - 2
+    plans: list[tuple[str, float]] = [("line", at_lines[i // 2]) if i % 2 == 0 else ("time", delays[i])
+                                      for i in range(n_kills)]
     landed = []
-    for i, delay in enumerate(delays):
+    for i, (kind, point) in enumerate(plans):
         err_path = tmp_path / f"kill-{i}.stderr"
         with err_path.open("w") as err:
             started = time.monotonic()
             proc = subprocess.Popen([*citykpi_command(), "--home", str(home), "run", "--force", str(config)],
                                     stdout=subprocess.DEVNULL, stderr=err, env=subprocess_env(home),
                                     cwd=REPO_ROOT)
-            try:
-                proc.wait(timeout=delay)
-                outcome = f"finished (rc {proc.returncode})"
-            except subprocess.TimeoutExpired:
+            if kind == "line":
+                reached = _wait_for_lines(proc, err_path, int(point))
+            else:
+                try:
+                    proc.wait(timeout=point)
+                    reached = False
+                except subprocess.TimeoutExpired:
+                    reached = True
+            if reached and proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=30)
+                proc.wait(timeout=RUN_TIMEOUT)
                 outcome = "killed"
+            else:
+                proc.wait(timeout=RUN_TIMEOUT)
+                outcome = f"finished (rc {proc.returncode})"
         elapsed = time.monotonic() - started
-        landed.append(f"{delay:4.2f}s {outcome:>16}: {_stage(err_path.read_text())} ({elapsed:.2f}s)")
+        where = f"line {int(point):2d}" if kind == "line" else f"{point:5.2f}s"
+        landed.append(f"{where} {outcome:>16}: {_stage(err_path.read_text())} ({elapsed:.2f}s)")
         if outcome.startswith("finished"):
             assert proc.returncode == 0, err_path.read_text()
         _check_state_after_kill(home, expected_values, kept, observations)

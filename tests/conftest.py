@@ -24,7 +24,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(sys.executable).parent
 SMALL_SCALE = 0.1  # one air quality station: the fastest demo city that still has every source
-RUN_TIMEOUT = 600  # a guard against hangs only; a loaded 2-core machine is slow
+RUN_TIMEOUT = 1500  # a guard against hangs only: a loaded 2-core machine is slow (pyproject: 3600 per test)
 
 
 def citykpi_command() -> list[str]:
@@ -47,10 +47,13 @@ class CliResult:
 
 
 def subprocess_env(home: Path | None = None, **extra: str) -> dict[str, str]:
-    """The environment for a citykpi subprocess: current env, tmp homes, venv bin first on PATH."""
+    """The environment for a citykpi subprocess: current env, tmp homes, venv bin first on PATH, and
+    this checkout first on PYTHONPATH, so the child imports the code under test (the venv's console
+    script would otherwise import whichever checkout the venv was installed from)."""
     env = dict(os.environ)
     env.pop("CITYKPI_CITIES", None)
     env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
     env["PYTHONUNBUFFERED"] = "1"
     if home is not None:
         env["CITYKPI_HOME"] = str(home)

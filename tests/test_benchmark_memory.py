@@ -16,7 +16,7 @@ def test_memory_benchmark_writes_its_report(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.memory", "--size-mb", "1", "--diagnose", "--out-dir", str(out),
-         "--workdir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+         "--workdir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "memory-1mb.json").read_text(encoding="utf-8"))
     assert {"size_mb", "date", "cap_mb", "machine", "shapes"} <= result.keys()

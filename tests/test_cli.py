@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 from conftest import (
     REPO_ROOT,
+    RUN_TIMEOUT,
     CliResult,
     CompletedHome,
     hash_tree,
@@ -84,7 +85,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 after_help = sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)
 print(json.dumps([after_import, after_help]))
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=RUN_TIMEOUT,
                           env=subprocess_env(), cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stderr
     after_import, after_help = json.loads(proc.stdout.strip().splitlines()[-1])

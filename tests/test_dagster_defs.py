@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import BIN_DIR, REPO_ROOT, release_dirs, subprocess_env, verify_release
+from conftest import BIN_DIR, REPO_ROOT, RUN_TIMEOUT, release_dirs, subprocess_env, verify_release
 
 # The asset graph for the demo city, written out: key -> keys it depends on.
 RAW_SOURCES = ["bevoelkerung_bezirke", "bezirke", "gruenflaechen", "gtfs", "luftmessstationen", "luftmessungen",
@@ -84,7 +84,7 @@ def test_deployment_definitions_load_without_touching_the_home(dagster_env: dict
 @pytest.mark.skipif(not (BIN_DIR / "dg").exists(), reason="dg CLI not installed")
 def test_dg_check_defs(dagster_env: dict[str, str]) -> None:
     proc = subprocess.run([str(BIN_DIR / "dg"), "check", "defs"], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=180, env=subprocess_env(**dagster_env))
+                          timeout=RUN_TIMEOUT, env=subprocess_env(**dagster_env))
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     assert "All definitions loaded successfully" in proc.stdout + proc.stderr
 

@@ -17,15 +17,22 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, CompletedHome, citykpi_command, release_path_from_stdout, subprocess_env
+from conftest import (
+    REPO_ROOT,
+    RUN_TIMEOUT,
+    CompletedHome,
+    citykpi_command,
+    release_path_from_stdout,
+    subprocess_env,
+)
 
 READER = r"""
 import json, sys, time
 from pathlib import Path
 import duckdb
 
-releases, stop = Path(sys.argv[1]), Path(sys.argv[2])
-deadline = time.monotonic() + float(sys.argv[3])
+releases, stop, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+deadline = time.monotonic() + float(sys.argv[4])  # only against a hang: the stop file ends the loop
 log, errors, after_stop = [], [], 0
 while time.monotonic() < deadline and after_stop < 20:
     if stop.exists():
@@ -45,6 +52,7 @@ while time.monotonic() < deadline and after_stop < 20:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         complete = all((folder / f["path"]).stat().st_size == f["bytes"] for f in manifest["files"])
         log.append([time.monotonic(), release_id, rows == kpi_rows == parquet and report > 0, complete])
+        ready.touch()  # the first read is done: the writer may start
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
     time.sleep(0.005)  # a dashboard's pace, and leave the writer a core
@@ -57,19 +65,25 @@ def test_readers_never_fail_and_switch_only_to_complete_releases(completed_home:
                                                                   home_copy: Path, tmp_path: Path) -> None:
     releases = home_copy / "releases"
     old_id = (releases / "latest").resolve().name
-    stop = tmp_path / "writer-done"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(releases), str(stop), "120"],
+    stop, ready = tmp_path / "writer-done", tmp_path / "reader-ready"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(releases), str(stop), str(ready),
+                               str(3 * RUN_TIMEOUT)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(home_copy))
     try:
-        time.sleep(0.5)  # the reader is reading the old release before the writer starts
+        # The writer starts once the reader has read the old release (a condition, not a sleep); the
+        # limit only bounds a reader that died or hangs.
+        hang_limit = time.monotonic() + RUN_TIMEOUT
+        while not ready.exists() and reader.poll() is None and time.monotonic() < hang_limit:
+            time.sleep(0.01)
+        assert ready.exists(), f"the reader never completed a read: {reader.poll()=}"
         started = time.monotonic()
         writer = subprocess.run([*citykpi_command(), "--home", str(home_copy), "run", "--force",
                                  str(completed_home.config)],
-                                capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=REPO_ROOT,
                                 env=subprocess_env(home_copy))
         finished = time.monotonic()
         stop.touch()
-        out, err = reader.communicate(timeout=60)
+        out, err = reader.communicate(timeout=RUN_TIMEOUT)
     finally:
         if reader.poll() is None:
             reader.kill()

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +84,9 @@ def test_unchanged_inputs_give_identical_data_files(completed_home: CompletedHom
     home = Home(home_copy)
     first = load_release(home, "latest")
     config = load_city_config(completed_home.config)
-    started = time.monotonic()
+    # No wall-time assertion here (load breaks it): benchmarks/run.py times the publish stage.
     second = publish(home, [config], "publish-again")
-    seconds = time.monotonic() - started
     third = publish(home, [config], "publish-once-more")
-    print(f"\npublish step (demo city, warm cache): {seconds:.2f} s")
-    assert seconds < 3.0, f"publishing took {seconds:.2f} s"
 
     assert _data_hashes(second) == _data_hashes(first) == _data_hashes(third)
     assert sorted([third.release_id, first.release_id, second.release_id]) == \

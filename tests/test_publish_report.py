@@ -33,7 +33,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="hea
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-default-apps", "--mute-audio", "--hide-scrollbars"]
-RENDER_TIMEOUT = 30.0
+# Limits against a hang only (each wait ends on its condition): a loaded machine renders slowly.
+RENDER_TIMEOUT = 300.0
+CALL_TIMEOUT = 120.0
 
 
 class DevTools:
@@ -45,7 +47,7 @@ class DevTools:
         self.events: list[dict[str, Any]] = []
         self.session: str | None = None
 
-    def call(self, method: str, timeout: float = 15.0, **params: Any) -> dict[str, Any]:
+    def call(self, method: str, timeout: float = CALL_TIMEOUT, **params: Any) -> dict[str, Any]:
         self.next_id += 1
         message: dict[str, Any] = {"id": self.next_id, "method": method, "params": params}
         if self.session:
@@ -101,7 +103,7 @@ def chromium_page(profile: Path) -> Iterator[DevTools]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         url = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + RENDER_TIMEOUT
         assert proc.stderr is not None
         while url is None and time.monotonic() < deadline:
             line = proc.stderr.readline()
@@ -110,7 +112,7 @@ def chromium_page(profile: Path) -> Iterator[DevTools]:
             if match := re.search(r"DevTools listening on (ws://\S+)", line):
                 url = match.group(1)
         assert url, "Chromium did not print its DevTools address"
-        with connect(url, max_size=64 * 1024 * 1024, open_timeout=10) as ws:
+        with connect(url, max_size=64 * 1024 * 1024, open_timeout=CALL_TIMEOUT) as ws:
             browser = DevTools(ws)
             target = browser.call("Target.createTarget", url="about:blank")["targetId"]
             browser.session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
@@ -122,7 +124,7 @@ def chromium_page(profile: Path) -> Iterator[DevTools]:
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.wait(timeout=10)
+        proc.wait(timeout=CALL_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import duckdb
 import pytest
 from conftest import (
     REPO_ROOT,
+    RUN_TIMEOUT,
     CompletedHome,
     release_dirs,
     release_path_from_stdout,
@@ -120,6 +121,6 @@ def test_great_expectations_is_imported_lazily() -> None:
             "pipelines.cli._parser().format_help();"
             "print('great_expectations' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
-                          env=subprocess_env(), timeout=60)
+                          env=subprocess_env(), timeout=RUN_TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"

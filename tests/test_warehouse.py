@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO_ROOT, CompletedHome, subprocess_env
+from conftest import REPO_ROOT, RUN_TIMEOUT, CompletedHome, subprocess_env
 
 from sources.errors import CitykpiError
 from warehouse.db import WarehouseBusyError, connect, migrate, migrations, writer_lock
@@ -116,7 +116,7 @@ except WarehouseBusyError as exc:
 """
 
     def other_process() -> str:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=RUN_TIMEOUT,
                               env=subprocess_env(), cwd=REPO_ROOT)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout.strip()
@@ -131,7 +131,7 @@ def test_writer_lock_is_released_when_the_holder_dies(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
          f"import sys, time\nfrom pathlib import Path\nfrom warehouse.db import writer_lock\n"
-         f"with writer_lock(Path({str(tmp_path)!r})):\n    print('held', flush=True)\n    time.sleep(60)\n"],
+         f"with writer_lock(Path({str(tmp_path)!r})):\n    print('held', flush=True)\n    time.sleep(3600)\n"],
         stdout=subprocess.PIPE, text=True, env=subprocess_env(), cwd=REPO_ROOT)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

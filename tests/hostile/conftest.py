@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
-from conftest import REPO_ROOT, CliResult, CompletedHome, hash_tree, run_cli
+from conftest import REPO_ROOT, RUN_TIMEOUT, CliResult, CompletedHome, hash_tree, run_cli
 
 BASELINE_CITY = "demo-city"
 # Tables holding a city's rows; `runs` and `quality_results` record attempts and may grow.
@@ -94,7 +94,7 @@ class Baseline:
         path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
         return path
 
-    def run(self, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+    def run(self, *args: str | Path, env: dict[str, str] | None = None, timeout: float = RUN_TIMEOUT) -> CliResult:
         return run_cli(*args, home=self.home, env=env, timeout=timeout)
 
     def assert_rejected(self, result: CliResult, match: str, *, config_stage: bool = False,

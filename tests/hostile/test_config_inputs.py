@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import subprocess_env
+from conftest import RUN_TIMEOUT, subprocess_env
 
 from hostile.conftest import Baseline
 
@@ -40,7 +40,7 @@ def test_pseudo_files_are_refused(guard: Baseline, location: str, match: str) ->
 def test_a_fifo_is_refused_without_hanging(guard: Baseline) -> None:
     config = guard.city("fifo", [file_source("pipe.csv")])
     os.mkfifo(config.parent / "pipe.csv")  # opening it for reading would block forever
-    result = guard.run("validate", config, timeout=60)
+    result = guard.run("validate", config, timeout=RUN_TIMEOUT)
     guard.assert_rejected(result, r"pipe\.csv is a FIFO, not a regular file", config_stage=True)
 
 
@@ -151,5 +151,5 @@ def test_hostile_yaml_is_refused(guard: Baseline, text: str, match: str) -> None
     name = {"[": "deep", "c": "tag", "a": "bomb"}[text[0]]
     guard.cities.add(name)
     config = _write(guard.root / name / "city.yaml", text)
-    guard.assert_rejected(guard.run("validate", config, timeout=60), match, config_stage=True)
+    guard.assert_rejected(guard.run("validate", config, timeout=RUN_TIMEOUT), match, config_stage=True)
     assert not Path("/tmp/citykpi-yaml-pwned").exists()

@@ -10,7 +10,7 @@ import subprocess
 import threading
 
 import pytest
-from conftest import REPO_ROOT, citykpi_command, subprocess_env
+from conftest import REPO_ROOT, RUN_TIMEOUT, citykpi_command, subprocess_env
 
 from hostile.conftest import Baseline
 
@@ -46,9 +46,9 @@ def test_a_signal_mid_run_stops_cleanly_in_one_line(guard: Baseline, signum: int
         proc = subprocess.Popen([*citykpi_command(), "--home", str(guard.home), "run", str(config)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=subprocess_env(guard.home), cwd=REPO_ROOT)
-        assert server.received.wait(120), "the run never reached the server"
+        assert server.received.wait(RUN_TIMEOUT), "the run never reached the server"
         proc.send_signal(signum)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
         server.release.set()
         server.shutdown()
@@ -70,7 +70,7 @@ def test_a_closed_pipe_ends_quietly() -> None:
     os.close(read_end)
     try:
         proc = subprocess.run([*citykpi_command(), "variables"], stdout=write_end, stderr=subprocess.PIPE,
-                              env=subprocess_env(), cwd=REPO_ROOT, timeout=60)
+                              env=subprocess_env(), cwd=REPO_ROOT, timeout=RUN_TIMEOUT)
     finally:
         os.close(write_end)
     assert proc.returncode == 0 and proc.stderr == b"", proc.stderr

@@ -43,6 +43,7 @@ _SPAN = re.compile(r"([0-9]{4})\s*[-/\u2013]\s*([0-9]{4}|[0-9]{2})", re.ASCII)
 
 
 MAX_LISTED_CODES = 100
+_YEAR_CACHE = 4096  # distinct year texts whose parse is kept
 OTHER_CODES = "(other codes)"
 
 
@@ -290,6 +291,8 @@ def map_observations(table: Table, source: SourceConfig, *, city_id: str, snapsh
             value = share * number(base_text, row_number, vm, vm.share_of)
         return value
 
+    years: dict[str, _Year] = {}  # year text -> its parse (a big file repeats a few years on every row)
+
     def row_year(row_number: int, cells: list[str]) -> _Year | None:
         if mapping.year is not None:
             return _Year(mapping.year)
@@ -301,7 +304,11 @@ def map_observations(table: Table, source: SourceConfig, *, city_id: str, snapsh
                 report.rows_without_year += 1
                 return None
             text = match.group(1)
-        year = _parse_year(table, text, row_number, mapping, source.id, labels.get(row_number))
+        year = years.get(text)
+        if year is None:
+            year = _parse_year(table, text, row_number, mapping, source.id, labels.get(row_number))
+            if len(years) < _YEAR_CACHE:
+                years[text] = year
         if year.period is not None:
             assigned = f"{year.period} -> {year.year}"
             report.year_periods[assigned] = report.year_periods.get(assigned, 0) + 1

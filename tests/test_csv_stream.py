@@ -139,3 +139,11 @@ def test_the_loader_streams_csv_sources(tmp_path: Path) -> None:
     source = _source(path, SUM)
     snapshot = snapshot_of(path, "c", source.id, source.kind, source.resolved_format)
     assert isinstance(read_table(source, snapshot), CsvStream)
+
+
+def test_a_cell_spanning_lines_keeps_later_rows_on_their_file_lines(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('Y,D,P\n2023,"0\n1",4\n\n2023,01,x\n', encoding="utf-8")
+    assert [line for _, line in open_csv(path, None, "t.csv").rows()] == [2, 5]
+    with pytest.raises(SourceDataError, match=r"t\.csv, row 5, field 'P'"):
+        map_observations(open_csv(path, None, "t.csv"), _source(path, SUM), city_id="c", snapshot_id="s")

@@ -225,6 +225,8 @@ class _Records:
         record, self.header_line = first
         self.header = header_names(record, display_name, self.header_line)
 
+    _last_line = 0  # the reader's line count after the previous record
+
     def _next(self) -> tuple[list[str], int] | None:
         try:
             record = next(self.reader, None)
@@ -233,8 +235,12 @@ class _Records:
                                   row=self.reader.line_num + self.skip_rows) from None
         if record is None:
             return None
+        line_num, previous = self.reader.line_num, self._last_line
+        self._last_line = line_num
+        if line_num - previous == 1:  # one line read: no cell holds a line break
+            return record, line_num + self.skip_rows
         # A quoted field may span lines, so count lines, not records.
-        return record, self.reader.line_num - sum(cell.count("\n") for cell in record) + self.skip_rows
+        return record, line_num - sum(cell.count("\n") for cell in record) + self.skip_rows
 
     def __iter__(self) -> Iterator[tuple[list[str], int]]:
         width = len(self.header)

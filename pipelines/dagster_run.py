@@ -75,6 +75,10 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
             # Only ERROR-severity results block, and only --strict reports failures as ERROR.
             run_id = _record_failed_run(home, configs, instance, started, stamp)
             raise _quality_gate_error(home, configs, run_id or "") from None
+        except BaseException as exc:
+            # Dagster 1.13 re-raises a step's own exception (a refused input's SourceDataError) as itself.
+            _record_failed_run(home, configs, instance, started, stamp, exc)
+            raise
         record_run(home, result.run_id, configs, "succeeded", started)
         release_events = result.asset_materializations_for_node("out__release")
     release_id = release_events[-1].metadata["release_id"].value

@@ -15,7 +15,7 @@ from dagster._core.errors import DagsterAssetCheckFailedError
 from pipelines.assets import build_asset_checks, build_assets
 from pipelines.checks import QualityResource
 from pipelines.resources import CitykpiResource
-from pipelines.steps import record_run
+from pipelines.steps import WarehouseStamp, record_run, warehouse_stamp
 from sources.config import LoadedConfig
 from sources.errors import CitykpiError
 from warehouse.home import Home
@@ -29,13 +29,14 @@ def _quality_gate_error(home: Home, configs: Sequence[LoadedConfig], run_id: str
 
 
 def _record_failed_run(home: Home, configs: Sequence[LoadedConfig], instance: dg.DagsterInstance,
-                       started: datetime) -> str | None:
+                       started: datetime, stamp: WarehouseStamp, error: BaseException | None = None) -> str | None:
     runs = instance.get_runs(limit=1)
     if not runs:
         return None
     # An unusable warehouse: the error being raised says why; the run record cannot be written then.
-    with contextlib.suppress(CitykpiError, duckdb.Error):
-        record_run(home, runs[0].run_id, configs, "failed", started)
+    # A run that wrote nothing goes to the refused-runs log, leaving the warehouse file as it was.
+    with contextlib.suppress(CitykpiError, duckdb.Error, OSError):
+        record_run(home, runs[0].run_id, configs, "failed", started, unchanged_since=stamp, error=error)
     return runs[0].run_id
 
 
@@ -56,7 +57,7 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
     resource = CitykpiResource(home=str(home.root), offline=offline, progress=True,
                                skip_unchanged_release=skip_unchanged)
     quality = QualityResource(strict=strict)
-    started = datetime.now(UTC)
+    started, stamp = datetime.now(UTC), warehouse_stamp(home)
     with dg.DagsterInstance.ephemeral() as instance:
         try:
             result = dg.materialize(
@@ -66,14 +67,18 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
                 # The CLI prints its own progress lines; Dagster's console log only with --debug.
                 run_config=None if debug else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
         except dg.DagsterExecutionStepExecutionError as exc:
-            _record_failed_run(home, configs, instance, started)
+            _record_failed_run(home, configs, instance, started, stamp, exc.user_exception)
             if isinstance(exc.user_exception, CitykpiError):
                 raise exc.user_exception from None
             raise
         except DagsterAssetCheckFailedError:
             # Only ERROR-severity results block, and only --strict reports failures as ERROR.
-            run_id = _record_failed_run(home, configs, instance, started)
+            run_id = _record_failed_run(home, configs, instance, started, stamp)
             raise _quality_gate_error(home, configs, run_id or "") from None
+        except BaseException as exc:
+            # Dagster 1.13 re-raises a step's own exception (a refused input's SourceDataError) as itself.
+            _record_failed_run(home, configs, instance, started, stamp, exc)
+            raise
         record_run(home, result.run_id, configs, "succeeded", started)
         release_events = result.asset_materializations_for_node("out__release")
     release_id = release_events[-1].metadata["release_id"].value

@@ -11,7 +11,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -314,9 +315,33 @@ def computed_cities(home: Home) -> list[str]:
         return cities_with_kpi_values(con)
 
 
+# A run that failed without writing anything (an input refused at fetch or load) is recorded here, one
+# JSON line per attempt, so that the warehouse file stays byte-identical (docs/security.md).
+REFUSED_RUNS_LOG = Path("logs") / "refused-runs.jsonl"
+
+WarehouseStamp = tuple[int, int, bool] | None
+
+
+def warehouse_stamp(home: Home) -> WarehouseStamp:
+    """What tells whether a run wrote to the warehouse: the file's modification time (ns) and size and
+    whether a write-ahead log is pending; None without a warehouse. DuckDB writes the file only when a
+    transaction commits (opening it, reading and rolling back leave it untouched)."""
+    path = home.warehouse_path
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, path.with_name(path.name + ".wal").exists()
+
+
 def record_run(home: Home, run_id: str, configs: Sequence[LoadedConfig], status: str,
-               started_at: datetime | None = None) -> None:
-    """Write the run to the `runs` table: 'running' at its start, 'succeeded' / 'failed' at its end."""
+               started_at: datetime | None = None, *, unchanged_since: WarehouseStamp | bool = False,
+               error: BaseException | None = None) -> None:
+    """Write the run to the `runs` table ('succeeded' / 'failed' at its end, with `started_at`).
+
+    A failed run that wrote nothing (`unchanged_since`: the `warehouse_stamp` taken at its start still
+    holds) is appended to `<home>/logs/refused-runs.jsonl` instead, with its error: the warehouse stays
+    as it was, and every run that changed it has its row."""
     from importlib.metadata import PackageNotFoundError, version
 
     from warehouse.store import finish_run, start_run
@@ -325,11 +350,37 @@ def record_run(home: Home, run_id: str, configs: Sequence[LoadedConfig], status:
         code_version = version("citykpi")
     except PackageNotFoundError:
         code_version = "unknown"
+    if status == "failed" and unchanged_since is not False and warehouse_stamp(home) == unchanged_since:
+        _log_refused_run(home, run_id, configs, started_at, code_version, error)
+        return
     with home.warehouse() as con:
         if status == "running" or started_at is not None:
             start_run(con, run_id, [str(c.path) for c in configs], code_version, started_at)
         if status != "running":
             finish_run(con, run_id, status)
+
+
+def _log_refused_run(home: Home, run_id: str, configs: Sequence[LoadedConfig], started_at: datetime | None,
+                     code_version: str, error: BaseException | None) -> None:
+    from sources.errors import excerpt
+
+    entry = {"run_id": run_id, "started_at": started_at.isoformat() if started_at else None,
+             "finished_at": datetime.now(UTC).isoformat(), "status": "failed",
+             "configs": [str(c.path) for c in configs], "code_version": code_version,
+             # The message the CLI printed (already redacted of secrets), one line, cut.
+             "error": None if error is None else excerpt(f"{type(error).__name__}: {error}")}
+    path = home.root / REFUSED_RUNS_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def refused_runs(home: Home) -> list[dict[str, Any]]:
+    """The failed runs that wrote nothing, oldest first (`<home>/logs/refused-runs.jsonl`)."""
+    path = home.root / REFUSED_RUNS_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @dataclass
@@ -349,14 +400,15 @@ def run_plain(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: 
     """
     loads: dict[str, Any] = {}
     status: dict[str, dict[str, int]] = {}
-    record_run(home, run_id, configs, "running")
+    # The run is recorded at its end, so that a refused one can leave the warehouse file untouched.
+    started, stamp = datetime.now(UTC), warehouse_stamp(home)
     try:
         result = _run_stages(home, configs, run_id, loads, status, offline=offline, strict=strict)
-    except BaseException:
-        with contextlib.suppress(CitykpiError, duckdb.Error):  # never hide the error being raised
-            record_run(home, run_id, configs, "failed")
+    except BaseException as exc:
+        with contextlib.suppress(CitykpiError, duckdb.Error, OSError):  # never hide the error being raised
+            record_run(home, run_id, configs, "failed", started, unchanged_since=stamp, error=exc)
         raise
-    record_run(home, run_id, configs, "succeeded")
+    record_run(home, run_id, configs, "succeeded", started)
     return result
 
 

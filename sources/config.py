@@ -585,6 +585,20 @@ def param_credentials(params: Mapping[str, object]) -> str | None:
     return None
 
 
+# A credential name written as an assignment or comparison inside free query text (SoQL / ODSQL `where`,
+# NGSI `q`): `api_key='abc'`, `token == "abc"`. The name must stand alone (not `token_count`).
+_TEXT_CREDENTIAL = re.compile(
+    r"(?<![A-Za-z0-9_$-])(" + "|".join(re.escape(name) for name in sorted(CREDENTIAL_PARAMS, key=len, reverse=True))
+    + r")(?![A-Za-z0-9_$-])\s*(==|!=|=|:|<|>|\bin\b|\blike\b)", re.IGNORECASE)
+
+
+def text_credentials(text: str) -> str | None:
+    """Why a free-text query (a `where` / `q` filter) holds a literal credential, or None: the rule of
+    `param_credentials` applied to the names the text assigns or compares."""
+    match = _TEXT_CREDENTIAL.search(text)
+    return f"the credential parameter {match.group(1)!r}" if match else None
+
+
 class _SinceOptions(_Strict):
     """Since-filter of an append-only feed: fetch only records newer than the newest one landed."""
 
@@ -931,6 +945,11 @@ class SourceConfig(_Strict):
                 raise ValueError(f"the {self.kind!r} block's {where} hold {found}: credentials never go in the "
                                  "config (it is published in every release); send them as a header from the "
                                  "environment (http.headers with ${NAME})")
+        for where, text in self._query_texts():
+            if found := text_credentials(text):
+                raise ValueError(f"the {self.kind!r} block's {where} holds {found}: credentials never go in the "
+                                 "config (it is published in every release); send them as a header from the "
+                                 "environment (http.headers with ${NAME})")
         paged = self._paged_json()
         if paged and self.format not in (None, "json"):
             raise ValueError(f"kind {self.kind!r} fetches JSON records; 'format' must be json")
@@ -988,13 +1007,23 @@ class SourceConfig(_Strict):
         return f"{wb.base_url.rstrip('/')}/country/{wb.country}/indicator/{wb.indicator}"
 
     def _query_params(self) -> list[tuple[str, Mapping[str, object]]]:
-        """The blocks whose names are sent as query parameters as they are (CKAN `filters` are field names
-        inside one JSON parameter, so not these)."""
+        """The blocks whose names are sent as query parameters (CKAN `filters`: field names inside one JSON
+        parameter, held to the same rule since the config is published either way)."""
         if self.openaq is not None:
             return [("params", self.openaq.params)]
         if self.eurostat is not None:
             return [("filters", self.eurostat.filters)]
+        if self.ckan is not None and self.ckan.filters:
+            return [("filters", self.ckan.filters)]
         return []
+
+    def _query_texts(self) -> list[tuple[str, str]]:
+        """Free-text query filters sent as they are (SoQL / ODSQL `where`, NGSI `q`)."""
+        texts = [("where", self.socrata.where if self.socrata else None),
+                 ("where", self.opendatasoft.where if self.opendatasoft else None),
+                 ("q", self.ngsi_ld.q if self.ngsi_ld else None),
+                 ("q", self.ngsi_v2.q if self.ngsi_v2 else None)]
+        return [(name, text) for name, text in texts if text]
 
     def _paged_json(self) -> bool:
         """Whether the kind lands JSON pages of records (read by the page reader)."""

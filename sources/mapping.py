@@ -11,15 +11,17 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from sources.config import DEFAULT_MISSING_VALUES, AggregatePeriods, ObservationsMapping, SourceConfig, VariableMapping
 from sources.errors import SourceDataError
 from sources.parsers.numbers import shown as shown_text
-from sources.parsers.tabular import TextTable
+from sources.parsers.tabular import CsvStream, TextTable
 from warehouse.units import conversion_factor, days_in_year_factor
 from warehouse.variables import VARIABLES
 
@@ -41,6 +43,7 @@ _SPAN = re.compile(r"([0-9]{4})\s*[-/\u2013]\s*([0-9]{4}|[0-9]{2})", re.ASCII)
 
 
 MAX_LISTED_CODES = 100
+_YEAR_CACHE = 4096  # distinct year texts whose parse is kept
 OTHER_CODES = "(other codes)"
 
 
@@ -94,9 +97,13 @@ class MappingReport:
         return out
 
 
-def _labels(table: TextTable) -> dict[int, str]:
+# A table held as rows (`read_csv`, Excel, JSON, pages) or a CSV streamed row by row (`open_csv`).
+Table = TextTable | CsvStream
+
+
+def _labels(table: Table) -> dict[int, str]:
     """Row number -> how the row is shown, for tables whose rows carry labels (API pages)."""
-    if table.row_labels is None:
+    if isinstance(table, CsvStream) or table.row_labels is None:
         return {}
     return dict(zip(table.row_numbers, table.row_labels, strict=True))
 
@@ -107,7 +114,7 @@ class _Year:
     period: str | None = None  # the published period when it spans years ('2010-2014')
 
 
-def _parse_year(table: TextTable, text: str, row: int, mapping: ObservationsMapping, source_id: str,
+def _parse_year(table: Table, text: str, row: int, mapping: ObservationsMapping, source_id: str,
                 row_label: str | None = None) -> _Year:
     field_name = mapping.year_field
     cleaned = text.strip()
@@ -166,7 +173,7 @@ class _Parts:
             self.year_periods.add(year_period)
 
 
-def _row_filter(table: TextTable, mapping: ObservationsMapping, source_id: str) -> list[tuple[int, set[str]]]:
+def _row_filter(table: Table, mapping: ObservationsMapping, source_id: str) -> list[tuple[int, set[str]]]:
     return [(table.column_index(name, source_id=source_id), {wanted} if isinstance(wanted, str) else set(wanted))
             for name, wanted in mapping.where.items()]
 
@@ -203,26 +210,42 @@ def _combine(method: str, values: list[float], weights: list[float] | None = Non
     return math.fsum(values) / len(values)
 
 
-def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, snapshot_id: str) -> tuple[
+def map_observations(table: Table, source: SourceConfig, *, city_id: str, snapshot_id: str) -> tuple[
         pl.DataFrame, MappingReport]:
+    """Observations of a table as its source's mapping says, with the report of every row's fate.
+
+    A streamed CSV (`CsvStream`) is read twice and never held: once for the rows' 8-byte hashes (rows
+    repeated cell for cell), once to map; an aggregate keeps only its parts (`_Parts`)."""
     mapping = source.observations
     assert mapping is not None
-    report = MappingReport(rows_read=len(table.rows))
-    year_col = table.column_index(mapping.year_field, source_id=source.id) if mapping.year_field else None
     year_regex = re.compile(mapping.year_pattern) if mapping.year_pattern else None
-    area_col = table.column_index(mapping.area_field, source_id=source.id) if mapping.area_field else None
-    filters = _row_filter(table, mapping, source.id)
     steps = mapping.aggregate_steps
     periods = mapping.resolved_periods
-    period_col = table.column_index(periods.field, source_id=source.id) if periods else None
-    weight_col = table.column_index(mapping.weight_field, source_id=source.id) if mapping.weight_field else None
+    try:
+        year_col = table.column_index(mapping.year_field, source_id=source.id) if mapping.year_field else None
+        area_col = table.column_index(mapping.area_field, source_id=source.id) if mapping.area_field else None
+        filters = _row_filter(table, mapping, source.id)
+        period_col = table.column_index(periods.field, source_id=source.id) if periods else None
+        weight_col = table.column_index(mapping.weight_field, source_id=source.id) if mapping.weight_field else None
+        if mapping.layout == "wide":
+            columns = {key: [(name, table.column_index(name, source_id=source.id)) for name in (vm.columns or [key])]
+                       for key, vm in mapping.variables.items()}
+        else:
+            code_col = table.column_index(mapping.variable_field or "", source_id=source.id)
+            value_col = table.column_index(mapping.value_field or "", source_id=source.id)
+    except SourceDataError:
+        if isinstance(table, CsvStream):
+            for _ in table.rows():  # a bad row is named first, as when the whole file is read before mapping
+                pass
+        raise
+    repeats = _StreamRepeats(table, filters) if isinstance(table, CsvStream) else _HeldRepeats(table, filters)
+    report = MappingReport(rows_read=repeats.rows_read)
     markers = {m.strip().casefold(): m for m in (DEFAULT_MISSING_VALUES if mapping.missing_values is None
                                                   else mapping.missing_values)}
     factors = {key: conversion_factor(vm.unit, VARIABLES[vm.variable].unit, variable=vm.variable,
                                       data_point=vm.data_point) for key, vm in mapping.variables.items()}
     records: dict[tuple[Any, ...], dict[str, Any]] = {}
     parts: dict[tuple[Any, ...], _Parts] = {}
-    repeats = _identical_rows(table, filters)  # position of a row -> position of the first row equal to it
     labels = _labels(table)
 
     def shown(row_number: int) -> str:
@@ -268,6 +291,8 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
             value = share * number(base_text, row_number, vm, vm.share_of)
         return value
 
+    years: dict[str, _Year] = {}  # year text -> its parse (a big file repeats a few years on every row)
+
     def row_year(row_number: int, cells: list[str]) -> _Year | None:
         if mapping.year is not None:
             return _Year(mapping.year)
@@ -279,7 +304,11 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
                 report.rows_without_year += 1
                 return None
             text = match.group(1)
-        year = _parse_year(table, text, row_number, mapping, source.id, labels.get(row_number))
+        year = years.get(text)
+        if year is None:
+            year = _parse_year(table, text, row_number, mapping, source.id, labels.get(row_number))
+            if len(years) < _YEAR_CACHE:
+                years[text] = year
         if year.period is not None:
             assigned = f"{year.period} -> {year.year}"
             report.year_periods[assigned] = report.year_periods.get(assigned, 0) + 1
@@ -353,10 +382,9 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
 
     def duplicate(position: int, row_number: int, cells: list[str]) -> bool:
         """Whether to skip this row: identical rows are counted, listed and then kept, dropped or refused."""
-        earlier = repeats.get(position)
-        if earlier is None:
+        first = repeats.first_row(position, cells, row_number)
+        if first is None:
             return False
-        first = table.row_numbers[earlier]
         report.duplicate_rows += 1
         if len(report.duplicate_examples) < EXAMPLES:
             report.duplicate_examples.append(f"row {shown(row_number)} = row {shown(first)}")
@@ -369,17 +397,11 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
             return True
         return False
 
-    if mapping.layout == "wide":
-        columns = {key: [(name, table.column_index(name, source_id=source.id)) for name in (vm.columns or [key])]
-                   for key, vm in mapping.variables.items()}
-    else:
-        code_col = table.column_index(mapping.variable_field or "", source_id=source.id)
-        value_col = table.column_index(mapping.value_field or "", source_id=source.id)
     # A count's periods are those of every row of the year, before `where`: a day with accidents but no
     # death is a day with zero deaths, not a missing day.
     counting = steps[:1] == ["count"] and period_col is not None
     count_coverage: dict[int, set[str | None]] | None = {} if counting else None
-    for position, (cells, row_number) in enumerate(zip(table.rows, table.row_numbers, strict=True)):
+    for position, (cells, row_number) in enumerate(_rows_of(table)):
         if count_coverage is not None:
             covered = _quiet_year(table, mapping, year_regex, year_col, cells, row_number)
             if covered is not None and period_col is not None:
@@ -432,6 +454,64 @@ def map_observations(table: TextTable, source: SourceConfig, *, city_id: str, sn
     return frame, report
 
 
+def _rows_of(table: Table) -> Iterator[tuple[list[str], int]]:
+    """A table's rows in order: cells and file row number (a streamed CSV is read from its start)."""
+    if isinstance(table, CsvStream):
+        return table.rows()
+    return zip(table.rows, table.row_numbers, strict=True)
+
+
+class _HeldRepeats:
+    """Rows repeated cell for cell in a table held in memory (found by `_identical_rows`)."""
+
+    def __init__(self, table: TextTable, filters: list[tuple[int, set[str]]]) -> None:
+        self.rows_read = len(table.rows)
+        self._firsts = _identical_rows(table, filters)  # position of a row -> position of the first equal
+        self._numbers = table.row_numbers
+
+    def first_row(self, position: int, cells: list[str], row_number: int) -> int | None:
+        """The row number of the first row equal to this one, or None."""
+        earlier = self._firsts.get(position)
+        return None if earlier is None else self._numbers[earlier]
+
+
+class _StreamRepeats:
+    """Rows repeated cell for cell in a streamed CSV: a first pass keeps one 64-bit hash per row (8 bytes,
+    sorted in place to find the hashes met twice); the mapping pass then keeps the cells of only the rows
+    with such a hash, so a hash collision never makes two different rows duplicates. The first pass also
+    reads (and so checks) every row before any is mapped, as `read_csv` does."""
+
+    def __init__(self, table: CsvStream, filters: list[tuple[int, set[str]]]) -> None:
+        hashes = array("q")
+        rows = 0
+        for cells, _ in table.rows():
+            rows += 1
+            if all(cells[index] in wanted for index, wanted in filters):
+                hashes.append(hash(tuple(cells)))
+        self.rows_read = rows
+        self._candidates = _repeated_hashes(hashes)
+        self._firsts: dict[tuple[str, ...], int] = {}
+
+    def first_row(self, position: int, cells: list[str], row_number: int) -> int | None:
+        if not self._candidates:
+            return None
+        key = tuple(cells)
+        if hash(key) not in self._candidates:
+            return None
+        first = self._firsts.setdefault(key, row_number)
+        return None if first == row_number else first
+
+
+def _repeated_hashes(hashes: array[int]) -> set[int]:
+    """The values met more than once among `hashes` (sorted in place: no copy of the 8 bytes a row)."""
+    if len(hashes) < 2:
+        return set()
+    ordered = np.frombuffer(hashes, dtype=np.int64)
+    ordered.sort()
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    return set(np.unique(repeated).tolist())
+
+
 def _identical_rows(table: TextTable, filters: list[tuple[int, set[str]]]) -> dict[int, int]:
     """Rows (among those `where` keeps) equal cell for cell to an earlier one: position -> the first's position.
 
@@ -460,7 +540,7 @@ def _identical_rows(table: TextTable, filters: list[tuple[int, set[str]]]) -> di
     return repeats
 
 
-def _quiet_year(table: TextTable, mapping: ObservationsMapping, year_regex: re.Pattern[str] | None,
+def _quiet_year(table: Table, mapping: ObservationsMapping, year_regex: re.Pattern[str] | None,
                 year_col: int | None, cells: list[str], row_number: int) -> int | None:
     """A row's year for coverage only: None where it has none (the row itself is judged later, if used)."""
     if mapping.year is not None:

@@ -4,6 +4,7 @@ and recomputed when observations, the city's targets or the reporting years chan
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.steps import run_plain
+from pipelines.steps import refused_runs, run_plain
 from sources.config import load_city_config
 from warehouse.home import Home
 
@@ -79,6 +80,7 @@ def test_runs_are_recorded_with_their_outcome(demo_config: Path, tmp_path: Path)
     run_plain(home, [load_city_config(city / "city.yaml")], run_id="good")
     (city / "statistik_stadt.csv").unlink()  # the fetch fails naming the file
     broken = load_city_config(city / "city.yaml", check_files=False)
+    warehouse_before = hashlib.sha256(home.warehouse_path.read_bytes()).hexdigest()
     with pytest.raises(CitykpiError, match=r"statistik_stadt\.csv"):
         run_plain(home, [broken], run_id="bad")
     con = duckdb.connect(str(home.warehouse_path), read_only=True)
@@ -87,5 +89,10 @@ def test_runs_are_recorded_with_their_outcome(demo_config: Path, tmp_path: Path)
                            ).fetchall()
     finally:
         con.close()
-    assert [(r[0], r[1], r[2]) for r in runs] == [("good", "succeeded", True), ("bad", "failed", True)]
+    # The refused run wrote nothing: it is recorded beside the warehouse, which stays as it was.
+    assert [(r[0], r[1], r[2]) for r in runs] == [("good", "succeeded", True)]
     assert str(city / "city.yaml") in runs[0][3]
+    refused = refused_runs(home)
+    assert warehouse_before == hashlib.sha256(home.warehouse_path.read_bytes()).hexdigest()
+    assert [(r["run_id"], r["status"]) for r in refused] == [("bad", "failed")]
+    assert refused[0]["finished_at"] >= refused[0]["started_at"] and "statistik_stadt.csv" in refused[0]["error"]

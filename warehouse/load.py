@@ -37,7 +37,7 @@ from sources.landing import Snapshot
 from sources.mapping import OBSERVATION_SCHEMA, map_observations
 from sources.parsers.geo import points_in_country, read_ngsi_ld_points, read_page_points
 from sources.parsers.gtfs import read_gtfs_stops
-from sources.parsers.tabular import TextTable, read_csv, read_excel, read_json_records
+from sources.parsers.tabular import CsvStream, TextTable, open_csv, read_excel, read_json_records
 from warehouse.db import scalar
 from warehouse.sqltext import ident
 from warehouse.units import conversion_factor
@@ -68,7 +68,7 @@ def _display_name(snapshot: Snapshot) -> str:
     return snapshot.path.name
 
 
-def read_table(source: SourceConfig, snapshot: Snapshot) -> TextTable:
+def read_table(source: SourceConfig, snapshot: Snapshot) -> TextTable | CsvStream:
     fmt = source.resolved_format
     name = _display_name(snapshot)
     if source.kind == "eurostat":
@@ -88,8 +88,8 @@ def read_table(source: SourceConfig, snapshot: Snapshot) -> TextTable:
         temporal = source.ngsi_ld is not None and source.ngsi_ld.temporal is not None
         return read_json_pages(snapshot.pages, temporal=temporal)
     if fmt == "csv":
-        keep = source.observations.used_columns() if source.observations else None
-        return read_csv(snapshot.path, source.csv, name, keep)
+        # Streamed, never held: a statistics CSV of any size maps in bounded memory (issue #14).
+        return open_csv(snapshot.path, source.csv, name)
     if fmt == "excel":
         return read_excel(snapshot.path, source.excel, name)
     if fmt == "parquet":

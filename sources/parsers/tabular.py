@@ -62,19 +62,24 @@ class TextTable:
         return self.row_labels[index] if self.row_labels is not None else str(self.row_numbers[index])
 
     def column_index(self, name: str, *, source_id: str | None = None) -> int:
-        """The column called `name`; else the one column equal to it once runs of spaces are one space and
-        accents are composed the same way (headers like 'Nº  EXPEDIENTE' with a double space)."""
-        try:
-            return self.columns.index(name)
-        except ValueError:
-            pass
-        loose = [i for i, column in enumerate(self.columns) if _loose(column) == _loose(name)]
-        if len(loose) == 1:
-            return loose[0]
-        listed = ", ".join(shown(c) for c in self.columns[:MAX_LISTED_COLUMNS])
-        more = f" and {len(self.columns) - MAX_LISTED_COLUMNS} more" if len(self.columns) > MAX_LISTED_COLUMNS else ""
-        raise SourceDataError(self.display_name, f"column {shown(name)} not found; columns are [{listed}]{more}",
-                              field=name[:40], source_id=source_id)
+        """The column called `name` (see `find_column`)."""
+        return find_column(self.columns, name, self.display_name, source_id)
+
+
+def find_column(columns: list[str], name: str, display_name: str, source_id: str | None = None) -> int:
+    """The column called `name`; else the one column equal to it once runs of spaces are one space and
+    accents are composed the same way (headers like 'Nº  EXPEDIENTE' with a double space)."""
+    try:
+        return columns.index(name)
+    except ValueError:
+        pass
+    loose = [i for i, column in enumerate(columns) if _loose(column) == _loose(name)]
+    if len(loose) == 1:
+        return loose[0]
+    listed = ", ".join(shown(c) for c in columns[:MAX_LISTED_COLUMNS])
+    more = f" and {len(columns) - MAX_LISTED_COLUMNS} more" if len(columns) > MAX_LISTED_COLUMNS else ""
+    raise SourceDataError(display_name, f"column {shown(name)} not found; columns are [{listed}]{more}",
+                          field=name[:40], source_id=source_id)
 
 
 def _loose(name: str) -> str:
@@ -187,98 +192,194 @@ def _text_lines(handle: io.TextIOWrapper, display_name: str, encoding: str) -> I
 _INTERN_LIMIT = 4096
 
 
-def read_csv(path: Path, options: CsvOptions | None, display_name: str, keep: set[str] | None = None) -> TextTable:
-    """Read a CSV as text cells, streaming the file (never the whole text in memory): rows are lists of
-    trimmed cells, repeated values of a column share one string, and each row keeps its file line number.
-
-    With `keep` (the columns a mapping reads, matched as `TextTable.column_index` matches), the other
-    columns' cells are left empty to save memory; each row's hash over all its cells is kept in
-    `row_hashes` so that rows identical cell for cell are still found."""
-    options = options or CsvOptions()
+def _open_text(path: Path, options: CsvOptions, display_name: str) -> str:
+    """Checks before any row is read (line lengths, streamed); the encoding to read the file with."""
     check_line_lengths(path, display_name)
     encoding = _file_encoding(path, options.encoding)
     try:
         codecs.lookup(encoding)
     except LookupError as exc:
         raise SourceDataError(display_name, f"cannot decode as {encoding}: {shown(str(exc), 120)}") from None
-    try:
-        with path.open("rb") as raw:
-            handle = io.TextIOWrapper(raw, encoding=encoding, newline="")
+    return encoding
+
+
+def _decode_error(path: Path, encoding: str, display_name: str, exc: UnicodeDecodeError) -> SourceDataError:
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    bom = next((name for mark, name in _BOMS if head.startswith(mark)), None)
+    hint = f" (the file starts with a {bom} byte-order mark)" if bom and bom != encoding else ""
+    return SourceDataError(display_name, f"cannot decode as {encoding}{hint}: {shown(str(exc), 120)}")
+
+
+class _Records:
+    """The data rows of an open CSV text stream: trimmed cells and file line number, blank lines skipped;
+    a ragged row, a malformed quote or a file without rows is an error naming the line."""
+
+    def __init__(self, lines: Iterator[str], delimiter: str, skip_rows: int, display_name: str) -> None:
+        self.reader = csv.reader(lines, delimiter=delimiter)
+        self.skip_rows, self.display_name = skip_rows, display_name
+        first = self._next()
+        if first is None:
+            detail = f" after skip_rows {skip_rows}" if skip_rows else ""
+            raise SourceDataError(display_name, f"file is empty{detail}: no header row")
+        record, self.header_line = first
+        self.header = header_names(record, display_name, self.header_line)
+
+    _last_line = 0  # the reader's line count after the previous record
+
+    def _next(self) -> tuple[list[str], int] | None:
+        try:
+            record = next(self.reader, None)
+        except csv.Error as exc:
+            raise SourceDataError(self.display_name, f"malformed CSV: {exc}",
+                                  row=self.reader.line_num + self.skip_rows) from None
+        if record is None:
+            return None
+        line_num, previous = self.reader.line_num, self._last_line
+        self._last_line = line_num
+        if line_num - previous == 1:  # one line read: no cell holds a line break
+            return record, line_num + self.skip_rows
+        # A quoted field may span lines, so count lines, not records.
+        return record, line_num - sum(cell.count("\n") for cell in record) + self.skip_rows
+
+    def __iter__(self) -> Iterator[tuple[list[str], int]]:
+        width = len(self.header)
+        any_rows = False
+        while (item := self._next()) is not None:
+            record, line = item
+            cells = [cell.strip() for cell in record]
+            if not any(cells):
+                continue  # blank line
+            if len(cells) != width:
+                raise SourceDataError(self.display_name, f"expected {width} fields, found {len(cells)}", row=line)
+            any_rows = True
+            yield cells, line
+        if not any_rows:
+            raise SourceDataError(self.display_name, f"no data rows: the header (line {self.header_line}, {width} "
+                                  "columns) is followed by nothing but blank lines", row=self.header_line)
+
+
+@contextlib.contextmanager
+def _csv_records(path: Path, options: CsvOptions, encoding: str, display_name: str, delimiter: str | None
+                 ) -> Iterator[tuple[_Records, list[tuple[list[str], int]], Iterator[tuple[list[str], int]]]]:
+    """Open the file as CSV rows: the reader, its first 500 rows (read ahead, for the number format) and
+    the rows after them. The delimiter is sniffed from the first 50 lines unless given."""
+    with path.open("rb") as raw:
+        handle = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        try:
             lines = _text_lines(handle, display_name, encoding)
             for _ in range(options.skip_rows):
                 next(lines, None)
             head = list(itertools.islice(lines, 50))
-            delimiter = options.delimiter or detect_delimiter("".join(head))
-            header, rows, numbers, hashes = _records(itertools.chain(head, lines), delimiter, options.skip_rows,
-                                                     display_name, keep)
+            delimiter = delimiter or options.delimiter or detect_delimiter("".join(head))
+            records = _Records(itertools.chain(head, lines), delimiter, options.skip_rows, display_name)
+            rows = iter(records)
+            first = list(itertools.islice(rows, _FORMAT_SAMPLE_ROWS))
+            yield records, first, _decoded(rows, path, encoding, display_name)
+        except UnicodeDecodeError as exc:
+            raise _decode_error(path, encoding, display_name, exc) from None
+
+
+def _decoded(rows: Iterator[tuple[list[str], int]], path: Path, encoding: str, display_name: str
+             ) -> Iterator[tuple[list[str], int]]:
+    try:
+        yield from rows
     except UnicodeDecodeError as exc:
-        bom = next((name for mark, name in _BOMS if path.read_bytes()[:4].startswith(mark)), None)
-        hint = f" (the file starts with a {bom} byte-order mark)" if bom and bom != encoding else ""
-        raise SourceDataError(display_name, f"cannot decode as {encoding}{hint}: {shown(str(exc), 120)}") from None
+        raise _decode_error(path, encoding, display_name, exc) from None
+
+
+_FORMAT_SAMPLE_ROWS = 500  # rows whose cells decide the number format
+
+
+def read_csv(path: Path, options: CsvOptions | None, display_name: str, keep: set[str] | None = None) -> TextTable:
+    """Read a CSV as text cells, streaming the file (never the whole text in memory): rows are lists of
+    trimmed cells, repeated values of a column share one string, and each row keeps its file line number.
+
+    With `keep` (the columns a mapping reads, matched as `TextTable.column_index` matches), the other
+    columns' cells are left empty to save memory; each row's hash over all its cells is kept in
+    `row_hashes` so that rows identical cell for cell are still found. For files too large to hold as
+    rows at all, `open_csv` streams them."""
+    options = options or CsvOptions()
+    encoding = _open_text(path, options, display_name)
+    with _csv_records(path, options, encoding, display_name, None) as (records, first, rest):
+        delimiter = records.reader.dialect.delimiter
+        rows, numbers, hashes = _kept_rows(records.header, itertools.chain(first, rest), keep)
     number_format = _number_format(options, rows, delimiter)
-    return TextTable(path, display_name, header, rows, numbers, number_format, row_hashes=hashes)
+    return TextTable(path, display_name, records.header, rows, numbers, number_format, row_hashes=hashes)
+
+
+@dataclass
+class CsvStream:
+    """A CSV read row by row, as often as needed, never held (issue #14: bounded memory for large
+    statistics tables). Opening it checks the file (line lengths, encoding, header, the first rows, the
+    number format); `rows()` reads it again from the start each time, with every check of `read_csv`."""
+
+    path: Path
+    display_name: str
+    columns: list[str]
+    number_format: NumberFormat
+    options: CsvOptions
+    encoding: str
+    delimiter: str
+    row_labels: None = None  # rows are named by their line number
+
+    def column_index(self, name: str, *, source_id: str | None = None) -> int:
+        return find_column(self.columns, name, self.display_name, source_id)
+
+    def rows(self) -> Iterator[tuple[list[str], int]]:
+        """Every data row in file order: its trimmed cells and its file line number."""
+        with _csv_records(self.path, self.options, self.encoding, self.display_name, self.delimiter) as (
+                _, first, rest):
+            yield from first
+            yield from rest
+
+
+def open_csv(path: Path, options: CsvOptions | None, display_name: str) -> CsvStream:
+    """A CSV to stream (see `CsvStream`); fails as `read_csv` fails on a bad header, encoding or first rows."""
+    options = options or CsvOptions()
+    encoding = _open_text(path, options, display_name)
+    with _csv_records(path, options, encoding, display_name, None) as (records, first, _):
+        delimiter = records.reader.dialect.delimiter
+        number_format = _number_format(options, [cells for cells, _ in first], delimiter)
+        return CsvStream(path, display_name, records.header, number_format, options, encoding, delimiter)
 
 
 def _kept(header: list[str], keep: set[str]) -> list[bool]:
-    probe = TextTable(Path(), "", header, [], [], NumberFormat())
     kept = [False] * len(header)
     for name in keep:
         with contextlib.suppress(SourceDataError):  # the mapping reports a missing column itself
-            kept[probe.column_index(name)] = True
+            kept[find_column(header, name, "")] = True
     return kept
 
 
-def _records(lines: Iterator[str], delimiter: str, skip_rows: int, display_name: str, keep: set[str] | None
-             ) -> tuple[list[str], list[list[str]], list[int], array[int] | None]:
-    reader = csv.reader(lines, delimiter=delimiter)
-    header: list[str] | None = None
-    header_line = 0
+def _kept_rows(header: list[str], records: Iterator[tuple[list[str], int]], keep: set[str] | None
+               ) -> tuple[list[list[str]], list[int], array[int] | None]:
     rows: list[list[str]] = []
     numbers: list[int] = []
-    shared: list[dict[str, str] | None] = []
+    shared: list[dict[str, str] | None] = [{} for _ in header]
     hashes = array("q") if keep is not None else None
     dropped: list[int] = []
-    try:
-        for record in reader:
-            # A quoted field may span lines, so count lines, not records.
-            line = reader.line_num - sum(cell.count("\n") for cell in record) + skip_rows
-            if header is None:
-                header, header_line = header_names(record, display_name, line), line
-                shared = [{} for _ in header]
-                if keep is not None:
-                    dropped = [index for index, kept in enumerate(_kept(header, keep)) if not kept]
-                    for index in dropped:
-                        shared[index] = None
-                continue
-            cells = [cell.strip() for cell in record]
-            if not any(cells):
-                continue  # blank line
-            if len(cells) != len(header):
-                raise SourceDataError(display_name, f"expected {len(header)} fields, found {len(cells)}", row=line)
-            if hashes is not None:
-                hashes.append(hash(tuple(cells)))
-                for index in dropped:
-                    cells[index] = ""
-            for index, pool in enumerate(shared):
-                if pool is not None:
-                    cells[index] = pool.setdefault(cells[index], cells[index])
-                    if len(pool) > _INTERN_LIMIT:
-                        shared[index] = None
-            rows.append(cells)
-            numbers.append(line)
-    except csv.Error as exc:
-        raise SourceDataError(display_name, f"malformed CSV: {exc}", row=reader.line_num + skip_rows) from None
-    if header is None:
-        detail = f" after skip_rows {skip_rows}" if skip_rows else ""
-        raise SourceDataError(display_name, f"file is empty{detail}: no header row")
-    if not rows:
-        raise SourceDataError(display_name, f"no data rows: the header (line {header_line}, {len(header)} columns) "
-                              "is followed by nothing but blank lines", row=header_line)
-    return header, rows, numbers, hashes
+    if keep is not None:
+        dropped = [index for index, kept in enumerate(_kept(header, keep)) if not kept]
+        for index in dropped:
+            shared[index] = None
+    for cells, line in records:
+        if hashes is not None:
+            hashes.append(hash(tuple(cells)))
+            for index in dropped:
+                cells[index] = ""
+        for index, pool in enumerate(shared):
+            if pool is not None:
+                cells[index] = pool.setdefault(cells[index], cells[index])
+                if len(pool) > _INTERN_LIMIT:
+                    shared[index] = None
+        rows.append(cells)
+        numbers.append(line)
+    return rows, numbers, hashes
 
 
 def _number_format(options: CsvOptions, rows: Sequence[Sequence[str]], delimiter: str | None) -> NumberFormat:
-    detected = detect_number_format((cell for row in rows[:500] for cell in row), delimiter)
+    detected = detect_number_format((cell for row in rows[:_FORMAT_SAMPLE_ROWS] for cell in row), delimiter)
     decimal = options.decimal or detected.decimal
     thousands: str
     if options.thousands is not None:

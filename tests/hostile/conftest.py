@@ -3,12 +3,16 @@ against one shared baseline home (the small demo city after one run, copied once
 
 Every rejected input must give exit status 2 (never 1, an internal error), exactly one
 `citykpi: error:` line and no traceback, write nothing outside the home, and leave the earlier
-releases and the baseline city's warehouse rows as they were (`Baseline.assert_unchanged`).
+releases and the warehouse file byte-identical (`Baseline.assert_unchanged`); a refused `run`
+is recorded in `<home>/logs/refused-runs.jsonl` instead of the warehouse's `runs` table. Only an
+input that was loaded and then refused by a blocking quality check (`--strict`, `checked_city`)
+changes the warehouse: its own rows, its run and its check results.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,8 +44,15 @@ def city_digest(warehouse: Path, city_id: str) -> dict[str, str]:
         con.close()
 
 
-# A refused run still records its attempt: its `runs` row and the quality results it reached.
+# A run refused by a blocking quality check (the input was loaded) records its attempt: its `runs` row and
+# the quality results it reached.
 ATTEMPT_TABLES = ("runs", "quality_results")
+REFUSED_RUNS = Path("logs") / "refused-runs.jsonl"
+
+
+def refused_runs(home: Path) -> list[str]:
+    path = home / REFUSED_RUNS
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
 def warehouse_digest(warehouse: Path, without_city: str | None = None) -> dict[str, str]:
@@ -75,8 +86,10 @@ class Baseline:
     tables: dict[str, str] = field(default_factory=dict)
     tables_without: dict[str, dict[str, str]] = field(default_factory=dict)  # city -> the digest without it
     cities: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)  # lines of the refused-runs log
 
     def snapshot(self) -> None:
+        self.refused = refused_runs(self.home)
         self.releases = hash_tree(self.home / "releases")
         self.warehouse_sha = hashlib.sha256((self.home / "warehouse.duckdb").read_bytes()).hexdigest()
         self.rows = city_digest(self.home / "warehouse.duckdb", BASELINE_CITY)
@@ -115,17 +128,24 @@ class Baseline:
         hits = [line for line in errors if re.search(match, line)]
         assert hits, (match, errors)
         assert all(len(line) < 1500 for line in errors), errors
-        self.assert_unchanged(byte_identical=config_stage, checked_city=checked_city)
+        self.assert_unchanged(byte_identical=checked_city is None, checked_city=checked_city)
+        if checked_city is None and not config_stage and "run" in result.args:
+            # The refused attempt is not lost: one more line in the home's refused-runs log, with its error.
+            new = refused_runs(self.home)[len(self.refused):]
+            assert len(new) == 1, new
+            entry = json.loads(new[0])
+            assert entry["status"] == "failed" and entry["run_id"] and entry["error"], entry
         return hits[0]
 
     def assert_unchanged(self, *, byte_identical: bool = False, checked_city: str | None = None) -> None:
         assert hash_tree(self.home / "releases") == self.releases
         if byte_identical:
+            # A rejected input leaves the warehouse file as it was, byte for byte (issue #14).
             assert hashlib.sha256((self.home / "warehouse.duckdb").read_bytes()).hexdigest() == self.warehouse_sha
         assert city_digest(self.home / "warehouse.duckdb", BASELINE_CITY) == self.rows
         # Every table but the attempt's own records holds exactly the rows it held: nothing of the refused
-        # input and nothing of any other city was written (a DuckDB file that recorded a failed run differs
-        # in its bytes; byte identity is asserted where the input is refused before a run starts).
+        # input and nothing of any other city was written (with `checked_city`, the input was loaded and a
+        # blocking check refused it: only that city's rows, its run and its check results differ).
         tables = warehouse_digest(self.home / "warehouse.duckdb", checked_city)
         before = self.tables if checked_city is None else self.tables_without[checked_city]
         changed = sorted(name for name in tables.keys() | before.keys() if tables.get(name) != before.get(name))

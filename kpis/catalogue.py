@@ -41,6 +41,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Framework = Literal["u4ssc", "sdg11"]
+# Which way is better, from the indicator's meaning (docs/indicators.md#direction): `target_band` = a value
+# near a reference point is best (e.g. a female:male pay ratio of 1); `neutral` = a context figure.
+Direction = Literal["higher_is_better", "lower_is_better", "target_band", "neutral"]
+DIRECTION_WORDS: dict[Direction, str] = {
+    "higher_is_better": "higher is better", "lower_is_better": "lower is better",
+    "target_band": "nearer the reference point is better", "neutral": "context figure: no better or worse"}
 FRAMEWORK_FILES: dict[Framework, str] = {"u4ssc": "u4ssc.yaml", "sdg11": "sdg11.yaml"}
 
 
@@ -137,6 +143,12 @@ class Indicator(_Strict):
     data_points: list[str] = Field(default_factory=list)
     source: str = Field(default="", description="Where the facts and formula were read.")
     confidence: str = ""
+    direction: Direction = Field(description=(
+        "Which way is better (required): higher_is_better, lower_is_better, target_band (a value near a "
+        "reference point is best; direction_note says which), neutral (a context figure)."))
+    direction_note: str = Field(default="", description="Why, where the direction is a judgement.")
+    data_point_directions: dict[str, Direction] = Field(
+        default_factory=dict, description="Data point -> its own direction, where they differ (mode shares).")
     compute: Compute | None = None
     data_point_compute: dict[str, Compute] = Field(
         default_factory=dict, description="Data point -> its own formula, overriding `compute` for it.")
@@ -148,6 +160,11 @@ class Indicator(_Strict):
             missing = [f for f in ("dimension", "subdimension", "category", "type") if getattr(self, f) is None]
             if missing:
                 raise ValueError(f"U4SSC indicator {self.id} needs {missing}")
+        unknown_points = sorted(set(self.data_point_directions) - set(self.data_points))
+        if unknown_points:
+            raise ValueError(f"indicator {self.id}: data_point_directions for unknown data point(s) {unknown_points}")
+        if "target_band" in (self.direction, *self.data_point_directions.values()) and not self.direction_note:
+            raise ValueError(f"indicator {self.id}: a target_band direction needs a direction_note naming the band")
         if self.compute is not None and not self.examples:
             raise ValueError(f"indicator {self.id} has a formula but no hand-computed example")
         if self.data_point_compute:
@@ -169,6 +186,12 @@ class Indicator(_Strict):
         if data_point is not None and data_point in self.data_point_compute:
             return self.data_point_compute[data_point]
         return self.compute
+
+    def direction_for(self, data_point: str | None) -> Direction:
+        """Which way is better for one data point: its own entry in data_point_directions, else `direction`."""
+        if data_point is not None and data_point in self.data_point_directions:
+            return self.data_point_directions[data_point]
+        return self.direction
 
     def computes(self) -> list[tuple[str | None, Compute]]:
         """(data point, formula) for every data point (None for an indicator without data points)."""

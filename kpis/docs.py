@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from kpis.catalogue import Compute, Indicator, load_catalogue
+from kpis.catalogue import DIRECTION_WORDS, Compute, Indicator, load_catalogue
 from kpis.engine import formula_string
 from kpis.expressions import VariableRef, references
 from warehouse.variables import VARIABLES
@@ -38,6 +38,12 @@ An indicator is `computed` when every variable it reads exists for the city and 
 (naming the variables) when one does not, and `failed_check` when an input failed a blocking
 quality check or a denominator is 0. A **caveat** is a deviation from the official method that
 travels with every computed value as its status reason.
+
+**Direction** says which way is better, read from the indicator's meaning: higher is better, lower
+is better, a target band (a value near a reference point is best, e.g. equal pay at a ratio of 1),
+or neutral (a context figure). Where it is a judgement, the note says so. Releases carry it in the
+`indicators` table (`direction`, `direction_note`, `data_point_directions`); the report's
+better/worse and the target tables follow it.
 """
 
 
@@ -130,6 +136,7 @@ def _indicator_block(indicator: Indicator) -> list[str]:
     lines = [f"### {indicator.id} {indicator.name}", "", f"- **Type:** {kind}", f"- **Unit:** {indicator.unit}"]
     if indicator.data_points:
         lines.append(f"- **Data points:** {', '.join(indicator.data_points)}")
+    lines.append(f"- **Direction:** {_direction_text(indicator)}")
     if indicator.definition:
         lines.append(f"- **Definition:** {_one_line(indicator.definition)}")
     if indicator.formula_text:
@@ -138,6 +145,14 @@ def _indicator_block(indicator: Indicator) -> list[str]:
     lines.append(f"- **Source** (confidence `{indicator.confidence or 'n/a'}`): {_one_line(indicator.source)}")
     lines += _notes(indicator)
     return [*lines, ""]
+
+
+def _direction_text(indicator: Indicator) -> str:
+    """`higher_is_better` (higher is better); per data point where they differ; then the note."""
+    text = f"`{indicator.direction}` ({DIRECTION_WORDS[indicator.direction]})"
+    if indicator.data_point_directions:
+        text = "; ".join(f"{point}: `{d}`" for point, d in indicator.data_point_directions.items())
+    return text + (f". {_one_line(indicator.direction_note)}" if indicator.direction_note else "")
 
 
 def _summary(sections: Sequence[tuple[str, list[Indicator]]]) -> list[str]:

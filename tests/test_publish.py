@@ -121,6 +121,9 @@ def test_datapackage_is_valid_for_frictionless(release: Release, tmp_path: Path)
     assert table["hash"] == f"sha256:{sha256_bytes(release.path / 'kpi_values.csv')}"
     indicators = next(r for r in package["resources"] if r["name"] == "indicators")
     assert {row["unit"] for row in indicators["data"]} > {"%", "µg/m3"}  # units travel with the catalogue
+    # ... and which way is better (kpis/catalogue.py `direction`; the enum is in the schema)
+    assert {row["direction"] for row in indicators["data"]} == {"higher_is_better", "lower_is_better",
+                                                                "target_band", "neutral"}
     # The demo's sources are CC0 except its OpenStreetMap-shaped street network (ODbL: share-alike).
     assert package["licenses"] == [{"name": "CC0-1.0", "title": "CC0-1.0",
                                     "path": "https://creativecommons.org/publicdomain/zero/1.0/"},
@@ -378,12 +381,13 @@ def test_releases_list_show_and_diff(completed_home: CompletedHome, home_copy: P
 SQL_INTERFACE = {  # docs/sql-interface.md: tables and views with their columns, in order
     "kpi_values": RELEASE_COLUMNS,
     "indicators": ["indicator_id", "framework", "name", "unit", "dimension", "subdimension", "category", "type",
-                   "data_points", "sdg_targets", "definition", "formula_text", "has_formula", "source"],
+                   "data_points", "sdg_targets", "definition", "formula_text", "has_formula", "source", "direction",
+                   "direction_note", "data_point_directions"],
     "cities": ["city_id", "name", "country", "reporting_years"],
     "release": ["release_id", "created_at", "previous_release_id", "kpi_rows", "interface_version"],
     "kpi_report": ["city_id", "city_name", "year", "framework", "indicator_id", "indicator_name", "dimension",
-                   "kpi_type", "data_point", "value", "unit", "status", "status_reason"],
-    "coverage": ["city_id", "year", "dimension_group", "indicator_rows", "computed_rows", "computed_percent"],
+                   "kpi_type", "data_point", "value", "unit", "status", "status_reason", "date", "direction"],
+    "coverage": ["city_id", "year", "dimension_group", "indicator_rows", "computed_rows", "computed_percent", "date"],
     "kpi_scores": ["city_id", "year", "indicator_id", "data_point", "dimension", "subdimension", "category", "value",
                    "unit", "target", "direction", "worst", "deadline", "share_pct", "share_capped_pct", "points",
                    "band", "band_label", "official_u4ssc_benchmark", "target_source", "target_citation", "status",
@@ -411,6 +415,18 @@ def test_snapshot_database_has_the_documented_interface_and_works_anywhere(
         assert con.execute("SELECT count(*) FROM kpi_report").fetchone() == (values.height,)
         computed = con.execute("SELECT sum(computed_rows) FROM coverage").fetchone()
         assert computed == (values.filter(pl.col("status") == "computed").height,)
+        # `date`: a DATE per row, 1 January of the reporting year (time-series charts need one).
+        assert con.execute("SELECT count(*) FROM kpi_report WHERE date <> make_date(year, 1, 1) OR date IS NULL"
+                           ).fetchone() == (0,)
+        assert con.execute("SELECT DISTINCT typeof(date) FROM coverage").fetchall() == [("DATE",)]
+        # `direction`: the data point's own where the catalogue gives one, else the indicator's.
+        directions = dict(con.execute("SELECT DISTINCT data_point, direction FROM kpi_report "
+                                      "WHERE indicator_id IN ('EC:I:T:4A', 'EN:EN:AQ:1C')").fetchall())
+        assert directions == {"private vehicle": "lower_is_better", "public transport": "higher_is_better",
+                              "walking": "higher_is_better", "cycling": "higher_is_better",
+                              "para transport": "neutral", "PM2.5": "lower_is_better", "PM10": "lower_is_better",
+                              "NO2": "lower_is_better", "SO2": "lower_is_better", "O3": "lower_is_better"}
+        assert con.execute("SELECT count(*) FROM kpi_report WHERE direction IS NULL").fetchone() == (0,)
         with pytest.raises(duckdb.Error):
             con.execute("DELETE FROM kpi_values")
     finally:

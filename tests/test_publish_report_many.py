@@ -43,7 +43,8 @@ def synthetic_release(n_cities: int) -> tuple[pl.DataFrame, PublishContext]:
                                  "value": None if missing else value, "unit": indicator.unit,
                                  "status": "missing" if missing else "computed", "status_reason": None,
                                  "numerator": None, "denominator": None, "missing_inputs": [],
-                                 "inputs": "[]", "formula": "synthetic", "formula_version": "1"})
+                                 "inputs": "[]", "formula": "synthetic", "formula_version": "1",
+                                 "confidence": None, "method_variant": None, "caveats": None})
         for d, dimension in enumerate(("Economy", "Environment", "Society and Culture")):
             rollups.append({"city_id": city, "year": YEARS[-1], "level": "dimension", "group_path": dimension,
                             "dimension": dimension, "subdimension": None, "category": None, "n_kpis": 20,
@@ -139,10 +140,15 @@ def test_trends_need_a_meaningful_change_and_follow_the_direction() -> None:
     assert verdict(50.0, 60.0, "higher") == "better"
     assert verdict(50.0, 60.0, None) == "up"
     assert verdict(50.0, 50.2, "higher") == "same"
-    directions = Directions.build([{"indicator_id": "11.6.2", "data_point": "PM2.5", "direction": "lower"}],
+    # The catalogue's side wins; a city's target direction only picks a side where the catalogue has none.
+    directions = Directions.build(load_catalogue(),
                                   [{"city_id": "a", "indicator_id": "11.6.2", "data_point": "PM2.5",
+                                    "direction": "higher"},
+                                   {"city_id": "a", "indicator_id": "SC:SH:SI:1C", "data_point": None,
                                     "direction": "higher"}])
-    assert directions.of("b", "11.6.2", "PM2.5") == "lower" and directions.of("a", "11.6.2", "PM2.5") == "higher"
+    assert directions.of("b", "11.6.2", "PM2.5") == "lower" and directions.of("a", "11.6.2", "PM2.5") == "lower"
+    assert directions.of("b", "SC:SH:SI:1C", None) is None and directions.of("a", "SC:SH:SI:1C", None) == "higher"
+    assert directions.word("a", "SC:SH:SI:1C", None) == "higher is better (the city's target)"
 
 
 def test_the_trend_chart_starts_at_zero_and_draws_the_target() -> None:

@@ -114,6 +114,8 @@ def test_explicit_path_and_official_flag(tmp_path: Path) -> None:
     ("EN:EN:AQ:1C,,5,lower,35,,,s,", ("'data_point'", "needs one of its data points")),
     ("EC:I:WS:1C,total,100,higher,,,,s,", ("'data_point'", "has no data points")),
     ("EC:I:WS:1C,,100,up,,,,s,", ("'direction'", "'higher' or 'lower'")),
+    ("EN:EN:AQ:1C,PM2.5,5,higher,,,,s,", ("'direction'", "contradicts the catalogue", "lower is better")),
+    ("EC:I:T:4A,private vehicle,20,higher,,,,s,", ("'direction'", "private vehicle lower is better")),
     ("EC:I:WS:1C,,abc,higher,,,,s,", ("'target'", "not a number: 'abc'")),
     ("EC:I:WS:1C,,nan,higher,,,,s,", ("'target'", "must be finite")),
     ("EC:I:WS:1C,,0,higher,,,,s,", ("'target'", "must be positive")),

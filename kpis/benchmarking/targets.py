@@ -11,9 +11,10 @@ Two tables, same CSV columns:
   spreadsheet is where a city officer keeps targets anyway.
 
 Columns: indicator_id, data_point (empty when the indicator has none), target, direction
-(``higher`` | ``lower`` is better), worst (lower-is-better only; empty = not scored), deadline
-(year, empty = 2030), official_u4ssc_benchmark (true/false, empty = false), source (citation,
-required), note.
+(``higher`` | ``lower`` is better; must agree with the catalogue's `direction` where that is higher or
+lower is better, and picks the side for a target band or a context figure), worst (lower-is-better
+only; empty = not scored), deadline (year, empty = 2030), official_u4ssc_benchmark (true/false,
+empty = false), source (citation, required), note.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from kpis.catalogue import Indicator, indicators_by_id
+from kpis.catalogue import DIRECTION_WORDS, Indicator, indicators_by_id
 from sources.errors import CitykpiError
 
 if TYPE_CHECKING:
@@ -94,6 +95,13 @@ def _parse_row(cell: _Cell, raw: Mapping[str, str], catalogue: Mapping[str, Indi
     direction = text["direction"].lower()
     if direction not in ("higher", "lower"):
         raise cell.fail(f"direction must be 'higher' or 'lower' (is better), got {text['direction']!r}", "direction")
+    meaning = indicator.direction_for(data_point)
+    side = {"higher_is_better": "higher", "lower_is_better": "lower"}.get(meaning)
+    if side is not None and side != direction:
+        # The catalogue says which way is better from the indicator's meaning; a target cannot reverse it.
+        raise cell.fail(f"direction {direction!r} contradicts the catalogue: for {indicator.id}"
+                        f"{' ' + data_point if data_point else ''} {DIRECTION_WORDS[meaning]} "
+                        "(docs/indicators.md)", "direction")
     target = _number(cell, "target", text["target"])
     worst = _number(cell, "worst", text["worst"]) if text["worst"] else None
     if direction == "higher":

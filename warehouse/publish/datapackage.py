@@ -23,7 +23,7 @@ import polars as pl
 
 from kpis.benchmarking.progress import Method
 from kpis.benchmarking.scoring import BANDS, LEVELS, POINTS_MAX
-from kpis.catalogue import Indicator
+from kpis.catalogue import DIRECTION_WORDS, Indicator
 from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
 from warehouse.publish.kpi_csv import LIST_SEPARATOR, csv_frame
 from warehouse.publish.kpi_csv import NAME as CSV_NAME
@@ -299,6 +299,11 @@ INDICATOR_FIELDS = [
     _field("formula_text", "string", "The formula as the methodology states it."),
     _field("has_formula", "boolean", "Whether citykpi computes the indicator."),
     _field("source", "string", "Where the facts and formula were read."),
+    _field("direction", "string", "Which way is better: higher_is_better, lower_is_better, target_band (near a "
+           "reference point is best), neutral (a context figure).",
+           constraints={"required": True, "enum": list(DIRECTION_WORDS)}),
+    _field("direction_note", "string", "Why, where the direction is a judgement (or the band for target_band)."),
+    _field("data_point_directions", "object", "Data point -> its own direction where it differs from `direction`."),
 ]
 
 
@@ -306,7 +311,9 @@ def indicator_rows(catalogue: Sequence[Indicator]) -> list[dict[str, Any]]:
     return [{"id": i.id, "framework": i.framework, "name": i.name, "unit": i.unit, "dimension": i.dimension,
              "subdimension": i.subdimension, "category": i.category, "type": i.type,
              "data_points": list(i.data_points), "sdg_targets": list(i.sdg_targets), "definition": i.definition,
-             "formula_text": i.formula_text, "has_formula": i.compute is not None, "source": i.source}
+             "formula_text": i.formula_text, "has_formula": i.compute is not None, "source": i.source,
+             "direction": i.direction, "direction_note": i.direction_note,
+             "data_point_directions": dict(i.data_point_directions)}
             for i in catalogue]
 
 

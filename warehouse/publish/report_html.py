@@ -46,13 +46,12 @@ def city_file(city_id: str) -> str:
     return f"{FOLDER}/{safe}-{hashlib.sha256(city_id.encode()).hexdigest()[:8]}.html"
 
 
-def _directions(context: PublishContext) -> Directions:
-    from kpis.benchmarking.targets import default_targets
-
+def _directions(context: PublishContext, catalogue: Sequence[Indicator]) -> Directions:
+    """The catalogue's directions; the scores' target directions only where the catalogue has no side."""
     scores = context.benchmark("kpi_scores")
     city_rows: Any = [] if scores is None else scores.filter(pl.col("direction").is_not_null()).select(
         "city_id", "indicator_id", "data_point", "direction").unique().iter_rows(named=True)
-    return Directions.build(default_targets().iter_rows(named=True), city_rows)
+    return Directions.build(catalogue, city_rows)
 
 
 def _geometries(areas: pl.DataFrame | None) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
@@ -84,7 +83,7 @@ def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
                       folder: Path) -> list[FileEntry]:
     entries: list[FileEntry] = []
     write_bytes(folder, BUNDLE, vega_bundle(context.cache_dir).encode("utf-8"))
-    directions = _directions(context)
+    directions = _directions(context, catalogue)
     cities = [c for c in context.cities]
     several = len(cities) > 1
     links = {c.id: city_file(c.id) for c in cities}

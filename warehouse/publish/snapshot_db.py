@@ -15,6 +15,7 @@ notebooks) can open it too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,24 +32,36 @@ ROLE = "duckdb_snapshot"
 STORAGE_VERSION = "v1.0.0"
 INTERFACE_VERSION = 1  # bump when a table, view or column of docs/sql-interface.md changes incompatibly
 
+# `date` stands for the reporting year as a DATE, 1 January (docs/sql-interface.md#dates says why): time-series
+# charts need a temporal column, and 1 January sits on the year's axis tick and survives date_trunc('year').
+YEAR_DATE = "make_date(v.year, 1, 1)"
+
 VIEWS = {
-    # One row per indicator value with its names: what most dashboard tiles need.
-    "kpi_report": """
+    # One row per indicator value with its names: what most dashboard tiles need. `direction` is the data
+    # point's own direction where the catalogue gives one (mode shares), else the indicator's.
+    "kpi_report": f"""
         SELECT v.city_id, c.name AS city_name, v.year, v.framework, v.indicator_id, i.name AS indicator_name,
-               i.dimension, i.type AS kpi_type, v.data_point, v.value, v.unit, v.status, v.status_reason
+               i.dimension, i.type AS kpi_type, v.data_point, v.value, v.unit, v.status, v.status_reason,
+               {YEAR_DATE} AS date,
+               coalesce(json_extract_string(i.data_point_directions,
+                                            '$."' || replace(v.data_point, '"', '\\"') || '"'),
+                        i.direction) AS direction
         FROM kpi_values v JOIN indicators i ON i.indicator_id = v.indicator_id JOIN cities c USING (city_id)""",
     # Share of indicator rows with a value per city, year and group (a U4SSC dimension or 'SDG 11').
-    "coverage": """
+    "coverage": f"""
         SELECT v.city_id, v.year, coalesce(i.dimension, 'SDG 11') AS dimension_group,
                count(*) AS indicator_rows, count(*) FILTER (WHERE v.status = 'computed') AS computed_rows,
-               round(100.0 * count(*) FILTER (WHERE v.status = 'computed') / count(*), 1) AS computed_percent
+               round(100.0 * count(*) FILTER (WHERE v.status = 'computed') / count(*), 1) AS computed_percent,
+               {YEAR_DATE} AS date
         FROM kpi_values v JOIN indicators i ON i.indicator_id = v.indicator_id
         GROUP BY ALL ORDER BY ALL""",
 }
 
 
 def _catalogue_frame(catalogue: Sequence[Indicator]) -> pl.DataFrame:
-    rows = indicator_rows(catalogue)
+    # data_point_directions as JSON text: a struct would get one field per data point of every indicator.
+    rows = [{**row, "data_point_directions": json.dumps(row["data_point_directions"], ensure_ascii=False)}
+            for row in indicator_rows(catalogue)]
     return pl.DataFrame(rows, schema_overrides={"data_points": pl.List(pl.String),
                                                 "sdg_targets": pl.List(pl.String)}).rename({"id": "indicator_id"})
 

@@ -26,7 +26,6 @@ from warehouse.publish.report.display import (
     TREND_MIN_RELATIVE,
     Directions,
     arrow,
-    better_word,
     is_yes_no,
     show,
     verdict,
@@ -138,7 +137,7 @@ def _year_over_year(page: Page, data: CityData, series: Mapping[tuple[str, str],
                          f"{esc(arrow(old, row['value']))}</td>")
         label = f'<a href="#{indicator_anchor(ind)}">{esc(ind)}</a>{" " + esc(point) if point else ""}'
         body.append(f'<tr><td title="{esc(names.get(ind, ""))}">{label}</td><td>{esc(rows[-1]["unit"])}</td>'
-                    f"<td>{esc(better_word(direction))}</td>{''.join(cells)}</tr>")
+                    f"<td>{esc(directions.word(data.city.id, ind, point or None))}</td>{''.join(cells)}</tr>")
     page.add(f'<div class="scroll"><table><thead><tr><th>indicator</th><th>unit</th><th>better</th>{head}</tr>'
              f"</thead><tbody>{''.join(body)}</tbody></table></div></section>")
 
@@ -287,8 +286,11 @@ def _indicator(page: Page, indicator: Indicator, data: CityData, own: Mapping[st
     _maps(page, indicator, data, latest, direction_of)
 
     formulas = sorted({(r["formula"], r["formula_version"]) for r in latest if r["formula"]})
-    direction = direction_of(None) or direction_of(latest[0]["data_point"])
-    facts = [("Unit", esc(unit)), ("Better", esc(better_word(direction)))]
+    better = "; ".join(dict.fromkeys(
+        (f"{r['data_point']}: " if indicator.data_point_directions and r["data_point"] else "")
+        + directions.word(data.city.id, indicator.id, r["data_point"]) for r in latest))
+    facts = [("Unit", esc(unit)), ("Better", esc(better + (f". {indicator.direction_note}"
+                                                          if indicator.direction_note else "")))]
     for text, version in formulas:
         facts.append(("Formula", f"<code>{esc(text)}</code> (version {esc(version)})"))
     if indicator.formula_text:
@@ -373,7 +375,8 @@ READING = f"""<section id="reading"><h2>How to read this report</h2><ul>
 <li>Yes/No indicators are shown as words (1 = Yes, 0 = No).</li>
 <li>A change from one year to the next counts only when it is at least {TREND_MIN_RELATIVE:.0%} of the larger
 value and visible after rounding; smaller changes show → (no meaningful change).</li>
-<li>Better and worse follow each indicator's direction in the targets table (docs/benchmarking.md): for
-PM2.5 or disaster deaths lower is better, so a fall is coloured green.</li>
+<li>Better and worse follow each indicator's direction in the catalogue (docs/indicators.md): for
+PM2.5 or disaster deaths lower is better, so a fall is coloured green. Target bands (e.g. equal pay at a
+ratio of 1) and context figures have no better side: their changes show ↑ / ↓.</li>
 <li>Charts start at zero; an indicator's data points share one axis; dashed lines are targets.</li>
 </ul></section>"""

@@ -5,9 +5,9 @@ and a better/worse colour only when it is *meaningful*: at least `TREND_MIN_RELA
 larger of the two values, and visible after rounding to `SIGNIFICANT` digits. Smaller changes are
 shown as "no meaningful change" (→), so 99.82033 → 99.82034 does not read as a swing.
 
-Which way is better comes from the targets table (`kpis/targets/default.csv`, overridden per city by
-the scores the release holds): `higher` or `lower`. Without a direction the report says "changed",
-never better or worse.
+Which way is better comes from the catalogue's `direction` (kpis/indicators/*.yaml): higher or lower is
+better. A target band or a context figure (neutral) has no better side: the report says up / down, never
+better or worse (unless the city's own target table picks a side for its scores, see `Directions`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from kpis.catalogue import DIRECTION_WORDS, Direction, Indicator
 
 SIGNIFICANT = 3
 TREND_MIN_RELATIVE = 0.01  # 1 % of the larger value: smaller changes are "no meaningful change"
@@ -91,23 +93,49 @@ def arrow(old: float | None, new: float | None) -> str:
 
 @dataclass(frozen=True)
 class Directions:
-    """Which way is better per (indicator, data point): the city's scored targets first, then the defaults."""
+    """Which way is better per (indicator, data point), read from the catalogue (kpis/indicators/*.yaml, field
+    `direction`). The catalogue's higher/lower always wins (a target table that contradicts it is refused when it
+    is read); a `target_band` or `neutral` entry has no better side, unless the city's own target table gives it
+    one for its scores (then the report follows the city's choice)."""
 
-    default: Mapping[tuple[str, str], str]
-    per_city: Mapping[tuple[str, str, str], str]
+    catalogue: Mapping[tuple[str, str], Direction]  # (indicator, data point or "") -> the catalogue's direction
+    per_city: Mapping[tuple[str, str, str], str]  # (city, indicator, data point or "") -> higher / lower
+
+    def side(self, indicator_id: str, data_point: str | None) -> str | None:
+        """`higher` / `lower` from the catalogue alone (what comparisons across cities use); None otherwise."""
+        return _SIDES.get(self.direction(indicator_id, data_point) or "")
+
+    def direction(self, indicator_id: str, data_point: str | None) -> Direction | None:
+        """The catalogue's direction of one data point (None: an indicator the catalogue does not know)."""
+        return self.catalogue.get((indicator_id, data_point or "")) or self.catalogue.get((indicator_id, ""))
 
     def of(self, city_id: str, indicator_id: str, data_point: str | None) -> str | None:
-        point = data_point or ""
-        return (self.per_city.get((city_id, indicator_id, point)) or self.default.get((indicator_id, point))
-                or self.default.get((indicator_id, "")))
+        """`higher` / `lower` for one city's comparisons: the catalogue's side, else the city's own target's."""
+        return self.side(indicator_id, data_point) or self.per_city.get((city_id, indicator_id, data_point or ""))
+
+    def word(self, city_id: str, indicator_id: str, data_point: str | None) -> str:
+        """What the report prints as "better": the side, or why there is none (target band, context figure)."""
+        side = self.of(city_id, indicator_id, data_point)
+        if side is not None:
+            from_city = self.side(indicator_id, data_point) is None
+            return better_word(side) + (" (the city's target)" if from_city else "")
+        direction = self.direction(indicator_id, data_point)
+        return DIRECTION_WORDS[direction] if direction else better_word(None)
 
     @classmethod
-    def build(cls, default_rows: Iterable[Mapping[str, Any]], city_rows: Iterable[Mapping[str, Any]]) -> Directions:
-        default = {(r["indicator_id"], r["data_point"] or ""): r["direction"] for r in default_rows
-                   if r.get("direction") in ("higher", "lower")}
+    def build(cls, catalogue: Iterable[Indicator], city_rows: Iterable[Mapping[str, Any]] = ()) -> Directions:
+        """From the catalogue and, optionally, the rows of the release's kpi_scores (their target directions)."""
+        directions: dict[tuple[str, str], Direction] = {}
+        for indicator in catalogue:
+            directions[(indicator.id, "")] = indicator.direction
+            for point in indicator.data_points:
+                directions[(indicator.id, point)] = indicator.direction_for(point)
         per_city = {(r["city_id"], r["indicator_id"], r["data_point"] or ""): r["direction"] for r in city_rows
                     if r.get("direction") in ("higher", "lower")}
-        return cls(default, per_city)
+        return cls(directions, per_city)
+
+
+_SIDES: dict[str, str] = {"higher_is_better": "higher", "lower_is_better": "lower"}
 
 
 def better_word(direction: str | None) -> str:

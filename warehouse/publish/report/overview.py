@@ -104,7 +104,7 @@ def _indicator_rankings(frame: pl.DataFrame, catalogue: Sequence[Indicator], dir
     for (ind, point), part in sorted(latest.group_by("indicator_id", "data_point"),
                                      key=lambda kv: (str(kv[0][0]), str(kv[0][1] or ""))):
         point_text = str(point) if point is not None else None
-        direction = directions.default.get((str(ind), point_text or "")) or directions.default.get((str(ind), ""))
+        direction = directions.side(str(ind), point_text)
         if direction is None or part.height < 2:
             continue
         ordered = part.sort("value", "city_id", descending=[direction == "higher", False])

@@ -36,7 +36,12 @@ DERIVATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("population_by_area", "transit_feed"), ("population_transit_access_sdg[{group}]",
                                       "population_within_500m_stop[{group}]"),
      "transit_access_sdg@1, transit_access_500m@1"),
+    (("population_by_area", "transit_feed"), ("population_transit_access_sdg_straight_line[{group}]",
+                                              "population_within_500m_stop_straight_line[{group}]"),
+     "transit_access_sdg_straight_line@1, transit_access_500m_straight_line@1"),
     (("population_by_area", "areas:green_area"), ("population_within_300m_green[{group}]",), "green_access_300m@1"),
+    (("population_by_area", "areas:green_area"), ("population_within_300m_green_straight_line[{group}]",),
+     "green_access_300m_straight_line@1"),
     (("population_by_area", "areas:green_area"), ("population_within_400m_open_space[{group}]",),
      "open_space_access_400m@1"),
 )

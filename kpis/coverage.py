@@ -36,11 +36,17 @@ DERIVATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("population_by_area", "transit_feed"), ("population_transit_access_sdg[{group}]",
                                       "population_within_500m_stop[{group}]"),
      "transit_access_sdg@1, transit_access_500m@1"),
+    (("population_by_area", "transit_feed"), ("population_transit_access_sdg_straight_line[{group}]",
+                                              "population_within_500m_stop_straight_line[{group}]"),
+     "transit_access_sdg_straight_line@1, transit_access_500m_straight_line@1"),
     (("population_by_area", "areas:green_area"), ("population_within_300m_green[{group}]",), "green_access_300m@1"),
+    (("population_by_area", "areas:green_area"), ("population_within_300m_green_straight_line[{group}]",),
+     "green_access_300m_straight_line@1"),
     (("population_by_area", "areas:green_area"), ("population_within_400m_open_space[{group}]",),
      "open_space_access_400m@1"),
 )
-# Readings (hourly) give their variable per data point at city level (city_annual_mean@2) and per
+# Readings (hourly) give their variable per data point at city level (city_annual_mean@2; air readings
+# also air_concentration_all_stations_ugm3, city_annual_mean_all_stations@1) and per
 # district (district_annual_mean@2); district values of additive variables roll up to the city
 # (district_rollup@1), so a mapped variable counts as provided whatever its area level.
 
@@ -90,6 +96,9 @@ def provided_variables(loaded: LoadedConfig, *, by_area: bool = False) -> set[Va
         if source.target == "transit_feed":
             markers.add("transit_feed")
     provided |= readings
+    # city_annual_mean_all_stations@1: beside each city annual mean of air readings, every station's mean
+    provided |= {VariableRef("air_concentration_all_stations_ugm3", ref.data_point) for ref in readings
+                 if ref.variable == "air_concentration_ugm3"}
     if "areas:district" in markers:
         area_refs |= readings  # district_annual_mean@2
     if VariableRef("population") in area_refs and any(f"areas:{t}" in markers for t in area_types):

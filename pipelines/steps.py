@@ -24,7 +24,7 @@ from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
 from warehouse.area_keys import check_area_keys
 from warehouse.db import scalar, transaction
-from warehouse.derive import derive_is_current, observation_digest, refresh_derived
+from warehouse.derive import AirRules, derive_is_current, observation_digest, refresh_derived
 from warehouse.home import Home
 from warehouse.load import (
     LoadPlan,
@@ -102,6 +102,11 @@ def current_snapshots(home: Home, loaded: LoadedConfig) -> list[Snapshot]:
 PLAN_ATTEMPTS = 3
 
 
+def air_rules(loaded: LoadedConfig) -> AirRules:
+    """The city config's rules for annual means of readings."""
+    return AirRules(min_coverage=loaded.config.air_quality.min_coverage_pct / 100)
+
+
 def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> dict[str, Any]:
     """Load what changed since the warehouse's state, atomically, and derive again what it touches.
 
@@ -112,6 +117,7 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
     has to recompute), per source its report (`unchanged`, or the readings `mode` append/replace)."""
     by_id = {s.source_id: s for s in snapshots}
     years = loaded.config.city.reporting_years
+    rules = air_rules(loaded)
 
     def parse(plan: LoadPlan, stored: Any) -> list[ParsedSource]:
         parsed = [parse_source(loaded, source, by_id[source.id], home.cache / "readings") for source in plan.changed]
@@ -124,7 +130,7 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
             record_snapshots(con, snapshots)
             change = write_changes(con, loaded, plan, parsed)
             check_area_keys(con, loaded.city_id)
-            derived = refresh_derived(con, loaded.city_id, years, change)
+            derived = refresh_derived(con, loaded.city_id, years, change, rules)
             record_derive_report(con, loaded.city_id, derived)
         after = observation_digest(con, loaded.city_id)
         changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
@@ -135,7 +141,7 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
         for _ in range(PLAN_ATTEMPTS):
             with home.warehouse() as con:
                 plan = plan_load(con, loaded, by_id)
-                if not plan.sources_changed and derive_is_current(con, loaded.city_id, years):
+                if not plan.sources_changed and derive_is_current(con, loaded.city_id, years, rules):
                     return _load_report(con, loaded.city_id, plan_reports(plan), {"mode": "none"}, [], changed=False)
                 stored = stored_observation_keys(
                     con, loaded.city_id, [s.id for s in plan.unchanged if s.target == "observations"])

@@ -1063,10 +1063,20 @@ class SourceConfig(_Strict):
         return bool(re.match(r"^[a-z][a-z0-9+.-]*://", self.location))
 
 
+class AirQualityRules(_Strict):
+    min_coverage_pct: Annotated[float, Field(ge=50, le=100)] = Field(default=75, description=(
+        "Share of the year's hours (days, for daily samplers) a station needs for an annual mean: 75 "
+        "(the usual rule, default) or e.g. 90 (the EU air-quality directive 2008/50/EC, Annex I, for "
+        "fixed measurements). A station-year below it gives no annual mean; a city mean without any "
+        "valid station is withheld, naming the rule."))
+
+
 class CityConfig(_Strict):
     config_version: Literal[1] = CONFIG_VERSION
     city: CityInfo
     sources: list[SourceConfig] = Field(min_length=1)
+    air_quality: AirQualityRules = Field(default_factory=AirQualityRules, description=(
+        "Rules for the annual means of air-quality readings (warehouse/derive.py)."))
     allowed_roots: list[str] = Field(default_factory=list, description=(
         "Folders (relative to this file, or absolute) that `kind: file` sources may read besides the "
         "config's own folder. A file source must be a regular file under one of them (symlinks resolved); "

@@ -409,7 +409,7 @@ def test_metro_stations_inside_the_municipality(run: dict, data: Path, districts
 
 def test_transit_rows_are_missing_for_want_of_population(run: dict) -> None:
     for year in (2019, 2020, 2022):
-        assert kpi(run, "EC:I:T:2A", year)["missing_inputs"] == \
+        assert kpi(run, "EC:I:T:2A", year, "total")["missing_inputs"] == \
             'population_within_500m_stop["total"];population'  # the city's population (issue #15)
         assert kpi(run, "11.2.1", year, "total")["missing_inputs"] == \
             'population_transit_access_sdg["total"];population_gridded["total"]'

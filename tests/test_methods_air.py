@@ -172,3 +172,71 @@ def test_selection_rules() -> None:
     assert select_exposure_stations(rows, outside).used == []
     assert days_with_readings("0" * 23 + "1" + "1" * 24 + "0" * 24) == 2
     assert days_with_readings(None) == 0
+
+
+# ---- the all-station mean beside the exposure mean; the coverage rule per city (issue #15) ----------
+
+def kpi_rows(home: Home, loaded: Any) -> dict[str | None, tuple[str, float | None, str | None]]:
+    from pipelines.steps import compute_city
+
+    compute_city(home, loaded, "test-run")
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        rows = con.execute("""SELECT data_point, status, value, status_reason FROM kpi_values
+                              WHERE indicator_id = 'EN:EN:AQ:1C' AND year = 2023""").fetchall()
+    finally:
+        con.close()
+    return {dp: (status, value, reason) for dp, status, value, reason in rows}
+
+
+def test_all_station_mean_is_a_labelled_data_point_beside_the_exposure_mean(tmp_path: Path) -> None:
+    loaded = load_city_config(city(tmp_path, stations_csv=STATIONS, points_extra={"station_type_field": "type"}))
+    home = Home(tmp_path / "home")
+    load_city(home, loaded, fetch_city(home, loaded))
+    value, record = derived(home)[("b", "NO2", "city_annual_mean_all_stations@1")]
+    # every station inside the city, the traffic hot spot S2 included, S3 (outside) not: (20 + 80 + 30 + 40) / 4
+    assert value == pytest.approx(42.5)
+    assert record == ("mean of 4 station annual means of every station type (B, S1, S2, S4), not only the "
+                      "exposure stations of air_concentration_ugm3; excluded: S3 (outside the city boundary)")
+    kpis = kpi_rows(home, loaded)
+    assert kpis["NO2"][:2] == ("computed", pytest.approx(30.0))  # the headline: background stations
+    status, all_value, reason = kpis["NO2, all stations"]
+    assert (status, all_value) == ("computed", pytest.approx(42.5))
+    assert reason is not None and "traffic and industrial hot spots included" in reason
+    assert kpis["SO2, all stations"][0] == "missing"  # no SO2 readings at all
+
+
+def test_the_eu_90_percent_rule_from_the_city_config(tmp_path: Path) -> None:
+    path = city(tmp_path, stations_csv=STATIONS, points_extra={"station_type_field": "type"})
+    home = Home(tmp_path / "home")
+    loaded = load_city_config(path)
+    assert loaded.config.air_quality.min_coverage_pct == 75  # the default
+    load_city(home, loaded, fetch_city(home, loaded))
+    assert derived(home)[("b", "PM10", "city_annual_mean@2")][0] == pytest.approx(12.0)  # S1: 274 days, 75.1 %
+
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["air_quality"] = {"min_coverage_pct": 90}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    strict = load_city_config(path)
+    report = load_city(home, strict, fetch_city(home, strict))  # same snapshots: the rule alone re-derives
+    assert report["changed"] and report["derived"]["min_coverage"] == 0.9
+    rows = derived(home)
+    assert ("b", "PM10", "city_annual_mean@2") not in rows  # S1's 75.1 % of days is below 90 %
+    assert ("b", "PM10", "city_annual_mean_all_stations@1") not in rows
+    assert rows[("b", "NO2", "city_annual_mean@2")][0] == pytest.approx(30.0)  # full years still count
+    kpis = kpi_rows(home, strict)
+    status, _, reason = kpis["PM10"]
+    assert status == "missing" and reason is not None
+    assert "2 station(s) below 90 % of the year's days (54.8–75.1 %)" in reason
+
+
+@pytest.mark.parametrize("pct", [49, 101])
+def test_coverage_rule_outside_50_to_100_is_refused(tmp_path: Path, pct: int) -> None:
+    from sources.config import ConfigError
+
+    path = city(tmp_path, stations_csv=STATIONS)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["air_quality"] = {"min_coverage_pct": pct}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(ConfigError, match="min_coverage_pct"):
+        load_city_config(path)

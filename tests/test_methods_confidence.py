@@ -40,9 +40,11 @@ def test_rows_carry_confidence_method_variant_and_caveats() -> None:
     assert pm25["caveats"] == catalogue["11.6.2"].compute.caveat  # type: ignore[union-attr]
     pm10 = rows[("11.6.2", "PM10")]
     assert pm10["status"] == "missing" and pm10["method_variant"] is None and pm10["confidence"] == "from_knowledge"
-    transit = next(r for k, r in rows.items() if k[0] == "11.2.1")
-    # The caveat names both methods: walking distance where a street network is loaded, else straight lines.
-    assert transit["caveats"] and "street network" in transit["caveats"] and "straight-line" in transit["caveats"]
+    transit = rows[("11.2.1", "total")]
+    assert transit["caveats"] and transit["caveats"].startswith("500 m / 1 km walking distance along the street")
+    assert "otherwise straight-line buffers" in transit["caveats"]
+    straight = rows[("11.2.1", "total, straight line")]  # its own formula, its own caveat
+    assert straight["caveats"] and straight["caveats"].startswith("straight-line 500 m / 1 km buffers")
 
     # Every catalogue entry has one of the documented confidence words.
     words = {r["confidence"] for r in compute_kpi_values(frame, {"c": [2023]}).iter_rows(named=True)}

@@ -80,8 +80,8 @@ def test_demo_spatial_indicators_are_computed(demo_run: DemoRun, indicator_id: s
 
 
 def test_demo_values_are_plausible(demo_run: DemoRun) -> None:
-    def values(indicator_id: str) -> list[float]:
-        return [r["value"] for r in _kpis(demo_run.con, indicator_id)]
+    def values(indicator_id: str, data_point: str | None = "total") -> list[float]:
+        return [r["value"] for r in _kpis(demo_run.con, indicator_id) if r["data_point"] == data_point]
 
     # Walking along the demo's 150 m street grid (gaps, dead ends, one bridge over the river) reaches
     # less than the straight line would (about 44 % against 65 % for 11.2.1 in 2024).
@@ -93,19 +93,29 @@ def test_demo_values_are_plausible(demo_run: DemoRun) -> None:
     assert all(5 < v < 60 for v in share)
     assert all(5 < v < 100 for v in access)
     assert all(5 < v < 100 for v in values("EN:EN:PSN:2A"))
-    assert all(0 < v < 10 for v in values("11.3.1"))  # built-up area grows faster than the population
+    assert all(0 < v < 10 for v in values("11.3.1", None))  # built-up area grows faster than the population
     # 1 km around rail adds reach, the frequency filter removes none in the demo: SDG >= U4SSC share.
-    for sdg, u4ssc in zip(values("11.2.1")[::6], values("EC:I:T:2A"), strict=True):
+    for sdg, u4ssc in zip(values("11.2.1"), values("EC:I:T:2A"), strict=True):
         assert sdg >= u4ssc
+    # Both methods side by side: walking along streets never reaches more than the straight line, and on
+    # the demo's grid with gaps and one bridge it reaches clearly less.
+    for indicator_id in ("11.2.1", "EC:I:T:2A", "EN:EN:PSN:2A"):
+        network, straight = values(indicator_id), values(indicator_id, "total, straight line")
+        assert len(network) == len(straight) == len(demo_run.loaded.config.city.reporting_years)
+        for walked, crow in zip(network, straight, strict=True):
+            assert walked < crow, indicator_id
 
 
 def test_demo_11_2_1_has_every_group_and_the_caveat_in_its_inputs(demo_run: DemoRun) -> None:
     rows = [r for r in _kpis(demo_run.con, "11.2.1") if r["year"] == 2024]
-    assert {r["data_point"] for r in rows} == {"total", "female", "male", "age 0-14", "age 15-64", "age 65+"}
+    assert {r["data_point"] for r in rows} == {"total", "female", "male", "age 0-14", "age 15-64", "age 65+",
+                                               "total, straight line"}
     for row in rows:
         records = [i["source_record"] for i in json.loads(row["inputs"])]
-        assert any(r.startswith("method: network; walking distance along the street network") for r in records), \
-            records
+        method = ("method: straight_line; straight-line (Euclidean) distance in a local equal-area projection, beside "
+                  "the walking distance" if row["data_point"] == "total, straight line"
+                  else "method: network; walking distance along the street network")
+        assert any(r.startswith(method) for r in records), records
         assert any("100 m grid cells" in r for r in records), records
 
 
@@ -218,6 +228,13 @@ def test_population_grid_is_used_when_present(grid_warehouse: duckdb.DuckDBPyCon
     assert "population_cell" in record and "2 of 3 served stops with >= 56 weekday departures" in record
     assert record.startswith("method: straight_line;")
     assert all(r["area_type"] == "city" for r in rows)
+    # No street network: the straight-line twins are the headline values themselves, labelled so.
+    for variable in ("population_transit_access_sdg", "population_within_500m_stop", "population_within_300m_green"):
+        twin = next(r for r in rows if r["variable"] == f"{variable}_straight_line" and r["data_point"] == "total"
+                    and r["year"] == 2023)
+        assert twin["value"] == got[2023, variable, "total"]
+        assert twin["source_record"].startswith("method: straight_line;") and "(no street network" in \
+            twin["source_record"]
 
 
 def _street(con: duckdb.DuckDBPyConnection, way: int, a: tuple[float, float], b: tuple[float, float]) -> None:
@@ -253,6 +270,52 @@ def test_walking_distance_when_a_street_network_is_loaded(grid_warehouse: duckdb
         assert got[variable, "total"]["source_record"].startswith("method: network; walking distance"), variable
         assert "24 nodes" in got[variable, "total"]["source_record"]
         assert "23 edges" in got[variable, "total"]["source_record"]
+
+
+def test_both_methods_side_by_side_by_hand(grid_warehouse: duckdb.DuckDBPyConnection) -> None:
+    """The street grid of the test above: walking gives 11.2.1 100 of 1,000 (B's rail stop is 1.8 km away
+    along the streets), straight line 300 (B is 800 m from it); EC:I:T:2A walking 100, straight line 800
+    (C's bus stop is 0 m away as the crow flies, 2.2 km from any street); EN:EN:PSN:2A 700 both ways
+    (C lies in the park). The release carries both, the network value as the headline."""
+    from kpis.catalogue import indicators_by_id
+    from kpis.engine import compute_kpi_values
+    from warehouse.load import frame_of
+
+    con = grid_warehouse
+    for x0, x1 in itertools.pairwise([float(x) for x in range(0, 2001, 100)]):
+        _street(con, 1, (x0, 0.0), (x1, 0.0))
+    _street(con, 2, (2000.0, 0.0), (2000.0, 500.0))
+    _street(con, 2, (2000.0, 500.0), (2800.0, 500.0))
+    _street(con, 2, (2800.0, 500.0), (2800.0, 0.0))
+    rows = [r for r in derive_spatial(con, "t", [2023]) if r["data_point"] == "total"]
+    got = {r["variable"]: r for r in rows}
+    for variable, walked, crow in (("population_transit_access_sdg", 100, 300),
+                                   ("population_within_500m_stop", 100, 800),
+                                   ("population_within_300m_green", 700, 700)):
+        assert got[variable]["value"] == pytest.approx(walked), variable
+        twin = got[f"{variable}_straight_line"]
+        assert twin["value"] == pytest.approx(crow), variable
+        assert twin["derivation"].endswith("_straight_line@1")
+        assert twin["source_record"].startswith("method: straight_line; straight-line (Euclidean) distance in a "
+                                                "local equal-area projection, beside the walking distance")
+    insert_frame(con, "observations", _frame(rows))
+    _observation(con, 2023, "population", "city", "t", 1000)
+    columns = "city_id, year, variable, data_point, area_type, area_id, value, unit, source_id, snapshot_id, " \
+              "source_record, derivation"
+    observations = frame_of(con, f"SELECT {columns} FROM observations WHERE year = ?", [2023])
+    catalogue = indicators_by_id()
+    kpis = compute_kpi_values(observations, {"t": [2023]},
+                              [catalogue[i] for i in ("11.2.1", "EC:I:T:2A", "EN:EN:PSN:2A")])
+    values = {(r["indicator_id"], r["data_point"]): (r["value"], r["method_variant"])
+              for r in kpis.iter_rows(named=True) if r["data_point"] in ("total", "total, straight line")}
+    assert values["11.2.1", "total"][0] == pytest.approx(10.0)
+    assert values["11.2.1", "total, straight line"][0] == pytest.approx(30.0)
+    assert values["EC:I:T:2A", "total"][0] == pytest.approx(10.0)
+    assert values["EC:I:T:2A", "total, straight line"][0] == pytest.approx(80.0)
+    assert values["EN:EN:PSN:2A", "total"][0] == values["EN:EN:PSN:2A", "total, straight line"][0] == \
+        pytest.approx(70.0)
+    assert "transit_access_500m_straight_line@1" in values["EC:I:T:2A", "total, straight line"][1]
+    assert "transit_access_500m@1" in values["EC:I:T:2A", "total"][1]
 
 
 def test_nothing_to_derive_without_geometry(tmp_path: Path) -> None:

@@ -11,12 +11,16 @@ transaction.
 - district_rollup@1: city totals of additive variables from complete district values
 - station_annual_mean@2: annual mean per station and pollutant from its readings: >= 75 % of the
   year's hours for hourly monitors, of its days for daily samplers (`sampling: daily`, e.g.
-  gravimetric PM: one value a day), the usual validity rule for annual means
+  gravimetric PM: one value a day), the usual validity rule for annual means; a city config may ask
+  for another share (`air_quality.min_coverage_pct`, e.g. the EU's 90 %: `AirRules`)
 - city_annual_mean@2: city mean of the valid station annual means of the exposure stations
   (`select_exposure_stations`: inside the city boundary; background stations when types are known);
   when no station of a year, variable and data point is valid, or all valid ones lie outside the
   city, the key is recorded in `core_withheld` (migration 0006) with the rule, the stations and their
   coverage, and the KPI engine names that reason in the missing row
+- city_annual_mean_all_stations@1: beside it, the mean of every station inside the city whatever its
+  type (traffic and industrial too), variable air_concentration_all_stations_ugm3: a labelled data
+  point of EN:EN:AQ:1C, never the headline
 - district_annual_mean@2: per district, mean of its exposure stations; else the nearest exposure
   station's value, nearest by geodesic metres from the district's centroid
 - polygon_area@1: district areas from polygons (year-less, applied to every reporting year; the
@@ -50,12 +54,14 @@ from warehouse.derive_spatial import derive_spatial
 from warehouse.load import MEAN_AGGREGATES, LoadChange, frame_of, insert_frame, rebuild_readings_groups
 from warehouse.variables import VARIABLES
 
-MIN_COVERAGE = 0.75
+MIN_COVERAGE = 0.75  # the default; a city config may ask for the EU's 90 % (`air_quality.min_coverage_pct`)
 _AIR = "air_concentration_ugm3"
+_AIR_ALL = "air_concentration_all_stations_ugm3"
 # 2: daily samplers judged by days; city and district means from background stations inside the city,
 # nearest station in metres (issue #15)
 STATION_MEAN = "station_annual_mean@2"
 CITY_MEAN = "city_annual_mean@2"
+CITY_MEAN_ALL = "city_annual_mean_all_stations@1"  # beside CITY_MEAN: every station type (issue #15)
 DISTRICT_MEAN = "district_annual_mean@2"
 GREEN_AREA = "polygon_area@2"  # 2: green area as the union of the polygons (overlaps once)
 TRANSIT_STOPS = "transit_stops@2"  # 2: platforms of one parent station counted once
@@ -74,6 +80,18 @@ def _obs(city_id: str, year: int, variable: str, value: float, *, area_type: str
             "area_type": area_type, "area_id": area_id, "value": value, "unit": VARIABLES[variable].unit,
             "source_id": source_id, "snapshot_id": snapshot_id, "source_record": source_record,
             "derivation": derivation}
+
+
+@dataclass(frozen=True)
+class AirRules:
+    """A city's rules for annual means: the share of the year's hours (days for daily samplers) a
+    station-year needs (75 % by default, the usual rule; 90 % as the EU air-quality directive 2008/50/EC
+    Annex I asks of fixed measurements)."""
+
+    min_coverage: float = MIN_COVERAGE
+
+    def text(self) -> str:
+        return f"{100 * self.min_coverage:g} %"
 
 
 def assign_points_to_districts(con: duckdb.DuckDBPyConnection, city_id: str) -> None:
@@ -121,8 +139,8 @@ def district_rollup(con: duckdb.DuckDBPyConnection, city_id: str) -> list[dict[s
     return out
 
 
-def _group_means(con: duckdb.DuckDBPyConnection, city_id: str, groups_sql: str, params: dict[str, Any]
-                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _group_means(con: duckdb.DuckDBPyConnection, city_id: str, groups_sql: str, params: dict[str, Any],
+                 rules: AirRules = AirRules()) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Station annual means from readings group aggregates (`groups_sql`: rows with city_id, source_id,
     station_id, variable, data_point, year, n, exact_sum, inexact, hours).
 
@@ -150,12 +168,14 @@ def _group_means(con: duckdb.DuckDBPyConnection, city_id: str, groups_sql: str, 
         hours_in_year = 8784 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 8760
         if sampling == "daily":  # one sample a day: count the days with a sample (EU: 75 % of days)
             covered, expected, unit = days_with_readings(bitmap), hours_in_year // 24, "days"
-            record = f"mean of samples on {covered} days ({covered / expected:.1%} of the year) from {source_id}"
+            record = (f"mean of samples on {covered} days ({covered / expected:.1%} of the year, >= "
+                      f"{rules.text()} needed) from {source_id}")
         else:
             covered, expected, unit = int(hours), hours_in_year, "hours"
-            record = f"mean of {hours} hourly readings ({covered / expected:.1%} of the year) from {source_id}"
+            record = (f"mean of {hours} hourly readings ({covered / expected:.1%} of the year, >= "
+                      f"{rules.text()} needed) from {source_id}")
         coverage = covered / expected
-        if coverage < MIN_COVERAGE:
+        if coverage < rules.min_coverage:
             rejected.append({"station_id": station, "year": year, "variable": variable, "data_point": data_point,
                              "hours": covered, "hours_in_year": expected, "unit": unit,
                              "coverage": round(coverage, 4)})
@@ -184,8 +204,8 @@ def _inexact_mean(con: duckdb.DuckDBPyConnection, city_id: str, year: int, stati
     return float(row[0]) if row and row[0] is not None else float("nan")  # type: ignore[arg-type]
 
 
-def station_annual_means(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]]]:
+def station_annual_means(con: duckdb.DuckDBPyConnection, city_id: str, rules: AirRules = AirRules()
+                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(valid station-year means, rejected station-years with their coverage), computed from the hourly
     rows themselves (one scan). The pipeline reads the same aggregates maintained by the loader in
     core_readings_groups (`station_means_from_groups`); both give the same bytes."""
@@ -196,23 +216,24 @@ def station_annual_means(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[
                  SELECT source_id, station_id, variable, data_point, CAST(year(ts) AS INTEGER) AS year,
                         {MEAN_AGGREGATES}
                  FROM r GROUP BY ALL"""
-    return _group_means(con, city_id, groups, {"city": city_id})
+    return _group_means(con, city_id, groups, {"city": city_id}, rules)
 
 
 def station_means_from_groups(con: duckdb.DuckDBPyConnection, city_id: str,
-                              keys: Iterable[tuple[int, str, str | None]] | None = None
-                              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                              keys: Iterable[tuple[int, str, str | None]] | None = None,
+                              rules: AirRules = AirRules()) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Station annual means from core_readings_groups, of every (year, variable, data point) or of `keys`."""
     if keys is None:
         return _group_means(con, city_id, "SELECT * FROM core_readings_groups WHERE city_id = $city",
-                            {"city": city_id})
+                            {"city": city_id}, rules)
     wanted = sorted(set(keys), key=str)
     return _group_means(con, city_id, """
         SELECT g.* FROM core_readings_groups g JOIN (SELECT unnest($years) AS year, unnest($variables) AS variable,
                                                             unnest($points) AS data_point) k
           ON g.year = k.year AND g.variable = k.variable AND g.data_point IS NOT DISTINCT FROM k.data_point
         WHERE g.city_id = $city""", {"city": city_id, "years": [k[0] for k in wanted],
-                                     "variables": [k[1] for k in wanted], "points": [k[2] for k in wanted]})
+                                     "variables": [k[1] for k in wanted], "points": [k[2] for k in wanted]},
+                        rules)
 
 
 @dataclass(frozen=True)
@@ -298,6 +319,8 @@ def city_annual_means(city_id: str, stations: list[dict[str, Any]], observed: se
         if (year, variable, data_point) in observed:
             continue
         selection = select_exposure_stations(members, meta or {})
+        if variable == _AIR:
+            out += _all_station_mean(city_id, year, data_point, members, selection, observed)
         if not selection.used:
             continue  # recorded in core_withheld by withheld_city_means
         mean = sum(r["value"] for r in selection.used) / len(selection.used)
@@ -307,6 +330,25 @@ def city_annual_means(city_id: str, stations: list[dict[str, Any]], observed: se
                         source_record=f"mean of {len(selection.used)} station annual means ({names}); "
                                       f"{selection.note}{_selection_text(selection)}"))
     return out
+
+
+def _all_station_mean(city_id: str, year: int, data_point: str | None, members: list[dict[str, Any]],
+                      selection: Selection, observed: set[tuple[int, str, str | None]]) -> list[dict[str, Any]]:
+    """The mean of every station inside the city whatever its type (traffic and industrial hot spots
+    too), labelled as such beside the exposure mean: what a city that averages all its monitors reports."""
+    if (year, _AIR_ALL, data_point) in observed:
+        return []
+    outside = {k for k, v in selection.excluded.items() if v == "outside the city boundary"}
+    inside = [r for r in members if r["area_id"] not in outside]
+    if not inside:
+        return []
+    names = ", ".join(sorted(str(r["area_id"]) for r in inside))
+    left_out = ("; excluded: " + ", ".join(f"{k} (outside the city boundary)" for k in sorted(outside))
+                if outside else "")
+    return [_obs(city_id, year, _AIR_ALL, sum(r["value"] for r in inside) / len(inside), data_point=data_point,
+                 area_type="city", area_id=city_id, derivation=CITY_MEAN_ALL,
+                 source_record=(f"mean of {len(inside)} station annual means of every station type ({names}), "
+                                f"not only the exposure stations of {_AIR}{left_out}"))]
 
 
 WITHHELD_COLUMNS = ("city_id", "year", "variable", "data_point", "area_type", "area_id", "derivation", "rule",
@@ -319,7 +361,8 @@ def _percent(share: float) -> str:
 
 def withheld_city_means(city_id: str, stations: list[dict[str, Any]], rejected: list[dict[str, Any]],
                         observed: set[tuple[int, str, str | None]], years: Sequence[int],
-                        meta: dict[str, StationMeta] | None = None) -> list[dict[str, Any]]:
+                        meta: dict[str, StationMeta] | None = None, rules: AirRules = AirRules()
+                        ) -> list[dict[str, Any]]:
     """City annual means of the reporting `years` withheld because no station of the (year, variable,
     data point) has enough hours: one row per key naming the rule, the stations and their coverage
     (core_withheld, migration 0006)."""
@@ -339,7 +382,7 @@ def withheld_city_means(city_id: str, stations: list[dict[str, Any]], rejected: 
         names = ", ".join(sorted((str(r["station_id"]) for r in members), key=lambda s: (len(s), s)))
         label = data_point or variable
         units = " / ".join(sorted({r.get("unit", "hours") for r in members}))
-        reason = (f"{label} {year}: {len(members)} station(s) below {100 * MIN_COVERAGE:g} % of the year's "
+        reason = (f"{label} {year}: {len(members)} station(s) below {rules.text()} of the year's "
                   f"{units} ({span}), the least an annual mean needs: {names}")
         details = [{"station_id": r["station_id"], "hours": r["hours"], "hours_in_year": r["hours_in_year"]}
                    for r in members]
@@ -576,23 +619,26 @@ def apply_validity(con: duckdb.DuckDBPyConnection, city_id: str, rows: list[dict
     return kept, withheld
 
 
-AIR_DERIVATIONS = (STATION_MEAN, CITY_MEAN, DISTRICT_MEAN)
+AIR_DERIVATIONS = (STATION_MEAN, CITY_MEAN, CITY_MEAN_ALL, DISTRICT_MEAN)
 # Bump with any derivation's version (or when derive_city's composition changes): every city is then
 # derived again on its next load.
-DERIVE_VERSION = 5  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts;
+DERIVE_VERSION = 6  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts;
 # 4: exposure stations (types, boundary, metres), daily samplers, green area as a union (issue #15);
-# 5: walking distance along a street network, 11.7.1 open space plus street area (issue #15)
+# 5: walking distance along a street network, 11.7.1 open space plus street area (issue #15);
+# 6: straight-line access beside the network's, all-station city means, the city's coverage rule (issue #15)
 
 
-def derive_fingerprint(years: Sequence[int]) -> str:
+def derive_fingerprint(years: Sequence[int], rules: AirRules = AirRules()) -> str:
     return hashlib.sha256(json.dumps({"version": DERIVE_VERSION, "years": sorted(years),
-                                      "air": AIR_DERIVATIONS}).encode()).hexdigest()
+                                      "air": AIR_DERIVATIONS, "min_coverage": rules.min_coverage}).encode()
+                          ).hexdigest()
 
 
-def derive_is_current(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> bool:
-    """The city's derived observations were computed for these reporting years by this code version."""
+def derive_is_current(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int],
+                      rules: AirRules = AirRules()) -> bool:
+    """The city's derived observations were computed for these reporting years and rules by this code version."""
     stored = scalar(con, "SELECT fingerprint FROM core_derive_state WHERE city_id = ?", [city_id])
-    return stored == derive_fingerprint(years)
+    return stored == derive_fingerprint(years, rules)
 
 
 def _observed_city_values(con: duckdb.DuckDBPyConnection, city_id: str) -> set[tuple[int, str, str | None]]:
@@ -603,7 +649,7 @@ def _observed_city_values(con: duckdb.DuckDBPyConnection, city_id: str) -> set[t
 
 
 def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], *,
-                rebuild_readings: bool = False) -> dict[str, Any]:
+                rebuild_readings: bool = False, rules: AirRules = AirRules()) -> dict[str, Any]:
     """Recompute every derived observation of a city (inside the caller's transaction).
 
     Readings enter through their group aggregates (core_readings_groups), which the loader keeps
@@ -622,18 +668,19 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
     areas, invalid_areas = apply_validity(con, city_id, areas + transit)
     insert_frame(con, "observations", _frame(areas))
     rollup = district_rollup(con, city_id)
-    stations, rejected = station_means_from_groups(con, city_id)
+    stations, rejected = station_means_from_groups(con, city_id, rules=rules)
     meta = station_metadata(con, city_id)
     city_air = city_annual_means(city_id, stations, observed, meta)
-    withheld = withheld_city_means(city_id, stations, rejected, observed, years, meta)
+    withheld = withheld_city_means(city_id, stations, rejected, observed, years, meta, rules)
     district_air = district_annual_means(con, city_id, stations, meta)
     insert_frame(con, "observations", _frame(rollup + stations + city_air + district_air))
     spatial, invalid_spatial = apply_validity(con, city_id, derive_spatial(con, city_id, years))
     _store_withheld(con, city_id, withheld + invalid_areas + invalid_spatial)
     insert_frame(con, "observations", _frame(spatial))
-    _record_derived(con, city_id, years)
+    _record_derived(con, city_id, years, rules)
     return {
-        "mode": "full", "district_rollup": len(rollup), "station_annual_means": len(stations),
+        "mode": "full", "min_coverage": rules.min_coverage, "district_rollup": len(rollup),
+        "station_annual_means": len(stations),
         "station_years_rejected_low_coverage": rejected, "city_annual_means": len(city_air),
         "city_annual_means_withheld": [w["reason"] for w in withheld],
         "district_annual_means": len(district_air), "polygon_areas": len(areas), "transit_stops": len(transit),
@@ -661,27 +708,29 @@ def readings_groups_current(con: duckdb.DuckDBPyConnection, city_id: str) -> boo
     return row is not None and row[0] == row[1]
 
 
-def _record_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> None:
+def _record_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], rules: AirRules) -> None:
     con.execute("INSERT OR REPLACE INTO core_derive_state (city_id, fingerprint, derived_at) VALUES (?, ?, now())",
-                [city_id, derive_fingerprint(years)])
+                [city_id, derive_fingerprint(years, rules)])
 
 
 def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tuple[int, str, str | None]],
-               years: Sequence[int] = ()) -> dict[str, Any]:
+               years: Sequence[int] = (), rules: AirRules = AirRules()) -> dict[str, Any]:
     """Recompute the station, city and district annual means of the (year, variable, data point) keys
     whose readings changed, from the group aggregates; other rows stay. Rows equal to the stored ones
     are not rewritten. The same functions as derive_city, so the rows equal a full rebuild's."""
     wanted = sorted(set(keys), key=str)
-    stations, rejected = station_means_from_groups(con, city_id, wanted)
+    stations, rejected = station_means_from_groups(con, city_id, wanted, rules)
     observed = _observed_city_values(con, city_id)
     meta = station_metadata(con, city_id)
     city_air = city_annual_means(city_id, stations, observed, meta)
-    withheld = withheld_city_means(city_id, stations, rejected, observed, years, meta)
+    withheld = withheld_city_means(city_id, stations, rejected, observed, years, meta, rules)
     _store_withheld(con, city_id, withheld, wanted)
     district_air = district_annual_means(con, city_id, stations, meta)
     fresh = _frame(stations + city_air + district_air)
-    keys_frame = pl.DataFrame({"year": [k[0] for k in wanted], "variable": [k[1] for k in wanted],
-                               "data_point": [k[2] for k in wanted]},
+    # the all-station means of the same keys are rows of their own variable
+    rows_keys = wanted + [(y, _AIR_ALL, dp) for y, v, dp in wanted if v == _AIR]
+    keys_frame = pl.DataFrame({"year": [k[0] for k in rows_keys], "variable": [k[1] for k in rows_keys],
+                               "data_point": [k[2] for k in rows_keys]},
                               schema={"year": pl.Int32, "variable": pl.String, "data_point": pl.String})
     con.register("_air_keys", keys_frame.to_arrow())
     try:
@@ -707,8 +756,8 @@ def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tupl
             "district_annual_means": len(district_air)}
 
 
-def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], change: LoadChange
-                    ) -> dict[str, Any]:
+def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], change: LoadChange,
+                    rules: AirRules = AirRules()) -> dict[str, Any]:
     """Derive again what a load's changes touch (inside its transaction).
 
     A replaced small source (statistics, areas, points, stops) or a replaced readings source, or other
@@ -716,10 +765,11 @@ def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequenc
     other's rows), with the readings from their aggregates (no scan of the hourly table). Appended
     readings only: the annual means of the (year, variable, data point) keys that got rows. Nothing
     changed: nothing."""
-    if change.other_sources_changed or change.readings_replaced or not derive_is_current(con, city_id, years):
-        return derive_city(con, city_id, years)
+    if (change.other_sources_changed or change.readings_replaced
+            or not derive_is_current(con, city_id, years, rules)):
+        return derive_city(con, city_id, years, rules=rules)
     if change.touched:
-        return derive_air(con, city_id, change.touched, years)
+        return derive_air(con, city_id, change.touched, years, rules)
     return {"mode": "none"}
 
 

@@ -28,6 +28,13 @@ reporting year with that year's population; each row's `source_record` says so.
   type `street_area` (road polygons), from their union area (street_area@1); never from street
   length times an assumed width.
 
+- transit_access_sdg_straight_line@1, transit_access_500m_straight_line@1,
+  green_access_300m_straight_line@1 -> population_transit_access_sdg_straight_line,
+  population_within_500m_stop_straight_line, population_within_300m_green_straight_line[group]: the
+  same measures in straight line, always: beside the network values when a street network is loaded
+  (both methods side by side in the release: the `total, straight line` data points of 11.2.1,
+  EC:I:T:2A and EN:EN:PSN:2A), equal to the headline when not.
+
 Distances: when the config has a street network (target street_network, table core_street_edges),
 every access measure is the walking distance along it (`kpis.spatial.network`: population points
 and targets snapped to the nearest street node, snap distances added); otherwise straight-line
@@ -80,9 +87,13 @@ GRID_AREA_TYPE = "population_cell"
 DISTRICT_AREA_TYPE = "district"
 GREEN_AREA_TYPE = "green_area"
 STREET_AREA_TYPE = "street_area"
+# The straight-line twin of each access variable whose indicator publishes both methods side by side.
+STRAIGHT_LINE = {"population_transit_access_sdg": "population_transit_access_sdg_straight_line",
+                 "population_within_500m_stop": "population_within_500m_stop_straight_line",
+                 "population_within_300m_green": "population_within_300m_green_straight_line"}
 DERIVED_VARIABLES = ("population_gridded", "population_transit_access_sdg", "population_within_500m_stop",
                      "population_within_300m_green", "population_within_400m_open_space", "open_public_space_ha",
-                     "street_area_ha")
+                     "street_area_ha", *STRAIGHT_LINE.values())
 EUCLIDEAN = ("method: straight_line; straight-line (Euclidean) distance in a local equal-area projection, not the "
              "walking distance along the street network of the UN method (no street network configured)")
 
@@ -259,13 +270,32 @@ class Measure:
     derivation: str
     share: FloatArray  # per layer area: share of its population covered
     rule: str  # completes "share of each area's population ..."
+    method: str = EUCLIDEAN  # the record's first words: method: network or method: straight_line
 
 
 def _measures(layer: PopulationLayer, stops: Stops, green: GeometryArray, green_label: str,
               streets: Streets | None) -> list[Measure]:
+    """The access measures by the best method the city allows (walking distance along its street
+    network, else straight line), and the straight-line twins of 11.2.1, EC:I:T:2A and EN:EN:PSN:2A:
+    computed again in straight line when a network is loaded, the same shares relabelled when not."""
+    best = _measures_by(layer, stops, green, green_label, streets)
+    straight = best if streets is None else _measures_by(layer, stops, green, green_label, None)
+    twins = [Measure(STRAIGHT_LINE[m.variable], m.derivation.replace("@", "_straight_line@"), m.share, m.rule,
+                     EUCLIDEAN_TWIN if streets is not None else EUCLIDEAN)
+             for m in straight if m.variable in STRAIGHT_LINE]
+    return best + twins
+
+
+EUCLIDEAN_TWIN = ("method: straight_line; straight-line (Euclidean) distance in a local equal-area projection, "
+                  "beside the walking distance along the street network of the headline value (for comparison)")
+
+
+def _measures_by(layer: PopulationLayer, stops: Stops, green: GeometryArray, green_label: str,
+                 streets: Streets | None) -> list[Measure]:
     xy = layer.points.xy
     measures = []
     within: Within = streets.network.within if streets is not None else within_distance
+    method = streets.method if streets is not None else EUCLIDEAN
 
     def near_green(limit: float) -> npt.NDArray[np.bool_]:
         if streets is not None:
@@ -286,27 +316,27 @@ def _measures(layer: PopulationLayer, stops: Stops, green: GeometryArray, green_
             counted = f"all {len(stops.xy)} stops ({stops.label})"
         measures.append(Measure(
             "population_transit_access_sdg", "transit_access_sdg@1", covered_share(layer.points, sdg),
-            high_low + counted))
+            high_low + counted, method))
         any_stop = within(xy, stops.xy, U4SSC_STOP_M)
         served = "served stops" if stops.timetable else "stops"
         measures.append(Measure(
             "population_within_500m_stop", "transit_access_500m@1", covered_share(layer.points, any_stop),
-            f"within {U4SSC_STOP_M:g} m of any of {len(stops.xy)} {served} ({stops.label})"))
+            f"within {U4SSC_STOP_M:g} m of any of {len(stops.xy)} {served} ({stops.label})", method))
     if green.size:
         measures.append(Measure(
             "population_within_300m_green", "green_access_300m@1",
             covered_share(layer.points, near_green(GREEN_ACCESS_M)),
-            f"within {GREEN_ACCESS_M:g} m of one of {green.size} public green areas ({green_label})"))
+            f"within {GREEN_ACCESS_M:g} m of one of {green.size} public green areas ({green_label})", method))
         measures.append(Measure(
             "population_within_400m_open_space", "open_space_access_400m@1",
             covered_share(layer.points, near_green(OPEN_SPACE_ACCESS_M)),
             f"within {OPEN_SPACE_ACCESS_M:g} m of one of {green.size} open public spaces (the public green "
-            f"areas; squares not mapped as green areas are missed) ({green_label})"))
+            f"areas; squares not mapped as green areas are missed) ({green_label})", method))
     return measures
 
 
-def _population_rows(city_id: str, years: Sequence[int], layer: PopulationLayer, measures: Sequence[Measure],
-                     method: str) -> list[dict[str, Any]]:
+def _population_rows(city_id: str, years: Sequence[int], layer: PopulationLayer, measures: Sequence[Measure]
+                     ) -> list[dict[str, Any]]:
     rows = []
     ids = layer.polygons.ids
     for year in years:
@@ -326,7 +356,7 @@ def _population_rows(city_id: str, years: Sequence[int], layer: PopulationLayer,
                 rows.append(_obs(
                     city_id, year, m.variable, float((population * m.share).sum()), data_point=group,
                     derivation=m.derivation,
-                    source_record=(f"{method}; sum over {layer.area_type}s of their population x the share of "
+                    source_record=(f"{m.method}; sum over {layer.area_type}s of their population x the share of "
                                    f"it {m.rule}; {layer.placed(variable, year)}; geometry and feed assumed valid "
                                    f"for {year}")))
     return rows
@@ -377,7 +407,7 @@ def derive_spatial(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence
     if layer is not None:
         streets = _streets(con, city_id, projection)
         measures = _measures(layer, _stops(con, city_id, projection), green_local, green.label(), streets)
-        rows += _population_rows(city_id, years, layer, measures, streets.method if streets else EUCLIDEAN)
+        rows += _population_rows(city_id, years, layer, measures)
     published = {(y, v, dp) for y, v, dp in con.execute(
         """SELECT year, variable, data_point FROM observations WHERE city_id = ? AND area_type = 'city'
            AND derivation IS NULL AND list_contains(?, variable)""", [city_id, list(DERIVED_VARIABLES)]).fetchall()}

@@ -3,7 +3,7 @@
 A portal serving only a header row, a filter that stops matching or an export cut short loads
 cleanly and turns every KPI computed from the source `missing` without a word. This check counts
 each loaded source's rows in the core tables (observations it published, areas, points, readings,
-transit stops) and fails (severity error) for every source with no rows, or whose rows fell by more
+transit stops, street edges) and fails (severity error) for every source with no rows, or whose rows fell by more
 than `QualitySettings.row_drop` (default 0.5, $CITYKPI_QUALITY_ROW_DROP) against the counts this
 check recorded at its previous run for the city (kept in its stored sample).
 """
@@ -27,6 +27,7 @@ _COUNTS = """
         UNION ALL SELECT source_id, count(*) FROM core_points WHERE city_id = $city GROUP BY 1
         UNION ALL SELECT source_id, sum(n) FROM core_readings_groups WHERE city_id = $city GROUP BY 1
         UNION ALL SELECT source_id, count(*) FROM core_transit_stops WHERE city_id = $city GROUP BY 1
+        UNION ALL SELECT source_id, count(*) FROM core_street_edges WHERE city_id = $city GROUP BY 1
     ) t USING (source_id)
     WHERE s.city_id = $city GROUP BY 1 ORDER BY 1"""
 

@@ -149,6 +149,34 @@ def validate_tables(checks: Sequence[ExpectationCheck], frames: Mapping[str, Any
     return out
 
 
+def _city_part(spec: Expect, verdict: Any, mine: list[dict[str, Any]], city: str, city_rows: int) -> dict[str, Any]:
+    """The city's part of a GX result, shaped as GX's own COMPLETE result so that Data Docs render its
+    failing rows: grouped by the checked column(s) (`unexpected_list`, `partial_unexpected_counts`),
+    each with the keys of its rows (`unexpected_index_list` / `unexpected_index_column_names`)."""
+    from collections import Counter
+
+    args = dict(spec.kwargs)
+    domain = [args["column"]] if "column" in args else list(args.get("column_list", ()))
+    names = [c for c in (verdict.result or {}).get("unexpected_index_column_names") or [] if c not in domain]
+    shown = mine[:SAMPLE_IN_RESULT]
+    values = [e.get(domain[0]) if len(domain) == 1 else {c: e.get(c) for c in domain} for e in shown]
+    counts = Counter(tuple(v.values()) if isinstance(v, dict) else v for v in values)
+    return {
+        "expectation_config": verdict.expectation_config.to_json_dict(),
+        "success": not mine and not _raised(verdict),
+        "exception_info": verdict.exception_info,
+        "result": {"element_count": city_rows, "unexpected_count": len(mine),
+                   "unexpected_percent": 100.0 * len(mine) / city_rows if city_rows else 0.0,
+                   "missing_count": 0, "missing_percent": 0.0,
+                   "unexpected_index_column_names": names, "unexpected_index_list": shown,
+                   "unexpected_list": values, "partial_unexpected_list": values,
+                   "partial_unexpected_index_list": shown,
+                   "partial_unexpected_counts": [{"value": v, "count": n} for v, n in counts.most_common()]},
+        "meta": {"city_id": city, "rows_shown": len(shown),
+                 "batch": "one validation of the table's rows for every city of the run"},
+    }
+
+
 def _city_result(check: ExpectationCheck, parts: list[tuple[Expect, Any]], city: str, city_rows: int,
                  frame: Any, sample_columns: Sequence[str], sample_size: int) -> CheckResult:
     rows: dict[int, str] = {}
@@ -159,18 +187,7 @@ def _city_result(check: ExpectationCheck, parts: list[tuple[Expect, Any]], city:
         mine = [e for e in result.get("unexpected_index_list") or [] if e.get("city_id") == city]
         for entry in mine:
             rows.setdefault(int(entry[ROWID]), _detail(spec, check, entry))
-        stored.append({
-            "expectation_config": verdict.expectation_config.to_json_dict(),
-            "success": not mine and not _raised(verdict),
-            "exception_info": verdict.exception_info,
-            "result": {"element_count": city_rows, "unexpected_count": len(mine),
-                       "unexpected_percent": 100.0 * len(mine) / city_rows if city_rows else 0.0,
-                       "unexpected_index_column_names": result.get("unexpected_index_column_names"),
-                       "partial_unexpected_index_list": mine[:SAMPLE_IN_RESULT],
-                       "partial_unexpected_list": [e.get(dict(spec.kwargs).get("column", ""))
-                                                   for e in mine[:SAMPLE_IN_RESULT]]},
-            "meta": {"city_id": city, "batch": "one validation of the table's rows for every city of the run"},
-        })
+        stored.append(_city_part(spec, verdict, mine, city, city_rows))
     failing = len(rows)
     sample = []
     if rows and len(frame):
@@ -237,6 +254,7 @@ def _count_result(m: Measurement, verdict: Any, city: str) -> CheckResult:
     expectation = {"expectation_config": config, "success": not listed and raised is None,
                    "exception_info": verdict.exception_info,
                    "result": {"element_count": 1, "unexpected_count": len(listed), "observed_value": failing,
+                              "unexpected_percent": 100.0 * len(listed), "missing_count": 0, "missing_percent": 0.0,
                               "unexpected_index_column_names": ["city_id"],
                               "partial_unexpected_index_list": listed,
                               "partial_unexpected_list": [failing] * len(listed)},

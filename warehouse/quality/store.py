@@ -56,6 +56,20 @@ def _results(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Seque
         ORDER BY city_id, table_name, check_name""", [list(city_ids)]).fetchall()
 
 
+def quality_rows(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> pl.DataFrame:
+    """The stored results `quality_summary` counts (one run's, or the newest of every check), with their
+    GX results: what the release's Data Docs render."""
+    where = "run_id = ? AND list_contains(?, city_id)" if run_id is not None else "list_contains(?, city_id)"
+    newest = "" if run_id is not None else """QUALIFY row_number() OVER (PARTITION BY city_id, table_name, check_name
+                                                 ORDER BY evaluated_at DESC, run_id DESC) = 1"""
+    params: list[Any] = [run_id, list(city_ids)] if run_id is not None else [list(city_ids)]
+    table = con.sql(f"""SELECT run_id, city_id, table_name, check_name, severity, status, failing_count,
+                                   evaluated_count, description, expectation, evaluated_at
+                            FROM quality_results WHERE {where} {newest}
+                            ORDER BY city_id, table_name, check_name""", params=params).to_arrow_table()
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
 def quality_summary(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> dict[str, Any]:
     """The release manifest's `quality` block: counts by status and the checks that did not pass, of
     one run (or, with `run_id` None, of the newest result of every check; `runs` lists which)."""

@@ -75,7 +75,8 @@ def _evrs(stored: dict[str, Any]) -> list[Any]:
     out = []
     for part in stored.get("results", [stored]):
         cfg = part["expectation_config"]
-        config = ExpectationConfiguration(type=cfg["type"], kwargs=cfg["kwargs"], meta=cfg.get("meta"))
+        config = ExpectationConfiguration(type=cfg["type"], kwargs=cfg["kwargs"], meta=cfg.get("meta"),
+                                          description=cfg.get("description"))
         out.append(ExpectationValidationResult(success=part.get("success"), expectation_config=config,
                                                result=part.get("result") or {},
                                                exception_info=part.get("exception_info") or {}))

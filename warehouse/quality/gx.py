@@ -69,13 +69,15 @@ def _row_condition(where: Sequence[tuple[str, str, Any]]) -> Any:
     return condition
 
 
-def build_expectation(spec: Expect, meta: dict[str, Any], blocking: bool) -> Any:
+def build_expectation(spec: Expect, meta: dict[str, Any], blocking: bool, description: str | None = None) -> Any:
     import great_expectations.expectations as gxe
     from great_expectations.expectations.metadata_types import FailureSeverity
 
     kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.kwargs}
     if spec.where:
         kwargs["row_condition"] = _row_condition(spec.where)
+    if description:  # rendered by Data Docs instead of GX's template sentence
+        kwargs["description"] = description
     return getattr(gxe, spec.type)(**kwargs, meta=meta,
                                    severity=FailureSeverity.CRITICAL if blocking else FailureSeverity.WARNING)
 
@@ -224,7 +226,7 @@ def validate_counts(measured: Mapping[str, Sequence[Measurement]], suite_name: s
             Expect("ExpectColumnValuesToBeBetween", (("column", key), ("max_value", 0), ("min_value", 0))),
             {"check": key, "table": first[key].check.table, "severity": first[key].check.severity,
              "description": first[key].check.description, "measured": "failing count, measured in DuckDB"},
-            first[key].check.blocking) for key in values]
+            first[key].check.blocking, _count_description(first[key].check)) for key in values]
         report = _validate(COUNTS_ASSET, frame, expectations, suite_name, ["city_id"])
         verdicts = {r.expectation_config.kwargs["column"]: r for r in report.results}
     out: dict[str, list[CheckResult]] = {}
@@ -247,10 +249,10 @@ def _count_result(m: Measurement, verdict: Any, city: str) -> CheckResult:
     if bool(listed) != (failing > 0) and raised is None:
         raise AssertionError(f"GX and the measurement disagree on {m.check.key} for {city}")
     config = verdict.expectation_config.to_json_dict()
-    if m.sample:  # the failing rows DuckDB sampled, as a GX note on the expectation (rendered in Data Docs)
-        config["meta"] = {**config.get("meta", {}), "notes": {"format": "markdown", "content": [
-            f"Failing rows in {city} (first {len(m.sample)} of {failing:,}, measured in DuckDB):",
-            *[_markdown_row(row) for row in m.sample]]}}
+    if m.sample:  # the failing rows DuckDB sampled, in the sentence Data Docs show for the expectation
+        config["description"] = (f"{config.get('description') or m.check.description}. Failing in {city} "
+                                 f"(first {len(m.sample)} of {failing:,}): "
+                                 + "; ".join(_sample_text(row) for row in m.sample))
     expectation = {"expectation_config": config, "success": not listed and raised is None,
                    "exception_info": verdict.exception_info,
                    "result": {"element_count": 1, "unexpected_count": len(listed), "observed_value": failing,
@@ -264,6 +266,10 @@ def _count_result(m: Measurement, verdict: Any, city: str) -> CheckResult:
                        _json(expectation), note)
 
 
-def _markdown_row(row: Mapping[str, Any]) -> str:
-    text = ", ".join(f"{k} {v}" for k, v in row.items() if v is not None)
-    return "- " + text.replace("|", "/").replace("*", "\\*").replace("_", "\\_")
+def _count_description(check: Any) -> str:
+    return f"{check.table}.{check.name}: {check.description} (failing count measured in DuckDB: expected 0)"
+
+
+def _sample_text(row: Mapping[str, Any]) -> str:
+    # GX fills $name placeholders in descriptions: a sample value must not read as one.
+    return ", ".join(f"{k} {v}" for k, v in row.items() if v is not None).replace("$", "＄")

@@ -58,7 +58,7 @@ def run(counts: Sequence[int], scale: float, repeats: int) -> dict[str, Any]:
         for count in counts:
             cities = configs[:count]
 
-            def per_city() -> None:
+            def per_city(cities: list[Any] = cities) -> None:
                 for stage in ("core", "kpis"):
                     for loaded in cities:
                         steps.check_city(home, loaded, "bench-per-city", stage)
@@ -66,7 +66,7 @@ def run(counts: Sequence[int], scale: float, repeats: int) -> dict[str, Any]:
             entry = {"per_city_s": _timed(per_city, repeats)}
             batched = getattr(quality_run, "check_cities", None)
             if batched is not None:
-                def all_at_once() -> None:
+                def all_at_once(cities: list[Any] = cities, batched: Any = batched) -> None:
                     for stage in ("core", "kpis"):
                         batched(home, cities, "bench-batched", stage)
 

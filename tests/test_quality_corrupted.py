@@ -256,14 +256,15 @@ def test_data_docs_open_offline_and_show_the_failing_rows(corrupted: Checked) ->
     index = release.path / "quality_docs" / "index.html"
     assert index in docs and all(p.exists() for p in docs)
     pages = {p.relative_to(release.path).as_posix() for p in docs}
-    assert "quality_docs/demo-city/observations.html" in pages and "quality_docs/demo-city/kpi_scores.html" in pages
+    assert "quality_docs/observations.html" in pages and "quality_docs/kpi_scores.html" in pages
     front = _parsed(index)
     assert {f"quality_docs/{link}" for link in front.links} == pages - {"quality_docs/index.html"}
+    assert corrupted.loaded.config.city.name in " ".join(front.text)
     for page in docs:  # offline: nothing fetched from elsewhere (GX's template loads Bootstrap etc. from CDNs)
         parsed = _parsed(page)
         assert not [u for u in parsed.fetches if re.match(r"(?i)(https?:)?//", u)], page
         assert all((page.parent / u).exists() for u in parsed.fetches), page
-    observations = " ".join(_parsed(release.path / "quality_docs/demo-city/observations.html").text)
+    observations = " ".join(_parsed(release.path / "quality_docs/observations.html").text)
     # GX's own rendering of its own expectations, with the failing rows it found.
     assert "Status: Failed" in observations.replace("Status : Failed", "Status: Failed")
     assert "must be unique together" in observations and "must never be null" in observations

@@ -1,10 +1,14 @@
 """GX Data Docs in the release (role `quality_docs`): the quality validations as static HTML pages.
 
-One page per city and table (`quality_docs/<city>/<table>.html`), rendered by Great Expectations'
-own renderer and page view (`ValidationResultsPageRenderer`, `DefaultJinjaPageView`) from the
-validation results stored in `quality_results` (each row's `expectation` is that city's part of
-the GX result: the failing rows GX found, or for counts measured in DuckDB the count and DuckDB's
-sample as a note), plus `quality_docs/index.html` listing every page with its verdicts.
+One page per table (`quality_docs/<table>.html`), as GX validated it: once for all the cities of the
+run. Each page is rendered by Great Expectations' own renderer and page view
+(`ValidationResultsPageRenderer`, `DefaultJinjaPageView`) from the results stored in
+`quality_results`, whose `expectation` is each city's part of the GX result (the failing rows GX
+found, with their city and key; for counts measured in DuckDB the count, and DuckDB's sample in the
+expectation's sentence): the parts of one check are put back together into one result over all
+cities. `quality_docs/index.html` lists the pages and every city's verdicts. One page per table, not
+per city: GX's renderer takes ~50 ms per expectation, so a page per city and table would cost
+minutes at hundreds of cities.
 
 GX's page template loads Bootstrap, jQuery, Vega and fonts from CDNs. A release must open offline,
 so every external script, stylesheet and image is removed and GX's own stylesheet (shipped in the
@@ -41,8 +45,11 @@ table { border-collapse: collapse; margin: .5rem 0; } td, th { border: 1px solid
 """
 
 
-def page_file(city_id: str, table: str) -> str:
-    return f"{FOLDER}/{_safe(city_id)}/{_safe(table)}.html"
+SHOWN_ROWS = 200          # failing rows listed per expectation on a page (all cities together)
+
+
+def page_file(table: str) -> str:
+    return f"{FOLDER}/{_safe(table)}.html"
 
 
 def _safe(name: str) -> str:
@@ -67,65 +74,109 @@ def offline(page: str) -> str:
     return stripped.replace("</head>", f"<style>{_gx_css()}{_EXTRA_CSS}</style></head>", 1)
 
 
-def _evrs(stored: dict[str, Any]) -> list[Any]:
-    """ExpectationValidationResults from a stored JSON (one, or several for a multi-expectation check)."""
+def _parts(stored: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(stored.get("results", [stored]))
+
+
+def _merged(parts: list[dict[str, Any]]) -> Any:
+    """One ExpectationValidationResult over all cities from the cities' parts of one expectation."""
+    from collections import Counter
+
     from great_expectations.core.expectation_validation_result import ExpectationValidationResult
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    out = []
-    for part in stored.get("results", [stored]):
-        cfg = part["expectation_config"]
-        config = ExpectationConfiguration(type=cfg["type"], kwargs=cfg["kwargs"], meta=cfg.get("meta"),
-                                          description=cfg.get("description"))
-        out.append(ExpectationValidationResult(success=part.get("success"), expectation_config=config,
-                                               result=part.get("result") or {},
-                                               exception_info=part.get("exception_info") or {}))
-    return out
+    cfg = dict(parts[0]["expectation_config"])
+    failing = [p for p in parts if not p.get("success")]
+    if failing and any(p["expectation_config"].get("description") for p in failing):
+        # The first failing city's sentence (it names its failing rows, measured in DuckDB), and how many more.
+        more = len(failing) - 1
+        cfg["description"] = failing[0]["expectation_config"].get("description", "") + (
+            f" (and {more} more cit{'ies' if more > 1 else 'y'}: see the failing cities below)" if more > 0 else "")
+    results = [p.get("result") or {} for p in parts]
+    index = [e for r in results for e in r.get("unexpected_index_list") or []][:SHOWN_ROWS]
+    values = [v for r in results for v in r.get("unexpected_list") or r.get("partial_unexpected_list") or []][
+        :SHOWN_ROWS]
+    counts = Counter(tuple(v.values()) if isinstance(v, dict) else v for v in values)
+    elements = sum(int(r.get("element_count") or 0) for r in results)
+    unexpected = sum(int(r.get("unexpected_count") or 0) for r in results)
+    result: dict[str, Any] = {
+        "element_count": elements, "unexpected_count": unexpected,
+        "unexpected_percent": 100.0 * unexpected / elements if elements else 0.0,
+        "missing_count": 0, "missing_percent": 0.0,
+        "unexpected_index_column_names": next((r["unexpected_index_column_names"] for r in results
+                                               if r.get("unexpected_index_column_names")), None),
+        "unexpected_index_list": index, "unexpected_list": values, "partial_unexpected_list": values,
+        "partial_unexpected_index_list": index}
+    if any(r.get("partial_unexpected_counts") for r in results):
+        result["partial_unexpected_counts"] = [{"value": v, "count": n} for v, n in counts.most_common()]
+    raised = next((p.get("exception_info") for p in parts
+                   if (p.get("exception_info") or {}).get("raised_exception")), None)
+    config = ExpectationConfiguration(type=cfg["type"], kwargs=cfg["kwargs"], meta=cfg.get("meta"),
+                                      description=cfg.get("description"))
+    return ExpectationValidationResult(success=not failing, expectation_config=config, result=result,
+                                       exception_info=raised or {})
 
 
-def render_page(city_id: str, table: str, rows: list[dict[str, Any]]) -> str:
-    """One GX validation page for a city's table from its stored results (skipped checks have none)."""
+def render_page(table: str, rows: list[dict[str, Any]]) -> str:
+    """The GX validation page of one table: every check's result over all cities (skipped ones have none)."""
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
     from great_expectations.render.renderer.page_renderer import ValidationResultsPageRenderer
     from great_expectations.render.view.view import DefaultJinjaPageView
 
-    evrs = [e for r in rows if r["expectation"] for e in _evrs(json.loads(r["expectation"]))]
+    by_expectation: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["expectation"]:
+            for i, part in enumerate(_parts(json.loads(row["expectation"]))):
+                by_expectation.setdefault((str(row["check_name"]), i), []).append(part)
+    evrs = [_merged(parts) for parts in by_expectation.values()]
     good = sum(1 for e in evrs if e.success)
-    evaluated_at = max(str(r["evaluated_at"]) for r in rows)
+    cities = sorted({str(r["city_id"]) for r in rows})
     suite = ExpectationSuiteValidationResult(
         success=good == len(evrs), results=evrs, suite_name=f"citykpi.{table}",
         statistics={"evaluated_expectations": len(evrs), "successful_expectations": good,
                     "unsuccessful_expectations": len(evrs) - good,
                     "success_percent": 100.0 * good / len(evrs) if evrs else None},
-        meta={"run_id": {"run_name": ", ".join(sorted({str(r["run_id"]) for r in rows})), "run_time": evaluated_at},
+        meta={"run_id": {"run_name": ", ".join(sorted({str(r["run_id"]) for r in rows})),
+                         "run_time": max(str(r["evaluated_at"]) for r in rows)},
               "active_batch_definition": {"datasource_name": "citykpi", "data_asset_name": table,
-                                          "batch_definition_name": city_id},
-              "city_id": city_id})
+                                          "batch_definition_name": f"{len(cities)} cities"},
+              "cities": cities[:50]})
     document = ValidationResultsPageRenderer().render(suite)
     return offline(DefaultJinjaPageView().render(document))
 
 
-def _index(context: PublishContext, pages: list[tuple[str, str, str, dict[str, int]]]) -> str:
-    """The site's front page: one row per city and table with its verdicts and a link."""
-    rows = []
-    for city_id, table, path, counts in pages:
-        name = context.city(city_id).name
-        failing = counts.get("failed", 0) + counts.get("warned", 0)
-        rows.append(
-            f"<tr><td>{html.escape(name)}</td><td><a href=\"{html.escape(path)}\">{html.escape(table)}</a></td>"
-            + "".join(f"<td>{counts.get(s, 0)}</td>" for s in ("passed", "failed", "warned", "skipped"))
-            + f"<td>{'not all passed' if failing else 'all passed'}</td></tr>")
+_STATUSES = ("passed", "failed", "warned", "skipped")
+
+
+def _counts(rows: list[dict[str, Any]]) -> str:
+    return "".join(f"<td>{sum(1 for r in rows if r['status'] == s)}</td>" for s in _STATUSES)
+
+
+def _index(context: PublishContext, results: pl.DataFrame, pages: dict[str, str]) -> str:
+    """The site's front page: one row per table (its page) and one per city, with the verdicts."""
+    head = "".join(f"<th>{s}</th>" for s in _STATUSES)
+    tables = "".join(
+        f'<tr><td><a href="{html.escape(pages[str(t)])}">{html.escape(str(t))}</a></td>{_counts(g.to_dicts())}</tr>'
+        for (t,), g in results.group_by(["table_name"], maintain_order=True))
+    cities = []
+    for (city_id,), group in results.group_by(["city_id"], maintain_order=True):
+        rows = group.to_dicts()
+        bad = sorted({f"{r['table_name']}" for r in rows if r["status"] in ("failed", "warned")})
+        links = ", ".join(f'<a href="{html.escape(pages[t])}">{html.escape(t)}</a>' for t in bad)
+        cities.append(f"<tr><td>{html.escape(context.city(str(city_id)).name)}</td>{_counts(rows)}"
+                      f"<td>{links or 'all passed'}</td></tr>")
     run = (context.quality or {}).get("run_id") if isinstance(context.quality, dict) else None
     title = f"Quality checks (Great Expectations Data Docs) — release {context.release_id or ''}"
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_EXTRA_CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>One page per city and table, rendered by Great Expectations from this release's validation results
-(run {html.escape(str(run or 'newest result of each check'))}). Failed checks are blocking (their rows are marked and
-the KPIs using them are <code>failed_check</code>); warned checks are reported only. A failing expectation shows
-the failing rows GX found; checks measured in DuckDB show their failing count and a sample of rows as a note.</p>
-<table><thead><tr><th>city</th><th>table</th><th>passed</th><th>failed</th><th>warned</th><th>skipped</th>
-<th>verdict</th></tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>
+<p>One page per table, as Great Expectations validated it: once for all the cities of the run
+({html.escape(str(run or 'newest result of each check'))}). Failed checks are blocking (their rows are marked and
+the KPIs using them are <code>failed_check</code>); warned checks are reported only. A failing expectation lists the
+failing rows GX found, with their city and key; a check measured in DuckDB names its failing rows in its sentence.</p>
+<h2>Tables</h2><table><thead><tr><th>table</th>{head}</tr></thead><tbody>{tables}</tbody></table>
+<h2>Cities</h2><table><thead><tr><th>city</th>{head}<th>not passed in</th></tr></thead>
+<tbody>{''.join(cities)}</tbody></table></body></html>
 """
 
 
@@ -135,16 +186,14 @@ def write_data_docs(frame: pl.DataFrame, catalogue: Sequence[Indicator], context
     results = context.quality_results
     if results is None or results.is_empty():
         return []
+    results = results.sort("table_name", "city_id", "check_name")
     entries: list[FileEntry] = []
-    pages: list[tuple[str, str, str, dict[str, int]]] = []
-    for (city_id, table), group in results.sort("city_id", "table_name", "check_name").group_by(
-            ["city_id", "table_name"], maintain_order=True):
-        rows = group.to_dicts()
-        relative = page_file(str(city_id), str(table))
-        write_bytes(folder, relative, render_page(str(city_id), str(table), rows).encode("utf-8"))
-        entries.append(file_entry(folder, relative, ROLE, f"GX Data Docs: {table} of {city_id}"))
-        counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("passed", "failed", "warned", "skipped")}
-        pages.append((str(city_id), str(table), relative.removeprefix(f"{FOLDER}/"), counts))
-    write_bytes(folder, INDEX, _index(context, pages).encode("utf-8"))
-    return [file_entry(folder, INDEX, ROLE, "GX Data Docs: the quality validations, one page per city and table"),
+    pages: dict[str, str] = {}
+    for (table,), group in results.group_by(["table_name"], maintain_order=True):
+        relative = page_file(str(table))
+        write_bytes(folder, relative, render_page(str(table), group.to_dicts()).encode("utf-8"))
+        entries.append(file_entry(folder, relative, ROLE, f"GX Data Docs: {table}, every city"))
+        pages[str(table)] = relative.removeprefix(f"{FOLDER}/")
+    write_bytes(folder, INDEX, _index(context, results.sort("city_id", "table_name"), pages).encode("utf-8"))
+    return [file_entry(folder, INDEX, ROLE, "GX Data Docs: the quality validations, one page per table"),
             *entries]

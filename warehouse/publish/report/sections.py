@@ -64,12 +64,18 @@ def files_section(page: Page, files: Sequence[FileLink], root: str, *, fold_over
 
 
 def _plain_check(item: dict[str, Any]) -> str:
-    """One warned or failed check as a sentence (the raw record is kept in the details below)."""
-    what = str(item.get("check") or item.get("name") or "a check").replace("_", " ")
+    """One warned or failed check as a sentence: what was expected (the check's description), where, how
+    many rows failed, and the GX expectation it is, if a native one (the raw record is kept in the
+    details below)."""
+    name = str(item.get("check") or item.get("name") or "a check").replace("_", " ")
+    description = item.get("description")
+    what = f"expected {description}" if isinstance(description, str) and description else name
     where = ", ".join(f"{k.replace('_id', '')} {item[k]}" for k in ("city_id", "table") if item.get(k))
     count = item.get("failing_count")
-    rows = f": {count} row{'s' if count != 1 else ''} failed" if isinstance(count, int) else ""
-    return f"{what} ({where}){rows}" if where else f"{what}{rows}"
+    rows = f": {count:,} row{'s' if count != 1 else ''} failed" if isinstance(count, int) else ""
+    gx = item.get("gx_expectations")
+    named = f" (GX {', '.join(map(str, gx))})" if isinstance(gx, list) and gx else ""
+    return (f"{what} ({where}){rows}" if where else f"{what}{rows}") + named
 
 
 def quality_for(summary: Any, city_id: str) -> Any:

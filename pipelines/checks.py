@@ -19,11 +19,11 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
-from pipelines import steps
 from pipelines.resources import CitykpiResource
 from sources.config import LoadedConfig
 from warehouse.quality import CheckResult, QualitySettings
 from warehouse.quality.run import Stage, stage_suites
+from warehouse.quality.run import check_cities as check_cities_at_once
 from warehouse.quality.sql import json_safe
 from warehouse.quality.suites import all_checks
 
@@ -42,6 +42,7 @@ class QualityResource(dg.ConfigurableResource):
 STAGE_DESCRIPTIONS: dict[Stage, str] = {
     "core": "source, core and observations quality suites",
     "kpis": "kpi_values quality suite and U4SSC plausibility rules",
+    "scores": "kpi_scores quality suite",
 }
 
 
@@ -92,16 +93,16 @@ def _stage_checks(loaded: LoadedConfig, stage: Stage, asset_key: dg.AssetKey) ->
 
 def check_cities(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource, quality: QualityResource,
                  loaded: Sequence[LoadedConfig], stage: Stage) -> dict[str, list[CheckResult]]:
-    """Run one stage's suites for each city (stored in the warehouse) and log the counts."""
-    by_city = {}
+    """Run one stage's suites for all the cities at once (one GX validation per table, one transaction;
+    stored in the warehouse) and log each city's counts."""
+    by_city = check_cities_at_once(citykpi.resolved_home(), loaded, context.run.run_id, stage, quality.settings())
     for city in loaded:
-        results = steps.check_city(citykpi.resolved_home(), city, context.run.run_id, stage, quality.settings())
+        results = by_city[city.city_id]
         counts = {s: sum(1 for r in results if r.status == s) for s in ("passed", "failed", "warned", "skipped")}
         message = f"{city.city_id}: quality {stage}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
         context.log.info(message)
         if citykpi.progress:
             print(f"  {message}", file=sys.stderr, flush=True)
-        by_city[city.city_id] = results
     return by_city
 
 

@@ -38,7 +38,7 @@ from warehouse.load import (
     write_changes,
 )
 from warehouse.quality import CheckResult, QualitySettings, SuiteContext
-from warehouse.quality.run import Stage, run_stage
+from warehouse.quality.run import Stage, run_cities, run_stage
 from warehouse.quality.store import QualityGateError, blocking_failures, quality_summary
 from warehouse.releases import Release, publish_release, reconcile_releases
 from warehouse.store import load_reports, record_derive_report, record_snapshots, snapshot_records
@@ -297,6 +297,8 @@ def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[st
     quality_run = None if latest_quality else run_id
     with home.warehouse() as con:
         city_ids = [c.city_id for c in configs]
+        with transaction(con):  # the scores stage: kpi_scores of every city, one GX validation
+            run_cities(con, [quality_context(c) for c in configs], run_id, "scores")
         failures = blocking_failures(con, quality_run, city_ids)
         if strict and failures:
             raise QualityGateError(run_id, failures)

@@ -80,9 +80,12 @@ def quality_lines(home: Home, quality: dict[str, Any] | None) -> list[str]:
     for status, entry in listed:
         description, sample = details.get(_check_key(entry), ("", None))
         failing = entry.get("failing_count")
-        what = description or entry["check"].replace("_", " ")
+        what = description or entry.get("description") or entry["check"].replace("_", " ")
         count = f"{failing:,} failing" if isinstance(failing, int) else "failed"
-        lines.append(f"  {status} {entry['city_id']} {entry['table']}: expected {what}; {count}")
+        gx = entry.get("gx_expectations") or []
+        # The GX expectation a data person can look up (Data Docs show it); raw check ids stay out.
+        named = f" (GX {', '.join(gx)})" if gx else ""
+        lines.append(f"  {status} {entry['city_id']} {entry['table']}: expected {what}; {count}{named}")
         if sample:
             lines.append(f"    e.g. {cut(_sample_text(sample), SAMPLE_WIDTH)}")
     if listed:

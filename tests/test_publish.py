@@ -34,7 +34,7 @@ from warehouse.releases import FILE_ROLES, RELEASE_COLUMNS, Release, load_releas
 
 DATA_ROLES = {"kpi_values_parquet", "kpi_values_csv", "datapackage", "sdmx_csv", "open_sdg", "ngsi_ld",
               "u4ssc_workbook", "scores", "rollups", "progress"}
-REQUIRED_ROLES = {*DATA_ROLES, "report_html", "checksums", "changes", "duckdb_snapshot"}
+REQUIRED_ROLES = {*DATA_ROLES, "report_html", "checksums", "changes", "duckdb_snapshot", "quality_docs"}
 RELEASE_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 SMART_DATA_MODELS = REPO_ROOT.parent / "shared" / "fixtures" / "payloads" / "smart_data_models" / \
     "KeyPerformanceIndicator"

@@ -121,22 +121,25 @@ def test_plausibility_rules_warn_skip_and_use_the_configured_bound(con: duckdb.D
     assert passed.expectation["expectation_config"]["kwargs"]["column"] == "kpi_values__plausible_year_over_year"
 
 
-def test_great_expectations_results_are_real_validation_results() -> None:
-    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
-
-    from warehouse.quality.gx import _batch_definition, expectation_for
+def test_great_expectations_judges_the_measured_counts_of_all_cities_at_once() -> None:
+    """One GX validation for every city: a row per city, a column per check; GX's unexpected rows name
+    the failing cities, and each city gets its own part of the real GX result."""
+    from warehouse.quality.gx import validate_counts
     from warehouse.quality.model import Measurement
 
-    check = next(c for c in all_checks(stage_suites("kpis")) if c.name == "percentage_range")
-    measurement = Measurement(check, 3, 10)
-    suite_result = _batch_definition().get_batch(
-        batch_parameters={"dataframe": __import__("pandas").DataFrame([{check.key: 3}])}).validate(
-        expectation_for(measurement))
-    assert isinstance(suite_result, ExpectationValidationResult)
-    assert suite_result.success is False and suite_result.result["observed_value"] == 3
-    (result,) = validate([measurement], "test")
-    assert result.expectation is not None
-    assert (result.status, result.failing, result.expectation["success"]) == ("failed", 3, False)
+    check = next(c for c in all_checks(stage_suites("core")) if c.name == "time_series_complete")
+    found = validate_counts({"a": [Measurement(check, 3, 10, [{"year": 2022}])], "b": [Measurement(check, 0, 10)],
+                             "c": [Measurement(check, None, 0, note="inputs missing")]}, "test")
+    a, b, c = found["a"][0], found["b"][0], found["c"][0]
+    assert (a.status, a.failing, b.status, c.status) == ("warned", 3, "passed", "skipped")
+    assert a.expectation is not None and b.expectation is not None and c.expectation is None
+    assert a.expectation["expectation_config"]["type"] == "expect_column_values_to_be_between"
+    assert a.expectation["success"] is False and b.expectation["success"] is True
+    assert a.expectation["result"]["partial_unexpected_index_list"] == [{"city_id": "a", check.key: 3.0}]
+    # DuckDB's sample of failing rows rides along in the expectation's description (Data Docs show it).
+    assert "Failing in a (first 1 of 3): year 2022" in a.expectation["expectation_config"]["description"]
+    (single,) = validate([Measurement(check, 2, 10)], "test")
+    assert (single.status, single.failing) == ("warned", 2)
 
 
 def test_readings_checks_from_the_loader_aggregates_equal_the_full_scan(con: duckdb.DuckDBPyConnection) -> None:

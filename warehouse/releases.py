@@ -66,6 +66,7 @@ FILE_ROLES = {
     "rollups": "U4SSC score roll-ups per category, sub-dimension and dimension, kpi_rollups (Parquet and CSV)",
     "progress": "progress towards the targets, kpi_progress (Parquet and CSV)",
     "report_html": "self-contained HTML report",
+    "quality_docs": "Great Expectations Data Docs of the quality checks (static HTML, opens offline)",
     "changes": "CHANGES.md against the previous release",
     "duckdb_snapshot": "read-only DuckDB database for dashboards",
     "checksums": "SHA256SUMS",
@@ -260,9 +261,11 @@ def publish_release(
     from kpis.benchmarking.store import release_frames
     from kpis.catalogue import load_catalogue
     from warehouse.publish.report_html import prefetch_bundle
+    from warehouse.quality.store import quality_rows
 
     frame = release_frame(con, [c["id"] for c in cities])
     benchmarks = release_frames(con, [c["id"] for c in cities])
+    quality = (extra or {}).get("quality")
     now = datetime.now(UTC)
     home.ensure()
     cache_dir = home.cache
@@ -272,7 +275,9 @@ def publish_release(
         cities=tuple(City(c["id"], c.get("name", c["id"]), c.get("country", ""), tuple(c.get("reporting_years", ())))
                      for c in cities),
         sources=source_infos(cities, snapshots), previous=_previous(home),
-        quality=(extra or {}).get("quality"), cache_dir=cache_dir, benchmarks=benchmarks,
+        quality=quality, cache_dir=cache_dir, benchmarks=benchmarks,
+        quality_results=quality_rows(con, quality.get("run_id"), [c["id"] for c in cities])
+        if isinstance(quality, dict) else None,
         areas=_report_areas(con, [c["id"] for c in cities]))
     staging = Path(tempfile.mkdtemp(prefix="release-", dir=home.tmp))
     try:

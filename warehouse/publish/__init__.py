@@ -11,7 +11,7 @@ Two kinds of files (see docs/releases.md):
   the benchmarking tables (`context.benchmarks`),
   never on the release id or the clock, so unchanged inputs and code give byte-identical files;
   the release id's short hash is taken over them;
-- release documents (`DOCUMENT_WRITERS`: the report, CHANGES.md, the DuckDB snapshot) talk about
+- release documents (`DOCUMENT_WRITERS`: the report, CHANGES.md, the GX Data Docs, the DuckDB snapshot) talk about
   this release and the previous one, so they are written after the id is known.
 """
 
@@ -103,6 +103,8 @@ class PublishContext:
     sources: tuple[SourceInfo, ...] = ()
     previous: PreviousRelease | None = None
     quality: Any = None  # the manifest's `quality` summary, when the run produced one
+    # The quality_results rows the summary counts (with each check's GX result), for the Data Docs.
+    quality_results: pl.DataFrame | None = None
     cache_dir: Path | None = None  # where the report may keep its JavaScript bundle between runs
     # The benchmarking tables (kpi_scores, kpi_rollups, kpi_progress) of the release's cities, as
     # `kpis.benchmarking.store.release_frames` gives them; None: no benchmarking in this release.
@@ -140,9 +142,10 @@ def data_writers() -> list[Writer]:
 
 
 def document_writers() -> list[Writer]:
-    from warehouse.publish import changes, report_html, snapshot_db
+    from warehouse.publish import changes, data_docs, report_html, snapshot_db
 
-    return [changes.write_changes, report_html.write_report_html, snapshot_db.write_snapshot_db]
+    return [changes.write_changes, data_docs.write_data_docs, report_html.write_report_html,
+            snapshot_db.write_snapshot_db]
 
 
 def content_hash(entries: Sequence[FileEntry]) -> str:

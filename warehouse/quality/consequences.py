@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from warehouse.quality.metadata import sql_literal
-from warehouse.quality.model import CheckResult, QueryCheck, RowCheck, SuiteContext
+from warehouse.quality.model import CheckResult, ExpectationCheck, QueryCheck, RowCheck, SuiteContext
 from warehouse.quality.sql import first_row, run
 
 # core table -> derivations (warehouse/derive.py names) computed from it
@@ -46,9 +46,24 @@ def _append(column: str, text_sql: str) -> str:
     return f"{column} = concat_ws('; ', {column}, {text_sql})"
 
 
+def _marked_by_rowid(con: duckdb.DuckDBPyConnection, table: str, result: CheckResult, set_sql: str) -> int:
+    """UPDATE the rows GX found failing (an ExpectationCheck's rowids, read in this transaction)."""
+    frame = pl.DataFrame({"rid": list(result.rows), "detail": list(result.rows.values())},
+                         schema={"rid": pl.Int64, "detail": pl.String})
+    con.register("_failing_rows", frame.to_arrow())
+    try:
+        row = first_row(run(con, f"UPDATE {table} o SET {set_sql} FROM _failing_rows f WHERE o.rowid = f.rid"))
+    finally:
+        con.unregister("_failing_rows")
+    return int(row[0]) if row else 0
+
+
 def _mark_rows(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, result: CheckResult) -> None:
     check, label = result.check, _label(result)
-    if isinstance(check, RowCheck):
+    if isinstance(check, ExpectationCheck):
+        _marked_by_rowid(con, "observations", result,
+                         _append("failed_check", f"{sql_literal(label)} || coalesce(': ' || f.detail, '')"))
+    elif isinstance(check, RowCheck):
         detail = sql_literal(label)
         if check.detail:
             detail += f" || coalesce(': ' || ({check.detail}), '')"
@@ -129,7 +144,14 @@ def mark_kpi_values(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, results: 
     marked = 0
     for result in results:
         check = result.check
-        if not result.blocking_failure or check.table != "kpi_values" or not isinstance(check, RowCheck):
+        if not result.blocking_failure or check.table != "kpi_values":
+            continue
+        if isinstance(check, ExpectationCheck):
+            reason = f"{sql_literal('failed blocking check ' + _label(result))} || coalesce(': ' || f.detail, '')"
+            marked += _marked_by_rowid(con, "kpi_values", result,
+                                       f"status = 'failed_check', value = NULL, status_reason = {reason}")
+            continue
+        if not isinstance(check, RowCheck):
             continue
         detail = f"coalesce(': ' || ({check.detail}), '')" if check.detail else "''"
         rows = first_row(run(con, f"""UPDATE kpi_values SET status = 'failed_check', value = NULL,

@@ -8,6 +8,7 @@ table costs exactly one scan for its row rules.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import duckdb
 from warehouse.quality.model import (
     Check,
     ComputedCheck,
+    ExpectationCheck,
     Measurement,
     QueryCheck,
     RowCheck,
@@ -64,7 +66,8 @@ def _query(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, check: QueryCheck,
 
 
 def measure_suite(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, suite: TableSuite) -> list[Measurement]:
-    """Every check of the suite, in the suite's order."""
+    """Every check of the suite that DuckDB measures, in the suite's order (ExpectationChecks are GX's:
+    `table_frame` reads their rows)."""
     rows = [c for c in suite.checks if isinstance(c, RowCheck)]
     total, found = 0, list[Measurement]()
     if rows:
@@ -79,7 +82,7 @@ def measure_suite(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, suite: Tabl
         elif isinstance(check, ComputedCheck):
             assert check.measure is not None
             found.append(check.measure(con, ctx))
-        elif not isinstance(check, RowCheck):
+        elif not isinstance(check, RowCheck | ExpectationCheck):
             rest.append(check)
     if rest:
         if suite.scan is None:
@@ -87,3 +90,15 @@ def measure_suite(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, suite: Tabl
         found += suite.scan(con, ctx, rest)
     order = {check.key: i for i, check in enumerate(suite.checks)}
     return sorted(found, key=lambda m: order[m.check.key])
+
+
+def table_frame(con: duckdb.DuckDBPyConnection, table: str, city_ids: Sequence[str], columns: Sequence[str]
+                ) -> Any:
+    """The rows of `table` for the given cities as one pandas frame (what GX validates), with the
+    warehouse rowid as `_rowid` (the rows GX finds failing are marked by it, in the same transaction)."""
+    from warehouse.quality.gx import ROWID
+
+    wanted = list(dict.fromkeys(["city_id", *columns]))
+    cols = ", ".join(ident(c) for c in wanted)
+    sql = f"SELECT rowid AS {ROWID}, {cols} FROM {ident(table)} WHERE list_contains($cities, city_id) ORDER BY rowid"
+    return con.execute(sql.replace("$cities", "?"), [list(city_ids)]).df()

@@ -9,6 +9,13 @@ Expectations then asserts the measured failing count (`gx.py`). Three shapes of 
   denominator, a missing year, a plausibility rule broken in a year). Used where a rule relates
   rows to each other; these run on small tables only.
 - `ComputedCheck`: measured by a function (the schema comparison, the readings scan, config facts).
+
+And one shape that DuckDB does not measure at all:
+
+- `ExpectationCheck`: native GX expectations (`expect_column_values_to_be_between`, `..._in_set`,
+  `expect_compound_columns_to_be_unique`, ...) validated by GX on a pandas frame of the table's rows
+  for every city of the run at once; GX's unexpected rows give each city's failing count, sample and
+  the rows to mark (gx.py). Used on the city-sized tables (observations, kpi_values, kpi_scores).
 """
 
 from __future__ import annotations
@@ -76,6 +83,38 @@ class ComputedCheck(Check):
 
 
 @dataclass(frozen=True)
+class Expect:
+    """One GX expectation by GX's class name and arguments (built in gx.py, which imports GX lazily).
+
+    `where` is GX's row_condition as (column, op, value) terms joined by AND; op is "==" or "in".
+    Sequences are tuples so that checks stay hashable.
+    """
+
+    type: str                                     # e.g. "ExpectColumnValuesToBeBetween"
+    kwargs: tuple[tuple[str, Any], ...]
+    where: tuple[tuple[str, str, Any], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The frame columns the expectation reads."""
+        args = dict(self.kwargs)
+        found = [args[k] for k in ("column", "column_A", "column_B") if k in args]
+        found += list(args.get("column_list", ()))
+        return tuple(dict.fromkeys([*found, *(c for c, _, _ in self.where)]))
+
+
+@dataclass(frozen=True)
+class ExpectationCheck(Check):
+    """Native GX expectations on the table's rows; a row fails the check when it fails any of them.
+
+    `detail` describes a failing row in mark reasons and samples: a column name ("<column> <value>"),
+    or a `str.format` template over the row's columns ("negative value {value:g}")."""
+
+    expectations: tuple[Expect, ...] = ()
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
 class QualitySettings:
     yoy_bound: float = 0.5      # year-over-year relative change above which a KPI value is implausible
     sample_size: int = SAMPLE_SIZE
@@ -117,6 +156,8 @@ class Measurement:
     # Observation keys (year, variable, data_point, area_type, area_id) whose values were derived from
     # failing rows of another table: the readings scan names the station annual means to mark.
     affected: list[dict[str, Any]] = field(default_factory=list)
+    # ExpectationCheck: warehouse rowids of the failing rows -> a short detail (what the marks name).
+    rows: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,6 +181,7 @@ class CheckResult:
     sample: list[dict[str, Any]]
     expectation: dict[str, Any] | None = None   # GX ExpectationValidationResult.to_json_dict()
     note: str | None = None
+    rows: dict[int, str] = field(default_factory=dict)  # ExpectationCheck: failing rowids -> detail
 
     @property
     def blocking_failure(self) -> bool:

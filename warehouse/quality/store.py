@@ -41,19 +41,43 @@ def store_results(con: duckdb.DuckDBPyConnection, city_id: str, run_id: str, res
 
 
 def _results(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> list[tuple[Any, ...]]:
-    """(run, city, table, check, severity, status, failing) of one run, or with `run_id` None the newest
-    result of every check whatever run produced it: partitioned Dagster runs check a city's core
-    tables in one run and each city-year's KPI values in others, so their release reports those."""
+    """(run, city, table, check, severity, status, failing, description, expectation) of one run, or with
+    `run_id` None the newest result of every check whatever run produced it: partitioned Dagster runs
+    check a city's core tables in one run and each city-year's KPI values in others, so their release
+    reports those."""
+    columns = "run_id, city_id, table_name, check_name, severity, status, failing_count, description, expectation"
     if run_id is not None:
-        return con.execute("""SELECT run_id, city_id, table_name, check_name, severity, status, failing_count
-                              FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)
-                              ORDER BY city_id, table_name, check_name""", [run_id, list(city_ids)]).fetchall()
-    return con.execute("""
-        SELECT run_id, city_id, table_name, check_name, severity, status, failing_count FROM quality_results
+        return con.execute(f"""SELECT {columns} FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)
+                               ORDER BY city_id, table_name, check_name""", [run_id, list(city_ids)]).fetchall()
+    return con.execute(f"""
+        SELECT {columns} FROM quality_results
         WHERE list_contains(?, city_id)
         QUALIFY row_number() OVER (PARTITION BY city_id, table_name, check_name
                                    ORDER BY evaluated_at DESC, run_id DESC) = 1
         ORDER BY city_id, table_name, check_name""", [list(city_ids)]).fetchall()
+
+
+def gx_expectations(expectation: str | None) -> list[str]:
+    """The native GX expectation types of a stored result (none for counts measured in DuckDB)."""
+    if not expectation:
+        return []
+    stored = json.loads(expectation)
+    configs = [part.get("expectation_config") or {} for part in stored.get("results", [stored])]
+    return sorted({str(c.get("type")) for c in configs if c.get("type") and "measured" not in (c.get("meta") or {})})
+
+
+def quality_rows(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> pl.DataFrame:
+    """The stored results `quality_summary` counts (one run's, or the newest of every check), with their
+    GX results: what the release's Data Docs render."""
+    where = "run_id = ? AND list_contains(?, city_id)" if run_id is not None else "list_contains(?, city_id)"
+    newest = "" if run_id is not None else """QUALIFY row_number() OVER (PARTITION BY city_id, table_name, check_name
+                                                 ORDER BY evaluated_at DESC, run_id DESC) = 1"""
+    params: list[Any] = [run_id, list(city_ids)] if run_id is not None else [list(city_ids)]
+    table = con.sql(f"""SELECT run_id, city_id, table_name, check_name, severity, status, failing_count,
+                                   evaluated_count, description, expectation, evaluated_at
+                            FROM quality_results WHERE {where} {newest}
+                            ORDER BY city_id, table_name, check_name""", params=params).to_arrow_table()
+    return pl.from_arrow(table)  # type: ignore[return-value]
 
 
 def quality_summary(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> dict[str, Any]:
@@ -61,8 +85,9 @@ def quality_summary(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids
     one run (or, with `run_id` None, of the newest result of every check; `runs` lists which)."""
     rows = _results(con, run_id, city_ids)
     counts = {status: sum(1 for r in rows if r[5] == status) for status in ("passed", "failed", "warned", "skipped")}
-    listed = [{"city_id": c, "table": t, "check": k, "severity": s, "failing_count": n, "run_id": run}
-              for run, c, t, k, s, status, n in rows if status in ("failed", "warned")]
+    listed = [{"city_id": c, "table": t, "check": k, "severity": s, "failing_count": n, "run_id": run,
+               "description": d, "gx_expectations": gx_expectations(e)}
+              for run, c, t, k, s, status, n, d, e in rows if status in ("failed", "warned")]
     return {"run_id": run_id, "runs": sorted({r[0] for r in rows}),
             "checks_run": counts["passed"] + counts["failed"] + counts["warned"], **counts,
             "failed_checks": [e for e in listed if e["severity"] == "error"],
@@ -73,7 +98,7 @@ def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str | None, city_i
     """'city/table.check (n failing)' for every failed error check of the run (None: newest results),
     with the sources it names (sources.rows_present: which source lost its rows)."""
     out = []
-    for run, c, t, k, s, status, n in _results(con, run_id, city_ids):
+    for run, c, t, k, s, status, n, _, _ in _results(con, run_id, city_ids):
         if s == "error" and status == "failed":
             out.append(f"{c}/{t}.{k} ({n:,} failing{_named_sources(con, run, c, t, k)})")
     return out

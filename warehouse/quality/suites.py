@@ -21,6 +21,7 @@ import duckdb
 from sources.iso_countries import ISO_3166_ALPHA2
 from warehouse.quality import metadata as md
 from warehouse.quality.consistency import consistency_checks
+from warehouse.quality.expectations import kpi_expectations, observations_expectations, scores_expectations
 from warehouse.quality.model import (
     Check,
     ComputedCheck,
@@ -43,6 +44,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "core_transit_stops": ("city_id", "stop_id"),
     "core_readings": ("city_id", "station_id", "variable", "data_point", "observed_at"),
     "kpi_values": ("city_id", "year", "indicator_id", "data_point"),
+    "kpi_scores": ("city_id", "year", "indicator_id", "data_point"),
 }
 # Columns shown for a failing row: its key, what was checked and where it came from.
 SAMPLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -54,6 +56,8 @@ SAMPLE_COLUMNS: dict[str, tuple[str, ...]] = {
                            "source_id"),
     "core_readings": ("station_id", "observed_at", "variable", "data_point", "value", "source_id"),
     "kpi_values": ("year", "indicator_id", "data_point", "value", "unit", "status", "status_reason"),
+    "kpi_scores": ("year", "indicator_id", "data_point", "value", "unit", "target", "points", "band", "status",
+                   "status_reason"),
 }
 # GTFS reference: stops.txt location_type 0-4; routes.txt route_type 0-7, 11, 12 and the extended
 # (Google Transit) types 100-1702.
@@ -145,21 +149,14 @@ def observations_suite() -> TableSuite:
     points = md.variable_data_points()
     point_rule = _point_rule("variable", {v: sorted(p) for v, p in points.items()})
     checks: list[Check] = [
-        *_generic("observations", flag=True),
-        RowCheck("observations", "variable_codelist", "error",
-                 "variable is a canonical variable (warehouse/variables.yaml)",
-                 fail_when=f"NOT list_contains({md.sql_list(sorted(units))}, variable)",
-                 detail="'unknown variable ' || variable"),
+        schema_check("observations"),
+        *observations_expectations(KEYS["observations"]),  # GX on the rows: not_null, unique_key, codes, >= 0
         RowCheck("observations", "canonical_unit", "error",
                  "unit is the canonical unit of the variable (warehouse/variables.yaml)",
                  fail_when=f"unit <> {md.sql_case('variable', units)}",
                  detail=f"'unit ' || unit || ' is not the canonical ' || {md.sql_case('variable', units)}"),
         RowCheck("observations", "finite_value", "error", "value is a finite number",
                  fail_when="NOT isfinite(value)", detail="'value ' || value"),
-        RowCheck("observations", "non_negative", "error",
-                 "value >= 0 (every canonical unit is an amount; see metadata.SIGNED_UNITS)",
-                 fail_when=f"value < 0 AND list_contains({md.sql_list(md.non_negative_variables())}, variable)",
-                 detail="'negative value ' || value"),
         RowCheck("observations", "whole_counts", "warning",
                  "published counts (persons, households, meters, ...) are whole numbers",
                  fail_when=f"derivation IS NULL AND value <> round(value) "
@@ -252,7 +249,8 @@ def kpi_suite() -> TableSuite:
             dps.append(point)
     expected = f"(SELECT unnest({md.sql_list(ids)}) AS indicator_id, unnest({md.sql_list(dps)}) AS data_point)"
     checks: list[Check] = [
-        *_generic("kpi_values"),
+        schema_check("kpi_values"),
+        *kpi_expectations(KEYS["kpi_values"]),  # GX on the rows: not_null, unique_key, status, ranges
         RowCheck("kpi_values", "indicator_codelist", "error",
                  "indicator_id and framework are a catalogue indicator (kpis/indicators/*.yaml)",
                  fail_when=f"framework IS DISTINCT FROM {md.sql_case('indicator_id', frameworks)}"),
@@ -265,16 +263,6 @@ def kpi_suite() -> TableSuite:
                  "status 'computed' exactly when the value is a finite number",
                  fail_when="(status = 'computed') IS DISTINCT FROM coalesce(isfinite(value), false)",
                  detail="'status ' || status || ' with value ' || coalesce(CAST(value AS VARCHAR), 'NULL')"),
-        RowCheck("kpi_values", "percentage_range", "error",
-                 "percentage KPIs (catalogue unit '%...') are between 0 and 100",
-                 fail_when=f"status = 'computed' AND list_contains({md.sql_list(md.percentage_indicators())}, "
-                           "indicator_id) AND NOT (value BETWEEN 0 AND 100)",
-                 detail="printf('value %.4g %% is outside 0-100 %%', value)"),
-        RowCheck("kpi_values", "non_negative", "error",
-                 "count and rate KPIs (per 100,000, per capita, number, ...) are >= 0",
-                 fail_when=f"status = 'computed' AND list_contains({md.sql_list(md.non_negative_indicators())}, "
-                           "indicator_id) AND value < 0",
-                 detail="printf('negative value %.4g', value)"),
         QueryCheck("kpi_values", "complete", "error",
                    "one row per catalogue indicator, data point and reporting year",
                    failing_sql=f"""SELECT e.indicator_id, e.data_point, y.year FROM {expected} e,
@@ -289,6 +277,14 @@ def kpi_suite() -> TableSuite:
 
 def kpi_suites() -> list[TableSuite]:
     return [kpi_suite(), plausibility_suite()]
+
+
+# ---- kpi_scores ------------------------------------------------------------------------------
+
+
+def scores_suites() -> list[TableSuite]:
+    """kpi_scores after the benchmarking stage: schema in DuckDB, the rows by GX (expectations.py)."""
+    return [TableSuite("kpi_scores", (schema_check("kpi_scores"), *scores_expectations(KEYS["kpi_scores"])))]
 
 
 def all_checks(suites: Sequence[TableSuite]) -> list[Check]:

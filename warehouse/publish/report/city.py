@@ -364,7 +364,8 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
         for indicator in by_group[group]:
             _indicator(page, indicator, data, per_indicator.get(indicator.id, {}), scores, progress, directions)
         page.add("</section>")
-    sections.quality_section(page, sections.quality_for(context.quality, city.id))
+    sections.quality_section(page, sections.quality_for(context.quality, city.id),
+                             sections.data_docs_link(context, root))
     sections.files_section(page, files, root)
     page.add(READING)
     return title, page

@@ -204,6 +204,6 @@ def overview_page(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: 
                  f"{changes.removed.height:,} removed, {changes.changed.height:,} changed, {changes.unchanged:,} "
                  'unchanged. <a href="CHANGES.md">CHANGES.md</a> lists every row.</p>')
     page.add("</section>")
-    sections.quality_section(page, context.quality)
+    sections.quality_section(page, context.quality, sections.data_docs_link(context, ""))
     sections.files_section(page, files, "")
     return title, page

@@ -64,12 +64,18 @@ def files_section(page: Page, files: Sequence[FileLink], root: str, *, fold_over
 
 
 def _plain_check(item: dict[str, Any]) -> str:
-    """One warned or failed check as a sentence (the raw record is kept in the details below)."""
-    what = str(item.get("check") or item.get("name") or "a check").replace("_", " ")
+    """One warned or failed check as a sentence: what was expected (the check's description), where, how
+    many rows failed, and the GX expectation it is, if a native one (the raw record is kept in the
+    details below)."""
+    name = str(item.get("check") or item.get("name") or "a check").replace("_", " ")
+    description = item.get("description")
+    what = f"expected {description}" if isinstance(description, str) and description else name
     where = ", ".join(f"{k.replace('_id', '')} {item[k]}" for k in ("city_id", "table") if item.get(k))
     count = item.get("failing_count")
-    rows = f": {count} row{'s' if count != 1 else ''} failed" if isinstance(count, int) else ""
-    return f"{what} ({where}){rows}" if where else f"{what}{rows}"
+    rows = f": {count:,} row{'s' if count != 1 else ''} failed" if isinstance(count, int) else ""
+    gx = item.get("gx_expectations")
+    named = f" (GX {', '.join(map(str, gx))})" if isinstance(gx, list) and gx else ""
+    return (f"{what} ({where}){rows}" if where else f"{what}{rows}") + named
 
 
 def quality_for(summary: Any, city_id: str) -> Any:
@@ -81,8 +87,22 @@ def quality_for(summary: Any, city_id: str) -> Any:
                          for key in ("failed_checks", "warned_checks") if isinstance(summary.get(key), list)}}
 
 
-def quality_section(page: Page, summary: Any) -> None:
+def data_docs_link(context: Any, root: str) -> str | None:
+    """The Data Docs' front page relative to a page `root` ("" or "../"), when the release has them
+    (warehouse/publish/data_docs.py writes them before the report, from the same results)."""
+    from warehouse.publish.data_docs import INDEX
+
+    results = getattr(context, "quality_results", None)
+    return f"{root}{INDEX}" if results is not None and not results.is_empty() else None
+
+
+def quality_section(page: Page, summary: Any, data_docs: str | None = None) -> None:
+    """The run's checks in words; `data_docs`: the link to the release's GX Data Docs (every
+    expectation with its failing rows), when the release has them."""
     page.add('<section id="quality"><h2>Quality checks</h2>')
+    if data_docs:
+        page.add(f'<p>Every check, with the failing rows it found: <a href="{esc(data_docs)}">Great Expectations '
+                 "Data Docs</a> of this release (opens offline).</p>")
     if summary is None:
         page.add('<p class="note">This release\'s manifest holds no quality summary (no checks were recorded '
                  "for this run).</p></section>")

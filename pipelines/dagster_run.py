@@ -28,10 +28,6 @@ import duckdb
 from dagster._core.errors import DagsterAssetCheckFailedError
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.checks import QualityResource
-from pipelines.city_assets import ASSETS, CHECKS, CORE, KPI, RAW, RELEASE, SCORES, raw_snapshots_asset
-from pipelines.partitions import CITY, YEAR, city_year_key
-from pipelines.resources import CitykpiResource
 from pipelines.steps import record_run
 from sources.config import LoadedConfig
 from sources.errors import CitykpiError
@@ -39,15 +35,23 @@ from warehouse.home import Home
 from warehouse.quality.store import QualityGateError, blocking_failures
 from warehouse.releases import Release, load_release
 
+# The graph's modules are imported inside the functions: after materialize_all has silenced Dagster's
+# beta / preview warnings (partitioned checks, backfill policies), which a command line should not print.
+
 
 def cli_assets() -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
     """The deployment's assets and checks; the fetch without its retry policy (the deployment retries a
     city's fetch after about a minute; a command line reports the failure at once)."""
+    from pipelines.city_assets import ASSETS, CHECKS, RAW, raw_snapshots_asset
+
     return [raw_snapshots_asset(retry_policy=None), *[a for a in ASSETS if a.key != RAW], *CHECKS]
 
 
 def run_plan(configs: Sequence[LoadedConfig]) -> list[tuple[list[dg.AssetKey], dict[str, str]]]:
     """(assets, partition range tags) of each Dagster run of `citykpi run`, in order."""
+    from pipelines.city_assets import CORE, KPI, RAW, RELEASE, SCORES
+    from pipelines.partitions import YEAR, city_year_key
+
     cities = [c.city_id for c in configs]
     partition_years = {int(y) for y in YEAR.get_partition_keys()}
     years = sorted({y for c in configs for y in c.config.city.reporting_years} & partition_years)
@@ -89,6 +93,10 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    from pipelines.checks import QualityResource
+    from pipelines.partitions import CITY
+    from pipelines.resources import CitykpiResource
+
     run_id = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     resources = {"citykpi": CitykpiResource(home=str(home.root), offline=offline, progress=True,
                                             skip_unchanged_release=skip_unchanged,

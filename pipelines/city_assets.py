@@ -151,8 +151,8 @@ def _partition_metadata(context: dg.AssetExecutionContext, name: str, facts: dic
 def _outcome_line(city_id: str, outcome: steps.StageOutcome, what: str) -> str:
     years = "" if outcome.years is None else f" {outcome.years}"
     counts = ", ".join(f"{k} {v}" for k, v in outcome.counts.items())
-    kept = f" (inputs unchanged: kept from run {outcome.kept_from})" if outcome.kept_from else ""
-    return f"{city_id}{years}: {what} {counts}{kept}".rstrip()
+    kept = f"(inputs unchanged: kept from run {outcome.kept_from})" if outcome.kept_from else ""
+    return f"{city_id}{years}: " + " ".join(part for part in (what, counts, kept) if part)
 
 
 @dg.asset(key=KPI, deps=[dg.AssetDep(CORE, partition_mapping=CITY_OF_CITY_YEAR)], partitions_def=CITY_YEAR,

@@ -80,8 +80,8 @@ def test_run_plan_spans_every_city_in_one_run_per_partitions_definition(demo_con
         ["core/observations", "raw/snapshots"], ["out/kpi_values", "out/scores"], ["out/release"]]
     assert (plan[0][1][ASSET_PARTITION_RANGE_START_TAG], plan[0][1][ASSET_PARTITION_RANGE_END_TAG]) == (
         "demo-city", "other-city")
-    first_year = min(loaded.config.city.reporting_years + [2020])
-    last_year = max(loaded.config.city.reporting_years + [2021])
+    first_year = min([*loaded.config.city.reporting_years, 2020])
+    last_year = max([*loaded.config.city.reporting_years, 2021])
     assert (plan[1][1][ASSET_PARTITION_RANGE_START_TAG], plan[1][1][ASSET_PARTITION_RANGE_END_TAG]) == (
         f"demo-city|{first_year}", f"other-city|{last_year}")
     assert plan[2][1] == {}

@@ -122,6 +122,9 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
             if isinstance(inner, dg.Failure) and inner.description:  # failed fetches, named per city/source
                 raise CitykpiError(inner.description) from None
             raise
+        except dg.Failure as exc:  # raised as itself by an in-process run: failed fetches, named per city/source
+            _record_failed_run(home, configs, run_id)
+            raise CitykpiError(exc.description or str(exc)) from None
         except DagsterAssetCheckFailedError:
             # Only ERROR-severity results block, and only --strict reports failures as ERROR.
             _record_failed_run(home, configs, run_id)

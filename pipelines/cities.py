@@ -58,7 +58,7 @@ def load_configs(specs: Sequence[str | Path], *, check_files: bool = True,
             raise ConfigError(spec, "", "no city config files (*.yaml, *.yml, */city.yaml) in this folder")
         for path in paths:
             try:
-                config = load_city_config(path, check_files=check_files)
+                config = cached_config(path, check_files=check_files)
                 if config.city_id in seen:
                     raise ConfigError(config.path, "city.id",
                                       f"city {config.city_id!r} is already configured in "
@@ -70,6 +70,24 @@ def load_configs(specs: Sequence[str | Path], *, check_files: bool = True,
                 continue
             seen[config.city_id] = config
     return list(seen.values())
+
+
+_CACHE: dict[Path, tuple[bytes, LoadedConfig]] = {}
+
+
+def cached_config(path: Path, *, check_files: bool) -> LoadedConfig:
+    """load_city_config, parsed again only when the file's content changed: a run over 1,000 cities
+    asks for the configs in every stage, and a deployment's sensors every minute. Only without
+    `check_files`: whether the source files exist can change while the config does not."""
+    if check_files or not path.is_file():
+        return load_city_config(path, check_files=check_files)  # the loader's error names the path
+    key, version = path, hashlib.sha256(path.read_bytes()).digest()
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    config = load_city_config(path, check_files=check_files)
+    _CACHE[key] = (version, config)
+    return config
 
 
 def configured_cities(home: Home | None = None, *, check_files: bool = True,

@@ -1,29 +1,35 @@
-"""The production asset graph: the same steps as `citykpi run`, partitioned by city and year.
+"""The asset graph: the same stages for `citykpi run` and the deployment, partitioned by city and year.
 
     raw/snapshots (city) -> core/observations (city) -> out/kpi_values (city x year)
                                                      -> out/scores (city x year) -> out/release
 
-Thin: each asset calls plain steps in `pipelines.steps` and holds no business logic. Partitioned
-assets write idempotently: a run of partition P replaces exactly P's rows (observations of the
-city; kpi_values, kpi_scores and kpi_rollups of the city-year; kpi_progress spans a city's years
-and is recomputed whole). Assets that open the warehouse share the concurrency pool
-`citykpi_warehouse` and, whatever the pool limit, queue on the home's lock (warehouse/db.py), so
-parallel runs never meet DuckDB's single-writer lock.
+One driver: `citykpi run` materialises these assets in process (pipelines/dagster_run.py), every city
+partition in one run per partitions definition (a single-run backfill: an asset execution receives the
+whole partition key range and hands all its cities to one batched stage function in
+`pipelines.steps`); the deployment (pipelines/defs/citykpi.py) runs the same assets by partition from
+sensors and schedules. Thin: each asset calls plain steps and holds no business logic. Partitioned
+assets write idempotently: a run of partition P replaces exactly P's rows (observations of the city;
+kpi_values, kpi_scores and kpi_rollups of the city-year; kpi_progress spans a city's years and is
+recomputed whole); a run holding every reporting year of a city computes the city whole and keeps its
+rows when their inputs did not change (kpi_state). Assets that open the warehouse share the
+concurrency pool `citykpi_warehouse` and, whatever the pool limit, queue on the home's lock
+(warehouse/db.py), so parallel runs never meet DuckDB's single-writer lock. Each partition's
+materialization carries only its own city's facts (one small event per partition, not one per check).
 """
 
 
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
 from pipelines import steps
-from pipelines.checks import QualityResource, check_cities, check_specs, merged_check_results
-from pipelines.cities import configured_cities
+from pipelines.checks import QualityResource, check_specs, merged_check_results, run_checks
 from pipelines.load_messages import load_messages
-from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, years_by_city
+from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, YEAR, years_by_city
 from pipelines.resources import CitykpiResource
-from sources.config import FETCH_EVERY, LoadedConfig
+from sources.config import FETCH_EVERY
 from warehouse.quality.run import Stage
 from warehouse.quality.sql import json_safe
 
@@ -63,22 +69,23 @@ def raw_snapshots_asset(retry_policy: dg.RetryPolicy | None = FETCH_RETRY_POLICY
         if config.every is not None and config.every not in FETCH_SCHEDULES:
             raise dg.Failure(f"fetch config 'every' must be one of {FETCH_SCHEDULES}, not {config.every!r}")
         home = citykpi.resolved_home()
+        configs = citykpi.cities(context.partition_keys)
+        reports = steps.fetch_cities(home, configs, offline=citykpi.offline, every=config.every)
         landed: dict[str, dict[str, object]] = {}
-        failures: dict[str, str] = {}
-        for city_id in context.partition_keys:
-            report = steps.fetch_sources(home, citykpi.city(city_id), offline=citykpi.offline, every=config.every)
+        for city_id, report in reports.items():
             landed[city_id] = {s.source_id: {"snapshot_id": s.snapshot_id, "new": s.new} for s in report.snapshots}
-            failures.update({f"{city_id}/{source}": message for source, message in report.failures.items()})
+            context.add_asset_metadata({"landed": dg.MetadataValue.json({city_id: landed[city_id]})},
+                                       partition_key=city_id)
             new = report.new_snapshots
             citykpi.say(context, f"{city_id}: {len(report.snapshots)} source(s) fetched, "
                                  f"{len(new)} new snapshot(s){': ' + ', '.join(new) if new else ''}")
+        failures = steps.fetch_failures(reports)
         if failures:
-            raise dg.Failure(description="failed sources: " + "; ".join(f"{k}: {v}" for k, v in failures.items()),
+            raise dg.Failure(description=str(steps.FetchFailedError(failures)),
                              metadata={"failures": dg.MetadataValue.json(failures),
                                        "landed": dg.MetadataValue.json(landed)},
                              allow_retries=True)
-        return dg.MaterializeResult(metadata={"landed": dg.MetadataValue.json(landed),
-                                              "every": config.every or "all"})
+        return dg.MaterializeResult(metadata={"every": config.every or "all"})
 
     return raw_snapshots
 
@@ -92,53 +99,75 @@ raw_snapshots = raw_snapshots_asset()
                       "the CURRENT snapshot of each source.")
 def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
     home = citykpi.resolved_home()
-    summary: dict[str, object] = {}
-    for city_id in context.partition_keys:
-        loaded = citykpi.city(city_id)
-        snapshots = steps.current_snapshots(home, loaded)
-        report = steps.load_city(home, loaded, snapshots)
-        summary[city_id] = {"observations": report["observations"], "changed": report["changed"],
-                            "observations_changed": report["observations_changed"],
-                            "changed_years": report["changed_years"],
-                            "snapshots": {s.source_id: s.content_sha256 for s in snapshots}}
+    configs = citykpi.cities(context.partition_keys)
+    snapshots = {c.city_id: steps.current_snapshots(home, c) for c in configs}
+    reports = steps.load_cities(home, configs)
+    for city_id, report in reports.items():
+        summary = {"observations": report["observations"], "changed": report["changed"],
+                   "observations_changed": report["observations_changed"],
+                   "changed_years": report["changed_years"],
+                   "snapshots": {s.source_id: s.content_sha256 for s in snapshots[city_id]}}
+        # The snapshot sensor compares the CURRENT pointers with `snapshots` to see what is new; the
+        # KPI sensor skips a city whose observations did not change. The full report: core_source_state.
+        context.add_asset_metadata({"loaded": dg.MetadataValue.json(json_safe({city_id: summary}))},
+                                   partition_key=city_id)
         citykpi.say(context, f"{city_id}: {report['observations']:,} observations"
                              + ("" if report["observations_changed"] else " (unchanged)"))
         for line in load_messages(report):
             citykpi.say(context, f"{city_id}/{line}")
-    # The snapshot sensor compares the CURRENT pointers with `snapshots` to see what is new; the
-    # KPI sensor skips a city whose observations did not change.
-    return dg.MaterializeResult(metadata={"loaded": dg.MetadataValue.json(json_safe(summary))})
+    return dg.MaterializeResult(metadata={"cities": len(reports)})
 
 
-def reporting_years(citykpi: CitykpiResource,
-                    partition_keys: Sequence[str]) -> Iterator[tuple[LoadedConfig, list[int], list[int]]]:
-    """(city config, partition years the city reports, partition years it does not) per city."""
-    for city_id, years in years_by_city(partition_keys).items():
-        loaded = citykpi.city(city_id)
-        reported = [y for y in years if y in loaded.config.city.reporting_years]
-        yield loaded, reported, sorted(set(years) - set(reported))
+def city_work(context: dg.AssetExecutionContext, citykpi: CitykpiResource
+              ) -> tuple[list[steps.CityWork], dict[str, dict[str, Any]]]:
+    """(city, years to compute) per city of the run: whole-city (None) when the run holds every
+    reporting year of the city, else the reported years; and per city the facts for its partitions."""
+    by_city = years_by_city(context.partition_keys)
+    work: list[steps.CityWork] = []
+    facts: dict[str, dict[str, Any]] = {}
+    partition_years = [int(y) for y in YEAR.get_partition_keys()]
+    for loaded in citykpi.cities(list(by_city)):
+        years = by_city[loaded.city_id]
+        skipped = sorted(set(years) - set(loaded.config.city.reporting_years))
+        todo = steps.whole_city_years(loaded, years, partition_years)
+        if todo is None or todo:
+            work.append((loaded, todo))
+        facts[loaded.city_id] = {"years": loaded.config.city.reporting_years if todo is None else todo,
+                                 "skipped_years": skipped}
+        if skipped and todo is not None:  # a whole-city run over a range of years skips quietly
+            citykpi.say(context, f"{loaded.city_id}: {skipped} not among the reporting years "
+                                 f"{loaded.config.city.reporting_years}: nothing computed for them")
+    return work, facts
+
+
+def _partition_metadata(context: dg.AssetExecutionContext, name: str, facts: dict[str, dict[str, Any]]) -> None:
+    """Each city-year partition's materialization carries its own city's facts (not every city's)."""
+    for key in context.partition_keys:
+        city_id = key.partition("|")[0]
+        context.add_asset_metadata({name: dg.MetadataValue.json(json_safe({city_id: facts[city_id]}))},
+                                   partition_key=key)
+
+
+def _outcome_line(city_id: str, outcome: steps.StageOutcome, what: str) -> str:
+    years = "" if outcome.years is None else f" {outcome.years}"
+    counts = ", ".join(f"{k} {v}" for k, v in outcome.counts.items())
+    kept = f"(inputs unchanged: kept from run {outcome.kept_from})" if outcome.kept_from else ""
+    return f"{city_id}{years}: " + " ".join(part for part in (what, counts, kept) if part)
 
 
 @dg.asset(key=KPI, deps=[dg.AssetDep(CORE, partition_mapping=CITY_OF_CITY_YEAR)], partitions_def=CITY_YEAR,
           group_name="out", kinds={"duckdb"}, pool=WAREHOUSE_POOL, backfill_policy=dg.BackfillPolicy.single_run(),
           description="U4SSC and SDG 11 indicator values of a city and year, with provenance (replaces exactly "
-                      "that city-year's rows). A year the city does not report is skipped and says so.")
+                      "that city-year's rows; a run of all of a city's reporting years computes the city whole "
+                      "and keeps unchanged rows). A year the city does not report is skipped and says so.")
 def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-    home = citykpi.resolved_home()
-    computed: dict[str, object] = {}
-    for loaded, reported, skipped in reporting_years(citykpi, context.partition_keys):
-        city_id = loaded.city_id
-        if skipped:
-            citykpi.say(context, f"{city_id}: {skipped} not among the reporting years "
-                                 f"{loaded.config.city.reporting_years}: nothing computed for them")
-        if reported:
-            counts = steps.compute_city(home, loaded, context.run.run_id, reported)
-            citykpi.say(context, f"{city_id} {reported}: indicator rows "
-                                 + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            computed[city_id] = {"years": reported, "rows": counts, "skipped_years": skipped}
-        else:
-            computed[city_id] = {"years": [], "skipped_years": skipped}
-    return dg.MaterializeResult(metadata={"computed": dg.MetadataValue.json(computed)})
+    work, facts = city_work(context, citykpi)
+    outcomes = steps.compute_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context))
+    for city_id, outcome in outcomes.items():
+        facts[city_id] |= {"rows": outcome.counts, "kept_from_run": outcome.kept_from or ""}
+        citykpi.say(context, _outcome_line(city_id, outcome, "indicator rows"))
+    _partition_metadata(context, "computed", facts)
+    return dg.MaterializeResult(metadata={"cities": len(facts)})
 
 
 @dg.asset(key=SCORES, deps=[KPI], partitions_def=CITY_YEAR, group_name="out", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
@@ -147,43 +176,54 @@ def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> d
                       "progress towards them (kpi_scores, kpi_rollups, kpi_progress). Targets are public references, "
                       "not the official U4SSC benchmarks.")
 def scores(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-    home = citykpi.resolved_home()
-    scored: dict[str, object] = {}
-    for loaded, reported, _ in reporting_years(citykpi, context.partition_keys):
-        if reported:
-            scored[loaded.city_id] = steps.benchmark_city(home, loaded, context.run.run_id, reported)
-            citykpi.say(context, f"{loaded.city_id} {reported}: scores {scored[loaded.city_id]}")
-    return dg.MaterializeResult(metadata={"scored": dg.MetadataValue.json(scored)})
+    work, facts = city_work(context, citykpi)
+    outcomes = steps.score_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context))
+    for city_id, outcome in outcomes.items():
+        facts[city_id] |= {"scores": outcome.counts, "kept_from_run": outcome.kept_from or ""}
+        citykpi.say(context, _outcome_line(city_id, outcome, "scores"))
+    _partition_metadata(context, "scored", facts)
+    return dg.MaterializeResult(metadata={"cities": len(facts)})
 
 
 @dg.asset(key=RELEASE, deps=[SCORES], group_name="out", kinds={"parquet", "csv"}, pool=WAREHOUSE_POOL,
           freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(days=35)),
           description="A new immutable release under <home>/releases/ of every configured city that has indicator "
-                      "values, with the newest quality result of each check in its manifest.")
+                      "values, with the newest quality result of each check in its manifest (`citykpi run`: its "
+                      "own run's results; unchanged inputs and data keep the latest release unless --force).")
 def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource,
             quality: QualityResource) -> dg.MaterializeResult:
     home = citykpi.resolved_home()
     computed = set(steps.computed_cities(home))
-    configs = [c for c in configured_cities(home, check_files=False) if c.city_id in computed]
+    configs = [c for c in citykpi.all_cities() if c.city_id in computed]
     if not configs:
         raise dg.Failure("no configured city has indicator values yet; materialise out/kpi_values first")
-    published = steps.publish(home, configs, context.run.run_id, strict=quality.strict, latest_quality=True)
-    citykpi.say(context, f"release {published.release_id} written ({', '.join(c.city_id for c in configs)})")
+    run_id = citykpi.stage_run_id(context)
+    published = steps.publish(home, configs, run_id, strict=quality.strict, latest_quality=citykpi.run_id is None,
+                              skip_unchanged=citykpi.skip_unchanged_release)
+    cities = [c.city_id for c in configs]
+    if published.manifest.get("run_id") == run_id:
+        citykpi.say(context, f"release {published.release_id} written ({_few(cities)})")
+    else:  # same inputs, code, config and data as the latest release: nothing written
+        citykpi.say(context, f"release {published.release_id} kept: nothing changed since it")
     return dg.MaterializeResult(metadata={"release_id": published.release_id,
                                           "path": dg.MetadataValue.path(str(published.path)),
-                                          "cities": [c.city_id for c in configs],
+                                          "cities": cities,
                                           "kpi_rows": published.manifest["row_counts"]["kpi_values"]})
+
+
+def _few(names: Sequence[str], shown: int = 10) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _stage_checks(stage: Stage, asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition,
                   name: str) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(specs=check_specs(stage, asset_key, partitions_def), name=name, pool=WAREHOUSE_POOL,
-                          description=f"Quality suites of stage {stage!r} for the partition's city.")
+                          description=f"Quality suites of stage {stage!r} for the partitions' cities.")
     def quality_checks(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource,
                        quality: QualityResource) -> Iterator[dg.AssetCheckResult]:
-        cities = [citykpi.city(c) for c in sorted({key.partition("|")[0] for key in context.partition_keys})]
-        yield from merged_check_results(check_cities(context, citykpi, quality, cities, stage), asset_key,
-                                        strict=quality.strict)
+        city_ids = list(dict.fromkeys(key.partition("|")[0] for key in context.partition_keys))
+        yield from merged_check_results(run_checks(context, citykpi, quality, citykpi.cities(city_ids), stage),
+                                        asset_key, strict=quality.strict)
 
     return quality_checks
 

@@ -221,8 +221,10 @@ def _report(exc: Exception) -> int:
         print(f"citykpi: error{where}: out of memory reading an input (a file too large for this machine?)",
               file=sys.stderr)
         return EXIT_USER_ERROR
-    print(f"citykpi: internal error{where}: {type(inner).__name__}: {_one_line(inner)} (rerun with --debug for "
-          "the traceback)", file=sys.stderr)
+    # A batched stage handles many cities: its note names the one it was working on.
+    notes = "".join(f" ({note})" for note in getattr(inner, "__notes__", []))
+    print(f"citykpi: internal error{where}: {type(inner).__name__}: {_one_line(inner)}{notes} (rerun with --debug "
+          "for the traceback)", file=sys.stderr)
     return EXIT_INTERNAL
 
 

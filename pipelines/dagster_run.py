@@ -1,20 +1,33 @@
-"""Materialise every asset in-process (what `citykpi run` does)."""
+"""`citykpi run`: materialise the deployment's partitioned asset graph (pipelines/city_assets.py) in process.
+
+The cities given are registered as city partitions of a fresh ephemeral instance; then one Dagster
+run per partitions definition, each over the whole partition range (what a single-run backfill
+does), so every asset execution hands all cities to one batched stage function:
+
+    1. raw/snapshots, core/observations + the core checks     cities first..last
+    2. out/kpi_values, out/scores + the kpis checks           (first city, first year)..(last city, last year)
+    3. out/release
+
+One citykpi run id (the `runs` table, kpi_values.run_id, quality_results.run_id, the release's
+run_id) spans the three Dagster runs. A blocking check that fails under --strict stops the run
+before the next Dagster run starts (no release).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import duckdb
 from dagster._core.errors import DagsterAssetCheckFailedError
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.assets import build_asset_checks, build_assets
-from pipelines.checks import QualityResource
-from pipelines.resources import CitykpiResource
 from pipelines.steps import WarehouseStamp, record_run, warehouse_stamp
 from sources.config import LoadedConfig
 from sources.errors import CitykpiError
@@ -22,64 +35,108 @@ from warehouse.home import Home
 from warehouse.quality.store import QualityGateError, blocking_failures
 from warehouse.releases import Release, load_release
 
+# The graph's modules are imported inside the functions: after materialize_all has silenced Dagster's
+# beta / preview warnings (partitioned checks, backfill policies), which a command line should not print.
+
+
+def cli_assets() -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
+    """The deployment's assets and checks; the fetch without its retry policy (the deployment retries a
+    city's fetch after about a minute; a command line reports the failure at once)."""
+    from pipelines.city_assets import ASSETS, CHECKS, RAW, raw_snapshots_asset
+
+    return [raw_snapshots_asset(retry_policy=None), *[a for a in ASSETS if a.key != RAW], *CHECKS]
+
+
+def run_plan(configs: Sequence[LoadedConfig]) -> list[tuple[list[dg.AssetKey], dict[str, str]]]:
+    """(assets, partition range tags) of each Dagster run of `citykpi run`, in order."""
+    from pipelines.city_assets import CORE, KPI, RAW, RELEASE, SCORES
+    from pipelines.partitions import YEAR, city_year_key
+
+    cities = [c.city_id for c in configs]
+    partition_years = {int(y) for y in YEAR.get_partition_keys()}
+    years = sorted({y for c in configs for y in c.config.city.reporting_years} & partition_years)
+
+    def span(first: str, last: str) -> dict[str, str]:
+        return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+    plan = [([RAW, CORE], span(cities[0], cities[-1]))]
+    if years:
+        plan.append(([KPI, SCORES], span(city_year_key(cities[0], years[0]), city_year_key(cities[-1], years[-1]))))
+    else:  # no reporting year is a partition year: one partition per city computes it whole
+        plan += [([KPI, SCORES], {"dagster/partition": city_year_key(city, min(partition_years))})
+                 for city in cities]
+    return [*plan, ([RELEASE], {})]
+
 
 def _quality_gate_error(home: Home, configs: Sequence[LoadedConfig], run_id: str) -> QualityGateError:
     with home.warehouse() as con:
         return QualityGateError(run_id, blocking_failures(con, run_id, [c.city_id for c in configs]))
 
 
-def _record_failed_run(home: Home, configs: Sequence[LoadedConfig], instance: dg.DagsterInstance,
-                       started: datetime, stamp: WarehouseStamp, error: BaseException | None = None) -> str | None:
-    runs = instance.get_runs(limit=1)
-    if not runs:
-        return None
+def _record_failed_run(home: Home, configs: Sequence[LoadedConfig], run_id: str, started: datetime,
+                       stamp: WarehouseStamp, error: BaseException | None = None) -> None:
     # An unusable warehouse: the error being raised says why; the run record cannot be written then.
     # A run that wrote nothing goes to the refused-runs log, leaving the warehouse file as it was.
     with contextlib.suppress(CitykpiError, duckdb.Error, OSError):
-        record_run(home, runs[0].run_id, configs, "failed", started, unchanged_since=stamp, error=error)
-    return runs[0].run_id
+        record_run(home, run_id, configs, "failed", started, unchanged_since=stamp, error=error)
 
 
 def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: bool = False,
                     debug: bool = False, strict: bool = False, skip_unchanged: bool = False) -> Release:
-    """Run fetch -> load -> checks -> KPIs -> checks -> release for all configs; return the new release.
+    """Run fetch -> load -> checks -> KPIs -> checks -> scores -> release for all configs; return the release.
 
-    A user-facing error inside an asset (bad input, missing file) is re-raised as itself so the
-    CLI can print one clear message. With `strict`, a failed blocking quality check stops the run
-    before anything downstream of it (Dagster's blocking asset checks) and raises QualityGateError.
-    With `skip_unchanged`, a run whose inputs, code, config and data equal the latest release's writes
-    no release and returns that one.
+    A user-facing error inside an asset (bad input, missing file, a failed fetch) is re-raised as a
+    CitykpiError so the CLI can print one clear message. With `strict`, a failed blocking quality check
+    stops the run before anything downstream of it (Dagster's blocking asset checks) and raises
+    QualityGateError. With `skip_unchanged`, a run whose inputs, code, config and data equal the latest
+    release's writes no release and returns that one.
     """
     if not debug:
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    resource = CitykpiResource(home=str(home.root), offline=offline, progress=True,
-                               skip_unchanged_release=skip_unchanged)
-    quality = QualityResource(strict=strict)
+    from pipelines.checks import QualityResource
+    from pipelines.partitions import CITY
+    from pipelines.resources import CitykpiResource
+
+    run_id = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    resources = {"citykpi": CitykpiResource(home=str(home.root), offline=offline, progress=True,
+                                            skip_unchanged_release=skip_unchanged,
+                                            configs=[str(c.path) for c in configs], run_id=run_id),
+                 "quality": QualityResource(strict=strict)}
+    # The CLI prints its own progress lines; Dagster's console log only with --debug.
+    run_config: Any = None if debug else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    assets = cli_assets()
+    # The run is recorded at its end, so that a refused one can leave the warehouse file untouched.
     started, stamp = datetime.now(UTC), warehouse_stamp(home)
+    result = None
     with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(CITY.name or "city", [c.city_id for c in configs])
         try:
-            result = dg.materialize(
-                [*build_assets(configs), *build_asset_checks(configs)], instance=instance,
-                resources={"citykpi": resource, "quality": quality},
-                tags={"citykpi/entry": "cli"},
-                # The CLI prints its own progress lines; Dagster's console log only with --debug.
-                run_config=None if debug else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+            for selection, tags in run_plan(configs):
+                result = dg.materialize(assets, selection=selection, instance=instance, resources=resources,
+                                        tags={"citykpi/entry": "cli", "citykpi/run_id": run_id, **tags},
+                                        run_config=run_config)
         except dg.DagsterExecutionStepExecutionError as exc:
-            _record_failed_run(home, configs, instance, started, stamp, exc.user_exception)
-            if isinstance(exc.user_exception, CitykpiError):
-                raise exc.user_exception from None
+            _record_failed_run(home, configs, run_id, started, stamp, exc.user_exception)
+            inner = exc.user_exception
+            if isinstance(inner, CitykpiError):
+                raise inner from None
+            if isinstance(inner, dg.Failure) and inner.description:  # failed fetches, named per city/source
+                raise CitykpiError(inner.description) from None
             raise
+        except dg.Failure as exc:  # raised as itself by an in-process run: failed fetches, named per city/source
+            _record_failed_run(home, configs, run_id, started, stamp, exc)
+            raise CitykpiError(exc.description or str(exc)) from None
         except DagsterAssetCheckFailedError:
             # Only ERROR-severity results block, and only --strict reports failures as ERROR.
-            run_id = _record_failed_run(home, configs, instance, started, stamp)
-            raise _quality_gate_error(home, configs, run_id or "") from None
+            _record_failed_run(home, configs, run_id, started, stamp)
+            raise _quality_gate_error(home, configs, run_id) from None
         except BaseException as exc:
-            # Dagster 1.13 re-raises a step's own exception (a refused input's SourceDataError) as itself.
-            _record_failed_run(home, configs, instance, started, stamp, exc)
+            _record_failed_run(home, configs, run_id, started, stamp, exc)
             raise
-        record_run(home, result.run_id, configs, "succeeded", started)
+        record_run(home, run_id, configs, "succeeded", started)
+        assert result is not None
         release_events = result.asset_materializations_for_node("out__release")
     release_id = release_events[-1].metadata["release_id"].value
     return load_release(home, str(release_id))

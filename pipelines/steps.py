@@ -192,15 +192,7 @@ def _restore_current_pointers(home: Home, loaded: LoadedConfig) -> None:
 def compute_city(home: Home, loaded: LoadedConfig, run_id: str, years: Sequence[int] | None = None) -> dict[str, int]:
     """KPI values of every reporting year (replacing the city's rows), or of `years` only (replacing
     exactly those years' rows: a city-year partition)."""
-    from kpis import state
-    from kpis.store import compute_and_store
-
-    with home.warehouse() as con:
-        fingerprint = state.inputs_fingerprint(con, loaded) if years is None else None
-        values = compute_and_store(con, loaded.city_id, loaded.config.city.reporting_years if years is None
-                                   else years, run_id, only_these_years=years is not None)
-        state.record(con, loaded.city_id, "kpi_values", fingerprint, run_id)
-    return {status: int(n) for status, n in values.group_by("status").len().sort("status").iter_rows()}
+    return compute_cities(home, [(loaded, years)], run_id, keep_unchanged=False)[loaded.city_id].counts
 
 
 def benchmark_city(home: Home, loaded: LoadedConfig, run_id: str, years: Sequence[int] | None = None) -> dict[str, int]:
@@ -208,14 +200,148 @@ def benchmark_city(home: Home, loaded: LoadedConfig, run_id: str, years: Sequenc
 
     Replaces the city's rows in kpi_scores, kpi_rollups (only `years` when given) and kpi_progress in
     one transaction; returns counts (scored, excluded, progress_<status> of the UN method)."""
+    return score_cities(home, [(loaded, years)], run_id, keep_unchanged=False)[loaded.city_id].counts
+
+
+# ---- the batched stages: one warehouse session per stage for every city of a run ------------------------
+#
+# The Dagster assets (pipelines/city_assets.py, for `citykpi run` and the deployment alike) and run_plain
+# call exactly these, with the cities of a run (a partition range). Per-city fixed costs (opening the
+# warehouse under the lock, fingerprints, Dagster events) are paid once per stage, not once per city.
+
+# The one order of the stages. The Dagster graph encodes it in its dependencies (a test compares them);
+# run_plain follows it step by step.
+STAGE_ORDER = ("fetch", "load", "check_core", "compute", "check_kpis", "scores", "publish")
+
+CityWork = tuple[LoadedConfig, Sequence[int] | None]   # a city and the years to compute (None: all, kept if current)
+
+
+@dataclass
+class StageOutcome:
+    """What a compute or scores stage did for one city: counts, or the run it kept the rows from."""
+
+    counts: dict[str, int]
+    kept_from: str | None = None
+    years: list[int] | None = None      # None: every reporting year
+
+
+def whole_city_years(loaded: LoadedConfig, years: Sequence[int], partition_years: Sequence[int]) -> list[int] | None:
+    """None (compute the whole city, keeping unchanged results) when `years` hold every reporting year
+    of the city that is a partition year, else the reported years among `years` (a city-year run)."""
+    reporting = set(loaded.config.city.reporting_years)
+    if reporting & set(partition_years) <= set(years):
+        return None
+    return sorted(reporting & set(years))
+
+
+def fetch_cities(home: Home, configs: Sequence[LoadedConfig], *, offline: bool = False,
+                 every: str | None = None) -> dict[str, FetchReport]:
+    """Fetch every city's sources (tolerant: see fetch_sources); the caller reports the failures."""
+    return {loaded.city_id: _naming_city(loaded.city_id, "fetching", fetch_sources, home, loaded,
+                                         offline=offline, every=every)
+            for loaded in configs}
+
+
+def fetch_failures(reports: dict[str, FetchReport]) -> dict[str, str]:
+    """{"<city>/<source>": message} of every source that failed to fetch."""
+    return {f"{city_id}/{source}": message for city_id, report in reports.items()
+            for source, message in report.failures.items()}
+
+
+class FetchFailedError(CitykpiError):
+    """Sources failed to fetch; the message names each city/source and why."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = failures
+        super().__init__("failed sources: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+
+
+def load_cities(home: Home, configs: Sequence[LoadedConfig]) -> dict[str, dict[str, Any]]:
+    """Load each city's CURRENT snapshots (load_city: per source, only what changed); {city: report}.
+
+    Each city's load stays its own transaction: a bad source fails the run naming its city and
+    leaves the cities loaded before it committed (what an incremental rerun then skips)."""
+    return {loaded.city_id: _naming_city(loaded.city_id, "loading", _load_current, home, loaded)
+            for loaded in configs}
+
+
+def _load_current(home: Home, loaded: LoadedConfig) -> dict[str, Any]:
+    return load_city(home, loaded, current_snapshots(home, loaded))
+
+
+def check_cities(home: Home, configs: Sequence[LoadedConfig], run_id: str, stage: Stage,
+                 settings: QualitySettings | None = None) -> dict[str, list[CheckResult]]:
+    """The quality suites of one stage for every city, stored, in one transaction: one GX validation
+    per table for all cities at once (warehouse.quality.run.run_cities)."""
+    with home.warehouse() as con, transaction(con):
+        return run_cities(con, [quality_context(loaded, settings) for loaded in configs], run_id, stage)
+
+
+def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
+                   keep_unchanged: bool = True) -> dict[str, StageOutcome]:
+    """kpi_values of each city, in one warehouse session. A whole-city entry (years None) whose inputs
+    fingerprint equals the one its rows were computed from keeps them (`keep_unchanged`); a city-year
+    entry replaces exactly those years' rows."""
+    from kpis import state
+    from kpis.store import compute_and_store
+
+    out: dict[str, StageOutcome] = {}
+    with home.warehouse() as con:
+        for loaded, years in work:
+            city = loaded.city_id
+            fingerprint = state.inputs_fingerprint(con, loaded) if years is None else None
+            kept = state.current_run(con, loaded, "kpi_values", fingerprint) if fingerprint and keep_unchanged else None
+            if kept:
+                out[city] = StageOutcome(_status_counts(con, city), kept)
+                continue
+            values = _naming_city(city, "computing", compute_and_store, con, city,
+                                  loaded.config.city.reporting_years if years is None else years, run_id,
+                                  only_these_years=years is not None)
+            state.record(con, city, "kpi_values", fingerprint, run_id)
+            out[city] = StageOutcome({str(status): int(n) for status, n in
+                                      values.group_by("status").len().sort("status").iter_rows()},
+                                     years=None if years is None else list(years))
+    return out
+
+
+def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
+                 keep_unchanged: bool = True) -> dict[str, StageOutcome]:
+    """Scores, roll-ups and progress of each city (kpis.benchmarking), in one warehouse session; a
+    whole-city entry whose inputs are unchanged since its scores were computed keeps them."""
     from kpis import state
     from kpis.benchmarking.store import benchmark_and_store
 
+    out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
-        fingerprint = state.inputs_fingerprint(con, loaded) if years is None else None
-        counts = benchmark_and_store(con, loaded, run_id, years)
-        state.record(con, loaded.city_id, "scores", fingerprint, run_id)
-        return counts
+        for loaded, years in work:
+            city = loaded.city_id
+            fingerprint = state.inputs_fingerprint(con, loaded) if years is None else None
+            kept = state.current_run(con, loaded, "scores", fingerprint) if fingerprint and keep_unchanged else None
+            if kept:
+                out[city] = StageOutcome({}, kept)
+                continue
+            counts = _naming_city(city, "scoring", benchmark_and_store, con, loaded, run_id, years)
+            state.record(con, city, "scores", fingerprint, run_id)
+            out[city] = StageOutcome(counts, years=None if years is None else list(years))
+    return out
+
+
+def _naming_city(city_id: str, doing: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call `function`; an unexpected error (not a CitykpiError, whose message names its city and
+    source) gets a note naming the city, since one batched stage handles many."""
+    try:
+        return function(*args, **kwargs)
+    except CitykpiError:
+        raise
+    except Exception as exc:
+        exc.add_note(f"while {doing} city {city_id}")
+        raise
+
+
+def _status_counts(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[str, int]:
+    rows = con.execute("SELECT status, count(*) FROM kpi_values WHERE city_id = ? GROUP BY 1 ORDER BY 1",
+                       [city_id]).fetchall()
+    return {str(status): int(n) for status, n in rows}
 
 
 def up_to_date(home: Home, loaded: LoadedConfig, stage: KpiStage) -> str | None:
@@ -232,9 +358,7 @@ def up_to_date(home: Home, loaded: LoadedConfig, stage: KpiStage) -> str | None:
 def kpi_status_counts(home: Home, loaded: LoadedConfig) -> dict[str, int]:
     """Rows per status of the city's stored kpi_values (what compute_city returns)."""
     with home.warehouse() as con:
-        rows = con.execute("SELECT status, count(*) FROM kpi_values WHERE city_id = ? GROUP BY 1 ORDER BY 1",
-                           [loaded.city_id]).fetchall()
-    return {str(status): int(n) for status, n in rows}
+        return _status_counts(con, loaded.city_id)
 
 
 def quality_context(loaded: LoadedConfig, settings: QualitySettings | None = None) -> SuiteContext:
@@ -250,14 +374,21 @@ def check_city(home: Home, loaded: LoadedConfig, run_id: str, stage: Stage,
     observations failing blocking checks so that compute_city makes their KPIs `failed_check`.
     stage "kpis" (after compute_city): kpi_values and the U4SSC plausibility rules.
     """
-    with home.warehouse() as con, transaction(con):
-        return run_stage(con, quality_context(loaded, settings), run_id, stage)
+    return check_cities(home, [loaded], run_id, stage, settings)[loaded.city_id]
 
 
 def enforce_strict(run_id: str, city_id: str, results: list[CheckResult]) -> None:
     """--strict: stop at the first stage with a blocking failure (before anything downstream is written)."""
     failures = [f"{city_id}/{r.check.table}.{r.check.name} ({r.failing or 0:,} failing)"
                 for r in results if r.blocking_failure]
+    if failures:
+        raise QualityGateError(run_id, failures)
+
+
+def enforce_strict_all(run_id: str, by_city: dict[str, list[CheckResult]]) -> None:
+    """--strict over a batched stage: one error naming every city's blocking failures."""
+    failures = [f"{city_id}/{r.check.table}.{r.check.name} ({r.failing or 0:,} failing)"
+                for city_id, results in by_city.items() for r in results if r.blocking_failure]
     if failures:
         raise QualityGateError(run_id, failures)
 
@@ -401,17 +532,16 @@ class RunResult:
 
 def run_plain(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: bool = False,
               strict: bool = False) -> RunResult:
-    """Every stage in sequence without Dagster (the baseline for orchestration overhead).
+    """Every stage in STAGE_ORDER without Dagster, over all cities at once (the same batched stage
+    functions the Dagster assets call; the baseline for orchestration overhead).
 
     With `strict`, a blocking quality failure stops the run where Dagster's blocking asset checks
     stop it: after the stage that failed, with no release written.
     """
-    loads: dict[str, Any] = {}
-    status: dict[str, dict[str, int]] = {}
     # The run is recorded at its end, so that a refused one can leave the warehouse file untouched.
     started, stamp = datetime.now(UTC), warehouse_stamp(home)
     try:
-        result = _run_stages(home, configs, run_id, loads, status, offline=offline, strict=strict)
+        result = _run_stages(home, configs, run_id, offline=offline, strict=strict)
     except BaseException as exc:
         with contextlib.suppress(CitykpiError, duckdb.Error, OSError):  # never hide the error being raised
             record_run(home, run_id, configs, "failed", started, unchanged_since=stamp, error=exc)
@@ -420,20 +550,20 @@ def run_plain(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: 
     return result
 
 
-def _run_stages(home: Home, configs: list[LoadedConfig], run_id: str, loads: dict[str, Any],
-                status: dict[str, dict[str, int]], *, offline: bool, strict: bool) -> RunResult:
-    for loaded in configs:
-        snapshots = fetch_city(home, loaded, offline=offline)
-        loads[loaded.city_id] = load_city(home, loaded, snapshots)
-        core = check_city(home, loaded, run_id, "core")
-        if strict:
-            enforce_strict(run_id, loaded.city_id, core)
-        status[loaded.city_id] = (kpi_status_counts(home, loaded) if up_to_date(home, loaded, "kpi_values")
-                                  else compute_city(home, loaded, run_id))
-        kpis = check_city(home, loaded, run_id, "kpis")
-        if strict:
-            enforce_strict(run_id, loaded.city_id, kpis)
-        if not up_to_date(home, loaded, "scores"):
-            benchmark_city(home, loaded, run_id)
-    release = publish(home, configs, run_id, strict=strict)
-    return RunResult(run_id, release, status, loads)
+def _run_stages(home: Home, configs: list[LoadedConfig], run_id: str, *, offline: bool, strict: bool) -> RunResult:
+    home.ensure()
+    failures = fetch_failures(fetch_cities(home, configs, offline=offline))      # fetch
+    if failures:
+        raise FetchFailedError(failures)
+    loads = load_cities(home, configs)                                            # load
+    core = check_cities(home, configs, run_id, "core")                            # check_core
+    if strict:
+        enforce_strict_all(run_id, core)
+    whole: list[CityWork] = [(loaded, None) for loaded in configs]
+    computed = compute_cities(home, whole, run_id)                                # compute
+    kpis = check_cities(home, configs, run_id, "kpis")                            # check_kpis
+    if strict:
+        enforce_strict_all(run_id, kpis)
+    score_cities(home, whole, run_id)                                             # scores
+    release = publish(home, configs, run_id, strict=strict)                       # publish
+    return RunResult(run_id, release, {city: o.counts for city, o in computed.items()}, loads)

@@ -1,7 +1,7 @@
-"""Acceptance: the per-city asset graph that `citykpi run` materialises in process has the expected
-shape and writes a release; the deployment definitions (pipelines/definitions.py, tested in depth
-by test_orchestration.py) pass `dg check defs`. CITYKPI_HOME and CITYKPI_CITIES point at tmp and a
-small demo."""
+"""Acceptance: `citykpi run` materialises the deployment's partitioned asset graph (one driver:
+pipelines/city_assets.py) in process, one Dagster run per partitions definition over all cities, and
+writes a release; the deployment definitions (pipelines/definitions.py, tested in depth by
+test_orchestration.py) pass `dg check defs`. CITYKPI_HOME and CITYKPI_CITIES point at tmp and a small demo."""
 
 from __future__ import annotations
 
@@ -13,27 +13,16 @@ import dagster as dg
 import pytest
 from conftest import BIN_DIR, REPO_ROOT, RUN_TIMEOUT, release_dirs, subprocess_env, verify_release
 
-# The asset graph for the demo city, written out: key -> keys it depends on.
 RAW_SOURCES = ["bevoelkerung_bezirke", "bezirke", "gruenflaechen", "gtfs", "luftmessstationen", "luftmessungen",
                "statistik_stadt", "strassennetz", "versorgung"]
+# The graph `citykpi run` materialises, written out: key -> keys it depends on (the same for any count of
+# cities: cities are partitions, not assets).
 EXPECTED_GRAPH = {
-    "raw/demo_city/bevoelkerung_bezirke": [],
-    "raw/demo_city/bezirke": [],
-    "raw/demo_city/gruenflaechen": [],
-    "raw/demo_city/gtfs": [],
-    "raw/demo_city/luftmessstationen": [],
-    "raw/demo_city/luftmessungen": [],
-    "raw/demo_city/statistik_stadt": [],
-    "raw/demo_city/strassennetz": [],
-    "raw/demo_city/versorgung": [],
-    "core/demo_city/observations": [
-        "raw/demo_city/bevoelkerung_bezirke", "raw/demo_city/bezirke", "raw/demo_city/gruenflaechen",
-        "raw/demo_city/gtfs", "raw/demo_city/luftmessstationen", "raw/demo_city/luftmessungen",
-        "raw/demo_city/statistik_stadt", "raw/demo_city/strassennetz", "raw/demo_city/versorgung",
-    ],
-    "out/demo_city/kpi_values": ["core/demo_city/observations"],
-    "out/demo_city/scores": ["out/demo_city/kpi_values"],
-    "out/release": ["out/demo_city/scores"],
+    "raw/snapshots": [],
+    "core/observations": ["raw/snapshots"],
+    "out/kpi_values": ["core/observations"],
+    "out/scores": ["out/kpi_values"],
+    "out/release": ["out/scores"],
 }
 
 
@@ -47,28 +36,55 @@ def dagster_env(demo_config: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         yield env
 
 
-@pytest.fixture(scope="module")
-def defs(dagster_env: dict[str, str]) -> dg.Definitions:
-    """The per-city graph of `citykpi run` (pipelines/assets.py) for the configured city."""
-    from pipelines.assets import build_definitions
-    from pipelines.cities import configured_cities
+def test_cli_graph_is_the_deployment_graph() -> None:
+    """One driver: the CLI's assets are the deployment's (the fetch only without its retry policy)."""
+    from pipelines import definitions
+    from pipelines.dagster_run import cli_assets
 
-    return build_definitions(configured_cities())
+    cli = {key.to_user_string(): sorted(d.asset_key.to_user_string() for d in spec.deps)
+           for a in cli_assets() if isinstance(a, dg.AssetsDefinition) for key, spec in a.specs_by_key.items()}
+    assert cli == EXPECTED_GRAPH
+    deployment = {s.key.to_user_string(): sorted(d.asset_key.to_user_string() for d in s.deps)
+                  for s in definitions.defs().resolve_all_asset_specs()}
+    assert cli == deployment
+    checks = {key for a in cli_assets() if isinstance(a, dg.AssetChecksDefinition) for key in a.check_keys}
+    assert {key.asset_key.to_user_string() for key in checks} == {"core/observations", "out/kpi_values"}
 
 
-def test_definitions_load_and_validate(defs: dg.Definitions) -> None:
-    dg.Definitions.validate_loadable(defs)
-    repository = defs.get_repository_def()
-    assert "citykpi_all" in {job.name for job in repository.get_all_jobs()}
-    assert "citykpi" in defs.resources
+def test_stage_order_is_the_graphs_order() -> None:
+    """run_plain (Dagster-free) follows steps.STAGE_ORDER; the graph's dependencies give the same order."""
+    from pipelines.steps import STAGE_ORDER
+
+    stage_of = {"raw/snapshots": "fetch", "core/observations": "load", "out/kpi_values": "compute",
+                "out/scores": "scores", "out/release": "publish"}
+    order = [stage for stage in STAGE_ORDER if stage in stage_of.values()]
+    for key, deps in EXPECTED_GRAPH.items():
+        for dep in deps:
+            assert order.index(stage_of[dep]) < order.index(stage_of[key])
+    # The checks of a stage run right after it and before the next stage.
+    assert STAGE_ORDER.index("check_core") == STAGE_ORDER.index("load") + 1
+    assert STAGE_ORDER.index("check_kpis") == STAGE_ORDER.index("compute") + 1
 
 
-def test_asset_keys_and_dependencies(defs: dg.Definitions) -> None:
-    graph = {spec.key.to_user_string(): sorted(dep.asset_key.to_user_string() for dep in spec.deps)
-             for spec in defs.resolve_all_asset_specs()}
-    assert graph == EXPECTED_GRAPH
-    groups = {spec.key.to_user_string(): spec.group_name for spec in defs.resolve_all_asset_specs()}
-    assert {key: key.split("/")[0] for key in groups} == groups
+def test_run_plan_spans_every_city_in_one_run_per_partitions_definition(demo_config: Path) -> None:
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from pipelines.dagster_run import run_plan
+    from sources.config import load_city_config
+
+    loaded = load_city_config(demo_config)
+    other = loaded.model_copy(update={"config": loaded.config.model_copy(update={
+        "city": loaded.config.city.model_copy(update={"id": "other-city", "reporting_years": [2020, 2021]})})})
+    plan = run_plan([loaded, other])
+    assert [sorted(k.to_user_string() for k in keys) for keys, _ in plan] == [
+        ["core/observations", "raw/snapshots"], ["out/kpi_values", "out/scores"], ["out/release"]]
+    assert (plan[0][1][ASSET_PARTITION_RANGE_START_TAG], plan[0][1][ASSET_PARTITION_RANGE_END_TAG]) == (
+        "demo-city", "other-city")
+    first_year = min([*loaded.config.city.reporting_years, 2020])
+    last_year = max([*loaded.config.city.reporting_years, 2021])
+    assert (plan[1][1][ASSET_PARTITION_RANGE_START_TAG], plan[1][1][ASSET_PARTITION_RANGE_END_TAG]) == (
+        f"demo-city|{first_year}", f"other-city|{last_year}")
+    assert plan[2][1] == {}
 
 
 def test_deployment_definitions_load_without_touching_the_home(dagster_env: dict[str, str]) -> None:
@@ -90,17 +106,16 @@ def test_dg_check_defs(dagster_env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-def test_materialize_all_assets_writes_a_release(defs: dg.Definitions, dagster_env: dict[str, str]) -> None:
+def test_materialize_all_writes_a_release(demo_config: Path, dagster_env: dict[str, str]) -> None:
+    from pipelines.dagster_run import materialize_all
+    from sources.config import load_city_config
+    from warehouse.home import Home
+
     home = Path(dagster_env["CITYKPI_HOME"])
-    assets = list(defs.assets or [])
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(assets, instance=instance, resources=defs.resources)
-    assert result.success
-    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
-    assert materialized == set(EXPECTED_GRAPH)
-    release_id = result.asset_materializations_for_node("out__release")[-1].metadata["release_id"].value
+    release = materialize_all(Home(home).ensure(), [load_city_config(demo_config)])
     releases = release_dirs(home)
-    assert [p.name for p in releases] == [release_id]
+    assert [p.name for p in releases] == [release.release_id]
     manifest = verify_release(releases[0])
     assert [c["id"] for c in manifest["cities"]] == ["demo-city"]
     assert {s["source_id"].replace("-", "_") for s in manifest["input_snapshots"]} == set(RAW_SOURCES)
+    assert "demo-city" in manifest["loads"], "the loads section is written on every path"

@@ -64,14 +64,13 @@ def run(counts: Sequence[int], scale: float, repeats: int) -> dict[str, Any]:
                         steps.check_city(home, loaded, "bench-per-city", stage)
 
             entry = {"per_city_s": _timed(per_city, repeats)}
-            batched = getattr(quality_run, "check_cities", None)
-            if batched is not None:
-                def all_at_once(cities: list[Any] = cities, batched: Any = batched) -> None:
-                    for stage in ("core", "kpis"):
-                        batched(home, cities, "bench-batched", stage)
 
-                entry["batched_s"] = _timed(all_at_once, repeats)
-                entry["batched_over_per_city"] = entry["batched_s"] / entry["per_city_s"]
+            def all_at_once(cities: list[Any] = cities) -> None:
+                for stage in ("core", "kpis"):
+                    steps.check_cities(home, cities, "bench-batched", stage)
+
+            entry["batched_s"] = _timed(all_at_once, repeats)
+            entry["batched_over_per_city"] = entry["batched_s"] / entry["per_city_s"]
             out["counts"][str(count)] = entry
     return out
 

@@ -38,7 +38,7 @@ from warehouse.load import (
     write_changes,
 )
 from warehouse.quality import CheckResult, QualitySettings, SuiteContext
-from warehouse.quality.run import Stage, run_cities, run_stage
+from warehouse.quality.run import Stage, run_cities
 from warehouse.quality.store import QualityGateError, blocking_failures, quality_summary
 from warehouse.releases import Release, publish_release, reconcile_releases
 from warehouse.store import load_reports, record_derive_report, record_snapshots, snapshot_records

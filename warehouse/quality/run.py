@@ -1,7 +1,7 @@
 """Run the suites of one stage for the cities of a run: measure in DuckDB, validate with GX (once per
 table for all cities), store, mark.
 
-Call inside a transaction (pipelines/steps.py and `check_cities` do): results, observation marks and
+Call inside a transaction (pipelines/steps.py:check_cities does): results, observation marks and
 KPI marks are written together, so a failure leaves the previous quality state of the cities intact.
 """
 
@@ -19,9 +19,7 @@ from warehouse.quality.store import store_results
 from warehouse.quality.suites import KEYS, SAMPLE_COLUMNS, core_suites, kpi_suites, scores_suites
 
 if TYPE_CHECKING:
-    from sources.config import LoadedConfig
-    from warehouse.home import Home
-    from warehouse.quality.model import QualitySettings
+    pass
 
 Stage = Literal["core", "kpis", "scores"]
 STAGES: tuple[Stage, ...] = ("core", "kpis", "scores")
@@ -81,20 +79,6 @@ def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext],
 def run_stage(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, run_id: str, stage: Stage) -> list[CheckResult]:
     """One city's stage (a batch of one)."""
     return run_cities(con, [ctx], run_id, stage)[ctx.city_id]
-
-
-def check_cities(home: Home, configs: Sequence[LoadedConfig], run_id: str, stage: Stage,
-                 settings: QualitySettings | None = None) -> dict[str, list[CheckResult]]:
-    """The plain step for a stage over many cities, in one transaction: one GX validation per table for
-    all of them (what a run of many cities should call once per stage, instead of one check per city)."""
-    from warehouse.db import transaction
-    from warehouse.quality.model import QualitySettings
-
-    settings = settings or QualitySettings.from_env()
-    contexts = [SuiteContext(c.config.city.id, c.config.city.country, tuple(c.config.city.reporting_years), settings)
-                for c in configs]
-    with home.warehouse() as con, transaction(con):
-        return run_cities(con, contexts, run_id, stage)
 
 
 def warm_up() -> None:

@@ -425,7 +425,9 @@ def test_snapshot_database_has_the_documented_interface_and_works_anywhere(
         assert directions == {"private vehicle": "lower_is_better", "public transport": "higher_is_better",
                               "walking": "higher_is_better", "cycling": "higher_is_better",
                               "para transport": "neutral", "PM2.5": "lower_is_better", "PM10": "lower_is_better",
-                              "NO2": "lower_is_better", "SO2": "lower_is_better", "O3": "lower_is_better"}
+                              "NO2": "lower_is_better", "SO2": "lower_is_better", "O3": "lower_is_better",
+                              **{f"{p}, all stations": "lower_is_better"
+                                 for p in ("PM2.5", "PM10", "NO2", "SO2", "O3")}}
         assert con.execute("SELECT count(*) FROM kpi_report WHERE direction IS NULL").fetchone() == (0,)
         with pytest.raises(duckdb.Error):
             con.execute("DELETE FROM kpi_values")

@@ -23,6 +23,7 @@ import polars as pl
 from warehouse.quality.metadata import sql_literal
 from warehouse.quality.model import CheckResult, ExpectationCheck, QueryCheck, RowCheck, SuiteContext
 from warehouse.quality.sql import first_row, run
+from warehouse.sqltext import ident
 
 # core table -> derivations (warehouse/derive.py names) computed from it
 DERIVED_FROM: dict[str, tuple[str, ...]] = {
@@ -52,7 +53,7 @@ def _marked_by_rowid(con: duckdb.DuckDBPyConnection, table: str, result: CheckRe
                          schema={"rid": pl.Int64, "detail": pl.String})
     con.register("_failing_rows", frame.to_arrow())
     try:
-        row = first_row(run(con, f"UPDATE {table} o SET {set_sql} FROM _failing_rows f WHERE o.rowid = f.rid"))
+        row = first_row(run(con, f"UPDATE {ident(table)} o SET {set_sql} FROM _failing_rows f WHERE o.rowid = f.rid"))
     finally:
         con.unregister("_failing_rows")
     return int(row[0]) if row else 0

@@ -335,7 +335,8 @@ def child_ours_numbers(home_dir: Path, config: Path) -> dict[str, Any]:
             AND list_contains(?, indicator_id) AND status = 'computed'""",
                            [loaded.city_id, [k for k, *_ in RATIO_KPIS]]).fetchall()
         aq = con.execute("""SELECT year, data_point, value FROM kpi_values WHERE city_id = ?
-            AND indicator_id = 'EN:EN:AQ:1C' AND status = 'computed'""", [loaded.city_id]).fetchall()
+            AND indicator_id = 'EN:EN:AQ:1C' AND status = 'computed'
+            AND data_point NOT LIKE '%, all stations'""", [loaded.city_id]).fetchall()  # those: all-station means
     finally:
         con.close()
     return {"station_means": [list(r) for r in stations], "city_means": [list(r) for r in city],

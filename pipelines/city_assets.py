@@ -76,9 +76,9 @@ def raw_snapshots_asset(retry_policy: dg.RetryPolicy | None = FETCH_RETRY_POLICY
             landed[city_id] = {s.source_id: {"snapshot_id": s.snapshot_id, "new": s.new} for s in report.snapshots}
             context.add_asset_metadata({"landed": dg.MetadataValue.json({city_id: landed[city_id]})},
                                        partition_key=city_id)
-            new = report.new_snapshots
-            citykpi.say(context, f"{city_id}: {len(report.snapshots)} source(s) fetched, "
-                                 f"{len(new)} new snapshot(s){': ' + ', '.join(new) if new else ''}")
+            for snapshot in report.snapshots:  # one line per source, as the README shows
+                citykpi.say(context, f"{city_id}/{snapshot.source_id}: snapshot {snapshot.snapshot_id}"
+                                     f" ({'new' if snapshot.new else 'unchanged'}, {snapshot.size_bytes:,} bytes)")
         failures = steps.fetch_failures(reports)
         if failures:
             raise dg.Failure(description=str(steps.FetchFailedError(failures)),

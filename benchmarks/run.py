@@ -186,8 +186,8 @@ def child_readings_family(home_dir: Path, config: Path, repeats: int) -> dict[st
 
 def _codes(loaded: Any) -> list[tuple[str, str, float]]:
     """(code in the file, data point, factor to the canonical unit) of the readings source."""
-    from warehouse.units import conversion_factor
-    from warehouse.variables import VARIABLES
+    from canonical.units import conversion_factor
+    from canonical.variables import VARIABLES
 
     mapping = _source(loaded, READINGS_SOURCE).readings
     return [(code, vm.data_point, conversion_factor(vm.unit, VARIABLES[vm.variable].unit, variable=vm.variable,
@@ -197,8 +197,8 @@ def _codes(loaded: Any) -> list[tuple[str, str, float]]:
 
 def _statistics_names(loaded: Any) -> dict[str, tuple[str, float]]:
     """variable -> (Merkmal in the statistics CSV, factor) for the ratio KPIs' inputs."""
-    from warehouse.units import conversion_factor
-    from warehouse.variables import VARIABLES
+    from canonical.units import conversion_factor
+    from canonical.variables import VARIABLES
 
     wanted = {v for _, num, den, _ in RATIO_KPIS for v in (num, den)}
     out = {}

@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from sources.errors import CitykpiError
+    from canonical.errors import CitykpiError
 
     received = _on_signals()
     try:
@@ -208,7 +208,7 @@ def _report(exc: Exception) -> int:
     input's fault (exit 2); anything else is a bug in citykpi (exit 1)."""
     step = getattr(exc, "step_key", None)
     inner: BaseException = getattr(exc, "user_exception", None) or exc
-    from sources.errors import CitykpiError
+    from canonical.errors import CitykpiError
 
     where = f" in step {step}" if step else ""
     if isinstance(inner, CitykpiError):
@@ -276,11 +276,11 @@ MAX_PROBLEMS_SHOWN = 20
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from canonical.errors import CitykpiError, ConfigError
     from kpis.benchmarking.targets import city_targets_path, load_targets
     from pipelines.cities import config_paths
     from pipelines.dry_run import dry_run, format_dry_run
     from sources.config import config_problems
-    from sources.errors import CitykpiError, ConfigError
 
     home = _home(args)
     failed = False
@@ -364,8 +364,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_variables(args: argparse.Namespace) -> int:
+    from canonical.variables import VARIABLES
     from pipelines.texttable import cut
-    from warehouse.variables import VARIABLES
 
     for variable in VARIABLES.values():
         print(f"{cut(variable.name, 34):<34} {cut(variable.unit, 13):<13} {cut(variable.description, 100)}")
@@ -458,7 +458,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     import json
     import urllib.error
 
-    from sources.errors import CitykpiError
+    from canonical.errors import CitykpiError
     from warehouse.publish.ngsi_ld import upsert, upsert_url
     from warehouse.releases import load_release, resolve_release_id
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import duckdb
 
+from canonical.errors import CitykpiError
 from kpis.state import Stage as KpiStage
 from sources.config import LoadedConfig, SourceConfig
-from sources.errors import CitykpiError
 from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
 from warehouse.area_keys import check_area_keys
@@ -501,7 +501,7 @@ def record_run(home: Home, run_id: str, configs: Sequence[LoadedConfig], status:
 
 def _log_refused_run(home: Home, run_id: str, configs: Sequence[LoadedConfig], started_at: datetime | None,
                      code_version: str, error: BaseException | None) -> None:
-    from sources.errors import excerpt
+    from canonical.errors import excerpt
 
     entry = {"run_id": run_id, "started_at": started_at.isoformat() if started_at else None,
              "finished_at": datetime.now(UTC).isoformat(), "status": "failed",

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from shared_data import require_shared
 
-from sources.errors import SourceDataError
+from canonical.errors import SourceDataError
 from sources.parsers.gtfs import read_gtfs_stops
 
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

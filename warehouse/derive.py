@@ -48,11 +48,11 @@ import polars as pl
 import shapely
 from shapely import STRtree
 
+from canonical.variables import VARIABLES
 from sources.mapping import OBSERVATION_SCHEMA
 from warehouse.db import one_row, scalar
 from warehouse.derive_spatial import derive_spatial
 from warehouse.load import MEAN_AGGREGATES, LoadChange, frame_of, insert_frame, rebuild_readings_groups
-from warehouse.variables import VARIABLES
 
 MIN_COVERAGE = 0.75  # the default; a city config may ask for the EU's 90 % (`air_quality.min_coverage_pct`)
 _AIR = "air_concentration_ugm3"

@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from canonical.variables import VARIABLES
 from kpis.spatial import (
     GREEN_ACCESS_M,
     HIGH_CAPACITY_M,
@@ -73,7 +74,6 @@ from kpis.spatial import (
 from kpis.spatial.grid import DEFAULT_CELL_M
 from kpis.spatial.network import StreetNetwork
 from kpis.spatial.transit import MODE_ROUTE_TYPES, OPEN_SPACE_ACCESS_M, Capacity, Within, route_type_capacity
-from warehouse.variables import VARIABLES
 
 log = logging.getLogger(__name__)
 

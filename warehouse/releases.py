@@ -29,8 +29,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from canonical.errors import CitykpiError
 from sources.config import DATA_QUALITY_LABELS
-from sources.errors import CitykpiError
 from warehouse.home import Home
 from warehouse.publish import (
     City,

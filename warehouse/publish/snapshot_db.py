@@ -22,10 +22,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from canonical.sqltext import ident, literal
 from kpis.catalogue import Indicator
 from warehouse.publish import FileEntry, PublishContext, file_entry
 from warehouse.publish.datapackage import indicator_rows
-from warehouse.sqltext import ident, literal
 
 NAME = "citykpi.duckdb"
 ROLE = "duckdb_snapshot"

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 import duckdb
 import polars as pl
 
+from canonical.sqltext import ident
 from warehouse.quality.metadata import sql_literal
 from warehouse.quality.model import CheckResult, ExpectationCheck, QueryCheck, RowCheck, SuiteContext
 from warehouse.quality.sql import first_row, run
-from warehouse.sqltext import ident
 
 # core table -> derivations (warehouse/derive.py names) computed from it
 DERIVED_FROM: dict[str, tuple[str, ...]] = {

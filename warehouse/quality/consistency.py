@@ -4,7 +4,7 @@ The U4SSC Verification Manual (2022, p32, general checks) asks verifiers to conf
 Transportation Mode Share values (EC:I:T:4A) and the Solid Waste treatment shares (EN:EN:WA:1C)
 "add to ~100 % (+/- 2 %)", and that wastewater treatment levels nest: every cubic metre that
 received tertiary treatment received secondary and primary treatment too (EN:EN:WS:4C;
-`wastewater_treated_m3` is "at least the given level", warehouse/variables.yaml), so
+`wastewater_treated_m3` is "at least the given level", canonical/variables.yaml), so
 tertiary <= secondary <= primary.
 
 The checks run on the observations the KPIs read, per year and area, so a failure names the rows
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from canonical.sqltext import literal
 from warehouse.quality.model import Check, QueryCheck
-from warehouse.sqltext import literal
 
 TABLE = "observations"
 SHARE_TOLERANCE_POINTS = 2.0  # VM p32: "should add to ~100 % (+/- 2 %)"

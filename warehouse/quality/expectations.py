@@ -8,7 +8,7 @@ other (shares of a whole, sums, completeness against the catalogue), pair code l
 `expect_column_pair_values_to_be_in_set` costs ~4 s per 20,000 rows) and the schema stay measured
 in DuckDB (measure.py), their failing counts judged by GX.
 
-Everything here follows from the migrations (NOT NULL columns, keys), `warehouse/variables.yaml` and
+Everything here follows from the migrations (NOT NULL columns, keys), `canonical/variables.yaml` and
 the indicator catalogue (`metadata.py`); nothing is written per column by hand.
 """
 
@@ -70,7 +70,7 @@ def observations_expectations(key: tuple[str, ...]) -> list[ExpectationCheck]:
         not_null("observations"),
         unique_key("observations", key),
         in_set("observations", "variable_codelist", "error",
-               "variable is a canonical variable (warehouse/variables.yaml)", "variable",
+               "variable is a canonical variable (canonical/variables.yaml)", "variable",
                sorted(md.canonical_units())),  # detail: "variable <name>"
         between("observations", "non_negative", "error",
                 "value >= 0 (every canonical unit is an amount; see metadata.SIGNED_UNITS)", "value",

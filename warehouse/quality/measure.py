@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from canonical.sqltext import ident
 from warehouse.quality.model import (
     Check,
     ComputedCheck,
@@ -26,7 +27,6 @@ from warehouse.quality.model import (
 )
 from warehouse.quality.sql import context_params, fetch_sample, first_row, rows_as_dicts, run
 from warehouse.quality.suites import KEYS, SAMPLE_COLUMNS
-from warehouse.sqltext import ident
 
 
 def _params(ctx: SuiteContext) -> dict[str, Any]:

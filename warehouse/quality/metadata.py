@@ -2,7 +2,7 @@
 
 Nothing here is written per column by hand: which variables are counts, which indicators are
 percentages, which data points a variable may carry and which numerator may never exceed its
-denominator all follow from `warehouse/variables.yaml` and `kpis/indicators/*.yaml`, so a new
+denominator all follow from `canonical/variables.yaml` and `kpis/indicators/*.yaml`, so a new
 variable or KPI is checked without touching the suites.
 """
 
@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
+from canonical.units import UnitError, conversion_factor
+from canonical.variables import VARIABLES
 from kpis.catalogue import Indicator, load_catalogue
 from kpis.expressions import VariableRef, references
-from warehouse.units import UnitError, conversion_factor
-from warehouse.variables import VARIABLES
 
 # Every canonical unit today is an amount (a count, length, area, volume, energy, mass, concentration
 # or duration), so no value may be negative. A variable in a signed unit (a temperature, a net
@@ -40,7 +40,7 @@ def non_negative_variables() -> list[str]:
 
 
 def _is_count_unit(unit: str) -> bool:
-    """Count units are the ones that accept the generic spelling 'count' (see warehouse.units)."""
+    """Count units are the ones that accept the generic spelling 'count' (see canonical.units)."""
     try:
         return conversion_factor("count", unit) == 1.0
     except UnitError:

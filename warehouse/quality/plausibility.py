@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from canonical.sqltext import ident, literal
 from warehouse.quality.metadata import sql_literal
 from warehouse.quality.model import QueryCheck, TableSuite
-from warehouse.sqltext import ident, literal
 
 TABLE = "kpi_values"
 Op = Literal["<=", ">=", "<", ">"]

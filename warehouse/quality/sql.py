@@ -10,8 +10,8 @@ from typing import Any
 
 import duckdb
 
+from canonical.sqltext import ident
 from warehouse.quality.model import SuiteContext
-from warehouse.sqltext import ident
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 

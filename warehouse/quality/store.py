@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from sources.errors import CitykpiError
+from canonical.errors import CitykpiError
 from warehouse.quality.model import CheckResult
 from warehouse.quality.sql import json_safe
 

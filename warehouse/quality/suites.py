@@ -2,7 +2,7 @@
 
 Each `TableSuite` lists a table's checks. Schema, NOT NULL columns and keys come from the
 migrations (`schema.py`); units, count variables, data points, percentage KPIs and the
-numerator <= denominator rules come from `warehouse/variables.yaml` and the catalogue
+numerator <= denominator rules come from `canonical/variables.yaml` and the catalogue
 (`metadata.py`). Only facts that exist nowhere else (GTFS code lists, coordinate ranges) are
 written here. `core_suites` covers what a load writes (the parsed sources in the core tables and
 `observations`); `kpi_suites` covers `kpi_values` and the U4SSC plausibility rules.
@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from canonical.sqltext import ident, literal
 from sources.iso_countries import ISO_3166_ALPHA2
 from warehouse.quality import metadata as md
 from warehouse.quality.consistency import consistency_checks
@@ -35,7 +36,6 @@ from warehouse.quality.plausibility import plausibility_suite
 from warehouse.quality.readings import readings_suite
 from warehouse.quality.schema import required_columns, schema_check
 from warehouse.quality.source_rows import sources_suite
-from warehouse.sqltext import ident, literal
 
 KEYS: dict[str, tuple[str, ...]] = {
     "observations": ("city_id", "year", "variable", "data_point", "area_type", "area_id"),
@@ -152,7 +152,7 @@ def observations_suite() -> TableSuite:
         schema_check("observations"),
         *observations_expectations(KEYS["observations"]),  # GX on the rows: not_null, unique_key, codes, >= 0
         RowCheck("observations", "canonical_unit", "error",
-                 "unit is the canonical unit of the variable (warehouse/variables.yaml)",
+                 "unit is the canonical unit of the variable (canonical/variables.yaml)",
                  fail_when=f"unit <> {md.sql_case('variable', units)}",
                  detail=f"'unit ' || unit || ' is not the canonical ' || {md.sql_case('variable', units)}"),
         RowCheck("observations", "finite_value", "error", "value is a finite number",

@@ -18,7 +18,7 @@ class Variable:
 
 
 def _load() -> dict[str, Variable]:
-    text = resources.files("warehouse").joinpath("variables.yaml").read_text(encoding="utf-8")
+    text = resources.files("canonical").joinpath("variables.yaml").read_text(encoding="utf-8")
     raw = yaml.safe_load(text)
     return {
         name: Variable(name=name, unit=spec["unit"], aggregation=spec["aggregation"],

@@ -1,6 +1,6 @@
 """Unit conversion from the units sources publish to each canonical variable's unit, through pint.
 
-The definitions are data: pint's default registry plus the project's file `warehouse/units.txt`
+The definitions are data: pint's default registry plus the project's file `canonical/units.txt`
 (counts such as persons, households and subscriptions, each a dimension of its own; the explicit
 ton and gallon spellings; tonnes of CO2e; the U4SSC ppb factors). This module only maps a source's
 spelling onto a pint expression and asks pint for the factor. pint is imported and its registry
@@ -44,7 +44,7 @@ class UnitError(ValueError):
     """A unit is unknown or cannot be converted to the canonical unit."""
 
 
-# Canonical unit (warehouse/variables.yaml) -> pint expression. Only these are conversion targets.
+# Canonical unit (canonical/variables.yaml) -> pint expression. Only these are conversion targets.
 _COUNT_UNITS = ("person", "household", "subscription", "meter", "stop", "enterprise", "bed", "crime", "FTE",
                 "hotspot", "customer", "interruption", "intersection", "dataset", "service", "procedure",
                 "patent", "vehicle", "building", "site", "institution", "birth", "place", "call", "facility",
@@ -106,7 +106,7 @@ _ANNUAL_AMOUNTS = {"m3", "kWh", "MWh", "GJ", "t", "tCO2e"}
 
 @cache
 def registry() -> pint.UnitRegistry[Any]:
-    """pint's default registry with warehouse/units.txt, built once (pint is imported here: ~1 s)."""
+    """pint's default registry with canonical/units.txt, built once (pint is imported here: ~1 s)."""
     import pint
 
     ureg: pint.UnitRegistry[Any] = pint.UnitRegistry(on_redefinition="raise", autoconvert_offset_to_baseunit=False)

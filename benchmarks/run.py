@@ -114,7 +114,7 @@ def child_stage(stage: str, home_dir: Path, config: Path) -> dict[str, Any]:
     home, loaded = _home(home_dir), _loaded(config)
     extra: dict[str, Any] = {}
     if stage in ("check_core", "check_kpis"):
-        from warehouse.quality.run import warm_up
+        from quality.run import warm_up
 
         started = time.perf_counter()
         # Once per process, reported apart as warm_up_s: the GX import, context and first validation, the

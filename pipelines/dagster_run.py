@@ -30,9 +30,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from canonical.errors import CitykpiError
 from pipelines.steps import WarehouseStamp, record_run, warehouse_stamp
+from quality.store import QualityGateError, blocking_failures
 from sources.config import LoadedConfig
 from warehouse.home import Home
-from warehouse.quality.store import QualityGateError, blocking_failures
 from warehouse.releases import Release, load_release
 
 # The graph's modules are imported inside the functions: after materialize_all has silenced Dagster's

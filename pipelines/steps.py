@@ -19,6 +19,9 @@ import duckdb
 
 from canonical.errors import CitykpiError
 from kpis.state import Stage as KpiStage
+from quality import CheckResult, QualitySettings, SuiteContext
+from quality.run import Stage, run_cities
+from quality.store import QualityGateError, blocking_failures, quality_summary
 from sources.config import LoadedConfig, SourceConfig
 from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
@@ -37,9 +40,6 @@ from warehouse.load import (
     stored_observation_keys,
     write_changes,
 )
-from warehouse.quality import CheckResult, QualitySettings, SuiteContext
-from warehouse.quality.run import Stage, run_cities
-from warehouse.quality.store import QualityGateError, blocking_failures, quality_summary
 from warehouse.releases import Release, publish_release, reconcile_releases
 from warehouse.store import load_reports, record_derive_report, record_snapshots, snapshot_records
 
@@ -272,7 +272,7 @@ def _load_current(home: Home, loaded: LoadedConfig) -> dict[str, Any]:
 def check_cities(home: Home, configs: Sequence[LoadedConfig], run_id: str, stage: Stage,
                  settings: QualitySettings | None = None) -> dict[str, list[CheckResult]]:
     """The quality suites of one stage for every city, stored, in one transaction: one GX validation
-    per table for all cities at once (warehouse.quality.run.run_cities)."""
+    per table for all cities at once (quality.run.run_cities)."""
     with home.warehouse() as con, transaction(con):
         return run_cities(con, [quality_context(loaded, settings) for loaded in configs], run_id, stage)
 

@@ -260,8 +260,8 @@ def publish_release(
     same data hash, write nothing and return the latest release (an unchanged run adds no release)."""
     from kpis.benchmarking.store import release_frames
     from kpis.catalogue import load_catalogue
+    from quality.store import quality_rows
     from warehouse.publish.report_html import prefetch_bundle
-    from warehouse.quality.store import quality_rows
 
     frame = release_frame(con, [c["id"] for c in cities])
     benchmarks = release_frames(con, [c["id"] for c in cities])

@@ -11,8 +11,8 @@ import duckdb
 import polars as pl
 
 from canonical.errors import CitykpiError
-from warehouse.quality.model import CheckResult
-from warehouse.quality.sql import json_safe
+from quality.model import CheckResult
+from quality.sql import json_safe
 
 _COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
             "run_id": pl.String, "city_id": pl.String, "table_name": pl.String, "check_name": pl.String,

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Literal
 
 import duckdb
 
-from warehouse.quality.consequences import mark_kpi_values, mark_observations
-from warehouse.quality.measure import measure_suite, table_frame
-from warehouse.quality.model import CheckResult, ExpectationCheck, Measurement, SuiteContext, TableSuite
-from warehouse.quality.store import store_results
-from warehouse.quality.suites import KEYS, SAMPLE_COLUMNS, core_suites, kpi_suites, scores_suites
+from quality.consequences import mark_kpi_values, mark_observations
+from quality.measure import measure_suite, table_frame
+from quality.model import CheckResult, ExpectationCheck, Measurement, SuiteContext, TableSuite
+from quality.store import store_results
+from quality.suites import KEYS, SAMPLE_COLUMNS, core_suites, kpi_suites, scores_suites
 
 if TYPE_CHECKING:
     pass
@@ -40,7 +40,7 @@ def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteConte
                    ) -> tuple[dict[str, list[CheckResult]], dict[str, list[Measurement]]]:
     """Every check of the stage for every city: DuckDB measures per city, GX validates per table once for
     all cities. Returns each city's results in the suites' order, and the DuckDB measurements."""
-    from warehouse.quality.gx import validate_counts, validate_tables
+    from quality.gx import validate_counts, validate_tables
 
     suites = stage_suites(stage)
     measured = {ctx.city_id: measure_stage(con, ctx, suites) for ctx in contexts}
@@ -86,10 +86,10 @@ def warm_up() -> None:
     its context and run one tiny validation (GX's first validation compiles its metric registry), parse
     the indicator catalogue and the reference schema the suites are generated from. All are cached per
     process; `citykpi run` pays them once, and the benchmark reports them apart from the checks."""
-    from warehouse.quality import metadata as md
-    from warehouse.quality.gx import validate_counts
-    from warehouse.quality.model import ComputedCheck
-    from warehouse.quality.schema import reference_indexes, reference_schema
+    from quality import metadata as md
+    from quality.gx import validate_counts
+    from quality.model import ComputedCheck
+    from quality.schema import reference_indexes, reference_schema
 
     check = ComputedCheck("city", "warm_up", "warning", "warm-up")
     validate_counts({"warm_up": [Measurement(check, 0, 1)]}, "citykpi.warm_up")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from warehouse.quality import metadata as md
-from warehouse.quality.model import Expect, ExpectationCheck, Severity
-from warehouse.quality.schema import required_columns
+from quality import metadata as md
+from quality.model import Expect, ExpectationCheck, Severity
+from quality.schema import required_columns
 
 KPI_STATUSES = ("computed", "missing", "failed_check", "not_applicable")
 SCORE_STATUSES = ("scored", "excluded")

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from warehouse.quality.model import CheckResult, Expect, ExpectationCheck, Measurement, Status
+from quality.model import CheckResult, Expect, ExpectationCheck, Measurement, Status
 
 SAMPLE_IN_RESULT = 20           # failing rows kept per city in the stored GX result
 COUNTS_ASSET = "failing_counts_measured_in_duckdb"

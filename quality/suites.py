@@ -19,11 +19,10 @@ from typing import Any
 import duckdb
 
 from canonical.sqltext import ident, literal
-from sources.iso_countries import ISO_3166_ALPHA2
-from warehouse.quality import metadata as md
-from warehouse.quality.consistency import consistency_checks
-from warehouse.quality.expectations import kpi_expectations, observations_expectations, scores_expectations
-from warehouse.quality.model import (
+from quality import metadata as md
+from quality.consistency import consistency_checks
+from quality.expectations import kpi_expectations, observations_expectations, scores_expectations
+from quality.model import (
     Check,
     ComputedCheck,
     Measurement,
@@ -32,10 +31,11 @@ from warehouse.quality.model import (
     SuiteContext,
     TableSuite,
 )
-from warehouse.quality.plausibility import plausibility_suite
-from warehouse.quality.readings import readings_suite
-from warehouse.quality.schema import required_columns, schema_check
-from warehouse.quality.source_rows import sources_suite
+from quality.plausibility import plausibility_suite
+from quality.readings import readings_suite
+from quality.schema import required_columns, schema_check
+from quality.source_rows import sources_suite
+from sources.iso_countries import ISO_3166_ALPHA2
 
 KEYS: dict[str, tuple[str, ...]] = {
     "observations": ("city_id", "year", "variable", "data_point", "area_type", "area_id"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from canonical.sqltext import literal
-from warehouse.quality.model import Check, QueryCheck
+from quality.model import Check, QueryCheck
 
 TABLE = "observations"
 SHARE_TOLERANCE_POINTS = 2.0  # VM p32: "should add to ~100 % (+/- 2 %)"

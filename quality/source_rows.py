@@ -14,7 +14,7 @@ import json
 
 import duckdb
 
-from warehouse.quality.model import ComputedCheck, Measurement, SuiteContext, TableSuite
+from quality.model import ComputedCheck, Measurement, SuiteContext, TableSuite
 
 TABLE = "sources"
 NAME = "rows_present"

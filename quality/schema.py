@@ -13,7 +13,7 @@ from functools import cache
 
 import duckdb
 
-from warehouse.quality.model import ComputedCheck, Measurement, SuiteContext
+from quality.model import ComputedCheck, Measurement, SuiteContext
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from canonical.sqltext import ident, literal
-from warehouse.quality.metadata import sql_literal
-from warehouse.quality.model import QueryCheck, TableSuite
+from quality.metadata import sql_literal
+from quality.model import QueryCheck, TableSuite
 
 TABLE = "kpi_values"
 Op = Literal["<=", ">=", "<", ">"]

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from canonical.sqltext import ident
-from warehouse.quality.model import (
+from quality.model import (
     Check,
     ComputedCheck,
     ExpectationCheck,
@@ -25,8 +25,8 @@ from warehouse.quality.model import (
     SuiteContext,
     TableSuite,
 )
-from warehouse.quality.sql import context_params, fetch_sample, first_row, rows_as_dicts, run
-from warehouse.quality.suites import KEYS, SAMPLE_COLUMNS
+from quality.sql import context_params, fetch_sample, first_row, rows_as_dicts, run
+from quality.suites import KEYS, SAMPLE_COLUMNS
 
 
 def _params(ctx: SuiteContext) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def table_frame(con: duckdb.DuckDBPyConnection, table: str, city_ids: Sequence[s
                 ) -> Any:
     """The rows of `table` for the given cities as one pandas frame (what GX validates), with the
     warehouse rowid as `_rowid` (the rows GX finds failing are marked by it, in the same transaction)."""
-    from warehouse.quality.gx import ROWID
+    from quality.gx import ROWID
 
     wanted = list(dict.fromkeys(["city_id", *columns]))
     cols = ", ".join(ident(c) for c in wanted)

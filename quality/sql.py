@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from canonical.sqltext import ident
-from warehouse.quality.model import SuiteContext
+from quality.model import SuiteContext
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 

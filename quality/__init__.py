@@ -10,6 +10,6 @@
 See docs/quality.md for the design and the benchmark.
 """
 
-from warehouse.quality.model import CheckResult, QualitySettings, SuiteContext
+from quality.model import CheckResult, QualitySettings, SuiteContext
 
 __all__ = ["CheckResult", "QualitySettings", "SuiteContext"]

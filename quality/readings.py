@@ -33,11 +33,11 @@ from typing import Any
 import duckdb
 
 from canonical.sqltext import ident, literal
+from quality import metadata as md
+from quality.model import Check, Measurement, SuiteContext, TableSuite
+from quality.schema import required_columns, schema_check
+from quality.sql import fetch_sample, first_row, run
 from warehouse.derive import MIN_COVERAGE, readings_groups_current
-from warehouse.quality import metadata as md
-from warehouse.quality.model import Check, Measurement, SuiteContext, TableSuite
-from warehouse.quality.schema import required_columns, schema_check
-from warehouse.quality.sql import fetch_sample, first_row, run
 
 TABLE = "core_readings"
 HOUR_US = 3_600_000_000

@@ -21,9 +21,9 @@ import duckdb
 import polars as pl
 
 from canonical.sqltext import ident
-from warehouse.quality.metadata import sql_literal
-from warehouse.quality.model import CheckResult, ExpectationCheck, QueryCheck, RowCheck, SuiteContext
-from warehouse.quality.sql import first_row, run
+from quality.metadata import sql_literal
+from quality.model import CheckResult, ExpectationCheck, QueryCheck, RowCheck, SuiteContext
+from quality.sql import first_row, run
 
 # core table -> derivations (warehouse/derive.py names) computed from it
 DERIVED_FROM: dict[str, tuple[str, ...]] = {

@@ -19,6 +19,7 @@ import duckdb
 
 from canonical.errors import CitykpiError
 from kpis.state import Stage as KpiStage
+from publish.releases import Release, publish_release, reconcile_releases
 from quality import CheckResult, QualitySettings, SuiteContext
 from quality.run import Stage, run_cities
 from quality.store import QualityGateError, blocking_failures, quality_summary
@@ -40,7 +41,6 @@ from warehouse.load import (
     stored_observation_keys,
     write_changes,
 )
-from warehouse.releases import Release, publish_release, reconcile_releases
 from warehouse.store import load_reports, record_derive_report, record_snapshots, snapshot_records
 
 
@@ -404,7 +404,7 @@ def inputs_fingerprint(configs: Sequence[LoadedConfig], snapshots: Sequence[dict
     targets table, and the content of every input snapshot. Equal fingerprints and equal data hashes
     mean an unchanged run (`publish(skip_unchanged=True)` then writes no new release)."""
     from kpis.benchmarking.targets import city_targets_path
-    from warehouse.releases import code_version
+    from publish.releases import code_version
 
     def file_hash(path: Any) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

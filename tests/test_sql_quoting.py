@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("canonical", "sources", "warehouse", "kpis", "quality", "pipelines")
+PACKAGES = ("canonical", "sources", "warehouse", "kpis", "quality", "publish", "pipelines")
 SQL_CALLS = frozenset({"execute", "executemany", "sql", "query", "run", "frame_of", "one_row"})
 SQL_KEYWORDS = frozenset({"fail_when", "rows_when", "detail", "where"})
 SAFE_CALLS = frozenset({"ident", "literal", "int", "sql_literal", "sql_list", "sql_case"})

@@ -20,9 +20,9 @@ from typing import Any
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import City, PublishContext
-from warehouse.publish.report import charts, sections
-from warehouse.publish.report.display import (
+from publish import City, PublishContext
+from publish.report import charts, sections
+from publish.report.display import (
     TREND_MIN_RELATIVE,
     Directions,
     arrow,
@@ -30,7 +30,7 @@ from warehouse.publish.report.display import (
     show,
     verdict,
 )
-from warehouse.publish.report.page import Page, band_cell, esc, slug, table
+from publish.report.page import Page, band_cell, esc, slug, table
 
 MAX_INPUT_ROWS = 60  # per indicator on the page; the rest are counted and left to kpi_values.parquet
 MAX_MAPS = 4  # district maps per indicator (one per data point)

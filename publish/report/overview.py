@@ -14,11 +14,11 @@ from typing import Any
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import City, PublishContext
-from warehouse.publish.changes import diff_frames
-from warehouse.publish.report import charts, sections
-from warehouse.publish.report.display import Directions, better_word, show
-from warehouse.publish.report.page import Page, band_cell, esc, table
+from publish import City, PublishContext
+from publish.changes import diff_frames
+from publish.report import charts, sections
+from publish.report.display import Directions, better_word, show
+from publish.report.page import Page, band_cell, esc, table
 
 SIDE_BY_SIDE_MAX = 12  # cities drawn side by side; more cities get distributions and rankings only
 RANKED_PER_END = 5  # best and worst cities listed per dimension

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry
+from publish import FileEntry, PublishContext, file_entry
 
 NAME = "kpi_values.parquet"
 ROLE = "kpi_values_parquet"

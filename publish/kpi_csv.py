@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry
-from warehouse.publish.textcells import escape_frame
+from publish import FileEntry, PublishContext, file_entry
+from publish.textcells import escape_frame
 
 NAME = "kpi_values.csv"
 ROLE = "kpi_values_csv"

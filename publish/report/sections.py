@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from warehouse.publish import FileEntry
-from warehouse.publish.report import charts
-from warehouse.publish.report.display import show
-from warehouse.publish.report.page import Page, band_cell, band_style, esc, table
+from publish import FileEntry
+from publish.report import charts
+from publish.report.display import show
+from publish.report.page import Page, band_cell, band_style, esc, table
 
 # The roles of the files written after the report (the manifest lists them too).
 LATER_FILES = (("citykpi.duckdb", "duckdb_snapshot", "read-only DuckDB database for dashboards"),
@@ -89,8 +89,8 @@ def quality_for(summary: Any, city_id: str) -> Any:
 
 def data_docs_link(context: Any, root: str) -> str | None:
     """The Data Docs' front page relative to a page `root` ("" or "../"), when the release has them
-    (warehouse/publish/data_docs.py writes them before the report, from the same results)."""
-    from warehouse.publish.data_docs import INDEX
+    (publish/data_docs.py writes them before the report, from the same results)."""
+    from publish.data_docs import INDEX
 
     results = getattr(context, "quality_results", None)
     return f"{root}{INDEX}" if results is not None and not results.is_empty() else None

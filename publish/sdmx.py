@@ -23,8 +23,8 @@ from pathlib import Path
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
-from warehouse.publish.textcells import escape_cell
+from publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish.textcells import escape_cell
 
 NAME = "kpi_values.sdmx.csv"
 ROLE = "sdmx_csv"

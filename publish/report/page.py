@@ -13,8 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from warehouse.publish.report.display import show
-from warehouse.publish.scores import BAND_COLORS, NO_BAND_COLOR
+from publish.report.display import show
+from publish.scores import BAND_COLORS, NO_BAND_COLOR
 
 EMBED_OPTIONS = {"actions": False, "renderer": "svg"}  # SVG: the charts are in the DOM (printable, testable)
 DARK_BANDS = {"<33", "95+"}  # white text on these fills, dark text on the lighter two

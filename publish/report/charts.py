@@ -27,8 +27,8 @@ import polars as pl
 
 from kpis.benchmarking.scoring import group_order
 from kpis.catalogue import Indicator
-from warehouse.publish.report.display import Directions, show
-from warehouse.publish.scores import BAND_COLORS, NO_BAND_COLOR
+from publish.report.display import Directions, show
+from publish.scores import BAND_COLORS, NO_BAND_COLOR
 
 STATUS_ORDER = ["computed", "missing", "failed_check", "not_applicable"]
 STATUS_COLORS = ["#2e7d32", "#bdbdbd", "#c62828", "#6d4c41"]

@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish import FileEntry, PublishContext, file_entry, write_bytes
 
 NAME = "ngsi_ld/key_performance_indicators.jsonld"
 ROLE = "ngsi_ld"

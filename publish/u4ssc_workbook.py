@@ -37,10 +37,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import tostring
 
 from kpis.catalogue import Indicator
+from publish import FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
+from publish.scores import BAND_COLORS
+from publish.textcells import cells_as_text
 from sources.config import DATA_QUALITY_LABELS
-from warehouse.publish import FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
-from warehouse.publish.scores import BAND_COLORS
-from warehouse.publish.textcells import cells_as_text
 
 ROLE = "u4ssc_workbook"
 FOLDER = "u4ssc"

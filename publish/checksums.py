@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from warehouse.publish import FileEntry, file_entry, write_bytes
+from publish import FileEntry, file_entry, write_bytes
 
 NAME = "SHA256SUMS"
 ROLE = "checksums"

@@ -1,7 +1,7 @@
 """Release formats: one module per format, each a pure function of the release frame.
 
 Every writer has the signature ``write_<format>(frame, catalogue, context, folder) -> list[FileEntry]``:
-`frame` is the canonical release table (`warehouse.releases.release_frame`), `catalogue` the
+`frame` is the canonical release table (`publish.releases.release_frame`), `catalogue` the
 indicator catalogue, `context` what a release knows besides its rows (cities, sources, the
 previous release), `folder` the staging folder. A writer writes only below `folder` and returns
 one entry per file, which becomes a manifest `files` entry.
@@ -133,8 +133,8 @@ Writer = Callable[[pl.DataFrame, Sequence[Indicator], PublishContext, Path], lis
 
 
 def data_writers() -> list[Writer]:
-    """Writers of the data files, in manifest order (imported here so `import warehouse.publish` stays light)."""
-    from warehouse.publish import datapackage, kpi_csv, kpi_parquet, ngsi_ld, open_sdg, scores, sdmx, u4ssc_workbook
+    """Writers of the data files, in manifest order (imported here so `import publish` stays light)."""
+    from publish import datapackage, kpi_csv, kpi_parquet, ngsi_ld, open_sdg, scores, sdmx, u4ssc_workbook
 
     # The package describes files written before it: kpi_values.csv and the benchmarking CSVs.
     return [kpi_parquet.write_parquet, kpi_csv.write_csv, scores.write_scores, datapackage.write_datapackage,
@@ -142,7 +142,7 @@ def data_writers() -> list[Writer]:
 
 
 def document_writers() -> list[Writer]:
-    from warehouse.publish import changes, data_docs, report_html, snapshot_db
+    from publish import changes, data_docs, report_html, snapshot_db
 
     return [changes.write_changes, data_docs.write_data_docs, report_html.write_report_html,
             snapshot_db.write_snapshot_db]

@@ -8,7 +8,7 @@ reader that follows `latest` always lands in a complete release.
 Release ids read `<UTC date-time>-<hash>`, e.g. `20261124T165825Z-3f2a9c1b`: the time sorts them
 (it is bumped a second when needed so that ids stay strictly increasing), and the hash is the
 first 8 hex digits of the data files' content hash, so two releases with equal data show equal
-hashes. The formats are written by `warehouse.publish` (one module per format); the manifest lists
+hashes. The formats are written by `publish` (one module per format); the manifest lists
 every file with its role, description, SHA-256 and size. docs/releases.md describes the layout.
 """
 
@@ -30,9 +30,7 @@ import duckdb
 import polars as pl
 
 from canonical.errors import CitykpiError
-from sources.config import DATA_QUALITY_LABELS
-from warehouse.home import Home
-from warehouse.publish import (
+from publish import (
     City,
     FileEntry,
     PreviousRelease,
@@ -43,7 +41,9 @@ from warehouse.publish import (
     document_writers,
     sha256_of,
 )
-from warehouse.publish.checksums import write_checksums
+from publish.checksums import write_checksums
+from sources.config import DATA_QUALITY_LABELS
+from warehouse.home import Home
 
 RELEASE_COLUMNS = [
     "city_id", "year", "framework", "indicator_id", "data_point", "value", "unit", "status", "status_reason",
@@ -260,8 +260,8 @@ def publish_release(
     same data hash, write nothing and return the latest release (an unchanged run adds no release)."""
     from kpis.benchmarking.store import release_frames
     from kpis.catalogue import load_catalogue
+    from publish.report_html import prefetch_bundle
     from quality.store import quality_rows
-    from warehouse.publish.report_html import prefetch_bundle
 
     frame = release_frame(con, [c["id"] for c in cities])
     benchmarks = release_frames(con, [c["id"] for c in cities])

@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish import FileEntry, PublishContext, file_entry, write_bytes
 
 ROLE = "quality_docs"
 FOLDER = "quality_docs"

@@ -21,8 +21,8 @@ import polars as pl
 import yaml
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
-from warehouse.publish.textcells import escape_cell
+from publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish.textcells import escape_cell
 
 ROLE = "open_sdg"
 FOLDER = "open_sdg"

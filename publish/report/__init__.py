@@ -7,5 +7,5 @@
 - `sections.py`: City Snapshot tables, quality, the release's files;
 - `city.py`: one city's page; `overview.py`: the release overview for several cities.
 
-`warehouse/publish/report_html.py` writes the files (docs/releases.md, "HTML report").
+`publish/report_html.py` writes the files (docs/releases.md, "HTML report").
 """

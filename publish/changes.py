@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish import FileEntry, PublishContext, file_entry, write_bytes
 
 NAME = "CHANGES.md"
 ROLE = "changes"

@@ -24,8 +24,8 @@ import polars as pl
 
 from canonical.sqltext import ident, literal
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry
-from warehouse.publish.datapackage import indicator_rows
+from publish import FileEntry, PublishContext, file_entry
+from publish.datapackage import indicator_rows
 
 NAME = "citykpi.duckdb"
 ROLE = "duckdb_snapshot"

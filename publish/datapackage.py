@@ -24,9 +24,9 @@ import polars as pl
 from kpis.benchmarking.progress import Method
 from kpis.benchmarking.scoring import BANDS, LEVELS, POINTS_MAX
 from kpis.catalogue import DIRECTION_WORDS, Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
-from warehouse.publish.kpi_csv import LIST_SEPARATOR, csv_frame
-from warehouse.publish.kpi_csv import NAME as CSV_NAME
+from publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish.kpi_csv import LIST_SEPARATOR, csv_frame
+from publish.kpi_csv import NAME as CSV_NAME
 
 NAME = "datapackage.json"
 ROLE = "datapackage"
@@ -267,7 +267,7 @@ SCORE_RESOURCES: dict[str, tuple[str, str, list[str], list[dict[str, Any]]]] = {
 
 def score_resources(benchmarks: Mapping[str, pl.DataFrame], folder: Path) -> list[dict[str, Any]]:
     """The three benchmarking tables as tabular resources of their CSV files (written before the
-    package by `warehouse.publish.scores`, see data_writers(), so their bytes are hashed as they are)."""
+    package by `publish.scores`, see data_writers(), so their bytes are hashed as they are)."""
     resources = []
     for table, (title, description, primary_key, foreign_keys) in SCORE_RESOURCES.items():
         rows = benchmarks[table]

@@ -19,8 +19,8 @@ from pathlib import Path
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry
-from warehouse.publish.textcells import escape_frame
+from publish import FileEntry, PublishContext, file_entry
+from publish.textcells import escape_frame
 
 # The four U4SSC City Snapshot bands, red to green (citykpi's palette; the report and the workbook share it).
 BAND_COLORS: dict[str, str] = {"<33": "#d7301f", "33-66": "#fdae61", "66-95": "#a6d96a", "95+": "#1a9641"}

@@ -6,8 +6,8 @@
 
 Every page loads `report/vega.js` (Vega, Vega-Lite, vega-embed; written once per release from the
 cache in `<home>/cache/`) with a relative script tag: the report opens offline and fetches
-nothing. Charts are fed aggregates only (warehouse/publish/report/charts.py), so no city count
-makes a chart exceed Altair's row limit. The pieces live in warehouse/publish/report/.
+nothing. Charts are fed aggregates only (publish/report/charts.py), so no city count
+makes a chart exceed Altair's row limit. The pieces live in publish/report/.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 import polars as pl
 
 from kpis.catalogue import Indicator
-from warehouse.publish import FileEntry, PublishContext, file_entry, write_bytes
-from warehouse.publish.report.bundle import prefetch_bundle, vega_bundle
-from warehouse.publish.report.city import CityData, city_page
-from warehouse.publish.report.display import Directions
-from warehouse.publish.report.overview import overview_page
-from warehouse.publish.report.sections import FileLink, release_files
+from publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish.report.bundle import prefetch_bundle, vega_bundle
+from publish.report.city import CityData, city_page
+from publish.report.display import Directions
+from publish.report.overview import overview_page
+from publish.report.sections import FileLink, release_files
 
 NAME = "report.html"
 ROLE = "report_html"

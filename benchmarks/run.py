@@ -107,6 +107,7 @@ def _source(loaded: Any, source_id: str) -> Any:
 
 
 def child_stage(stage: str, home_dir: Path, config: Path) -> dict[str, Any]:
+    from kpis.spatial.derive import derive_spatial
     from pipelines import steps
     from warehouse.db import connect, transaction
     from warehouse.derive import derive_city
@@ -144,7 +145,7 @@ def child_stage(stage: str, home_dir: Path, config: Path) -> dict[str, Any]:
                 # The full computation from the hourly table: the readings aggregates (annual-mean sums,
                 # hour bitmaps and the readings checks' counts, one scan) and every derivation.
                 derived = derive_city(con, loaded.city_id, loaded.config.city.reporting_years,
-                                      rebuild_readings=True)
+                                      spatial=derive_spatial, rebuild_readings=True)
         finally:
             con.close()
         extra["station_annual_means"] = derived["station_annual_means"]

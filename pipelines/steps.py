@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from canonical.errors import CitykpiError
+from kpis.spatial.derive import derive_spatial
 from kpis.state import Stage as KpiStage
 from publish.releases import Release, publish_release, reconcile_releases
 from quality import CheckResult, QualitySettings, SuiteContext
@@ -130,7 +131,7 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
             record_snapshots(con, snapshots)
             change = write_changes(con, loaded, plan, parsed)
             check_area_keys(con, loaded.city_id)
-            derived = refresh_derived(con, loaded.city_id, years, change, rules)
+            derived = refresh_derived(con, loaded.city_id, years, change, rules, spatial=derive_spatial)
             record_derive_report(con, loaded.city_id, derived)
         after = observation_digest(con, loaded.city_id)
         changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))

@@ -53,7 +53,7 @@ GOALS = {"wall_s_1000_cities": 600.0, "marginal_s_per_city": 0.3, "peak_rss_mb":
 def _child_run(home: str, folder: str, catch_report: bool, result_path: str) -> int:
     outcome: dict[str, Any] = {"report": "written"}
     if catch_report:
-        import warehouse.publish.report_html as report_html
+        import publish.report_html as report_html
 
         original = report_html.write_report_html
 

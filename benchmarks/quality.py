@@ -121,10 +121,10 @@ def phase_checks(db: Path, repeats: int, memory_limit: str | None = None, scan: 
     fallback: one grouped scan of the table (aggregates deleted in a transaction that is rolled back)."""
     import duckdb
 
-    from warehouse.quality import SuiteContext
-    from warehouse.quality.gx import _batch_definition, validate
-    from warehouse.quality.measure import measure_suite
-    from warehouse.quality.readings import readings_suite
+    from quality import SuiteContext
+    from quality.gx import _batch_definition, validate
+    from quality.measure import measure_suite
+    from quality.readings import readings_suite
 
     started = time.perf_counter()
     _batch_definition()  # the GX import and context: a one-off cost per process, reported apart
@@ -164,7 +164,7 @@ def phase_gx_pandas(db: Path, sample_rows: int) -> dict[str, Any]:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    from warehouse.quality import metadata as md
+    from quality import metadata as md
 
     context = gx.get_context(mode="ephemeral")
     from great_expectations.data_context.types.base import ProgressBarsConfig

@@ -6,7 +6,7 @@ issue #18) against one batched validation per stage for all cities of the run.
 Generates the largest count of distinct demo cities (`citykpi demo --cities N`), loads them and
 computes their KPIs once, then times the quality checks (stage core + stage kpis) for the first N
 cities, both ways, each repeated; GX's import and first validation are paid before timing
-(`warehouse.quality.run.warm_up`). Prints a JSON object; wall seconds on a shared machine, so read
+(`quality.run.warm_up`). Prints a JSON object; wall seconds on a shared machine, so read
 the ratios (batched / per city), not the absolute figures.
 """
 
@@ -48,7 +48,7 @@ def _timed(fn: Callable[[], object], repeats: int) -> float:
 
 def run(counts: Sequence[int], scale: float, repeats: int) -> dict[str, Any]:
     from pipelines import steps
-    from warehouse.quality import run as quality_run
+    from quality import run as quality_run
 
     quality_run.warm_up()
     out: dict[str, Any] = {"scale": scale, "repeats": repeats, "counts": {}}

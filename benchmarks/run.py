@@ -107,6 +107,7 @@ def _source(loaded: Any, source_id: str) -> Any:
 
 
 def child_stage(stage: str, home_dir: Path, config: Path) -> dict[str, Any]:
+    from kpis.spatial.derive import derive_spatial
     from pipelines import steps
     from warehouse.db import connect, transaction
     from warehouse.derive import derive_city
@@ -114,7 +115,7 @@ def child_stage(stage: str, home_dir: Path, config: Path) -> dict[str, Any]:
     home, loaded = _home(home_dir), _loaded(config)
     extra: dict[str, Any] = {}
     if stage in ("check_core", "check_kpis"):
-        from warehouse.quality.run import warm_up
+        from quality.run import warm_up
 
         started = time.perf_counter()
         # Once per process, reported apart as warm_up_s: the GX import, context and first validation, the
@@ -144,7 +145,7 @@ def child_stage(stage: str, home_dir: Path, config: Path) -> dict[str, Any]:
                 # The full computation from the hourly table: the readings aggregates (annual-mean sums,
                 # hour bitmaps and the readings checks' counts, one scan) and every derivation.
                 derived = derive_city(con, loaded.city_id, loaded.config.city.reporting_years,
-                                      rebuild_readings=True)
+                                      spatial=derive_spatial, rebuild_readings=True)
         finally:
             con.close()
         extra["station_annual_means"] = derived["station_annual_means"]
@@ -186,8 +187,8 @@ def child_readings_family(home_dir: Path, config: Path, repeats: int) -> dict[st
 
 def _codes(loaded: Any) -> list[tuple[str, str, float]]:
     """(code in the file, data point, factor to the canonical unit) of the readings source."""
-    from warehouse.units import conversion_factor
-    from warehouse.variables import VARIABLES
+    from canonical.units import conversion_factor
+    from canonical.variables import VARIABLES
 
     mapping = _source(loaded, READINGS_SOURCE).readings
     return [(code, vm.data_point, conversion_factor(vm.unit, VARIABLES[vm.variable].unit, variable=vm.variable,
@@ -197,8 +198,8 @@ def _codes(loaded: Any) -> list[tuple[str, str, float]]:
 
 def _statistics_names(loaded: Any) -> dict[str, tuple[str, float]]:
     """variable -> (Merkmal in the statistics CSV, factor) for the ratio KPIs' inputs."""
-    from warehouse.units import conversion_factor
-    from warehouse.variables import VARIABLES
+    from canonical.units import conversion_factor
+    from canonical.variables import VARIABLES
 
     wanted = {v for _, num, den, _ in RATIO_KPIS for v in (num, den)}
     out = {}

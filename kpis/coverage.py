@@ -3,7 +3,7 @@
 The canonical variables a config provides are those its observation and readings mappings name,
 plus what the derivations make from its other targets (`DERIVATIONS`, the one list of which
 derived variables come from which inputs; keep it in step with `warehouse/derive.py` and
-`warehouse/derive_spatial.py`). Each formula's variable references are then checked against
+`kpis/spatial/derive.py`). Each formula's variable references are then checked against
 them. Whether a value exists for a given reporting year is only known after loading: this says
 what the mappings can ever supply, and names exactly what is missing.
 """
@@ -20,7 +20,7 @@ from sources.config import LoadedConfig
 
 POPULATION_GROUPS = {"total": "population", "female": "population_female", "male": "population_male",
                      "age 0-14": "population_age_0_14", "age 15-64": "population_age_15_64",
-                     "age 65+": "population_age_65_plus"}  # as warehouse.derive_spatial.POPULATION_GROUPS
+                     "age 65+": "population_age_65_plus"}  # as kpis.spatial.derive.POPULATION_GROUPS
 
 # What a config provides beside its mapped variables: (needs, gives). `needs` are input markers
 # ("areas:<area_type>", "transit_feed", "population_by_area": population of districts or grid cells with

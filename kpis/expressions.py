@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from warehouse.units import days_in_year
+from canonical.units import days_in_year
 
 # Names an expression may use that are not variables: value from the inputs' year.
 CALENDAR_NAMES = {"days_in_year": days_in_year}

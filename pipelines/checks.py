@@ -1,4 +1,4 @@
-"""Dagster asset checks from the quality suites (warehouse/quality). Thin: each calls one plain step.
+"""Dagster asset checks from the quality suites (quality). Thin: each calls one plain step.
 
 The one asset-check builder (pipelines/city_assets.py `CHECKS`, for `citykpi run` and the deployment):
 one `multi_asset_check` per stage, with one `AssetCheckSpec` per expectation; a run hands all its
@@ -24,11 +24,11 @@ import dagster as dg
 
 from pipelines import steps
 from pipelines.resources import CitykpiResource
+from quality import CheckResult, QualitySettings
+from quality.run import Stage, stage_suites
+from quality.sql import json_safe
+from quality.suites import all_checks
 from sources.config import LoadedConfig
-from warehouse.quality import CheckResult, QualitySettings
-from warehouse.quality.run import Stage, stage_suites
-from warehouse.quality.sql import json_safe
-from warehouse.quality.suites import all_checks
 
 
 class QualityResource(dg.ConfigurableResource):

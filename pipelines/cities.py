@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from canonical.errors import CitykpiError, ConfigError
 from sources.config import LoadedConfig, load_city_config
-from sources.errors import CitykpiError, ConfigError
 from warehouse.home import Home
 
 ENV_VAR = "CITYKPI_CITIES"

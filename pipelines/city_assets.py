@@ -29,9 +29,9 @@ from pipelines.checks import QualityResource, check_specs, merged_check_results,
 from pipelines.load_messages import load_messages
 from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, YEAR, years_by_city
 from pipelines.resources import CitykpiResource
+from quality.run import Stage
+from quality.sql import json_safe
 from sources.config import FETCH_EVERY
-from warehouse.quality.run import Stage
-from warehouse.quality.sql import json_safe
 
 RAW = dg.AssetKey(["raw", "snapshots"])
 CORE = dg.AssetKey(["core", "observations"])

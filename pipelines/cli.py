@@ -44,7 +44,7 @@ class _VersionAction(argparse.Action):
 def version_text() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    from warehouse.releases import code_version
+    from publish.releases import code_version
 
     try:
         package = version("citykpi")
@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from sources.errors import CitykpiError
+    from canonical.errors import CitykpiError
 
     received = _on_signals()
     try:
@@ -208,7 +208,7 @@ def _report(exc: Exception) -> int:
     input's fault (exit 2); anything else is a bug in citykpi (exit 1)."""
     step = getattr(exc, "step_key", None)
     inner: BaseException = getattr(exc, "user_exception", None) or exc
-    from sources.errors import CitykpiError
+    from canonical.errors import CitykpiError
 
     where = f" in step {step}" if step else ""
     if isinstance(inner, CitykpiError):
@@ -244,9 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.cities import demo_cities_folder, demo_config_path
     from pipelines.dagster_run import materialize_all
     from pipelines.summary import print_summary
+    from publish.releases import latest_release_id
     from sources.config import load_city_config
     from warehouse.db import writer_lock
-    from warehouse.releases import latest_release_id
 
     if args.configs and (args.cities or args.seed is not None):
         print("citykpi: error: --cities and --seed make demo cities; give them without CONFIG", file=sys.stderr)
@@ -276,11 +276,11 @@ MAX_PROBLEMS_SHOWN = 20
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from canonical.errors import CitykpiError, ConfigError
     from kpis.benchmarking.targets import city_targets_path, load_targets
     from pipelines.cities import config_paths
     from pipelines.dry_run import dry_run, format_dry_run
     from sources.config import config_problems
-    from sources.errors import CitykpiError, ConfigError
 
     home = _home(args)
     failed = False
@@ -364,8 +364,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_variables(args: argparse.Namespace) -> int:
+    from canonical.variables import VARIABLES
     from pipelines.texttable import cut
-    from warehouse.variables import VARIABLES
 
     for variable in VARIABLES.values():
         print(f"{cut(variable.name, 34):<34} {cut(variable.unit, 13):<13} {cut(variable.description, 100)}")
@@ -387,7 +387,7 @@ def cmd_indicators(args: argparse.Namespace) -> int:
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
-    from warehouse.releases import list_releases
+    from publish.releases import list_releases
 
     home = _home(args)
     if args.releases_command == "show":
@@ -406,7 +406,7 @@ def cmd_releases(args: argparse.Namespace) -> int:
 def release_table(home: Any, releases: Sequence[str]) -> list[str]:
     """`releases list`: one aligned row per release from its manifest, the latest marked."""
     from pipelines.texttable import format_table
-    from warehouse.releases import latest_release_id, load_release
+    from publish.releases import latest_release_id, load_release
 
     latest = latest_release_id(home)
     rows = []
@@ -424,7 +424,7 @@ def release_table(home: Any, releases: Sequence[str]) -> list[str]:
 
 
 def _release_show(home: Any, ref: str) -> int:
-    from warehouse.releases import latest_release_id, load_release, resolve_release_id
+    from publish.releases import latest_release_id, load_release, resolve_release_id
 
     release = load_release(home, resolve_release_id(home, ref))
     m = release.manifest
@@ -445,8 +445,8 @@ def _release_diff(home: Any, old_ref: str, new_ref: str) -> int:
     import polars as pl
 
     from kpis.catalogue import load_catalogue
-    from warehouse.publish.changes import diff_frames, render_markdown
-    from warehouse.releases import resolve_release_id
+    from publish.changes import diff_frames, render_markdown
+    from publish.releases import resolve_release_id
 
     old_id, new_id = resolve_release_id(home, old_ref), resolve_release_id(home, new_ref)
     old, new = (pl.read_parquet(home.releases / r / "kpi_values.parquet") for r in (old_id, new_id))
@@ -458,9 +458,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     import json
     import urllib.error
 
-    from sources.errors import CitykpiError
-    from warehouse.publish.ngsi_ld import upsert, upsert_url
-    from warehouse.releases import load_release, resolve_release_id
+    from canonical.errors import CitykpiError
+    from publish.ngsi_ld import upsert, upsert_url
+    from publish.releases import load_release, resolve_release_id
 
     home = _home(args)
     release = load_release(home, resolve_release_id(home, args.release))

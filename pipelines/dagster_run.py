@@ -28,12 +28,12 @@ import duckdb
 from dagster._core.errors import DagsterAssetCheckFailedError
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from canonical.errors import CitykpiError
 from pipelines.steps import WarehouseStamp, record_run, warehouse_stamp
+from publish.releases import Release, load_release
+from quality.store import QualityGateError, blocking_failures
 from sources.config import LoadedConfig
-from sources.errors import CitykpiError
 from warehouse.home import Home
-from warehouse.quality.store import QualityGateError, blocking_failures
-from warehouse.releases import Release, load_release
 
 # The graph's modules are imported inside the functions: after materialize_all has silenced Dagster's
 # beta / preview warnings (partitioned checks, backfill policies), which a command line should not print.

@@ -19,11 +19,11 @@ from typing import Any
 
 import polars as pl
 
+from canonical.errors import CitykpiError
 from pipelines import steps
 from pipelines.load_messages import load_messages
 from pipelines.texttable import cut
 from sources.config import LoadedConfig, SourceConfig
-from sources.errors import CitykpiError
 from sources.fetch import current_snapshot, fetch_source
 from sources.landing import Snapshot
 from warehouse.home import Home

@@ -41,8 +41,8 @@ class CitykpiResource(dg.ConfigurableResource):
 
     def cities(self, city_ids: Sequence[str]) -> list[LoadedConfig]:
         """The configs of the cities partition keys name, in that order; an error names the cities that exist."""
+        from canonical.errors import ConfigError
         from pipelines.cities import ENV_VAR
-        from sources.errors import ConfigError
 
         configs = {c.city_id: c for c in self.all_cities()}
         unknown = [c for c in city_ids if c not in configs]

@@ -17,9 +17,14 @@ from typing import Any
 
 import duckdb
 
+from canonical.errors import CitykpiError
+from kpis.spatial.derive import derive_spatial
 from kpis.state import Stage as KpiStage
+from publish.releases import Release, publish_release, reconcile_releases
+from quality import CheckResult, QualitySettings, SuiteContext
+from quality.run import Stage, run_cities
+from quality.store import QualityGateError, blocking_failures, quality_summary
 from sources.config import LoadedConfig, SourceConfig
-from sources.errors import CitykpiError
 from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
 from warehouse.area_keys import check_area_keys
@@ -37,10 +42,6 @@ from warehouse.load import (
     stored_observation_keys,
     write_changes,
 )
-from warehouse.quality import CheckResult, QualitySettings, SuiteContext
-from warehouse.quality.run import Stage, run_cities
-from warehouse.quality.store import QualityGateError, blocking_failures, quality_summary
-from warehouse.releases import Release, publish_release, reconcile_releases
 from warehouse.store import load_reports, record_derive_report, record_snapshots, snapshot_records
 
 
@@ -130,7 +131,7 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
             record_snapshots(con, snapshots)
             change = write_changes(con, loaded, plan, parsed)
             check_area_keys(con, loaded.city_id)
-            derived = refresh_derived(con, loaded.city_id, years, change, rules)
+            derived = refresh_derived(con, loaded.city_id, years, change, rules, spatial=derive_spatial)
             record_derive_report(con, loaded.city_id, derived)
         after = observation_digest(con, loaded.city_id)
         changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
@@ -272,7 +273,7 @@ def _load_current(home: Home, loaded: LoadedConfig) -> dict[str, Any]:
 def check_cities(home: Home, configs: Sequence[LoadedConfig], run_id: str, stage: Stage,
                  settings: QualitySettings | None = None) -> dict[str, list[CheckResult]]:
     """The quality suites of one stage for every city, stored, in one transaction: one GX validation
-    per table for all cities at once (warehouse.quality.run.run_cities)."""
+    per table for all cities at once (quality.run.run_cities)."""
     with home.warehouse() as con, transaction(con):
         return run_cities(con, [quality_context(loaded, settings) for loaded in configs], run_id, stage)
 
@@ -404,7 +405,7 @@ def inputs_fingerprint(configs: Sequence[LoadedConfig], snapshots: Sequence[dict
     targets table, and the content of every input snapshot. Equal fingerprints and equal data hashes
     mean an unchanged run (`publish(skip_unchanged=True)` then writes no new release)."""
     from kpis.benchmarking.targets import city_targets_path
-    from warehouse.releases import code_version
+    from publish.releases import code_version
 
     def file_hash(path: Any) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
@@ -501,7 +502,7 @@ def record_run(home: Home, run_id: str, configs: Sequence[LoadedConfig], status:
 
 def _log_refused_run(home: Home, run_id: str, configs: Sequence[LoadedConfig], started_at: datetime | None,
                      code_version: str, error: BaseException | None) -> None:
-    from sources.errors import excerpt
+    from canonical.errors import excerpt
 
     entry = {"run_id": run_id, "started_at": started_at.isoformat() if started_at else None,
              "finished_at": datetime.now(UTC).isoformat(), "status": "failed",

@@ -14,8 +14,8 @@ import duckdb
 import polars as pl
 
 from kpis.catalogue import load_catalogue
+from publish.releases import Release
 from warehouse.home import Home
-from warehouse.releases import Release
 
 STATUSES = ("computed", "missing", "failed_check", "not_applicable")
 

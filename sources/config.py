@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sources.errors import TOO_DEEP, ConfigError
+from canonical.errors import TOO_DEEP, ConfigError
 
 CONFIG_VERSION: Literal[1] = 1
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -311,7 +311,7 @@ class PopulationOption(_Strict):
     @field_validator("unit")
     @classmethod
     def _person_unit(cls, unit: str) -> str:
-        from warehouse.units import UnitError, conversion_factor
+        from canonical.units import UnitError, conversion_factor
 
         try:
             conversion_factor(unit, "person", variable="population")
@@ -1278,8 +1278,8 @@ def _model_vocabulary_problems(loaded: LoadedConfig) -> list[ConfigError]:
     """Every mapped variable must exist in the canonical model and its unit must convert."""
     import difflib
 
-    from warehouse.units import UnitError, conversion_factor
-    from warehouse.variables import VARIABLES
+    from canonical.units import UnitError, conversion_factor
+    from canonical.variables import VARIABLES
 
     problems = []
     for index, source in enumerate(loaded.config.sources):

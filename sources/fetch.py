@@ -11,8 +11,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from canonical.errors import FetchError
 from sources.config import LoadedConfig, SourceConfig
-from sources.errors import FetchError
 from sources.kinds import KINDS
 from sources.landing import POINTER, Snapshot, current_snapshot, pointer_path
 

@@ -35,10 +35,10 @@ from typing import Any
 import httpx
 import stamina
 
+from canonical.errors import TOO_DEEP, FetchError
 from sources.config import SECRET_REF, HttpOptions
 from sources.deadline import Deadline
 from sources.deadline import install as install_deadline
-from sources.errors import TOO_DEEP, FetchError
 from sources.landing import CHUNK, Page, Snapshot
 
 log = logging.getLogger("citykpi.http")

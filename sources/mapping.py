@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from canonical.errors import SourceDataError
+from canonical.units import conversion_factor, days_in_year_factor
+from canonical.variables import VARIABLES
 from sources.config import DEFAULT_MISSING_VALUES, AggregatePeriods, ObservationsMapping, SourceConfig, VariableMapping
-from sources.errors import SourceDataError
 from sources.parsers.numbers import shown as shown_text
 from sources.parsers.tabular import CsvStream, TextTable
-from warehouse.units import conversion_factor, days_in_year_factor
-from warehouse.variables import VARIABLES
 
 OBSERVATION_SCHEMA: dict[str, Any] = {
     "city_id": pl.String, "year": pl.Int32, "variable": pl.String, "data_point": pl.String,

@@ -197,7 +197,7 @@ def kpi_frame(warehouse: Path):  # -> polars.DataFrame
     """The warehouse's kpi_values in release form (run-independent columns, stable order)."""
     import duckdb
 
-    from warehouse.releases import release_frame
+    from publish.releases import release_frame
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from canonical.errors import SourceDataError
 from pipelines import steps
 from sources.config import load_city_config
-from sources.errors import SourceDataError
 from warehouse.home import Home
 
 

@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 from conftest import SMALL_SCALE, run_cli, sha256_bytes, verify_release
 
+from publish.releases import FILE_ROLES, Release
+from publish.textcells import escape_frame
 from warehouse.home import Home
-from warehouse.publish.textcells import escape_frame
-from warehouse.releases import FILE_ROLES, Release
 
 SCORE_FILES = {"kpi_scores.parquet": "scores", "kpi_scores.csv": "scores", "kpi_rollups.parquet": "rollups",
                "kpi_rollups.csv": "rollups", "kpi_progress.parquet": "progress", "kpi_progress.csv": "progress"}
@@ -122,7 +122,7 @@ def test_snapshot_database_holds_the_three_tables(release: Release) -> None:
 
 
 def test_workbook_has_the_score_columns(release: Release) -> None:
-    from warehouse.publish.u4ssc_workbook import KPI_HEADER
+    from publish.u4ssc_workbook import KPI_HEADER
 
     scores = pl.read_parquet(release.path / "kpi_scores.parquet")
     year = int(scores["year"].max())  # type: ignore[arg-type]

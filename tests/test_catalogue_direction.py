@@ -19,11 +19,11 @@ from pydantic import ValidationError
 
 from kpis.benchmarking.targets import default_targets
 from kpis.catalogue import DIRECTION_WORDS, FRAMEWORK_FILES, Indicator, indicators_by_id, load_catalogue
-from warehouse.publish import City, PublishContext
-from warehouse.publish.datapackage import indicator_rows
-from warehouse.publish.report.display import Directions
-from warehouse.publish.report_html import NAME, write_report_html
-from warehouse.releases import RELEASE_COLUMNS
+from publish import City, PublishContext
+from publish.datapackage import indicator_rows
+from publish.releases import RELEASE_COLUMNS
+from publish.report.display import Directions
+from publish.report_html import NAME, write_report_html
 
 
 def raw_entries() -> list[dict[str, Any]]:

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
+from canonical.variables import VARIABLES
 from kpis.catalogue import Example, Indicator, load_catalogue
 from kpis.engine import evaluate_indicator, inputs_from_example
 from kpis.expressions import references
-from warehouse.variables import VARIABLES
 
 CASES = [
     pytest.param(indicator, example, id=f"{indicator.id}#{n}")

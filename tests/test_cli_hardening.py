@@ -14,8 +14,8 @@ from test_obs_corpus import snapshot_of
 
 import pipelines.cli as cli
 import warehouse.load as load
+from canonical.errors import SourceDataError
 from sources.config import load_city_config
-from sources.errors import SourceDataError
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
+from canonical.errors import ConfigError
 from sources.config import config_json_schema, load_city_config
-from sources.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO_ROOT / "sources" / "demo" / "city.yaml"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from canonical.errors import SourceDataError
 from sources.config import CsvOptions, SourceConfig
-from sources.errors import SourceDataError
 from sources.mapping import map_observations
 from sources.parsers.tabular import CsvStream, open_csv, read_csv
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, CompletedHome
 
-from warehouse.sqltext import ident
+from canonical.sqltext import ident
 
 EXPORT = REPO_ROOT / "dashboards" / "superset" / "citykpi"
 REQUIRED = {  # folder -> fields the Superset 6.1 import schema marks required

@@ -17,10 +17,10 @@ from conftest import CompletedHome, sha256_bytes
 from test_publish_multicity import two_city_home
 
 from kpis.catalogue import load_catalogue
+from publish import City, PublishContext, datapackage, kpi_csv, scores
+from publish.datapackage import SCORE_COLUMNS, frictionless_type
+from publish.releases import Release, load_release
 from warehouse.home import Home
-from warehouse.publish import City, PublishContext, datapackage, kpi_csv, scores
-from warehouse.publish.datapackage import SCORE_COLUMNS, frictionless_type
-from warehouse.releases import Release, load_release
 
 SCORE_TABLES = ["kpi_scores", "kpi_rollups", "kpi_progress"]
 TABLES = ["kpi_values", *SCORE_TABLES]

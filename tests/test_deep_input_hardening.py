@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from canonical.errors import ConfigError, SourceDataError
 from sources.config import PointsMapping, load_city_config
-from sources.errors import ConfigError, SourceDataError
 
 FAR = 100_000
 NEAR = 950  # close to Python's recursion limit (1,000): may parse, then the reader's own walk recurses

@@ -32,7 +32,7 @@ from conftest import (
 )
 from polars.testing import assert_frame_equal
 
-from warehouse.releases import RELEASE_COLUMNS
+from publish.releases import RELEASE_COLUMNS
 
 DEMO_SOURCES = {"statistik-stadt", "versorgung", "bevoelkerung-bezirke", "bezirke", "gruenflaechen", "gtfs",
                 "luftmessstationen", "luftmessungen", "strassennetz"}

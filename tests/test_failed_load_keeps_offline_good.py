@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from canonical.errors import SourceDataError
 from pipelines.steps import fetch_city, load_city
 from sources.config import load_city_config
-from sources.errors import SourceDataError
 from sources.fetch import current_snapshot
 from warehouse.home import Home
 

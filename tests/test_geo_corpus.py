@@ -15,9 +15,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from canonical.errors import SourceDataError
 from pipelines import steps
 from sources.config import load_city_config
-from sources.errors import SourceDataError
 from warehouse.db import connect
 from warehouse.home import Home
 

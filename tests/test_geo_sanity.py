@@ -13,8 +13,8 @@ import pyogrio.raw
 import pytest
 import shapely
 
+from canonical.errors import ConfigError, SourceDataError
 from sources.config import AreasMapping, PointsMapping, SourceConfig, load_city_config
-from sources.errors import ConfigError, SourceDataError
 from sources.kinds.file import fetch as fetch_file
 from sources.parsers.coordinates import parse_degrees
 from sources.parsers.country_bounds import in_country
@@ -392,7 +392,7 @@ def test_entity_points_go_through_the_country_check() -> None:
 
 
 def test_a_sidecar_symlinked_out_of_the_folder_is_refused(tmp_path: Path) -> None:
-    from sources.errors import FetchError
+    from canonical.errors import FetchError
 
     path = _shapefile(tmp_path / "data")
     secret = tmp_path / "secret.txt"

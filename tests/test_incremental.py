@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from canonical.errors import SourceDataError
 from pipelines import steps
 from sources.config import load_city_config
-from sources.errors import SourceDataError
 from warehouse.home import Home
 
 READINGS = "luftmessungen_stuendlich.parquet"

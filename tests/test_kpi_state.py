@@ -72,7 +72,7 @@ def test_kpis_are_kept_while_their_inputs_are_unchanged(demo_config: Path, tmp_p
 
 
 def test_runs_are_recorded_with_their_outcome(demo_config: Path, tmp_path: Path) -> None:
-    from sources.errors import CitykpiError
+    from canonical.errors import CitykpiError
 
     city = tmp_path / "city"
     shutil.copytree(demo_config.parent, city)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from canonical.errors import FetchError
 from sources.config import LoadedConfig, load_city_config
-from sources.errors import FetchError
 from sources.fetch import POINTER, current_snapshot, fetch_source
 from sources.landing import Snapshot, land_file, latest_snapshot
 

@@ -8,8 +8,8 @@ from typing import Any
 import polars as pl
 import pytest
 
+from canonical.errors import SourceDataError
 from sources.config import SourceConfig
-from sources.errors import SourceDataError
 from sources.mapping import OBSERVATION_SCHEMA, MappingReport, map_observations
 from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import TextTable, read_csv

@@ -33,9 +33,9 @@ import pytest
 import yaml
 from pyproj import Geod
 
+from canonical.errors import SourceDataError
 from pipelines.steps import fetch_city, load_city
 from sources.config import load_city_config
-from sources.errors import SourceDataError
 from warehouse.derive import StationMeta, days_with_readings, select_exposure_stations
 from warehouse.home import Home
 

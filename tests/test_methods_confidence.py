@@ -9,9 +9,9 @@ import polars as pl
 
 from kpis.catalogue import indicators_by_id, load_catalogue
 from kpis.engine import AS_PUBLISHED, compute_kpi_values
-from warehouse.publish.datapackage import KPI_COLUMNS as PACKAGE_COLUMNS
-from warehouse.publish.u4ssc_workbook import KPI_HEADER, _kpi_row
-from warehouse.releases import RELEASE_COLUMNS
+from publish.datapackage import KPI_COLUMNS as PACKAGE_COLUMNS
+from publish.releases import RELEASE_COLUMNS
+from publish.u4ssc_workbook import KPI_HEADER, _kpi_row
 
 
 def observation(variable: str, data_point: str | None, area_type: str, area_id: str, value: float,

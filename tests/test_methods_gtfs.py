@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from shared_data import require_shared
 
-from sources.errors import SourceDataError
+from canonical.errors import SourceDataError
 from sources.parsers.gtfs import read_gtfs_stops
 
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -205,9 +205,9 @@ def test_real_feeds_count_the_chosen_day(relative: str, year: int) -> None:
 def test_warehouse_frequency_filter_reads_the_window_and_names_the_date(tmp_path: Path) -> None:
     """The parsed columns land in core_transit_stops (migration 0008); the frequency filter counts the
     06:00-20:00 departures and the derived rows' label names the service date."""
+    from kpis.spatial.derive import _stops
     from kpis.spatial.projection import LocalProjection
     from warehouse.db import connect, migrate
-    from warehouse.derive_spatial import _stops
     from warehouse.load import insert_frame
 
     files = feed({"A": (70, 240, 15)})  # 04:00 + 15 min x 69 = 21:15: 56 of 70 inside 06:00-20:00

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from canonical.units import UnitError, conversion_factor, days_in_year, days_in_year_factor
 from kpis.catalogue import indicators_by_id
 from kpis.engine import evaluate_indicator, inputs_from_example
 from kpis.expressions import ExpressionError, evaluate, references
-from warehouse.units import UnitError, conversion_factor, days_in_year, days_in_year_factor
 
 
 @pytest.mark.parametrize(("unit", "choices"), [

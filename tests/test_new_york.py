@@ -14,9 +14,9 @@ import pytest
 import yaml
 from shared_data import SHARED_DIR, require_shared
 
+from canonical.errors import ConfigError
 from pipelines.steps import run_plain
 from sources.config import SourceConfig, load_city_config
-from sources.errors import ConfigError
 from sources.mapping import map_observations
 from sources.parsers.tabular import read_csv
 from warehouse.home import Home

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
+from canonical.errors import SourceDataError
 from sources.config import CsvOptions, ExcelOptions
-from sources.errors import SourceDataError
 from sources.parsers.numbers import NumberFormat, detect_number_format
 from sources.parsers.tabular import read_csv, read_excel, read_json_records
 

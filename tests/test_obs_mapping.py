@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from canonical.errors import ConfigError, SourceDataError
 from sources.config import SourceConfig, load_city_config
-from sources.errors import ConfigError, SourceDataError
 from sources.mapping import MEAN_MIN_COVERAGE, map_observations
 from sources.parsers.tabular import read_csv
 

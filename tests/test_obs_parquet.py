@@ -8,9 +8,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from canonical.errors import SourceDataError
 from pipelines import steps
 from sources.config import load_city_config
-from sources.errors import SourceDataError
 from warehouse.home import Home
 
 CONFIG = """config_version: 1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from sources.errors import SourceDataError
+from canonical.errors import SourceDataError
 from sources.parsers import osm_streets
 from sources.parsers.osm_streets import read_street_graph, walk_exclusion
 

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 from shared_data import require_shared
 
+from canonical.errors import SourceDataError
 from sources.config import AreasMapping, PointsMapping
-from sources.errors import SourceDataError
 from sources.parsers.geo import read_geojson_areas, read_ngsi_ld_points
 from sources.parsers.gtfs import read_gtfs_stops
 

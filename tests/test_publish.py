@@ -25,12 +25,12 @@ import yaml
 from conftest import REPO_ROOT, CompletedHome, sha256_bytes, verify_release
 
 from pipelines.cli import main
+from publish.changes import diff_frames, render_markdown
+from publish.releases import FILE_ROLES, RELEASE_COLUMNS, Release, load_release
+from publish.sdmx import COLUMNS as SDMX_COLUMNS
+from publish.sdmx import SDMX_ID
+from publish.u4ssc_workbook import DATA_QUALITY, KPI_HEADER
 from warehouse.home import Home
-from warehouse.publish.changes import diff_frames, render_markdown
-from warehouse.publish.sdmx import COLUMNS as SDMX_COLUMNS
-from warehouse.publish.sdmx import SDMX_ID
-from warehouse.publish.u4ssc_workbook import DATA_QUALITY, KPI_HEADER
-from warehouse.releases import FILE_ROLES, RELEASE_COLUMNS, Release, load_release
 
 DATA_ROLES = {"kpi_values_parquet", "kpi_values_csv", "datapackage", "sdmx_csv", "open_sdg", "ngsi_ld",
               "u4ssc_workbook", "scores", "rollups", "progress"}

@@ -18,8 +18,8 @@ import openpyxl
 import polars as pl
 import pytest
 
+from publish.releases import load_release
 from warehouse.home import Home
-from warehouse.releases import load_release
 
 SCALE = 0.1
 TWIN_SEED = 7

@@ -133,9 +133,9 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from test_publish_multicity import two_city_home
 
     from pipelines.steps import publish
+    from publish.releases import load_release
     from sources.config import load_city_config
     from warehouse.home import Home
-    from warehouse.releases import load_release
 
     home = Home(tmp_path_factory.mktemp("report") / "home")
     shutil.copytree(two_city_home(tmp_path_factory.getbasetemp()).root, home.root, symlinks=True)

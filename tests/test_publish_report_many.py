@@ -16,11 +16,11 @@ import polars as pl
 import pytest
 
 from kpis.catalogue import load_catalogue
-from warehouse.publish import City, PublishContext
-from warehouse.publish.report import charts
-from warehouse.publish.report.display import Directions, arrow, meaningful, show, verdict
-from warehouse.publish.report_html import BUNDLE, NAME, city_file, write_report_html
-from warehouse.releases import RELEASE_COLUMNS
+from publish import City, PublishContext
+from publish.releases import RELEASE_COLUMNS
+from publish.report import charts
+from publish.report.display import Directions, arrow, meaningful, show, verdict
+from publish.report_html import BUNDLE, NAME, city_file, write_report_html
 
 YEARS = (2022, 2023, 2024)
 SHAPES = re.compile(r"^const shapes = (\[.*?\]);$", re.M | re.S)

@@ -8,11 +8,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from quality import SuiteContext
+from quality.measure import measure_suite
+from quality.run import run_stage
+from quality.suites import observations_suite
 from warehouse.db import connect
-from warehouse.quality import SuiteContext
-from warehouse.quality.measure import measure_suite
-from warehouse.quality.run import run_stage
-from warehouse.quality.suites import observations_suite
 
 CTX = SuiteContext("c", "DE", (2022, 2023))
 CHECKS = ("mode_share_sum_at_most_100", "mode_share_sum_near_100", "waste_treatment_share_sum_at_most_100",

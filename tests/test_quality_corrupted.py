@@ -21,10 +21,10 @@ import duckdb
 import pytest
 
 from pipelines import steps
+from quality import CheckResult
+from quality.store import QualityGateError
 from sources.config import LoadedConfig, load_city_config
 from warehouse.home import Home
-from warehouse.quality import CheckResult
-from warehouse.quality.store import QualityGateError
 
 
 @dataclass

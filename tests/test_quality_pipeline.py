@@ -24,8 +24,8 @@ from conftest import (
     verify_release,
 )
 
-from warehouse.quality.run import stage_suites
-from warehouse.quality.suites import all_checks
+from quality.run import stage_suites
+from quality.suites import all_checks
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_clean_run_manifest_has_a_quality_summary(completed_home: CompletedHome)
 def test_great_expectations_is_imported_lazily() -> None:
     """The CLI's --help path and the modules the pipeline imports at definition time never import GX."""
     code = ("import sys, pipelines.cli, pipelines.city_assets, pipelines.dagster_run, pipelines.checks,"
-            " warehouse.quality.run;"
+            " quality.run;"
             "pipelines.cli._parser().format_help();"
             "print('great_expectations' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,

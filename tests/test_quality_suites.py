@@ -15,15 +15,15 @@ import duckdb
 import pytest
 
 from kpis.catalogue import indicators_by_id
+from quality import QualitySettings, SuiteContext
+from quality import metadata as md
+from quality.gx import validate
+from quality.measure import measure_suite
+from quality.plausibility import plausibility_suite
+from quality.readings import readings_suite
+from quality.run import stage_suites
+from quality.suites import all_checks
 from warehouse.db import connect
-from warehouse.quality import QualitySettings, SuiteContext
-from warehouse.quality import metadata as md
-from warehouse.quality.gx import validate
-from warehouse.quality.measure import measure_suite
-from warehouse.quality.plausibility import plausibility_suite
-from warehouse.quality.readings import readings_suite
-from warehouse.quality.run import stage_suites
-from warehouse.quality.suites import all_checks
 
 CTX = SuiteContext("c", "DE", (2022, 2023))
 
@@ -124,8 +124,8 @@ def test_plausibility_rules_warn_skip_and_use_the_configured_bound(con: duckdb.D
 def test_great_expectations_judges_the_measured_counts_of_all_cities_at_once() -> None:
     """One GX validation for every city: a row per city, a column per check; GX's unexpected rows name
     the failing cities, and each city gets its own part of the real GX result."""
-    from warehouse.quality.gx import validate_counts
-    from warehouse.quality.model import Measurement
+    from quality.gx import validate_counts
+    from quality.model import Measurement
 
     check = next(c for c in all_checks(stage_suites("core")) if c.name == "time_series_complete")
     found = validate_counts({"a": [Measurement(check, 3, 10, [{"year": 2022}])], "b": [Measurement(check, 0, 10)],

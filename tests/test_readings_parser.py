@@ -17,8 +17,8 @@ import pytest
 from connectors.replay import make_city
 from shared_data import require_shared
 
+from canonical.errors import SourceDataError
 from sources.config import SourceConfig
-from sources.errors import SourceDataError
 from sources.landing import Page, Snapshot, Staging, land_pages, sha256_file
 from sources.parsers.readings import READING_SCHEMA, read_reading_pages
 

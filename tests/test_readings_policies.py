@@ -20,9 +20,9 @@ import polars as pl
 import pytest
 import yaml
 
+from canonical.errors import SourceDataError
 from pipelines.steps import fetch_city, load_city
 from sources.config import LoadedConfig, load_city_config
-from sources.errors import SourceDataError
 from warehouse.home import Home
 
 NO2 = {"variable": "air_concentration_ugm3", "unit": "ug/m3", "data_point": "NO2"}

@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 import yaml
 
+from canonical.errors import ConfigError, SourceDataError
 from pipelines.steps import fetch_city, load_city
 from sources.config import load_city_config
-from sources.errors import ConfigError, SourceDataError
 from warehouse.home import Home
 
 CORPUS = Path(__file__).parent / "corpus" / "readings"

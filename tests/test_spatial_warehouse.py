@@ -1,4 +1,4 @@
-"""warehouse.derive_spatial end to end: the demo city through the pipeline steps (plus derive_spatial,
+"""kpis.spatial.derive end to end: the demo city through the pipeline steps (plus derive_spatial,
 until derive_city calls it), and a tiny hand-made warehouse with a population grid."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import duckdb
 import pytest
 import shapely
 
+from kpis.spatial.derive import derive_spatial
 from pipelines import steps
 from sources.config import LoadedConfig, load_city_config
 from sources.demo.generator import generate_demo_city
 from warehouse.db import connect, transaction
 from warehouse.derive import _frame
-from warehouse.derive_spatial import derive_spatial
 from warehouse.home import Home
 from warehouse.load import insert_frame
 

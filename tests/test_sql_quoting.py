@@ -4,7 +4,7 @@
     is SQL (passed to `execute` / `sql` / `query` / `run`, given as a `*sql*` / `fail_when` /
     `rows_when` / `detail` keyword, assigned to a name containing `sql`, or whose text holds SQL
     keywords) may interpolate only
-    - a call to `ident(...)` / `literal(...)` (warehouse/sqltext.py), `int(...)`, or the quality
+    - a call to `ident(...)` / `literal(...)` (canonical/sqltext.py), `int(...)`, or the quality
       suites' literal helpers built on `literal` (`sql_literal`, `sql_list`, `sql_case`);
     - a module constant (an ALL_CAPS name, or a subscript / `.join` of one);
     - a SQL fragment field of the quality model (`FRAGMENT_ATTRS`: each is itself built by a checked
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("sources", "warehouse", "kpis", "pipelines")
+PACKAGES = ("canonical", "sources", "warehouse", "kpis", "quality", "publish", "pipelines")
 SQL_CALLS = frozenset({"execute", "executemany", "sql", "query", "run", "frame_of", "one_row"})
 SQL_KEYWORDS = frozenset({"fail_when", "rows_when", "detail", "where"})
 SAFE_CALLS = frozenset({"ident", "literal", "int", "sql_literal", "sql_list", "sql_case"})
@@ -212,7 +212,7 @@ def test_no_sql_fstring_interpolates_an_unquoted_name() -> None:
 def test_the_check_catches_a_configured_name(tmp_path: Path) -> None:
     bad = REPO / "warehouse" / "_tmp_sql_check_probe.py"
     bad.write_text("def f(con, field):\n    con.execute(f'SELECT {field} FROM t')\n"
-                   "def g(con, field):\n    from warehouse.sqltext import ident\n"
+                   "def g(con, field):\n    from canonical.sqltext import ident\n"
                    "    con.execute(f'SELECT {ident(field)} FROM t')\n", encoding="utf-8")
     try:
         assert unquoted_interpolations(bad) == ["warehouse/_tmp_sql_check_probe.py:2: {field}"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, RUN_TIMEOUT, subprocess_env
 
-PACKAGES = ["sources", "warehouse", "kpis", "pipelines"]
+PACKAGES = ["canonical", "sources", "warehouse", "kpis", "quality", "publish", "pipelines"]
 CODE = f"import importlib, json; print(json.dumps([importlib.import_module(p).__file__ for p in {PACKAGES!r}]))"
 
 

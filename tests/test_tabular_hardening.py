@@ -11,8 +11,8 @@ import pytest
 from openpyxl import Workbook
 from shared_data import require_shared
 
+from canonical.errors import SourceDataError
 from sources.config import CsvOptions, ExcelOptions
-from sources.errors import SourceDataError
 from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import read_csv, read_excel, read_json_records
 
@@ -88,7 +88,7 @@ def test_column_not_found_lists_at_most_20_names_escaped_and_cut(tmp_path: Path)
     with pytest.raises(SourceDataError) as info:
         table.column_index("Year")
     message = str(info.value)
-    # At most 20 names, each cut; the whole message is then cut to a short excerpt (sources/errors.py).
+    # At most 20 names, each cut; the whole message is then cut to a short excerpt (canonical/errors.py).
     assert "SECRET_0=" in message and "SECRET_20=" not in message
     assert "\x1b" not in message and "vvvvv..." in message
     assert len(message) < 20 * 60 + 200

@@ -1,4 +1,4 @@
-"""warehouse.units.conversion_factor: the factors sources' units are converted with, and the errors."""
+"""canonical.units.conversion_factor: the factors sources' units are converted with, and the errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.units import UnitError, conversion_factor
+from canonical.units import UnitError, conversion_factor
 
 
 @pytest.mark.parametrize(("source", "canonical", "factor"), [
@@ -86,7 +86,7 @@ def test_unit_error_is_a_value_error() -> None:
     assert issubclass(UnitError, ValueError)
 
 
-# ---- pint (issue #15): the definitions in warehouse/units.txt, spellings pint reads ------------------
+# ---- pint (issue #15): the definitions in canonical/units.txt, spellings pint reads ------------------
 
 @pytest.mark.parametrize(("source", "canonical", "factor"), [
     ("t", "t", 1.0), ("tonne", "t", 1.0), ("kt", "t", 1000.0),  # 'kt' is a kilotonne here, pint's knot otherwise
@@ -128,7 +128,7 @@ def test_text_pint_must_not_evaluate_is_refused(spelling: str) -> None:
 
 
 def test_per_capita_per_day_into_the_years_amount() -> None:
-    from warehouse.units import days_in_year_factor
+    from canonical.units import days_in_year_factor
 
     # 150 litres a day is 54.75 m3 in a common year and 54.9 m3 in a leap year
     for unit in ("L/d", "L per day", "litres per day"):
@@ -148,6 +148,6 @@ def test_importing_the_module_leaves_pint_for_the_first_conversion() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, warehouse.units as u; assert 'pint' not in sys.modules; "
+    code = ("import sys, canonical.units as u; assert 'pint' not in sys.modules; "
             "u.conversion_factor('km', 'km'); assert 'pint' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

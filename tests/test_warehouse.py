@@ -14,7 +14,7 @@ import duckdb
 import pytest
 from conftest import REPO_ROOT, RUN_TIMEOUT, CompletedHome, subprocess_env
 
-from sources.errors import CitykpiError
+from canonical.errors import CitykpiError
 from warehouse.db import WarehouseBusyError, connect, migrate, migrations, writer_lock
 
 CORE_TABLES = {"source_snapshots", "runs", "core_source_state", "observations", "core_areas", "core_points",

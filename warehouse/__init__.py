@@ -1,1 +1,1 @@
-"""The canonical model: the DuckDB warehouse, its migrations, storage and releases."""
+"""The DuckDB warehouse: home directory, migrations, loading, derivations and storage."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-from sources.errors import SourceDataError
+from canonical.errors import SourceDataError
 
 
 def _shown(ids: list[str], limit: int = 8) -> str:

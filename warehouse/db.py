@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from sources.errors import CitykpiError
+from canonical.errors import CitykpiError
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

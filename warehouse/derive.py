@@ -26,19 +26,22 @@ transaction.
 - polygon_area@1: district areas from polygons (year-less, applied to every reporting year; the
   record says which snapshot); polygon_area@2: total green area as the geodesic area of the union of
   the green-area polygons (overlaps counted once)
-- validity (`apply_validity`): a year-less spatial value (polygon areas, stop totals, derive_spatial's
-  rows) of a reporting year outside the validity of a source it reads (declared valid_from /
+- validity (`apply_validity`): a year-less spatial value (polygon areas, stop totals, the spatial
+  derivation's rows) of a reporting year outside the validity of a source it reads (declared valid_from /
   valid_to, or a GTFS feed's dates; migration 0010) is withheld in core_withheld (rule `validity`),
   or kept with `assumed_valid` in its record when the source sets assume_valid
 - transit_stops@2: served public-transport stops and stations (GTFS location_type 0 with departures,
   the platforms of one parent_station counted once)
+- the spatial derivations (access to stops and green space, open public space): the UN methods in
+  kpis/spatial/derive.py, a layer above; `derive_city` and `refresh_derived` take them as a callable
+  (`spatial`), so the warehouse never imports kpis (docs/architecture.md, "Layers")
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -48,11 +51,15 @@ import polars as pl
 import shapely
 from shapely import STRtree
 
+from canonical.variables import VARIABLES
 from sources.mapping import OBSERVATION_SCHEMA
 from warehouse.db import one_row, scalar
-from warehouse.derive_spatial import derive_spatial
 from warehouse.load import MEAN_AGGREGATES, LoadChange, frame_of, insert_frame, rebuild_readings_groups
-from warehouse.variables import VARIABLES
+
+# The spatial derivation (access to stops and green space, open public space): (connection, city,
+# reporting years) -> derived observation rows. It applies the UN methods of kpis/spatial/, a layer
+# above the warehouse, so the caller passes it in (pipelines.steps: kpis.spatial.derive.derive_spatial).
+SpatialDerivation = Callable[[duckdb.DuckDBPyConnection, str, Sequence[int]], list[dict[str, Any]]]
 
 MIN_COVERAGE = 0.75  # the default; a city config may ask for the EU's 90 % (`air_quality.min_coverage_pct`)
 _AIR = "air_concentration_ugm3"
@@ -649,7 +656,8 @@ def _observed_city_values(con: duckdb.DuckDBPyConnection, city_id: str) -> set[t
 
 
 def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], *,
-                rebuild_readings: bool = False, rules: AirRules = AirRules()) -> dict[str, Any]:
+                spatial: SpatialDerivation, rebuild_readings: bool = False,
+                rules: AirRules = AirRules()) -> dict[str, Any]:
     """Recompute every derived observation of a city (inside the caller's transaction).
 
     Readings enter through their group aggregates (core_readings_groups), which the loader keeps
@@ -674,9 +682,9 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
     withheld = withheld_city_means(city_id, stations, rejected, observed, years, meta, rules)
     district_air = district_annual_means(con, city_id, stations, meta)
     insert_frame(con, "observations", _frame(rollup + stations + city_air + district_air))
-    spatial, invalid_spatial = apply_validity(con, city_id, derive_spatial(con, city_id, years))
+    spatial_rows, invalid_spatial = apply_validity(con, city_id, spatial(con, city_id, years))
     _store_withheld(con, city_id, withheld + invalid_areas + invalid_spatial)
-    insert_frame(con, "observations", _frame(spatial))
+    insert_frame(con, "observations", _frame(spatial_rows))
     _record_derived(con, city_id, years, rules)
     return {
         "mode": "full", "min_coverage": rules.min_coverage, "district_rollup": len(rollup),
@@ -686,7 +694,7 @@ def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[in
         "district_annual_means": len(district_air), "polygon_areas": len(areas), "transit_stops": len(transit),
         "air_stations_excluded": air_exclusions(stations, meta),
         "withheld_outside_validity": sorted({w["reason"] for w in invalid_areas + invalid_spatial}),
-        "spatial": len(spatial),
+        "spatial": len(spatial_rows),
     }
 
 
@@ -757,7 +765,7 @@ def derive_air(con: duckdb.DuckDBPyConnection, city_id: str, keys: Iterable[tupl
 
 
 def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], change: LoadChange,
-                    rules: AirRules = AirRules()) -> dict[str, Any]:
+                    rules: AirRules = AirRules(), *, spatial: SpatialDerivation) -> dict[str, Any]:
     """Derive again what a load's changes touch (inside its transaction).
 
     A replaced small source (statistics, areas, points, stops) or a replaced readings source, or other
@@ -767,7 +775,7 @@ def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequenc
     changed: nothing."""
     if (change.other_sources_changed or change.readings_replaced
             or not derive_is_current(con, city_id, years, rules)):
-        return derive_city(con, city_id, years, rules=rules)
+        return derive_city(con, city_id, years, spatial=spatial, rules=rules)
     if change.touched:
         return derive_air(con, city_id, change.touched, years, rules)
     return {"mode": "none"}

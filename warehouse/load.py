@@ -31,17 +31,17 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from canonical.errors import TOO_DEEP, SourceDataError
+from canonical.sqltext import ident
+from canonical.units import conversion_factor
+from canonical.variables import VARIABLES
 from sources.config import LoadedConfig, SourceConfig
-from sources.errors import TOO_DEEP, SourceDataError
 from sources.landing import Snapshot
 from sources.mapping import OBSERVATION_SCHEMA, map_observations
 from sources.parsers.geo import points_in_country, read_ngsi_ld_points, read_page_points
 from sources.parsers.gtfs import read_gtfs_stops
 from sources.parsers.tabular import CsvStream, TextTable, open_csv, read_excel, read_json_records
 from warehouse.db import scalar
-from warehouse.sqltext import ident
-from warehouse.units import conversion_factor
-from warehouse.variables import VARIABLES
 
 
 @dataclass

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
+from canonical.sqltext import ident
 from kpis.benchmarking.progress import assess_all
 from kpis.benchmarking.scoring import score_release
 from kpis.benchmarking.targets import load_targets
 from kpis.catalogue import load_catalogue
 from warehouse.db import transaction
 from warehouse.load import insert_frame
-from warehouse.sqltext import ident
 
 if TYPE_CHECKING:
     from sources.config import LoadedConfig

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from canonical.errors import CitykpiError
 from kpis.catalogue import DIRECTION_WORDS, Indicator, indicators_by_id
-from sources.errors import CitykpiError
 
 if TYPE_CHECKING:
     from sources.config import LoadedConfig

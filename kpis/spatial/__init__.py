@@ -1,9 +1,10 @@
 """Pure, vectorised spatial computations behind the distance- and area-based indicators.
 
-No database access here: inputs are numpy arrays and shapely geometries in a local metric
-projection, outputs are arrays. `warehouse/derive_spatial.py` reads the warehouse, calls these
-and writes derived observations; the catalogue then divides them (SDG 11.2.1, 11.7.1, U4SSC
-EC:I:T:2A, EN:EN:PSN:2A).
+No database access in these modules: inputs are numpy arrays and shapely geometries in a local
+metric projection, outputs are arrays. The one exception is `derive.py` (imported on its own, not
+from here): it reads the warehouse, calls these and returns derived observation rows, which
+warehouse.derive stores (the pipeline passes it in); the catalogue then divides them (SDG 11.2.1,
+11.7.1, U4SSC EC:I:T:2A, EN:EN:PSN:2A).
 
 - `projection`: a local Lambert azimuthal equal-area projection around the city (metres).
 - `grid`: population as weighted points: district populations spread over regular cells, or a

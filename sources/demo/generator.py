@@ -74,7 +74,7 @@ OBSERVED_AT = "2024-12-31T23:00:00Z"
 SDM_CONTEXT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
 
 # Pollutant codes in the readings file, the NGSI-LD property for each, and the factor from the
-# published unit to ug/m3 (the U4SSC ppb factors that warehouse.units applies as well).
+# published unit to ug/m3 (the U4SSC ppb factors that canonical.units applies as well).
 POLLUTANTS = ("PM2.5", "PM10", "NO2", "SO2", "O3")
 NGSI_PROPERTY = {"PM2.5": "pm25", "PM10": "pm10", "NO2": "no2", "SO2": "so2", "O3": "o3"}
 TO_UGM3 = {"PM2.5": 1.0, "PM10": 1.0, "NO2": 1.0, "SO2": 2.62, "O3": 1.96}

@@ -16,12 +16,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from canonical.sqltext import ident, literal
 from sources.config import CkanOptions, LoadedConfig, SourceConfig
 from sources.http import Expect
 from sources.kinds._session import SourceFetch, absolute
 from sources.kinds._since import land_delta, plan, since_request
 from sources.landing import Snapshot
-from warehouse.sqltext import ident, literal
 
 DESCRIPTION = "CKAN dataset resource: package_show, then datastore_search pages or the resource file"
 

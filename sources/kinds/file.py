@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from canonical.errors import FetchError
 from sources.config import LoadedConfig, SourceConfig
 from sources.confine import OutsideRoots, confined_path
-from sources.errors import FetchError
 from sources.landing import Snapshot, land_file, land_files
 
 # A shapefile is several files with one stem; these travel with the .shp (.sbn/.sbx indexes do not).

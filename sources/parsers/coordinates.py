@@ -13,8 +13,8 @@ import re
 import numpy as np
 import shapely
 
+from canonical.errors import SourceDataError
 from sources.config import PointsMapping
-from sources.errors import SourceDataError
 from sources.parsers.features import FeatureSet, RawFeature
 from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import TextTable

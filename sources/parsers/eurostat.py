@@ -19,8 +19,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml
 import defusedxml.ElementTree
 
+from canonical.errors import TOO_DEEP, SourceDataError
 from sources.config import CsvOptions
-from sources.errors import TOO_DEEP, SourceDataError
 from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import TextTable, _cell_text, read_csv
 

@@ -21,7 +21,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
 
-from sources.errors import SourceDataError
+from canonical.errors import SourceDataError
 from sources.parsers.country_bounds import country_boxes, in_country_array
 from sources.parsers.numbers import NumberFormat
 

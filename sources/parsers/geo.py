@@ -22,8 +22,8 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
+from canonical.errors import TOO_DEEP, SourceDataError
 from sources.config import AreasMapping, PointsMapping
-from sources.errors import TOO_DEEP, SourceDataError
 
 if TYPE_CHECKING:
     from sources.parsers.features import FeatureSet, GeometryReport, Placed

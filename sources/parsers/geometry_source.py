@@ -16,8 +16,8 @@ from typing import Any
 
 import polars as pl
 
+from canonical.errors import SourceDataError
 from sources.config import AreasMapping, PointsMapping, PopulationOption, SourceConfig
-from sources.errors import SourceDataError
 from sources.parsers.features import FeatureSet, Placed
 from sources.parsers.geo import Area, Point, geojson_features, load_areas, load_points
 
@@ -77,10 +77,10 @@ def _population(features: FeatureSet, placed: list[Placed], ids: list[str], opti
                 city_id: str, source_id: str, snapshot_id: str, display_name: str,
                 report: dict[str, Any]) -> pl.DataFrame:
     """One `population` observation per feature; empty values are counted, a non-number is an error."""
+    from canonical.units import conversion_factor
+    from canonical.variables import VARIABLES
     from sources.parsers.coordinates import parse_number
     from sources.parsers.numbers import NumberFormat
-    from warehouse.units import conversion_factor
-    from warehouse.variables import VARIABLES
 
     factor = conversion_factor(option.unit, VARIABLES["population"].unit, variable="population")
     number_format = features.number_format or NumberFormat()

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from sources.errors import SourceDataError
+from canonical.errors import SourceDataError
 
 REQUIRED = ("stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
 MAX_MEMBER_BYTES = 2 << 30      # largest uncompressed member (big cities' stop_times.txt: ~1 GB)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sources.errors import TOO_DEEP, SourceDataError
+from canonical.errors import TOO_DEEP, SourceDataError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -18,8 +18,8 @@ from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import polygonize, unary_union
 
+from canonical.errors import TOO_DEEP, SourceDataError
 from sources.config import AreasMapping
-from sources.errors import TOO_DEEP, SourceDataError
 from sources.parsers.geo import Area, _lon_lat_ok, geodesic_area_ha
 
 Coords = list[tuple[float, float]]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sources.errors import TOO_DEEP, SourceDataError
+from canonical.errors import TOO_DEEP, SourceDataError
 from sources.parsers.numbers import NumberFormat
 from sources.parsers.tabular import TextTable, _cell_text
 

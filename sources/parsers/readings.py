@@ -40,8 +40,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from canonical.errors import SourceDataError
 from sources.config import ReadingsMapping, SourceConfig
-from sources.errors import SourceDataError
 from sources.landing import Snapshot
 from sources.parsers.pages import _flatten, display_name, page_records
 

@@ -40,8 +40,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from canonical.errors import SourceDataError
 from sources.config import ReadingsMapping, SourceConfig
-from sources.errors import SourceDataError
 from sources.parsers.tabular import check_line_lengths, detect_delimiter, detect_encoding, read_excel
 
 ROW = "_row"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from canonical.errors import TOO_DEEP, SourceDataError
 from sources.config import CsvOptions, ExcelOptions
-from sources.errors import TOO_DEEP, SourceDataError
 from sources.parsers.numbers import NumberFormat, detect_number_format, shown
 
 MAX_LISTED_COLUMNS = 20  # column names an error message lists

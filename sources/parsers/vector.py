@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from sources.errors import SourceDataError
+from canonical.errors import SourceDataError
 from sources.parsers.features import FeatureSet, RawFeature, parse_crs
 
 

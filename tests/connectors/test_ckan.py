@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from canonical.errors import ConfigError, FetchError
 from connectors.replay import (
     FAST_HTTP,
     ckan_datastore,
@@ -25,7 +26,6 @@ from connectors.replay import (
     with_etag,
 )
 from sources.config import LoadedConfig
-from sources.errors import ConfigError, FetchError
 from sources.fetch import current_snapshot
 from sources.parsers.tabular import CsvStream
 from warehouse.load import read_table

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from canonical.errors import FetchError
 from connectors.replay import fetch, make_city
 from sources.config import LoadedConfig
-from sources.errors import FetchError
 
 BODY = b'[{"year": 2020, "value": 1}]' + b" " * 100_000  # long enough to trickle for a day
 

@@ -15,9 +15,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from canonical.errors import FetchError, SourceDataError
 from connectors.replay import FAST_HTTP, fetch, make_city
 from sources.config import LoadedConfig
-from sources.errors import FetchError, SourceDataError
 from sources.mapping import map_observations
 from warehouse.load import read_table
 

@@ -18,6 +18,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from canonical.errors import FetchError
 from connectors.replay import (
     FAST_HTTP,
     Scripted,
@@ -31,7 +32,6 @@ from connectors.replay import (
 )
 from connectors.test_socrata import bike_pages, page_size_option
 from sources.config import LoadedConfig
-from sources.errors import FetchError
 from sources.http import HttpClient
 from sources.landing import Snapshot, pointer_path
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from canonical.errors import ConfigError, FetchError
 from connectors.replay import FAST_HTTP, fetch, make_city, ngsi_ld_entities, orion_v2_entities
 from sources.config import LoadedConfig
-from sources.errors import ConfigError, FetchError
 from warehouse.load import parse_source, read_table
 
 CONTEXT = "http://context/ngsi-context.jsonld"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from canonical.errors import SourceDataError
 from connectors.replay import FAST_HTTP, fetch, make_city
-from sources.errors import SourceDataError
 from sources.parsers.tabular import read_csv
 from warehouse.load import parse_source, read_table
 

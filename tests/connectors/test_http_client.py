@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from canonical.errors import FetchError
 from connectors.replay import FAST_HTTP
 from sources.config import HttpOptions
-from sources.errors import FetchError
 from sources.http import Expect, HttpClient, PageGuard, Redactor, _Retryable, resolve_headers, retry_after_seconds
 from sources.kinds._session import file_name
 

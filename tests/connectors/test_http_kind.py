@@ -8,9 +8,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from canonical.errors import ConfigError, FetchError
 from connectors.replay import FAST_HTTP, fetch, make_city, snapshot_dirs
 from pipelines.cli import main
-from sources.errors import ConfigError, FetchError
 from sources.kinds import KINDS
 from warehouse.load import parse_source
 

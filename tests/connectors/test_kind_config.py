@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from canonical.errors import ConfigError
 from connectors.replay import make_city
-from sources.errors import ConfigError
 
 OBS = {"year_field": "year", "variables": {"value": {"variable": "population", "unit": "person"}}}
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from canonical.errors import FetchError
 from connectors.replay import FAST_HTTP, fetch, make_city, openaq_pages
 from sources.config import LoadedConfig
-from sources.errors import FetchError
 from warehouse.load import parse_source, read_table
 
 KEY = "oaq-test-key-0123456789abcdef"

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from canonical.errors import FetchError
 from connectors.replay import FAST_HTTP, fetch, json_response, make_city, ods_records, read_csv_rows
 from sources.config import LoadedConfig
-from sources.errors import FetchError
 from warehouse.load import read_table
 
 DATASET = "geonames-all-cities-with-a-population-1000"

@@ -11,9 +11,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from canonical.errors import ConfigError, FetchError
 from connectors.replay import FAST_HTTP, fetch, make_city, snapshot_dirs
 from sources.config import LoadedConfig
-from sources.errors import ConfigError, FetchError
 from warehouse.load import parse_source
 
 JSON_TYPE = "application/json"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from canonical.errors import ConfigError
 from connectors.replay import make_city
 from sources.config import text_credentials
-from sources.errors import ConfigError
 
 OBS = {"year_field": "year", "variables": {"v": {"variable": "population", "unit": "person"}}}
 

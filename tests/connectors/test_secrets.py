@@ -12,9 +12,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from canonical.errors import ConfigError, FetchError
 from connectors.replay import FAST_HTTP, Handler, Scripted, fetch, make_city, socrata_rows
 from sources.config import LoadedConfig
-from sources.errors import ConfigError, FetchError
 
 TOKEN = "s3cr3t/App+Token=value"  # characters that change when URL-encoded, to catch encoded leaks
 DATASET = "abcd-1234"

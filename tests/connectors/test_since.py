@@ -19,9 +19,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from canonical.errors import FetchError
 from connectors.replay import FAST_HTTP, ckan_package_show, fetch, json_response, make_city, snapshot_dirs
 from sources.config import LoadedConfig
-from sources.errors import FetchError
 from sources.fetch import current_snapshot, fetch_source
 from sources.parsers.readings import read_reading_pages
 from warehouse.load import read_table

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from canonical.errors import FetchError
 from connectors.replay import FAST_HTTP, fetch, make_city, snapshot_dirs, socrata_files, socrata_rows
 from sources.config import LoadedConfig
-from sources.errors import FetchError
 from sources.landing import Page, pages_sha256
 from warehouse.load import read_table
 

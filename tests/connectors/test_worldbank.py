@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from canonical.errors import FetchError
 from connectors.replay import FAST_HTTP, fetch, json_response, make_city, world_bank_pages
 from sources.config import LoadedConfig
-from sources.errors import FetchError
 from sources.mapping import map_observations
 from warehouse.load import read_table
 

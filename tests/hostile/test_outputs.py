@@ -54,7 +54,7 @@ def test_formula_text_stays_text_in_csv_and_xlsx(guard: Baseline) -> None:
         rows = list(csv.DictReader(handle))
     mine = [r for r in rows if r["city_id"] == "formulas"]
     assert mine
-    from warehouse.publish.textcells import escape_cell
+    from publish.textcells import escape_cell
 
     assert all(escape_cell(value) == value for row in rows for value in row.values())  # nothing risky unescaped
     assert any(value.startswith("'=HYPERLINK") for row in mine for value in row.values()) or mine
@@ -66,7 +66,7 @@ def test_formula_text_stays_text_in_csv_and_xlsx(guard: Baseline) -> None:
 def test_escape_rule_unit() -> None:
     import polars as pl
 
-    from warehouse.publish.textcells import escape_cell, escape_frame
+    from publish.textcells import escape_cell, escape_frame
 
     assert [escape_cell(v) for v in ("=1+2", "+1", "-2+3", "@x", "\tx", "\rx", "-12.5", "+3", "1e5", "plain", 7)] == \
         ["'=1+2", "+1", "'-2+3", "'@x", "'\tx", "'\rx", "-12.5", "+3", "1e5", "plain", 7]

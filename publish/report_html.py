@@ -1,0 +1,123 @@
+"""The release's HTML report (role `report_html`): one page per city plus an overview, Vega bundled once.
+
+- one city in the release: `report.html` is that city's report;
+- several cities: `report.html` is a small overview (aggregates, distributions, direction-aware
+  rankings; side by side for a handful of cities) and `report/<city>.html` is each city's report.
+
+Every page loads `report/vega.js` (Vega, Vega-Lite, vega-embed; written once per release from the
+cache in `<home>/cache/`) with a relative script tag: the report opens offline and fetches
+nothing. Charts are fed aggregates only (publish/report/charts.py), so no city count
+makes a chart exceed Altair's row limit. The pieces live in publish/report/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kpis.catalogue import Indicator
+from publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish.report.bundle import prefetch_bundle, vega_bundle
+from publish.report.city import CityData, city_page
+from publish.report.display import Directions
+from publish.report.overview import overview_page
+from publish.report.sections import FileLink, release_files
+
+NAME = "report.html"
+ROLE = "report_html"
+FOLDER = "report"
+BUNDLE = f"{FOLDER}/vega.js"
+MAP_TOLERANCE_DEG = 0.0001  # about 10 m: district outlines stay recognisable, the page stays small
+
+__all__ = ["BUNDLE", "NAME", "ROLE", "city_file", "prefetch_bundle", "vega_bundle", "write_report_html"]
+
+
+def city_file(city_id: str) -> str:
+    """The city's page inside the release (ids are usually safe file names; others are made safe)."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", city_id):
+        return f"{FOLDER}/{city_id}.html"
+    import hashlib
+
+    safe = re.sub(r"[^A-Za-z0-9]+", "-", city_id).strip("-")[:60] or "city"
+    return f"{FOLDER}/{safe}-{hashlib.sha256(city_id.encode()).hexdigest()[:8]}.html"
+
+
+def _directions(context: PublishContext, catalogue: Sequence[Indicator]) -> Directions:
+    """The catalogue's directions; the scores' target directions only where the catalogue has no side."""
+    scores = context.benchmark("kpi_scores")
+    city_rows: Any = [] if scores is None else scores.filter(pl.col("direction").is_not_null()).select(
+        "city_id", "indicator_id", "data_point", "direction").unique().iter_rows(named=True)
+    return Directions.build(catalogue, city_rows)
+
+
+def _geometries(areas: pl.DataFrame | None) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
+    """Per city: area id -> (name, simplified GeoJSON geometry with clockwise outer rings, as d3-geo wants)."""
+    if areas is None or areas.is_empty():
+        return {}
+    import shapely
+    from shapely.geometry import mapping
+
+    out: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+    shapes = shapely.from_wkb(areas["geometry_wkb"].to_list())
+    shapes = shapely.orient_polygons(shapely.simplify(shapes, MAP_TOLERANCE_DEG, preserve_topology=True),
+                                     exterior_cw=True)
+    shapes = shapely.set_precision(shapes, 1e-5)
+    for row, shape in zip(areas.select("city_id", "area_id", "name").iter_rows(named=True), shapes, strict=True):
+        if shape is None or shape.is_empty:
+            continue
+        out.setdefault(row["city_id"], {})[row["area_id"]] = (row["name"] or row["area_id"], dict(mapping(shape)))
+    return out
+
+
+def _split(frame: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
+    if frame is None or frame.is_empty():
+        return {}
+    return {str(key[0]): part for key, part in frame.partition_by("city_id", as_dict=True).items()}
+
+
+def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
+                      folder: Path) -> list[FileEntry]:
+    entries: list[FileEntry] = []
+    write_bytes(folder, BUNDLE, vega_bundle(context.cache_dir).encode("utf-8"))
+    directions = _directions(context, catalogue)
+    cities = [c for c in context.cities]
+    several = len(cities) > 1
+    links = {c.id: city_file(c.id) for c in cities}
+    documents = [FileLink(NAME, ROLE, "the report: " + ("release overview" if several else "the city's report"))]
+    documents += [FileLink(links[c.id], ROLE, f"{c.name}'s report") for c in cities if several]
+    documents.append(FileLink(BUNDLE, ROLE, "Vega JavaScript for the report's charts (shared by every page)"))
+    if (folder / "CHANGES.md").is_file():
+        documents.insert(0, FileLink("CHANGES.md", "changes", "changes against the previous release"))
+    files = release_files(context.files, documents)
+
+    rows, geometries = _split(frame), _geometries(context.areas)
+    scores, rollups, progress = (_split(context.benchmark(t)) for t in ("kpi_scores", "kpi_rollups", "kpi_progress"))
+    for city in cities:
+        data = CityData(city, rows.get(city.id, frame.clear()), scores.get(city.id), rollups.get(city.id),
+                        progress.get(city.id), geometries.get(city.id, {}))
+        own = [f for f in files if f.role != "u4ssc_workbook" or Path(f.path).name.startswith(f"{city.id}-")]
+        own = [f for f in own if not (f.role == ROLE and f.path.startswith(f"{FOLDER}/") and f.path.endswith(".html")
+                                      and f.path != links[city.id])]
+        if several:
+            title, page = city_page(data, catalogue, context, directions, own, root="../", overview=f"../{NAME}")
+            write_bytes(folder, links[city.id], page.render(title, "vega.js").encode("utf-8"))
+            entries.append(file_entry(folder, links[city.id], ROLE, f"the report of {city.name} ({city.id})"))
+        else:
+            title, page = city_page(data, catalogue, context, directions, own, root="", overview=None)
+            write_bytes(folder, NAME, page.render(title, BUNDLE).encode("utf-8"))
+    if several:
+        title, page = overview_page(frame, catalogue, context, directions, links, files,
+                                    context.benchmark("kpi_rollups"))
+        write_bytes(folder, NAME, page.render(title, BUNDLE).encode("utf-8"))
+    elif not cities:
+        raise ValueError("report: the release names no city")
+    entries.insert(0, file_entry(folder, NAME, ROLE, "HTML report (" + (
+        "release overview; one page per city under report/" if several else "the city's report")
+        + "): City Snapshot, one section per indicator with its formula and inputs, charts; opens offline"))
+    entries.append(file_entry(folder, BUNDLE, ROLE, "Vega, Vega-Lite and vega-embed JavaScript used by every "
+                                                    "page of the report (bundled once per release)"))
+    return entries

@@ -1,0 +1,266 @@
+"""u4ssc/<city>-<year>.xlsx: the U4SSC submission workbook, one per city and year (role `u4ssc_workbook`).
+
+Sheets:
+- `KPIs`: one row per U4SSC KPI and data point, in catalogue order, with the columns the U4SSC
+  data-collection template asks for (VM p163): code, name, core/advanced, numerator, denominator,
+  value, unit, data quality, data origin, data sources, notes; then the catalogue's confidence in the
+  formula, the method variant (the inputs' derivations) and the caveats. Rows without a value stay in the
+  sheet (the officer completes them) and are listed again in `Not reported`.
+  The score columns follow (issue #9): the target in force, where it came from (citykpi default or
+  the city's own table, with the citation), the share of target, the points 1-4 and the band, or
+  why the KPI was not scored. Targets are public references, not the official U4SSC benchmarks.
+- `Not reported`: the KPIs and data points without a value, with the status and the reason.
+- `About`: city, year, the sources with their snapshots, and the data-quality vocabulary that the
+  `Data quality` column's drop-down offers.
+
+Data quality and origin come from the city config when a source declares them; otherwise the
+quality cell is left for the officer (citykpi cannot know how a statistics office measured) and
+the origin is the source's description. The bytes are deterministic: fixed document dates and
+fixed zip entry times, so equal inputs give equal files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.xml.functions import tostring
+
+from kpis.catalogue import Indicator
+from publish import FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
+from publish.scores import BAND_COLORS
+from publish.textcells import cells_as_text
+from sources.config import DATA_QUALITY_LABELS
+
+ROLE = "u4ssc_workbook"
+FOLDER = "u4ssc"
+# The U4SSC template's six data-quality categories (VM p163), best first.
+DATA_QUALITY = list(DATA_QUALITY_LABELS.values())  # the template's order, best first
+# Fixed document and zip-entry dates: a workbook's bytes must not depend on when it was written.
+DOC_DATE = datetime(1980, 1, 1)
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+KPI_HEADER = ["Code", "Dimension", "Sub-dimension", "Category", "Name", "Core/Advanced", "Data point", "Numerator",
+              "Denominator", "Value", "Unit", "Status", "Data quality", "Data origin", "Data sources", "Notes",
+              "Confidence", "Method variant", "Caveats",
+              "Target", "Target source", "Share of target (%)", "Points", "Band", "Scoring note"]
+KPI_WIDTHS = [16, 14, 16, 20, 40, 13, 16, 14, 14, 14, 22, 12, 30, 40, 60, 60, 18, 30, 40, 12, 50, 12, 8, 18, 50]
+SCORE_FIRST_COLUMN = 20  # "Target"
+DISCLAIMER = ("Targets are citykpi defaults from public references or the city's own table, NOT the official U4SSC "
+              "benchmarks (not public): scores are not U4SSC verification results.")
+NOT_REPORTED_HEADER = ["Code", "Name", "Core/Advanced", "Data point", "Status", "Reason", "Missing inputs"]
+NUMBER_FORMAT = "#,##0.00##"
+BOLD = Font(bold=True)
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+
+
+def path_for(city_id: str, year: int) -> str:
+    return f"{FOLDER}/{city_id}-{year}.xlsx"
+
+
+def _sources_of(inputs: list[dict[str, Any]], sources: Sequence[SourceInfo]) -> list[SourceInfo]:
+    """The configured sources behind the inputs; a derived input names its source in its record text."""
+    found: dict[str, SourceInfo] = {}
+    by_id = {s.source_id: s for s in sources}
+    for item in inputs:
+        source_id = item.get("source_id")
+        if source_id in by_id:
+            found[source_id] = by_id[source_id]
+        else:
+            for s in sources:
+                if s.source_id in str(item.get("source_record", "")):
+                    found[s.source_id] = s
+    return [found[k] for k in sorted(found)]
+
+
+def _data_quality(used: Sequence[SourceInfo]) -> str:
+    """The weakest declared category among the sources (a value is as good as its worst input)."""
+    declared = [s.data_quality for s in used if s.data_quality in DATA_QUALITY]
+    if not declared or len(declared) < len(used):
+        return ""  # not declared for every source: the officer chooses
+    return max(declared, key=lambda q: DATA_QUALITY.index(q or ""))
+
+
+def _data_sources(inputs: list[dict[str, Any]]) -> str:
+    parts = []
+    for item in inputs:
+        where = item.get("source_record") or ""
+        if item.get("source_id") == "derived":
+            parts.append(f"{item.get('variable')}: derived, {where}")
+        else:
+            parts.append(f"{item.get('variable')}: {item.get('source_id')} ({item.get('snapshot_id', '')}), {where}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+def _notes(row: dict[str, Any]) -> str:
+    notes = []
+    if row["status"] == "computed" and row["formula"]:
+        notes.append(f"formula v{row['formula_version']}: {row['formula']}")
+    if row["status_reason"]:
+        notes.append(row["status_reason"])
+    return "; ".join(notes)
+
+
+def _kpi_row(indicator: Indicator, data_point: str | None, row: dict[str, Any] | None,
+             sources: Sequence[SourceInfo]) -> list[Any]:
+    facts = [indicator.id, indicator.dimension, indicator.subdimension, indicator.category, indicator.name,
+             (indicator.type or "").capitalize(), data_point or ""]
+    if row is None:  # the warehouse has no row (should not happen: every KPI is in kpi_values)
+        return [*facts, None, None, None, indicator.unit, "missing", "", "", "", "not in this release", "", "", ""]
+    inputs = json.loads(row["inputs"] or "[]")
+    used = _sources_of(inputs, sources)
+    origin = "; ".join(dict.fromkeys(s.data_origin or s.description or s.source_id for s in used))
+    computed = row["status"] == "computed"
+    return [*facts, row["numerator"] if computed else None, row["denominator"] if computed else None,
+            row["value"] if computed else None, row["unit"], row["status"],
+            _data_quality(used) if computed else "", origin if computed else "",
+            _data_sources(inputs) if computed else "", _notes(row),
+            # How sure the formula is, how the inputs were made, the known deviation (issue #15).
+            row.get("confidence") or "", row.get("method_variant") or "", row.get("caveats") or ""]
+
+
+def _score_cells(score: dict[str, Any] | None) -> list[Any]:
+    """Target, target source, share of target, points, band and a note, for one KPI data point."""
+    if score is None:
+        return [None, "", None, None, "", "no score in this release"]
+    source = "; ".join(p for p in (score["target_source"], score["target_citation"]) if p)
+    if score["status"] != "scored":
+        return [score["target"], source, None, None, "N/A", score["status_reason"] or "not scored"]
+    notes = [f"{score['direction']} is better"]
+    if score["worst"] is not None:
+        notes.append(f"worst {score['worst']:g}")
+    if score["share_pct"] != score["share_capped_pct"]:
+        notes.append(f"uncapped share {score['share_pct']:.1f} %")
+    notes.append("official U4SSC benchmark" if score["official_u4ssc_benchmark"]
+                 else "not the official U4SSC benchmark")
+    return [score["target"], source, score["share_capped_pct"], score["points"], score["band_label"],
+            "; ".join(notes)]
+
+
+def _header(sheet: Worksheet, header: list[str], widths: list[int]) -> None:
+    sheet.append(header)
+    for cell in sheet[1]:
+        cell.font = BOLD
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[sheet.cell(1, index).column_letter].width = width
+    sheet.freeze_panes = "A2"
+
+
+def _about(sheet: Worksheet, city_name: str, city_id: str, country: str, year: int,
+           sources: Sequence[SourceInfo]) -> str:
+    """Fill the About sheet; return the range of the data-quality list (for the drop-down)."""
+    sheet.append(["U4SSC KPI submission workbook"])
+    sheet["A1"].font = Font(bold=True, size=12)
+    for label, value in (("City", city_name), ("City id", city_id), ("Country", country), ("Reporting year", year),
+                         ("Prepared with", "citykpi (computed from the city's open data; every value's inputs "
+                                           "are in the Data sources column)"),
+                         ("Targets and scores", DISCLAIMER)):
+        sheet.append([label, value])
+    sheet.append([])
+    sheet.append(["Data quality categories (U4SSC template)"])
+    first = sheet.max_row + 1
+    for category in DATA_QUALITY:
+        sheet.append(["", category])
+    last = sheet.max_row
+    sheet.append([])
+    sheet.append(["Source", "Description", "License", "Kind", "Location", "Snapshot", "SHA-256"])
+    for cell in sheet[sheet.max_row]:
+        cell.font = BOLD
+    for s in sources:
+        sheet.append([s.source_id, s.description, s.license or "", s.kind, s.location, s.snapshot_id, s.content_sha256])
+    for column, width in zip("ABCDEFG", (22, 60, 12, 10, 30, 36, 66), strict=True):
+        sheet.column_dimensions[column].width = width
+    return f"About!$B${first}:$B${last}"
+
+
+def workbook(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext, city_id: str,
+             year: int) -> Workbook:
+    city = context.city(city_id)
+    sources = [s for s in context.sources if s.city_id == city_id]
+    rows = {(r["indicator_id"], r["data_point"]): r
+            for r in frame.filter(pl.col("city_id") == city_id, pl.col("year") == year).iter_rows(named=True)}
+    scored = context.benchmark("kpi_scores")
+    scores = {} if scored is None else {
+        (r["indicator_id"], r["data_point"]): r
+        for r in scored.filter(pl.col("city_id") == city_id, pl.col("year") == year).iter_rows(named=True)}
+    wb = Workbook()
+    kpis = wb.active
+    assert kpis is not None
+    kpis.title = "KPIs"
+    not_reported = wb.create_sheet("Not reported")
+    about = wb.create_sheet("About")
+    quality_range = _about(about, city.name, city_id, city.country, year, sources)
+    _header(kpis, KPI_HEADER, KPI_WIDTHS)
+    _header(not_reported, NOT_REPORTED_HEADER, [16, 40, 13, 16, 12, 60, 40])
+    for indicator in (i for i in catalogue if i.framework == "u4ssc"):
+        points: list[str | None] = [*indicator.data_points] or [None]
+        for data_point in points:
+            row = rows.get((indicator.id, data_point))
+            score = scores.get((indicator.id, data_point))
+            kpis.append([*_kpi_row(indicator, data_point, row, sources), *_score_cells(score)])
+            if score is not None and score["band"] in BAND_COLORS:
+                band = kpis.cell(kpis.max_row, SCORE_FIRST_COLUMN + 4)
+                band.fill = PatternFill("solid", fgColor=BAND_COLORS[score["band"]].lstrip("#").upper())
+            if row is None or row["status"] != "computed":
+                missing = ", ".join(row["missing_inputs"] or []) if row else ""
+                reason = (row["status_reason"] or "") if row else "not in this release"
+                not_reported.append([indicator.id, indicator.name, (indicator.type or "").capitalize(),
+                                     data_point or "", row["status"] if row else "missing", reason, missing])
+    # Full precision is stored (verifiers recompute); the display rounds to what a reader needs.
+    for row_cells in kpis.iter_rows(min_row=2, min_col=8, max_col=10):
+        for cell in row_cells:
+            cell.number_format = NUMBER_FORMAT
+    for row_cells in kpis.iter_rows(min_row=2, min_col=SCORE_FIRST_COLUMN, max_col=SCORE_FIRST_COLUMN + 2):
+        for cell in row_cells:
+            cell.number_format = NUMBER_FORMAT
+    # The officer picks a category where the config declared none: offer exactly the template's list.
+    validation = DataValidation(type="list", formula1=quality_range, allow_blank=True)
+    validation.add(f"M2:M{max(kpis.max_row, 2)}")
+    kpis.add_data_validation(validation)
+    kpis.auto_filter.ref = f"A1:{kpis.cell(1, len(KPI_HEADER)).column_letter}{kpis.max_row}"
+    return wb
+
+
+def deterministic_xlsx(wb: Workbook) -> bytes:
+    """Save with fixed document dates and zip entry times (openpyxl stamps 'now' into both)."""
+    wb.properties.creator = "citykpi"
+    wb.properties.lastModifiedBy = "citykpi"
+    wb.properties.created = DOC_DATE
+    cells_as_text(wb)  # config and data text is never a formula
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    wb.properties.modified = DOC_DATE  # saving overwrote it with the current time
+    core = tostring(wb.properties.to_tree())
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            entry = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.create_system = 3
+            entry.external_attr = 0o644 << 16
+            data = core if info.filename == "docProps/core.xml" else src.read(info)
+            dst.writestr(entry, data, compresslevel=6)
+    return out.getvalue()
+
+
+def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
+                          folder: Path) -> list[FileEntry]:
+    entries = []
+    for city_id, year in frame.select("city_id", "year").unique().sort("city_id", "year").iter_rows():
+        relative = path_for(city_id, year)
+        write_bytes(folder, relative, deterministic_xlsx(workbook(frame, catalogue, context, city_id, year)))
+        entries.append(file_entry(folder, relative, ROLE,
+                                  f"U4SSC submission workbook: {context.city(city_id).name}, {year}"))
+    return entries

@@ -1,0 +1,130 @@
+"""Stored results (`quality_results`, migration 0002) and what releases and `--strict` read from them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from canonical.errors import CitykpiError
+from quality.model import CheckResult
+from quality.sql import json_safe
+
+_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+            "run_id": pl.String, "city_id": pl.String, "table_name": pl.String, "check_name": pl.String,
+            "severity": pl.String, "status": pl.String, "failing_count": pl.Int64, "evaluated_count": pl.Int64,
+            "sample": pl.String, "description": pl.String, "expectation": pl.String,
+            "evaluated_at": pl.Datetime("us", "UTC")}
+
+
+def store_results(con: duckdb.DuckDBPyConnection, city_id: str, run_id: str, results: Sequence[CheckResult]) -> None:
+    """Insert (or replace, when a check is re-run in the same run) one row per result."""
+    if not results:
+        return
+    now = datetime.now(UTC)
+    rows = [(run_id, city_id, r.check.table, r.check.name, r.check.severity, r.status, r.failing, r.evaluated,
+             json.dumps(json_safe(r.sample), ensure_ascii=False),
+             r.check.description if not r.note else f"{r.check.description} ({r.note})",
+             json.dumps(json_safe(r.expectation), ensure_ascii=False) if r.expectation is not None else None, now)
+            for r in results]
+    # One INSERT from a frame: executemany() costs a round trip per row (~5 ms each in DuckDB).
+    con.register("_quality_results", pl.DataFrame(rows, schema=_COLUMNS, orient="row").to_arrow())
+    try:
+        con.execute(f"INSERT OR REPLACE INTO quality_results ({', '.join(_COLUMNS)}) "
+                    f"SELECT {', '.join(_COLUMNS)} FROM _quality_results")
+    finally:
+        con.unregister("_quality_results")
+
+
+def _results(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(run, city, table, check, severity, status, failing, description, expectation) of one run, or with
+    `run_id` None the newest result of every check whatever run produced it: partitioned Dagster runs
+    check a city's core tables in one run and each city-year's KPI values in others, so their release
+    reports those."""
+    columns = "run_id, city_id, table_name, check_name, severity, status, failing_count, description, expectation"
+    if run_id is not None:
+        return con.execute(f"""SELECT {columns} FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)
+                               ORDER BY city_id, table_name, check_name""", [run_id, list(city_ids)]).fetchall()
+    return con.execute(f"""
+        SELECT {columns} FROM quality_results
+        WHERE list_contains(?, city_id)
+        QUALIFY row_number() OVER (PARTITION BY city_id, table_name, check_name
+                                   ORDER BY evaluated_at DESC, run_id DESC) = 1
+        ORDER BY city_id, table_name, check_name""", [list(city_ids)]).fetchall()
+
+
+def gx_expectations(expectation: str | None) -> list[str]:
+    """The native GX expectation types of a stored result (none for counts measured in DuckDB)."""
+    if not expectation:
+        return []
+    stored = json.loads(expectation)
+    configs = [part.get("expectation_config") or {} for part in stored.get("results", [stored])]
+    return sorted({str(c.get("type")) for c in configs if c.get("type") and "measured" not in (c.get("meta") or {})})
+
+
+def quality_rows(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> pl.DataFrame:
+    """The stored results `quality_summary` counts (one run's, or the newest of every check), with their
+    GX results: what the release's Data Docs render."""
+    where = "run_id = ? AND list_contains(?, city_id)" if run_id is not None else "list_contains(?, city_id)"
+    newest = "" if run_id is not None else """QUALIFY row_number() OVER (PARTITION BY city_id, table_name, check_name
+                                                 ORDER BY evaluated_at DESC, run_id DESC) = 1"""
+    params: list[Any] = [run_id, list(city_ids)] if run_id is not None else [list(city_ids)]
+    table = con.sql(f"""SELECT run_id, city_id, table_name, check_name, severity, status, failing_count,
+                                   evaluated_count, description, expectation, evaluated_at
+                            FROM quality_results WHERE {where} {newest}
+                            ORDER BY city_id, table_name, check_name""", params=params).to_arrow_table()
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def quality_summary(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> dict[str, Any]:
+    """The release manifest's `quality` block: counts by status and the checks that did not pass, of
+    one run (or, with `run_id` None, of the newest result of every check; `runs` lists which)."""
+    rows = _results(con, run_id, city_ids)
+    counts = {status: sum(1 for r in rows if r[5] == status) for status in ("passed", "failed", "warned", "skipped")}
+    listed = [{"city_id": c, "table": t, "check": k, "severity": s, "failing_count": n, "run_id": run,
+               "description": d, "gx_expectations": gx_expectations(e)}
+              for run, c, t, k, s, status, n, d, e in rows if status in ("failed", "warned")]
+    return {"run_id": run_id, "runs": sorted({r[0] for r in rows}),
+            "checks_run": counts["passed"] + counts["failed"] + counts["warned"], **counts,
+            "failed_checks": [e for e in listed if e["severity"] == "error"],
+            "warned_checks": [e for e in listed if e["severity"] == "warning"]}
+
+
+def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> list[str]:
+    """'city/table.check (n failing)' for every failed error check of the run (None: newest results),
+    with the sources it names (sources.rows_present: which source lost its rows)."""
+    out = []
+    for run, c, t, k, s, status, n, _, _ in _results(con, run_id, city_ids):
+        if s == "error" and status == "failed":
+            out.append(f"{c}/{t}.{k} ({n:,} failing{_named_sources(con, run, c, t, k)})")
+    return out
+
+
+def _named_sources(con: duckdb.DuckDBPyConnection, run_id: str, city_id: str, table: str, check: str) -> str:
+    if table != "sources":
+        return ""
+    row = con.execute("""SELECT sample FROM quality_results
+                         WHERE run_id = ? AND city_id = ? AND table_name = ? AND check_name = ?""",
+                      [run_id, city_id, table, check]).fetchall()
+    samples = json.loads(row[0][0]) if row and row[0][0] else []
+    named = [f"{e['source_id']} ({e.get('previous_rows') or 0:,} -> {e['rows']:,} rows)" for e in samples
+             if isinstance(e, dict) and e.get("failing")]
+    return f": {', '.join(named)}" if named else ""
+
+
+class QualityGateError(CitykpiError):
+    """`--strict`: a blocking check failed, so no release is published (the CLI exits with status 2)."""
+
+    def __init__(self, run_id: str, failures: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.failures = list(failures)
+        more = len(self.failures) - 8
+        shown = "; ".join(self.failures[:8]) + (f"; and {more} more" if more > 0 else "")
+        super().__init__(f"--strict: {len(self.failures)} blocking quality check(s) failed, so no release was "
+                         f"published: {shown}. The warehouse holds the checked data with the failing rows marked; "
+                         f"see quality_results for run {run_id} (samples of failing rows), or run without --strict "
+                         "to publish with the dependent KPIs as failed_check.")

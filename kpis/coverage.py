@@ -47,7 +47,8 @@ DERIVATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
 )
 # Readings (hourly) give their variable per data point at city level (city_annual_mean@2; air readings
 # also air_concentration_all_stations_ugm3, city_annual_mean_all_stations@1) and per
-# district (district_annual_mean@2); district values of additive variables roll up to the city
+# district (district_annual_mean@2; air readings also district_annual_mean_all_stations@1); district
+# values of additive variables roll up to the city
 # (district_rollup@1), so a mapped variable counts as provided whatever its area level.
 
 STATUSES = ("computed", "missing", "not_applicable")
@@ -101,6 +102,9 @@ def provided_variables(loaded: LoadedConfig, *, by_area: bool = False) -> set[Va
                  if ref.variable == "air_concentration_ugm3"}
     if "areas:district" in markers:
         area_refs |= readings  # district_annual_mean@2
+        # district_annual_mean_all_stations@1: the same over every station type (air readings)
+        area_refs |= {VariableRef("air_concentration_all_stations_ugm3", ref.data_point) for ref in readings
+                      if ref.variable == "air_concentration_ugm3"}
     if VariableRef("population") in area_refs and any(f"areas:{t}" in markers for t in area_types):
         markers.add("population_by_area")
     if by_area:

@@ -240,3 +240,34 @@ def test_coverage_rule_outside_50_to_100_is_refused(tmp_path: Path, pct: int) ->
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     with pytest.raises(ConfigError, match="min_coverage_pct"):
         load_city_config(path)
+
+
+def test_all_station_district_means_feed_the_labelled_11_6_2_data_points(tmp_path: Path) -> None:
+    loaded = load_city_config(city(tmp_path, stations_csv=STATIONS, points_extra={"station_type_field": "type"}))
+    home = Home(tmp_path / "home")
+    load_city(home, loaded, fetch_city(home, loaded))
+    rows = derived(home)
+    # D1 holds S1, the traffic station S2 and S4: (20 + 80 + 30) / 3; the exposure value stays 25.
+    value, record = rows[("D1", "NO2", "district_annual_mean_all_stations@1")]
+    assert value == pytest.approx(130 / 3)
+    assert record == ("mean of station(s) S1, S2, S4 in the district (every station type inside the city, not only "
+                      "the exposure stations of air_concentration_ugm3); excluded: S3 (outside the city boundary)")
+    assert rows[("D1", "NO2", "district_annual_mean@2")][0] == pytest.approx(25.0)
+    # D2 has no station: the nearest of every station inside the city, in metres (S3 is outside).
+    geod = Geod(ellps="WGS84")
+    where = {"S1": (13.35, 52.50), "S2": (13.36, 52.51), "S4": (13.34, 52.49), "B": (13.45, 52.59)}
+    nearest = min(where, key=lambda k: geod.inv(13.45, 52.50, *where[k])[2])
+    value, record = rows[("D2", "NO2", "district_annual_mean_all_stations@1")]
+    assert value == pytest.approx(NO2[nearest]) and f"nearest station {nearest}," in record
+    assert rows[("D3", "NO2", "district_annual_mean_all_stations@1")][0] == pytest.approx(40.0)
+
+
+def test_11_6_2_has_all_station_data_points_beside_the_headline() -> None:
+    from kpis.catalogue import load_catalogue
+
+    entry = next(i for i in load_catalogue() if i.id == "11.6.2")
+    assert entry.data_points[:2] == ["PM2.5", "PM10"]  # the headline stays the exposure value
+    for point in ("PM2.5", "PM10"):
+        compute = entry.compute_for(f"{point}, all stations")
+        assert compute is not None and "air_concentration_all_stations_ugm3" in str(compute.variable)
+        assert compute.caveat and "not the population's exposure" in compute.caveat

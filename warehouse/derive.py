@@ -23,6 +23,9 @@ transaction.
   point of EN:EN:AQ:1C, never the headline
 - district_annual_mean@2: per district, mean of its exposure stations; else the nearest exposure
   station's value, nearest by geodesic metres from the district's centroid
+- district_annual_mean_all_stations@1: the same from every station inside the city whatever its type,
+  variable air_concentration_all_stations_ugm3: the labelled `<pollutant>, all stations` data points
+  of SDG 11.6.2, never the headline
 - polygon_area@1: district areas from polygons (year-less, applied to every reporting year; the
   record says which snapshot); polygon_area@2: total green area as the geodesic area of the union of
   the green-area polygons (overlaps counted once)
@@ -70,6 +73,7 @@ STATION_MEAN = "station_annual_mean@2"
 CITY_MEAN = "city_annual_mean@2"
 CITY_MEAN_ALL = "city_annual_mean_all_stations@1"  # beside CITY_MEAN: every station type (issue #15)
 DISTRICT_MEAN = "district_annual_mean@2"
+DISTRICT_MEAN_ALL = "district_annual_mean_all_stations@1"  # beside DISTRICT_MEAN: every station type (11.6.2)
 GREEN_AREA = "polygon_area@2"  # 2: green area as the union of the polygons (overlaps once)
 TRANSIT_STOPS = "transit_stops@2"  # 2: platforms of one parent station counted once
 
@@ -455,29 +459,43 @@ def district_annual_means(con: duckdb.DuckDBPyConnection, city_id: str, stations
     for row in stations:
         if row["area_id"] in meta and meta[row["area_id"]].lon is not None:
             groups.setdefault((row["year"], row["variable"], row["data_point"]), []).append(row)
-    out = []
-    for (year, variable, data_point), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        selection = select_exposure_stations(members, meta)
-        if not selection.used:
-            continue
+
+    def metres(row: dict[str, Any], c: shapely.Point) -> float:
+        m = meta[row["area_id"]]
+        return float(geod.inv(c.x, c.y, m.lon, m.lat)[2])
+
+    def per_district(used: list[dict[str, Any]], variable: str, derivation: str, rule: str, suffix: str,
+                     year: int, data_point: str | None) -> list[dict[str, Any]]:
+        rows = []
         for district_id, centroid in centroids.items():
-            inside = [r for r in selection.used if meta[r["area_id"]].district_id == district_id]
+            inside = [r for r in used if meta[r["area_id"]].district_id == district_id]
             if inside:
                 value = sum(r["value"] for r in inside) / len(inside)
                 record = (f"mean of station(s) {', '.join(sorted(r['area_id'] for r in inside))} in the district "
-                          f"({selection.note}){_selection_text(selection)}")
+                          f"({rule}){suffix}")
             else:
-                def metres(row: dict[str, Any], c: shapely.Point = centroid) -> float:
-                    m = meta[row["area_id"]]
-                    return float(geod.inv(c.x, c.y, m.lon, m.lat)[2])
-
-                nearest = min(selection.used, key=lambda r: (metres(r), str(r["area_id"])))
+                nearest = min(used, key=lambda r: (metres(r, centroid), str(r["area_id"])))
                 value = nearest["value"]
                 record = (f"no station in the district; nearest station {nearest['area_id']}, "
-                          f"{metres(nearest):.0f} m (geodesic) from its centroid ({selection.note})"
-                          f"{_selection_text(selection)}")
-            out.append(_obs(city_id, year, variable, value, data_point=data_point, area_type="district",
-                            area_id=district_id, derivation=DISTRICT_MEAN, source_record=record))
+                          f"{metres(nearest, centroid):.0f} m (geodesic) from its centroid ({rule}){suffix}")
+            rows.append(_obs(city_id, year, variable, value, data_point=data_point, area_type="district",
+                             area_id=district_id, derivation=derivation, source_record=record))
+        return rows
+
+    out = []
+    for (year, variable, data_point), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        selection = select_exposure_stations(members, meta)
+        if variable == _AIR:  # beside the exposure value: every station inside the city (11.6.2's labelled variant)
+            every = [r for r in members if meta[r["area_id"]].inside is not False]
+            if every:
+                outside = sorted(k for k, v in selection.excluded.items() if v == "outside the city boundary")
+                left_out = "; excluded: " + ", ".join(f"{k} (outside the city boundary)" for k in outside)
+                out += per_district(every, _AIR_ALL, DISTRICT_MEAN_ALL, "every station type inside the city, "
+                                    f"not only the exposure stations of {_AIR}", left_out if outside else "",
+                                    year, data_point)
+        if selection.used:
+            out += per_district(selection.used, variable, DISTRICT_MEAN, selection.note, _selection_text(selection),
+                                year, data_point)
     return out
 
 
@@ -626,13 +644,14 @@ def apply_validity(con: duckdb.DuckDBPyConnection, city_id: str, rows: list[dict
     return kept, withheld
 
 
-AIR_DERIVATIONS = (STATION_MEAN, CITY_MEAN, CITY_MEAN_ALL, DISTRICT_MEAN)
+AIR_DERIVATIONS = (STATION_MEAN, CITY_MEAN, CITY_MEAN_ALL, DISTRICT_MEAN, DISTRICT_MEAN_ALL)
 # Bump with any derivation's version (or when derive_city's composition changes): every city is then
 # derived again on its next load.
-DERIVE_VERSION = 6  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts;
+DERIVE_VERSION = 7  # 2: withheld city annual means recorded in core_withheld; 3: city area from districts;
 # 4: exposure stations (types, boundary, metres), daily samplers, green area as a union (issue #15);
 # 5: walking distance along a street network, 11.7.1 open space plus street area (issue #15);
 # 6: straight-line access beside the network's, all-station city means, the city's coverage rule (issue #15)
+# 7: all-station district means (11.6.2's labelled variant)
 
 
 def derive_fingerprint(years: Sequence[int], rules: AirRules = AirRules()) -> str:

@@ -364,7 +364,8 @@ def kpi_status_counts(home: Home, loaded: LoadedConfig) -> dict[str, int]:
 
 def quality_context(loaded: LoadedConfig, settings: QualitySettings | None = None) -> SuiteContext:
     city = loaded.config.city
-    return SuiteContext(city.id, city.country, tuple(city.reporting_years), settings or QualitySettings.from_env())
+    return SuiteContext(city.id, city.country, tuple(city.reporting_years), settings or QualitySettings.from_env(),
+                        min_coverage=air_rules(loaded).min_coverage)
 
 
 def check_city(home: Home, loaded: LoadedConfig, run_id: str, stage: Stage,

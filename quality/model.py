@@ -142,6 +142,9 @@ class SuiteContext:
     country: str
     reporting_years: tuple[int, ...]
     settings: QualitySettings = QualitySettings()
+    # The share of a year's hours (days for daily samplers) an annual mean needs: the city config's
+    # air_quality.min_coverage_pct, the same rule warehouse/derive.py applies (AirRules).
+    min_coverage: float = 0.75
 
 
 @dataclass

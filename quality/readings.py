@@ -37,7 +37,7 @@ from quality import metadata as md
 from quality.model import Check, Measurement, SuiteContext, TableSuite
 from quality.schema import required_columns, schema_check
 from quality.sql import fetch_sample, first_row, run
-from warehouse.derive import MIN_COVERAGE, readings_groups_current
+from warehouse.derive import days_with_readings, readings_groups_current
 
 TABLE = "core_readings"
 HOUR_US = 3_600_000_000
@@ -65,6 +65,7 @@ class Group:
     negative: int
     non_finite: int
     future: int
+    bitmap: str | None = None  # the hours of the year as 0/1 text, only for daily samplers (days are counted)
 
     def key(self) -> dict[str, Any]:
         return {"station_id": self.station_id, "variable": self.variable, "data_point": self.data_point,
@@ -90,8 +91,9 @@ def _checks() -> tuple[ScanCheck, ...]:
         ScanCheck(TABLE, "station_reference", "warning", "station_id is a station in core_points",
                   rows_when="station_id NOT IN (SELECT point_id FROM core_points WHERE city_id = $city)"),
         ScanCheck(TABLE, "coverage", "warning",
-                  f"each station-year of a reporting year has >= {MIN_COVERAGE:.0%} of its hours (the annual "
-                  "mean rule in warehouse/derive.py); failing = station-years below"),
+                  "each station-year of a reporting year has the share of its hours (of its days for daily "
+                  "samplers) the city's annual-mean rule asks (air_quality.min_coverage_pct, 75 % by default; "
+                  "the rule in warehouse/derive.py); failing = station-years below"),
         ScanCheck(TABLE, "time_series_complete", "warning",
                   "every reporting year present for each station series that has any year; failing = missing "
                   "station-years"),
@@ -113,9 +115,18 @@ def _scan(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, now: datetime) -> l
                coalesce(bit_count(bitstring_agg((dayofyear(ts) - 1) * 24 + hour(ts), 0, 8783)), 0) AS hours,
                count(*) FILTER (WHERE value < 0) AS negative,
                count(*) FILTER (WHERE NOT isfinite(value)) AS non_finite,
-               count(*) FILTER (WHERE observed_at > $now) AS future
+               count(*) FILTER (WHERE observed_at > $now) AS future,
+               CASE WHEN list_contains($daily, source_id)
+                    THEN CAST(bitstring_agg((dayofyear(ts) - 1) * 24 + hour(ts), 0, 8783) AS VARCHAR) END AS bitmap
         FROM r GROUP BY ALL"""
-    return [Group(*row) for row in run(con, sql, city=ctx.city_id, now=now).fetchall()]
+    return [Group(*row) for row in run(con, sql, city=ctx.city_id, now=now, daily=_daily_sources(con, ctx)).fetchall()]
+
+
+def _daily_sources(con: duckdb.DuckDBPyConnection, ctx: SuiteContext) -> list[str]:
+    """The city's readings sources of daily samplers (one value a day: coverage counts days)."""
+    return [row[0] for row in run(con, """SELECT source_id FROM core_source_state
+                                        WHERE city_id = $city AND readings_sampling = 'daily'""",
+                                  city=ctx.city_id).fetchall()]
 
 
 # The value rules as comparisons DuckDB prunes with its zone maps (one branch, one table scan each).
@@ -130,10 +141,12 @@ _VALUE_RULES = {
 
 def _groups_from_aggregates(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, now: datetime) -> list[Group]:
     groups = {tuple(row[:5]): Group(row[0], row[1], row[2], row[3], row[4], n=row[5], nulls=0, null_time=0,
-                                    off_grid=row[6], hours=row[7], negative=0, non_finite=0, future=0)
+                                    off_grid=row[6], hours=row[7], negative=0, non_finite=0, future=0, bitmap=row[8])
               for row in run(con, """SELECT source_id, station_id, variable, data_point, year, n, off_grid,
-                                            coalesce(bit_count(hours), 0)
-                                     FROM core_readings_groups WHERE city_id = $city""", city=ctx.city_id).fetchall()}
+                                            coalesce(bit_count(hours), 0),
+                                            CASE WHEN list_contains($daily, source_id) THEN CAST(hours AS VARCHAR) END
+                                     FROM core_readings_groups WHERE city_id = $city""", city=ctx.city_id,
+                             daily=_daily_sources(con, ctx)).fetchall()}
     nulls = " OR ".join(f"{ident(c)} IS NULL" for c in required_columns(TABLE))
     branches = [f"""SELECT {literal(name)} AS rule, source_id, station_id, variable, data_point,
                            CAST(year(make_timestamp(epoch_us(observed_at))) AS INTEGER) AS year, count(*) AS n
@@ -171,6 +184,15 @@ def _hours_in_year(year: int) -> int:
     return 8784 if calendar.isleap(year) else 8760
 
 
+def _coverage(group: Group) -> tuple[float, int, str]:
+    """(share of the year covered, covered count, unit): days for a daily sampler, else hours."""
+    hours_in_year = _hours_in_year(group.year or 0)
+    if group.bitmap is not None:
+        days = days_with_readings(group.bitmap)
+        return days / (hours_in_year // 24), days, "days"
+    return group.hours / hours_in_year, group.hours, "hours"
+
+
 def scan_readings(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, checks: Sequence[Check]) -> list[Measurement]:
     now = datetime.now(UTC)
     # The maintained aggregates when they cover exactly the table's rows; else one grouped scan.
@@ -194,7 +216,7 @@ def scan_readings(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, checks: Seq
     series: dict[tuple[Any, ...], set[int]] = {}
     for g in groups:
         series.setdefault((g.station_id, g.variable, g.data_point), set()).add(g.year or 0)
-    low = [g for g in groups if g.year in years and g.hours / _hours_in_year(g.year) < MIN_COVERAGE]
+    low = [g for g in groups if g.year in years and _coverage(g)[0] < ctx.min_coverage]
     gaps = [{"station_id": s, "variable": v, "data_point": dp, "missing_year": y}
             for (s, v, dp), seen in sorted(series.items(), key=str) for y in sorted(years - seen)]
 
@@ -225,7 +247,8 @@ def scan_readings(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, checks: Seq
         elif failing and check.name == "unique_key":
             sample = _duplicate_sample(con, ctx, sorted({g.station_id for g in failing_groups}, key=str))
         elif failing and check.name == "coverage":
-            sample = [{**g.key(), "hours": g.hours, "coverage": round(g.hours / _hours_in_year(g.year or 0), 4)}
+            sample = [{**g.key(), "covered": _coverage(g)[1], "unit": _coverage(g)[2],
+                       "coverage": round(_coverage(g)[0], 4), "needed": ctx.min_coverage}
                       for g in low[: ctx.settings.sample_size]]
         elif failing and check.name == "time_series_complete":
             sample = gaps[: ctx.settings.sample_size]

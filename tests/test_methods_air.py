@@ -271,3 +271,29 @@ def test_11_6_2_has_all_station_data_points_beside_the_headline() -> None:
         compute = entry.compute_for(f"{point}, all stations")
         assert compute is not None and "air_concentration_all_stations_ugm3" in str(compute.variable)
         assert compute.caveat and "not the population's exposure" in compute.caveat
+
+
+def _coverage_result(home: Home, loaded: Any) -> Any:
+    from pipelines.steps import check_city
+
+    results = check_city(home, loaded, "coverage-check", "core")
+    return next(r for r in results if r.check.table == "core_readings" and r.check.name == "coverage")
+
+
+def test_readings_coverage_check_counts_days_for_daily_samplers_and_follows_the_city_rule(tmp_path: Path) -> None:
+    path = city(tmp_path, stations_csv=STATIONS, points_extra={"station_type_field": "type"})
+    home = Home(tmp_path / "home")
+    loaded = load_city_config(path)
+    load_city(home, loaded, fetch_city(home, loaded))
+    # 75 %: the hourly NO2 years are full; of the daily PM10 samplers S1 has 274 days (75.1 %), B 200 (54.8 %).
+    result = _coverage_result(home, loaded)
+    assert (result.status, result.failing, result.evaluated) == ("warned", 1, 7)
+    assert [(r["station_id"], r["covered"], r["unit"]) for r in result.sample] == [("B", 200, "days")]
+
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["air_quality"] = {"min_coverage_pct": 90}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    strict = load_city_config(path)
+    result = _coverage_result(home, strict)  # the same rule as the annual means: S1's 75.1 % is below 90 %
+    assert result.failing == 2 and {r["station_id"] for r in result.sample} == {"S1", "B"}
+    assert all(r["needed"] == 0.9 for r in result.sample)

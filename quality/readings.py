@@ -116,7 +116,7 @@ def _scan(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, now: datetime) -> l
                count(*) FILTER (WHERE value < 0) AS negative,
                count(*) FILTER (WHERE NOT isfinite(value)) AS non_finite,
                count(*) FILTER (WHERE observed_at > $now) AS future,
-               CASE WHEN list_contains($daily, source_id)
+               CASE WHEN list_contains($daily, any_value(source_id))  -- source_id is a group key
                     THEN CAST(bitstring_agg((dayofyear(ts) - 1) * 24 + hour(ts), 0, 8783) AS VARCHAR) END AS bitmap
         FROM r GROUP BY ALL"""
     return [Group(*row) for row in run(con, sql, city=ctx.city_id, now=now, daily=_daily_sources(con, ctx)).fetchall()]

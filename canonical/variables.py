@@ -28,3 +28,10 @@ def _load() -> dict[str, Variable]:
 
 
 VARIABLES: dict[str, Variable] = _load()
+
+
+# The population groups that access and equity indicators break down by: data point -> the variable
+# holding that group's population (kpis/spatial/derive.py derives per group; kpis/coverage.py reads it).
+POPULATION_GROUPS = {"total": "population", "female": "population_female", "male": "population_male",
+                     "age 0-14": "population_age_0_14", "age 15-64": "population_age_15_64",
+                     "age 65+": "population_age_65_plus"}

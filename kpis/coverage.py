@@ -13,14 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from canonical.variables import POPULATION_GROUPS
 from kpis.catalogue import Compute, Indicator, load_catalogue
 from kpis.engine import _substitute
 from kpis.expressions import VariableRef, references
 from sources.config import LoadedConfig
-
-POPULATION_GROUPS = {"total": "population", "female": "population_female", "male": "population_male",
-                     "age 0-14": "population_age_0_14", "age 15-64": "population_age_15_64",
-                     "age 65+": "population_age_65_plus"}  # as kpis.spatial.derive.POPULATION_GROUPS
 
 # What a config provides beside its mapped variables: (needs, gives). `needs` are input markers
 # ("areas:<area_type>", "transit_feed", "population_by_area": population of districts or grid cells with

@@ -54,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from canonical.variables import VARIABLES
+from canonical.variables import POPULATION_GROUPS, VARIABLES
 from kpis.spatial import (
     GREEN_ACCESS_M,
     HIGH_CAPACITY_M,
@@ -80,9 +80,6 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 GeometryArray = npt.NDArray[np.object_]
 
-POPULATION_GROUPS = {"total": "population", "female": "population_female", "male": "population_male",
-                     "age 0-14": "population_age_0_14", "age 15-64": "population_age_15_64",
-                     "age 65+": "population_age_65_plus"}
 GRID_AREA_TYPE = "population_cell"
 DISTRICT_AREA_TYPE = "district"
 GREEN_AREA_TYPE = "green_area"

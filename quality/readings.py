@@ -216,7 +216,8 @@ def scan_readings(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, checks: Seq
     series: dict[tuple[Any, ...], set[int]] = {}
     for g in groups:
         series.setdefault((g.station_id, g.variable, g.data_point), set()).add(g.year or 0)
-    low = [g for g in groups if g.year in years and _coverage(g)[0] < ctx.min_coverage]
+    coverage = {id(g): _coverage(g) for g in groups if g.year in years}
+    low = [g for g in groups if id(g) in coverage and coverage[id(g)][0] < ctx.min_coverage]
     gaps = [{"station_id": s, "variable": v, "data_point": dp, "missing_year": y}
             for (s, v, dp), seen in sorted(series.items(), key=str) for y in sorted(years - seen)]
 
@@ -247,8 +248,8 @@ def scan_readings(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, checks: Seq
         elif failing and check.name == "unique_key":
             sample = _duplicate_sample(con, ctx, sorted({g.station_id for g in failing_groups}, key=str))
         elif failing and check.name == "coverage":
-            sample = [{**g.key(), "covered": _coverage(g)[1], "unit": _coverage(g)[2],
-                       "coverage": round(_coverage(g)[0], 4), "needed": ctx.min_coverage}
+            sample = [{**g.key(), "covered": coverage[id(g)][1], "unit": coverage[id(g)][2],
+                       "coverage": round(coverage[id(g)][0], 4), "needed": ctx.min_coverage}
                       for g in low[: ctx.settings.sample_size]]
         elif failing and check.name == "time_series_complete":
             sample = gaps[: ctx.settings.sample_size]

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import Literal
 
 import duckdb
-
-if TYPE_CHECKING:
-    from sources.config import LoadedConfig
 
 Stage = Literal["kpi_values", "scores"]
 
@@ -44,10 +43,10 @@ def _package_digest() -> str:
     return digest.hexdigest()
 
 
-def inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> str:
-    from kpis.benchmarking.targets import city_targets_path
-
-    city_id = loaded.city_id
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection, city_id: str, reporting_years: Sequence[int],
+                       targets: Path | None) -> str:
+    """The fingerprint of a city's inputs; `targets` is the city's own target table (its path, whether
+    or not a file is there: `LoadedConfig.targets_path`), None when it has none."""
     observations = con.execute("""SELECT count(*), coalesce(sum(hash(COLUMNS(*))), 0) FROM (
                                       SELECT * EXCLUDE (city_id) FROM observations WHERE city_id = ?)""",
                                [city_id]).fetchall()
@@ -58,19 +57,19 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> 
     # ... and the values the loads' own rules withheld (in the stored load reports).
     reports = con.execute("SELECT coalesce(sum(hash(source_id, load_report)), 0) FROM core_source_state "
                           "WHERE city_id = ?", [city_id]).fetchall()
-    targets = city_targets_path(loaded)
     parts = {"observations": [str(v) for v in observations[0]], "load_reports": str(reports[0][0]),
              "package": _package_digest(),
              "withheld": [str(v) for v in withheld[0]],
-             "targets": hashlib.sha256(targets.read_bytes()).hexdigest() if targets.is_file() else None,
-             "years": sorted(loaded.config.city.reporting_years)}
+             "targets": hashlib.sha256(targets.read_bytes()).hexdigest()
+             if targets is not None and targets.is_file() else None,
+             "years": sorted(reporting_years)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def current_run(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, stage: Stage, fingerprint: str) -> str | None:
+def current_run(con: duckdb.DuckDBPyConnection, city_id: str, stage: Stage, fingerprint: str) -> str | None:
     """The run that computed `stage` from inputs with this fingerprint, or None."""
     row = con.execute("SELECT run_id FROM kpi_state WHERE city_id = ? AND stage = ? AND inputs_sha256 = ?",
-                      [loaded.city_id, stage, fingerprint]).fetchall()
+                      [city_id, stage, fingerprint]).fetchall()
     return str(row[0][0]) if row else None
 
 

@@ -109,10 +109,8 @@ def configured_city(city_id: str, home: Home | None = None) -> LoadedConfig:
 
 def config_fingerprint(loaded: LoadedConfig) -> str:
     """SHA-256 over the config and its targets file: a change in either means the city must be recomputed."""
-    from kpis.benchmarking.targets import city_targets_path
-
     digest = hashlib.sha256(loaded.path.read_bytes())
-    targets = city_targets_path(loaded)
+    targets = loaded.targets_path
     if targets.is_file():
         digest.update(targets.read_bytes())
     return digest.hexdigest()

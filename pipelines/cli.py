@@ -277,7 +277,7 @@ MAX_PROBLEMS_SHOWN = 20
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from canonical.errors import CitykpiError, ConfigError
-    from kpis.benchmarking.targets import city_targets_path, load_targets
+    from kpis.benchmarking.targets import load_targets
     from pipelines.cities import config_paths
     from pipelines.dry_run import dry_run, format_dry_run
     from sources.config import config_problems
@@ -295,10 +295,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         messages = [str(p) for p in problems]
         details = ""
         if loaded is not None:
-            own = city_targets_path(loaded)
+            own = loaded.targets_path
             try:  # the city's target table beside the config stops a run the same way
                 if own.exists():
-                    details = f", targets {own.name}: {load_targets(loaded).height} in force"
+                    details = f", targets {own.name}: {load_targets(own).height} in force"
             except CitykpiError as exc:
                 messages.append(str(exc))
             if not problems and not args.config_only:
@@ -482,15 +482,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    from kpis.benchmarking.targets import city_targets_path, format_targets, load_targets
+    from kpis.benchmarking.targets import format_targets, load_targets
 
     for loaded in _load_configs(args.configs, check_files=False) if args.configs else [None]:
+        own = None if loaded is None else loaded.targets_path
         if loaded is None:
             print("Default targets (no city config given):")
         else:
-            own = city_targets_path(loaded)
-            print(f"Targets for {loaded.city_id} (city table {own}: {'found' if own.exists() else 'none'}):")
-        print(format_targets(load_targets(loaded)))
+            found = "found" if loaded.targets_path.exists() else "none"
+            print(f"Targets for {loaded.city_id} (city table {loaded.targets_path}: {found}):")
+        print(format_targets(load_targets(own)))
     return 0
 
 

@@ -290,8 +290,8 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
     with home.warehouse() as con:
         for loaded, years in work:
             city = loaded.city_id
-            fingerprint = state.inputs_fingerprint(con, loaded) if years is None else None
-            kept = state.current_run(con, loaded, "kpi_values", fingerprint) if fingerprint and keep_unchanged else None
+            fingerprint = kpi_inputs_fingerprint(con, loaded) if years is None else None
+            kept = state.current_run(con, city, "kpi_values", fingerprint) if fingerprint and keep_unchanged else None
             if kept:
                 out[city] = StageOutcome(_status_counts(con, city), kept)
                 continue
@@ -311,20 +311,30 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
     whole-city entry whose inputs are unchanged since its scores were computed keeps them."""
     from kpis import state
     from kpis.benchmarking.store import benchmark_and_store
+    from kpis.benchmarking.targets import load_targets
 
     out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
         for loaded, years in work:
             city = loaded.city_id
-            fingerprint = state.inputs_fingerprint(con, loaded) if years is None else None
-            kept = state.current_run(con, loaded, "scores", fingerprint) if fingerprint and keep_unchanged else None
+            fingerprint = kpi_inputs_fingerprint(con, loaded) if years is None else None
+            kept = state.current_run(con, city, "scores", fingerprint) if fingerprint and keep_unchanged else None
             if kept:
                 out[city] = StageOutcome({}, kept)
                 continue
-            counts = _naming_city(city, "scoring", benchmark_and_store, con, loaded, run_id, years)
+            targets = load_targets(loaded.targets_path)  # a bad table is a TargetsError naming its file
+            counts = _naming_city(city, "scoring", benchmark_and_store, con, city, targets, run_id, years)
             state.record(con, city, "scores", fingerprint, run_id)
             out[city] = StageOutcome(counts, years=None if years is None else list(years))
     return out
+
+
+def kpi_inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> str:
+    """kpis.state's fingerprint of what the city's kpi_values and scores are computed from: its
+    observations, its reporting years and its own target table (beside the config)."""
+    from kpis import state
+
+    return state.inputs_fingerprint(con, loaded.city_id, loaded.config.city.reporting_years, loaded.targets_path)
 
 
 def _naming_city(city_id: str, doing: str, function: Any, *args: Any, **kwargs: Any) -> Any:
@@ -353,7 +363,7 @@ def up_to_date(home: Home, loaded: LoadedConfig, stage: KpiStage) -> str | None:
     if not home.warehouse_path.exists():
         return None
     with home.warehouse() as con:
-        return state.current_run(con, loaded, stage, state.inputs_fingerprint(con, loaded))
+        return state.current_run(con, loaded.city_id, stage, kpi_inputs_fingerprint(con, loaded))
 
 
 def kpi_status_counts(home: Home, loaded: LoadedConfig) -> dict[str, int]:
@@ -405,7 +415,6 @@ def inputs_fingerprint(configs: Sequence[LoadedConfig], snapshots: Sequence[dict
     """SHA-256 of what a release is made from: the code version, each city's config file and own
     targets table, and the content of every input snapshot. Equal fingerprints and equal data hashes
     mean an unchanged run (`publish(skip_unchanged=True)` then writes no new release)."""
-    from kpis.benchmarking.targets import city_targets_path
     from publish.releases import code_version
 
     def file_hash(path: Any) -> str | None:
@@ -413,7 +422,7 @@ def inputs_fingerprint(configs: Sequence[LoadedConfig], snapshots: Sequence[dict
 
     facts = {
         "code_version": code_version(),
-        "cities": sorted([c.city_id, file_hash(c.path), file_hash(city_targets_path(c))] for c in configs),
+        "cities": sorted([c.city_id, file_hash(c.path), file_hash(c.targets_path)] for c in configs),
         "snapshots": sorted([s["city_id"], s["source_id"], s.get("content_sha256") or ""] for s in snapshots),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode("utf-8")).hexdigest()

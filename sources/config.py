@@ -1103,6 +1103,11 @@ class CityConfig(_Strict):
         return sources
 
 
+# A city's own target table sits beside its config: cities/oslo.yaml -> cities/oslo.targets.csv (CSV, not
+# YAML: a folder of configs is read as every *.yaml in it). kpis.benchmarking.targets reads the table.
+TARGETS_SUFFIX = ".targets.csv"
+
+
 class LoadedConfig(BaseModel):
     """A validated config together with the file it came from (locations resolve against it)."""
 
@@ -1114,6 +1119,11 @@ class LoadedConfig(BaseModel):
     @property
     def city_id(self) -> str:
         return self.config.city.id
+
+    @property
+    def targets_path(self) -> Path:
+        """Where the city's own target table is, whether or not it exists: ``<config stem>.targets.csv``."""
+        return self.path.with_name(self.path.stem + TARGETS_SUFFIX)
 
     def source_path(self, source: SourceConfig) -> Path:
         """Absolute path of a file source (relative locations resolve against the YAML's folder)."""

@@ -71,7 +71,7 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def computed(values: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    targets = load_targets(None)
+    targets = load_targets()
     scores, rollups, excluded = score_release(values, targets)
     return scores, excluded, rollups, assess_all(values, targets)
 
@@ -131,7 +131,7 @@ def test_benchmark_and_store_uses_the_citys_own_targets(con: duckdb.DuckDBPyConn
         "indicator_id,data_point,target,direction,worst,deadline,source\n"
         "EC:I:WS:3C,,10,lower,50,2030,Water utility strategy 2022\n", encoding="utf-8")
     insert_frame(con, "kpi_values", kpi_values("test-city", DEMO_VALUES))
-    summary = benchmark_and_store(con, loaded, "r1")
+    summary = benchmark_and_store(con, "test-city", load_targets(loaded.targets_path), "r1")
     # WS:1C, WS:3C (city target), PM2.5 and NO2 in both years, ICT:1C in 2023 only (missing in 2024)
     assert (summary["scored"], summary["excluded"]) == (9, 1)
     frames = release_frames(con, ["test-city"])
@@ -143,14 +143,12 @@ def test_benchmark_and_store_uses_the_citys_own_targets(con: duckdb.DuckDBPyConn
     assert summary["progress_trend_only"] >= 1
 
 
-def test_read_kpi_values_and_release_frames_are_run_independent(con: duckdb.DuckDBPyConnection,
-                                                                 tmp_path: Path) -> None:
+def test_read_kpi_values_and_release_frames_are_run_independent(con: duckdb.DuckDBPyConnection) -> None:
     insert_frame(con, "kpi_values", kpi_values("test-city", DEMO_VALUES))
     assert read_kpi_values(con, "test-city").height == sum(len(v) for v in DEMO_VALUES.values())
-    loaded = loaded_city(tmp_path)
-    benchmark_and_store(con, loaded, "r1")
+    benchmark_and_store(con, "test-city", load_targets(), "r1")
     first = release_frames(con, ["test-city"])
-    benchmark_and_store(con, loaded, "r2")
+    benchmark_and_store(con, "test-city", load_targets(), "r2")
     second = release_frames(con, ["test-city"])
     for table in TABLES:
         assert "run_id" not in first[table].columns and "computed_at" not in first[table].columns

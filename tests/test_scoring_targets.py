@@ -14,7 +14,6 @@ from kpis.benchmarking.targets import (
     CSV_COLUMNS,
     DEFAULT_TABLE,
     TargetsError,
-    city_targets_path,
     default_targets,
     load_targets,
     read_target_table,
@@ -86,17 +85,17 @@ def test_default_access_targets_are_universal() -> None:
 
 def test_city_table_beside_the_config_overrides_row_by_row(tmp_path: Path) -> None:
     loaded = load_city_config(write_city(tmp_path), check_files=False)
-    assert city_targets_path(loaded) == tmp_path / "test-city.targets.csv"
-    assert load_targets(loaded).equals(default_targets())  # no city table yet
-    write_table(city_targets_path(loaded),
+    assert loaded.targets_path == tmp_path / "test-city.targets.csv"
+    assert load_targets(loaded.targets_path).equals(default_targets())  # no city table yet
+    write_table(loaded.targets_path,
                 'EN:EN:AQ:1C,PM2.5,8,lower,25,2028,false,"Clean Air Plan 2021, council decision 14/2021",',
                 "EC:I:WS:3C,,10,lower,50,,,City water utility strategy,")
-    merged = load_targets(loaded)
+    merged = load_targets(loaded.targets_path)
     assert merged.height == default_targets().height + 1
     rows = {(r["indicator_id"], r["data_point"]): r for r in merged.iter_rows(named=True)}
     pm = rows["EN:EN:AQ:1C", "PM2.5"]
     assert (pm["target"], pm["worst"], pm["deadline"], pm["target_source"]) == (
-        8.0, 25.0, 2028, f"city: {city_targets_path(loaded)}")
+        8.0, 25.0, 2028, f"city: {loaded.targets_path}")
     loss = rows["EC:I:WS:3C", None]
     assert (loss["deadline"], loss["official_u4ssc_benchmark"], loss["note"]) == (2030, False, None)  # defaults
     assert rows["EN:EN:AQ:1C", "PM10"]["target_source"] == f"default: {DEFAULT_TABLE}"  # untouched
@@ -107,7 +106,7 @@ def test_city_table_beside_the_config_overrides_row_by_row(tmp_path: Path) -> No
 
 def test_explicit_path_and_official_flag(tmp_path: Path) -> None:
     table = write_table(tmp_path / "t.csv", "EC:ICT:ICT:1C,,98,higher,,2026,yes,U4SSC verifier 2024 report,")
-    row = load_targets(None, path=table).filter(pl.col("indicator_id") == "EC:ICT:ICT:1C").row(0, named=True)
+    row = load_targets(table).filter(pl.col("indicator_id") == "EC:ICT:ICT:1C").row(0, named=True)
     assert (row["target"], row["official_u4ssc_benchmark"], row["target_source"]) == (98.0, True, f"city: {table}")
 
 

@@ -1,7 +1,7 @@
 """Benchmarking: targets, U4SSC scoring with roll-ups, and progress towards the targets (issue #9).
 
 - `targets`: the default target table (public references, not the official U4SSC benchmarks)
-  and a city's own table, merged row by row (`load_targets`).
+  and a city's own table (its path given by the caller), merged row by row (`load_targets`).
 - `scoring`: share of target, points 1-4 by band, roll-ups per category / sub-dimension /
   dimension (`score_release`).
 - `progress`: CAGR against the CAGR required by the deadline, UN or Eurostat cut-offs
@@ -16,7 +16,7 @@ See docs/benchmarking.md for the rules, cut-offs and sources.
 from kpis.benchmarking.progress import assess_all, assess_progress
 from kpis.benchmarking.scoring import score_release
 from kpis.benchmarking.snapshot import city_snapshot, compare_cities
-from kpis.benchmarking.targets import TargetsError, city_targets_path, load_targets
+from kpis.benchmarking.targets import TargetsError, load_targets
 
-__all__ = ["TargetsError", "assess_all", "assess_progress", "city_snapshot", "city_targets_path", "compare_cities",
-           "load_targets", "score_release"]
+__all__ = ["TargetsError", "assess_all", "assess_progress", "city_snapshot", "compare_cities", "load_targets",
+           "score_release"]

@@ -6,7 +6,6 @@ Tables from `warehouse/migrations/0003_scores.sql`: kpi_scores, kpi_rollups, kpi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -14,13 +13,9 @@ import polars as pl
 from canonical.sqltext import ident
 from kpis.benchmarking.progress import assess_all
 from kpis.benchmarking.scoring import score_release
-from kpis.benchmarking.targets import load_targets
 from kpis.catalogue import load_catalogue
 from warehouse.db import transaction
 from warehouse.load import insert_frame
-
-if TYPE_CHECKING:
-    from sources.config import LoadedConfig
 
 TABLES = ("kpi_scores", "kpi_rollups", "kpi_progress")
 # Release files read these columns only (no run_id / computed_at), so equal inputs give equal bytes.
@@ -67,16 +62,15 @@ def store_scores(con: duckdb.DuckDBPyConnection, city_id: str, *, scores: pl.Dat
     return {table: frame.height for table, frame in frames.items()}
 
 
-def benchmark_and_store(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, run_id: str,
+def benchmark_and_store(con: duckdb.DuckDBPyConnection, city_id: str, targets: pl.DataFrame, run_id: str,
                         years: Sequence[int] | None = None) -> dict[str, int]:
-    """The pipeline step: targets in force for the city, scores, roll-ups and both progress methods
-    over the city's kpi_values, stored (only `years` of the scores and roll-ups when given).
-    Returns counts for the run summary."""
-    values = read_kpi_values(con, loaded.city_id)
-    targets = load_targets(loaded)
+    """The pipeline step: scores, roll-ups and both progress methods over the city's kpi_values
+    against `targets` (the targets in force for the city: `targets.load_targets`), stored (only
+    `years` of the scores and roll-ups when given). Returns counts for the run summary."""
+    values = read_kpi_values(con, city_id)
     scores, rollups, excluded = score_release(values, targets, load_catalogue())
     progress = assess_all(values, targets)
-    store_scores(con, loaded.city_id, scores=scores, excluded=excluded, rollups=rollups, progress=progress,
+    store_scores(con, city_id, scores=scores, excluded=excluded, rollups=rollups, progress=progress,
                  run_id=run_id, years=years)
     if years is not None:
         scores = scores.filter(pl.col("year").is_in(list(years)))

@@ -6,7 +6,8 @@ Two tables, same CSV columns:
   air quality guidelines, universal-access SDG targets, SDSN optimum values). It is NOT the official
   U4SSC benchmark: those sit in a locked tab of the U4SSC data collection template and are not public.
 - a city's own table, ``<config stem>.targets.csv`` beside the city config (``cities/oslo.yaml`` ->
-  ``cities/oslo.targets.csv``). It overrides the default row by row, keyed by (indicator, data point).
+  ``cities/oslo.targets.csv``; `sources.config.LoadedConfig.targets_path` says where, and the caller
+  passes that path here). It overrides the default row by row, keyed by (indicator, data point).
   CSV rather than YAML because a folder of city configs is read as every ``*.yaml`` in it, and a
   spreadsheet is where a city officer keeps targets anyway.
 
@@ -25,19 +26,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from canonical.errors import CitykpiError
 from kpis.catalogue import DIRECTION_WORDS, Indicator, indicators_by_id
 
-if TYPE_CHECKING:
-    from sources.config import LoadedConfig
-
 DEFAULT_DEADLINE = 2030
 DEFAULT_TABLE = "kpis/targets/default.csv"
-CITY_TABLE_SUFFIX = ".targets.csv"
 CSV_COLUMNS = ("indicator_id", "data_point", "target", "direction", "worst", "deadline",
                "official_u4ssc_benchmark", "source", "note")
 REQUIRED_COLUMNS = ("indicator_id", "data_point", "target", "direction", "source")
@@ -64,11 +61,6 @@ class _Cell:
 
     def fail(self, message: str, field: str | None = None) -> TargetsError:
         return TargetsError(self.path, message, row=self.row, field=field)
-
-
-def city_targets_path(loaded: LoadedConfig) -> Path:
-    """Where a city's own target table lives: beside its config, ``<config stem>.targets.csv``."""
-    return loaded.path.with_name(loaded.path.stem + CITY_TABLE_SUFFIX)
 
 
 def _number(cell: _Cell, field: str, text: str) -> float:
@@ -192,16 +184,14 @@ def sort_targets(frame: pl.DataFrame) -> pl.DataFrame:
             .sort("_order", "_point").drop("_order", "_point"))
 
 
-def load_targets(loaded: LoadedConfig | None = None, *, path: Path | None = None) -> pl.DataFrame:
-    """The targets in force for a city: the default table overridden by the city's own table, if any.
-
-    `path` names the city table explicitly (tests, other locations); otherwise it is
-    `city_targets_path(loaded)` when that file exists. Without a city, the default table alone."""
+def load_targets(city_table: Path | None = None) -> pl.DataFrame:
+    """The targets in force for a city: the default table overridden by the city's own table at
+    `city_table` (`LoadedConfig.targets_path`). A city's table is optional: no path, or no file at the
+    path, gives the default table alone."""
     default = default_targets()
-    city_path = path if path is not None else (city_targets_path(loaded) if loaded is not None else None)
-    if city_path is None or (path is None and not city_path.exists()):
+    if city_table is None or not city_table.exists():
         return default
-    return merge_targets(default, read_target_table(city_path, f"city: {city_path}"))
+    return merge_targets(default, read_target_table(city_table, f"city: {city_table}"))
 
 
 def format_targets(targets: pl.DataFrame) -> str:

@@ -1,11 +1,12 @@
 """Which indicators a city config can compute: a dry evaluation, no network, no warehouse.
 
-The canonical variables a config provides are those its observation and readings mappings name,
-plus what the derivations make from its other targets (`DERIVATIONS`, the one list of which
-derived variables come from which inputs; keep it in step with `warehouse/derive.py` and
-`kpis/spatial/derive.py`). Each formula's variable references are then checked against
-them. Whether a value exists for a given reporting year is only known after loading: this says
-what the mappings can ever supply, and names exactly what is missing.
+The canonical variables a config provides are what its mappings name (`sources.inputs.ConfigInputs`,
+read from the config by the caller) plus what the derivations make from them: each derivation
+declares its needs and what it gives beside its code (`DECLARED` in `warehouse/derive.py` and
+`kpis/spatial/derive.py`; the type in `canonical/derivations.py`), and this module only collects the
+declarations (`DECLARATIONS`). Each formula's variable references are then checked against them.
+Whether a value exists for a given reporting year is only known after loading: this says what the
+mappings can ever supply, and names exactly what is missing.
 """
 
 from __future__ import annotations
@@ -13,40 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from canonical.variables import POPULATION_GROUPS
+from canonical.derivations import DISTRICT_SUMS, GROUP, READING_REFS, Derivation, readings_points_of, split_ref
+from canonical.variables import POPULATION_GROUPS, VARIABLES
 from kpis.catalogue import Compute, Indicator, load_catalogue
 from kpis.engine import _substitute
 from kpis.expressions import VariableRef, references
-from sources.config import LoadedConfig
+from kpis.spatial.derive import DECLARED as SPATIAL_DECLARED
+from sources.inputs import ConfigInputs
+from warehouse.derive import DECLARED as WAREHOUSE_DECLARED
 
-# What a config provides beside its mapped variables: (needs, gives). `needs` are input markers
-# ("areas:<area_type>", "transit_feed", "population_by_area": population of districts or grid cells with
-# their polygons) or variable names; `gives` are variable refs
-# (`name` or `name[data point]`; "{group}" expands to each population group the config provides).
-DERIVATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
-    (("areas:district",), ("area_ha",), "polygon_area@1 (district areas)"),
-    (("areas:green_area",), ("green_area_ha",), "polygon_area@2 (total green area)"),
-    (("areas:green_area",), ("open_public_space_ha",), "open_public_space@2"),
-    (("areas:street_area",), ("street_area_ha",), "street_area@1"),
-    (("transit_feed",), ("transit_stops_total",), "transit_stops@2"),
-    (("population_by_area",), ("population_gridded[{group}]",), "population_grid@1"),
-    (("population_by_area", "transit_feed"), ("population_transit_access_sdg[{group}]",
-                                      "population_within_500m_stop[{group}]"),
-     "transit_access_sdg@1, transit_access_500m@1"),
-    (("population_by_area", "transit_feed"), ("population_transit_access_sdg_straight_line[{group}]",
-                                              "population_within_500m_stop_straight_line[{group}]"),
-     "transit_access_sdg_straight_line@1, transit_access_500m_straight_line@1"),
-    (("population_by_area", "areas:green_area"), ("population_within_300m_green[{group}]",), "green_access_300m@1"),
-    (("population_by_area", "areas:green_area"), ("population_within_300m_green_straight_line[{group}]",),
-     "green_access_300m_straight_line@1"),
-    (("population_by_area", "areas:green_area"), ("population_within_400m_open_space[{group}]",),
-     "open_space_access_400m@1"),
-)
-# Readings (hourly) give their variable per data point at city level (city_annual_mean@2; air readings
-# also air_concentration_all_stations_ugm3, city_annual_mean_all_stations@1) and per
-# district (district_annual_mean@2; air readings also district_annual_mean_all_stations@1); district
-# values of additive variables roll up to the city
-# (district_rollup@1), so a mapped variable counts as provided whatever its area level.
+DECLARATIONS: tuple[Derivation, ...] = WAREHOUSE_DECLARED + SPATIAL_DECLARED
+# Rows at these levels are points, not areas a population-weighted mean weights over.
+POINT_LEVELS = ("station",)
 
 STATUSES = ("computed", "missing", "not_applicable")
 
@@ -72,50 +51,46 @@ class Coverage:
         return {status: sum(r.status == status for r in self.rows) for status in STATUSES}
 
 
-def provided_variables(loaded: LoadedConfig, *, by_area: bool = False) -> set[VariableRef]:
+def _expand(give: str, inputs: ConfigInputs, names: set[str]) -> set[VariableRef]:
+    """The variable refs one `gives` entry stands for, given the config's inputs and the variable
+    names the city has at city level (the placeholders of canonical.derivations)."""
+    variable, point = split_ref(give)
+    if variable == READING_REFS:
+        return {VariableRef(v, dp) for v, dp in inputs.readings}
+    if variable == DISTRICT_SUMS:
+        return {VariableRef(v, dp) for v, dp in inputs.by_area.get("district", ())
+                if v in VARIABLES and VARIABLES[v].aggregation == "sum"}
+    if point == GROUP:
+        return {VariableRef(variable, group) for group, name in POPULATION_GROUPS.items() if name in names}
+    if (of := readings_points_of(point)) is not None:
+        return {VariableRef(variable, dp) for v, dp in inputs.readings if v == of}
+    return {VariableRef(variable, point)}
+
+
+def derived_refs(inputs: ConfigInputs) -> list[tuple[Derivation, set[VariableRef]]]:
+    """Each declared derivation whose needs the config meets, with the variable refs it gives (at each
+    of its `area_types`). Derivations read each other's rows (the district roll-up's population feeds
+    the population grid's groups), so this repeats until nothing more is provided at city level."""
+    city = {VariableRef(v, dp) for v, dp in inputs.city}
+    while True:
+        names = {ref.variable for ref in city if ref.data_point is None}
+        made = [(d, set().union(*(_expand(give, inputs, names) for give in d.gives))) for d in DECLARATIONS
+                if all(need in inputs.markers or need in names for need in d.needs)]
+        grown = city.union(*(refs for d, refs in made if "city" in d.area_types))
+        if grown == city:
+            return made
+        city = grown
+
+
+def provided_variables(inputs: ConfigInputs, *, by_area: bool = False) -> set[VariableRef]:
     """Variable refs the config's mappings and the derivations can supply (city level, or with
     `by_area` per area: what area-weighted formulas such as population_weighted_mean read)."""
-    provided: set[VariableRef] = set()
-    area_refs: set[VariableRef] = set()
-    readings: set[VariableRef] = set()
-    markers: set[str] = set()
-    area_types: set[str] = set()
-    for source in loaded.config.sources:
-        if source.observations is not None:
-            for vm in source.observations.variables.values():
-                provided.add(VariableRef(vm.variable, vm.data_point))
-                if source.observations.area_field is not None:
-                    area_refs.add(VariableRef(vm.variable, vm.data_point))
-                    area_types.add(source.observations.area_type)
-        if source.readings is not None:
-            readings.update(VariableRef(vm.variable, vm.data_point) for vm in source.readings.variables.values())
-        if source.areas is not None:
-            markers.add(f"areas:{source.areas.area_type}")
-        if source.target == "transit_feed":
-            markers.add("transit_feed")
-    provided |= readings
-    # city_annual_mean_all_stations@1: beside each city annual mean of air readings, every station's mean
-    provided |= {VariableRef("air_concentration_all_stations_ugm3", ref.data_point) for ref in readings
-                 if ref.variable == "air_concentration_ugm3"}
-    if "areas:district" in markers:
-        area_refs |= readings  # district_annual_mean@2
-        # district_annual_mean_all_stations@1: the same over every station type (air readings)
-        area_refs |= {VariableRef("air_concentration_all_stations_ugm3", ref.data_point) for ref in readings
-                      if ref.variable == "air_concentration_ugm3"}
-    if VariableRef("population") in area_refs and any(f"areas:{t}" in markers for t in area_types):
-        markers.add("population_by_area")
+    made = derived_refs(inputs)
     if by_area:
-        return area_refs
-    names = {ref.variable for ref in provided if ref.data_point is None}
-    groups = [group for group, variable in POPULATION_GROUPS.items() if variable in names]
-    for needs, gives, _ in DERIVATIONS:
-        if all(need in markers or need in names for need in needs):
-            for ref in gives:
-                if "{group}" in ref:
-                    provided.update(VariableRef.parse(ref.replace("{group}", g)) for g in groups)
-                else:
-                    provided.add(VariableRef.parse(ref))
-    return provided
+        mapped = {VariableRef(v, dp) for keys in inputs.by_area.values() for v, dp in keys}
+        return mapped.union(*(refs for d, refs in made
+                              if any(t != "city" and t not in POINT_LEVELS for t in d.area_types)))
+    return {VariableRef(v, dp) for v, dp in inputs.city}.union(*(refs for d, refs in made if "city" in d.area_types))
 
 
 def formula_references(compute: Compute, data_point: str | None) -> list[VariableRef]:
@@ -132,11 +107,14 @@ def formula_references(compute: Compute, data_point: str | None) -> list[Variabl
     return refs
 
 
-def coverage(loaded: LoadedConfig, indicators: Sequence[Indicator] | None = None) -> Coverage:
+def coverage(city_id: str, reporting_years: Sequence[int], inputs: ConfigInputs,
+             indicators: Sequence[Indicator] | None = None) -> Coverage:
+    """Per indicator and data point: computed when the config provides every variable its formula
+    reads (`inputs`: `sources.inputs.config_inputs(config)`), else missing, naming what is lacking."""
     indicators = indicators if indicators is not None else load_catalogue()
-    provided = provided_variables(loaded)
-    per_area = provided_variables(loaded, by_area=True)
-    result = Coverage(loaded.city_id, list(loaded.config.city.reporting_years), provided)
+    provided = provided_variables(inputs)
+    per_area = provided_variables(inputs, by_area=True)
+    result = Coverage(city_id, list(reporting_years), provided)
     for indicator in indicators:
         points: list[str | None] = list(indicator.data_points) or [None]
         for data_point in points:

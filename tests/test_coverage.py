@@ -8,10 +8,17 @@ import pytest
 import yaml
 
 from kpis.catalogue import load_catalogue
-from kpis.coverage import coverage, format_coverage
+from kpis.coverage import Coverage, coverage, format_coverage
 from pipelines.cli import main
 from sources.config import load_city_config
 from sources.demo import generate_demo_city
+from sources.inputs import config_inputs
+
+
+def config_coverage(path: Path) -> Coverage:
+    """What a caller does: read the config's inputs (sources), hand the plain values to kpis."""
+    loaded = load_city_config(path)
+    return coverage(loaded.city_id, loaded.config.city.reporting_years, config_inputs(loaded.config))
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +27,7 @@ def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_demo_config_computes_every_indicator(demo_config: Path) -> None:
-    result = coverage(load_city_config(demo_config))
+    result = config_coverage(demo_config)
     expected = sum(len(i.data_points) or 1 for i in load_catalogue())
     assert len(result.rows) == expected
     offenders = [(r.indicator_id, r.data_point, r.missing) for r in result.rows if r.status != "computed"]
@@ -39,7 +46,7 @@ def test_reduced_config_names_the_missing_variables(demo_config: Path, tmp_path:
     raw["allowed_roots"] = [str(demo_config.parent)]
     reduced = tmp_path / "reduced.yaml"
     reduced.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    rows = {(r.indicator_id, r.data_point): r for r in coverage(load_city_config(reduced)).rows}
+    rows = {(r.indicator_id, r.data_point): r for r in config_coverage(reduced).rows}
     assert rows["EC:P:EM:1C", None].status == "missing"
     assert rows["EC:P:EM:1C", None].missing == ("unemployed_persons",)
     assert rows["EC:ICT:ICT:1C", None].missing == ("households_total",)
@@ -53,6 +60,6 @@ def test_cli_lists_statuses(demo_config: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_format_names_what_is_lacking(demo_config: Path) -> None:
-    result = coverage(load_city_config(demo_config))
+    result = config_coverage(demo_config)
     result.rows[0] = type(result.rows[0])("X", "u4ssc", "Example", None, "missing", ("population",))
     assert "X" in format_coverage(result, only="missing") and "lacks population" in format_coverage(result)

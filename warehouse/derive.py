@@ -54,6 +54,16 @@ import polars as pl
 import shapely
 from shapely import STRtree
 
+from canonical.derivations import (
+    DISTRICT_SUMS,
+    READING_REFS,
+    READINGS,
+    TRANSIT_FEED,
+    Derivation,
+    areas,
+    readings_of,
+    readings_points,
+)
 from canonical.variables import VARIABLES
 from sources.mapping import OBSERVATION_SCHEMA
 from warehouse.db import one_row, scalar
@@ -74,8 +84,28 @@ CITY_MEAN = "city_annual_mean@2"
 CITY_MEAN_ALL = "city_annual_mean_all_stations@1"  # beside CITY_MEAN: every station type (issue #15)
 DISTRICT_MEAN = "district_annual_mean@2"
 DISTRICT_MEAN_ALL = "district_annual_mean_all_stations@1"  # beside DISTRICT_MEAN: every station type (11.6.2)
+DISTRICT_ROLLUP = "district_rollup@1"
+DISTRICT_AREA = "polygon_area@1"
 GREEN_AREA = "polygon_area@2"  # 2: green area as the union of the polygons (overlaps once)
 TRANSIT_STOPS = "transit_stops@2"  # 2: platforms of one parent station counted once
+
+# What each derivation of this module makes, from what (canonical.derivations). kpis.coverage reads
+# these; tests/test_derivation_declarations.py holds them against the rows derive_city writes for
+# the demo city. A new or changed derivation changes its declaration here.
+DECLARED: tuple[Derivation, ...] = (
+    Derivation(DISTRICT_ROLLUP, needs=(), gives=(DISTRICT_SUMS,)),
+    Derivation(STATION_MEAN, needs=(READINGS,), gives=(READING_REFS,), area_types=("station",)),
+    Derivation(CITY_MEAN, needs=(READINGS,), gives=(READING_REFS,)),
+    Derivation(CITY_MEAN_ALL, needs=(readings_of(_AIR),), gives=(f"{_AIR_ALL}[{readings_points(_AIR)}]",)),
+    Derivation(DISTRICT_MEAN, needs=(READINGS, areas("district")), gives=(READING_REFS,),
+               area_types=("district",)),
+    Derivation(DISTRICT_MEAN_ALL, needs=(readings_of(_AIR), areas("district")),
+               gives=(f"{_AIR_ALL}[{readings_points(_AIR)}]",), area_types=("district",)),
+    # the city's area is its districts' (used only where no source publishes it)
+    Derivation(DISTRICT_AREA, needs=(areas("district"),), gives=("area_ha",), area_types=("district", "city")),
+    Derivation(GREEN_AREA, needs=(areas("green_area"),), gives=("green_area_ha",)),
+    Derivation(TRANSIT_STOPS, needs=(TRANSIT_FEED,), gives=("transit_stops_total",)),
+)
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -145,7 +175,7 @@ def district_rollup(con: duckdb.DuckDBPyConnection, city_id: str) -> list[dict[s
         if expected and n < expected:
             continue  # incomplete: a partial sum would understate the city total
         out.append(_obs(city_id, year, variable, total, data_point=data_point, area_type="city",
-                        area_id=city_id, derivation="district_rollup@1",
+                        area_id=city_id, derivation=DISTRICT_ROLLUP,
                         source_record=f"sum of {n} district values from {sources}"))
     return out
 
@@ -509,13 +539,13 @@ def polygon_areas(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[
     for year in years:
         for _, area_id, area_ha, snapshot_id, source_id in districts:
             out.append(_obs(city_id, year, "area_ha", area_ha, area_type="district", area_id=area_id,
-                            derivation="polygon_area@1", snapshot_id=snapshot_id, source_id=source_id,
+                            derivation=DISTRICT_AREA, snapshot_id=snapshot_id, source_id=source_id,
                             source_record=f"geodesic area of polygon {area_id} (snapshot {snapshot_id}; "
                                           f"geometry assumed valid for {year})"))
         if districts:  # the districts partition the city: its area is theirs (used only when none is published)
             snapshots = ", ".join(sorted({r[3] for r in districts}))
             out.append(_obs(city_id, year, "area_ha", sum(r[2] for r in districts), area_type="city",
-                            area_id=city_id, derivation="polygon_area@1", source_id=districts[0][4],
+                            area_id=city_id, derivation=DISTRICT_AREA, source_id=districts[0][4],
                             source_record=f"sum of geodesic areas of {len(districts)} district polygons "
                                           f"(snapshot {snapshots}; assumed valid for {year})"))
         if green:

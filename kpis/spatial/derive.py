@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from canonical.derivations import GROUP, POPULATION_BY_AREA, TRANSIT_FEED, Derivation, areas
 from canonical.variables import POPULATION_GROUPS, VARIABLES
 from kpis.spatial import (
     GREEN_ACCESS_M,
@@ -88,6 +89,39 @@ STREET_AREA_TYPE = "street_area"
 STRAIGHT_LINE = {"population_transit_access_sdg": "population_transit_access_sdg_straight_line",
                  "population_within_500m_stop": "population_within_500m_stop_straight_line",
                  "population_within_300m_green": "population_within_300m_green_straight_line"}
+POPULATION_GRID = "population_grid@1"
+TRANSIT_SDG = "transit_access_sdg@1"
+TRANSIT_500M = "transit_access_500m@1"
+GREEN_300M = "green_access_300m@1"
+OPEN_SPACE_400M = "open_space_access_400m@1"
+OPEN_PUBLIC_SPACE = "open_public_space@2"
+STREET_AREA = "street_area@1"
+
+
+def straight_line(label: str) -> str:
+    """The label of a measure's straight-line twin: transit_access_sdg@1 -> transit_access_sdg_straight_line@1."""
+    return label.replace("@", "_straight_line@")
+
+
+_TRANSIT = (POPULATION_BY_AREA, TRANSIT_FEED)
+_GREEN = (POPULATION_BY_AREA, areas(GREEN_AREA_TYPE))
+# What each spatial derivation makes, from what (canonical.derivations). kpis.coverage reads these;
+# tests/test_derivation_declarations.py holds them against the rows derive_spatial writes for the demo.
+DECLARED: tuple[Derivation, ...] = (
+    Derivation(POPULATION_GRID, needs=(POPULATION_BY_AREA,), gives=(f"population_gridded[{GROUP}]",)),
+    Derivation(TRANSIT_SDG, needs=_TRANSIT, gives=(f"population_transit_access_sdg[{GROUP}]",)),
+    Derivation(TRANSIT_500M, needs=_TRANSIT, gives=(f"population_within_500m_stop[{GROUP}]",)),
+    Derivation(GREEN_300M, needs=_GREEN, gives=(f"population_within_300m_green[{GROUP}]",)),
+    Derivation(straight_line(TRANSIT_SDG), needs=_TRANSIT,
+               gives=(f"{STRAIGHT_LINE['population_transit_access_sdg']}[{GROUP}]",)),
+    Derivation(straight_line(TRANSIT_500M), needs=_TRANSIT,
+               gives=(f"{STRAIGHT_LINE['population_within_500m_stop']}[{GROUP}]",)),
+    Derivation(straight_line(GREEN_300M), needs=_GREEN,
+               gives=(f"{STRAIGHT_LINE['population_within_300m_green']}[{GROUP}]",)),
+    Derivation(OPEN_SPACE_400M, needs=_GREEN, gives=(f"population_within_400m_open_space[{GROUP}]",)),
+    Derivation(OPEN_PUBLIC_SPACE, needs=(areas(GREEN_AREA_TYPE),), gives=("open_public_space_ha",)),
+    Derivation(STREET_AREA, needs=(areas(STREET_AREA_TYPE),), gives=("street_area_ha",)),
+)
 DERIVED_VARIABLES = ("population_gridded", "population_transit_access_sdg", "population_within_500m_stop",
                      "population_within_300m_green", "population_within_400m_open_space", "open_public_space_ha",
                      "street_area_ha", *STRAIGHT_LINE.values())
@@ -277,7 +311,7 @@ def _measures(layer: PopulationLayer, stops: Stops, green: GeometryArray, green_
     computed again in straight line when a network is loaded, the same shares relabelled when not."""
     best = _measures_by(layer, stops, green, green_label, streets)
     straight = best if streets is None else _measures_by(layer, stops, green, green_label, None)
-    twins = [Measure(STRAIGHT_LINE[m.variable], m.derivation.replace("@", "_straight_line@"), m.share, m.rule,
+    twins = [Measure(STRAIGHT_LINE[m.variable], straight_line(m.derivation), m.share, m.rule,
                      EUCLIDEAN_TWIN if streets is not None else EUCLIDEAN)
              for m in straight if m.variable in STRAIGHT_LINE]
     return best + twins
@@ -312,20 +346,20 @@ def _measures_by(layer: PopulationLayer, stops: Stops, green: GeometryArray, gre
                                      within=within)
             counted = f"all {len(stops.xy)} stops ({stops.label})"
         measures.append(Measure(
-            "population_transit_access_sdg", "transit_access_sdg@1", covered_share(layer.points, sdg),
+            "population_transit_access_sdg", TRANSIT_SDG, covered_share(layer.points, sdg),
             high_low + counted, method))
         any_stop = within(xy, stops.xy, U4SSC_STOP_M)
         served = "served stops" if stops.timetable else "stops"
         measures.append(Measure(
-            "population_within_500m_stop", "transit_access_500m@1", covered_share(layer.points, any_stop),
+            "population_within_500m_stop", TRANSIT_500M, covered_share(layer.points, any_stop),
             f"within {U4SSC_STOP_M:g} m of any of {len(stops.xy)} {served} ({stops.label})", method))
     if green.size:
         measures.append(Measure(
-            "population_within_300m_green", "green_access_300m@1",
+            "population_within_300m_green", GREEN_300M,
             covered_share(layer.points, near_green(GREEN_ACCESS_M)),
             f"within {GREEN_ACCESS_M:g} m of one of {green.size} public green areas ({green_label})", method))
         measures.append(Measure(
-            "population_within_400m_open_space", "open_space_access_400m@1",
+            "population_within_400m_open_space", OPEN_SPACE_400M,
             covered_share(layer.points, near_green(OPEN_SPACE_ACCESS_M)),
             f"within {OPEN_SPACE_ACCESS_M:g} m of one of {green.size} open public spaces (the public green "
             f"areas; squares not mapped as green areas are missed) ({green_label})", method))
@@ -347,7 +381,7 @@ def _population_rows(city_id: str, years: Sequence[int], layer: PopulationLayer,
                 continue
             population = np.array([values[a] for a in ids])
             rows.append(_obs(city_id, year, "population_gridded", float(population.sum()), data_point=group,
-                             derivation="population_grid@1",
+                             derivation=POPULATION_GRID,
                              source_record=layer.placed(variable, year)))
             for m in measures:
                 rows.append(_obs(
@@ -367,7 +401,7 @@ def _open_space_rows(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequen
     if green_local.size:
         green_ha = union_area_ha(green_local)
         for year in years:
-            rows.append(_obs(city_id, year, "open_public_space_ha", green_ha, derivation="open_public_space@2",
+            rows.append(_obs(city_id, year, "open_public_space_ha", green_ha, derivation=OPEN_PUBLIC_SPACE,
                              source_record=(f"{green_ha:.2f} ha union of {green_local.size} public green-area "
                                             f"polygons ({green_label}; assumed valid for {year}); streets not "
                                             "included: 11.7.1 adds street_area_ha")))
@@ -378,7 +412,7 @@ def _open_space_rows(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequen
             street_union = shapely.difference(street_union, shapely.union_all(green_local))
         street_ha = float(shapely.area(street_union)) / 10_000.0
         for year in years:
-            rows.append(_obs(city_id, year, "street_area_ha", street_ha, derivation="street_area@1",
+            rows.append(_obs(city_id, year, "street_area_ha", street_ha, derivation=STREET_AREA,
                              source_record=(f"{street_ha:.2f} ha union of {streets_local.size} street-area polygons "
                                             f"({streets_label}; assumed valid for {year}), less their overlap with "
                                             "public green areas")))

@@ -38,6 +38,9 @@ transaction.
 - the spatial derivations (access to stops and green space, open public space): the UN methods in
   kpis/spatial/derive.py, a layer above; `derive_city` and `refresh_derived` take them as a callable
   (`spatial`), so the warehouse never imports kpis (docs/architecture.md, "Layers")
+
+Each derivation also declares what it makes from what (`DECLARED`, canonical.derivations.Derivation),
+beside the code and under the labels its rows carry; kpis/coverage.py reads the declarations.
 """
 
 from __future__ import annotations

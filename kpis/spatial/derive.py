@@ -35,6 +35,8 @@ reporting year with that year's population; each row's `source_record` says so.
   (both methods side by side in the release: the `total, straight line` data points of 11.2.1,
   EC:I:T:2A and EN:EN:PSN:2A), equal to the headline when not.
 
+What each derivation makes, from what, is declared in `DECLARED` below (kpis/coverage.py reads it).
+
 Distances: when the config has a street network (target street_network, table core_street_edges),
 every access measure is the walking distance along it (`kpis.spatial.network`: population points
 and targets snapped to the nearest street node, snap distances added); otherwise straight-line

@@ -154,17 +154,23 @@ def _variable(name: str, spec: object) -> Variable:
 
 
 def _check_shares(variables: Mapping[str, Variable]) -> None:
-    """Every `of` names a variable, and no chain of shares comes back to a variable already in it."""
-    shares = {name: v.demo.of for name, v in variables.items() if v.demo is not None and v.demo.of is not None}
-    for name, of in shares.items():
-        if of not in variables:
-            raise variables_error(name, "demo.of", f"{of!r} is not a variable of {SOURCE}")
-    for name in shares:
+    """Every base names a variable, and no chain of bases comes back to a variable already in it."""
+    bases: dict[str, str] = {}
+    for name, variable in variables.items():
+        demo = variable.demo
+        if demo is None or demo.base is None:
+            continue
+        if demo.base not in variables:
+            key = "demo.of" if demo.of is not None else f"demo.{demo.method}"
+            raise variables_error(name, key, f"{demo.base!r} is not a variable of {SOURCE}")
+        bases[name] = demo.base
+    for name in bases:
         chain = [name]
-        while chain[-1] in shares:
-            chain.append(shares[chain[-1]])
+        while chain[-1] in bases:
+            chain.append(bases[chain[-1]])
             if chain[-1] in chain[:-1]:
-                raise variables_error(name, "demo.of", f"shares form a cycle: {' -> '.join(chain)}")
+                raise variables_error(name, "demo.of", f"declarations scale from each other in a cycle: "
+                                                       f"{' -> '.join(chain)}")
 
 
 def parse_variables(raw: object) -> dict[str, Variable]:

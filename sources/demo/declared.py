@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from canonical.variables import SOURCE, DemoSeries, Variable, variables_error
+from canonical.variables import SOURCE, DemoLevel, DemoSeries, Variable, variables_error
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -34,7 +34,7 @@ class DeclaredSeries:
     label: str  # the code ("Merkmal") in the statistics file and the key of its city.yaml mapping
     unit: str  # as published: the canonical unit (a currency for LCU: the mapping needs an ISO code)
     decimals: int
-    level: str  # city | district
+    level: DemoLevel
     values: FloatArray
 
 
@@ -71,7 +71,7 @@ def _printed(values: FloatArray, decimals: int) -> FloatArray:
     return np.vectorize(lambda v: round(float(v), decimals), otypes=[np.float64])(values)
 
 
-def _scaled(variable: Variable, demo: DemoSeries, level: str, bases: Mapping[str, FloatArray],
+def _scaled(variable: Variable, demo: DemoSeries, level: DemoLevel, bases: Mapping[str, FloatArray],
             shape: tuple[int, ...]) -> FloatArray:
     path = ramp(demo.start, demo.end, shape[-1])
     if demo.base is None:
@@ -139,8 +139,8 @@ def declared_series(declared: Sequence[Variable], bases: Bases, n_years: int,
 def mapping_lines(series: Sequence[DeclaredSeries], indent: str) -> list[str]:
     """city.yaml mapping entries, one per series: "label": {variable: name, unit: unit}."""
     # JSON strings are YAML double-quoted scalars: any label and unit read back as the same text.
-    return [f"{indent}{json.dumps(s.label, ensure_ascii=False)}: "
-            f"{{variable: {s.variable}, unit: {json.dumps(s.unit, ensure_ascii=False)}}}" for s in series]
+    return [f"{indent}{json.dumps(s.label, ensure_ascii=False)}: {{variable: {json.dumps(s.variable)}, "
+            f"unit: {json.dumps(s.unit, ensure_ascii=False)}}}" for s in series]
 
 
 DECLARED_COMMENT = f"Declared with `demo:` in {SOURCE} (added by the generator, sources/demo/declared.py)"

@@ -15,6 +15,7 @@ quality stations (8 per unit of scale), which is what makes the readings table l
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -23,9 +24,10 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,22 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
+import yaml
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.xml.functions import tostring
 from shapely.geometry import LineString, Polygon
 
+from canonical.units import conversion_factor
+from canonical.variables import VARIABLES, Variable
+from sources.demo.declared import (
+    DECLARED_COMMENT,
+    Bases,
+    DeclaredSeries,
+    declared_series,
+    mapping_lines,
+    to_generate,
+)
 from sources.demo.indicator_series import UTILITY_COLUMNS, CityTotals, statistics_series, utility_columns
 
 DEFAULT_SEED = 20261124
@@ -100,15 +113,29 @@ def station_count(scale: float) -> int:
 
 
 def demo_dir_name(scale: float, seed: int) -> str:
-    return f"sf{scale:g}-seed{seed}"
+    return f"sf{scale:g}-seed{seed}{_declarations_suffix()}"
+
+
+def _declarations_suffix(variables: Mapping[str, Variable] | None = None) -> str:
+    """'' while no variable is declared for the demo beyond the hand series, else '-d' + a hash of the
+    declarations: a demo generated once into a home is reused, so a new or changed `demo:` declaration
+    must lead to a new folder (the demo made before it would lack the variable)."""
+    declared = to_generate(VARIABLES if variables is None else variables, _template_mapped_variables())
+    if not declared:
+        return ""
+    text = json.dumps([(v.name, v.unit, v.aggregation, asdict(v.demo) if v.demo else None) for v in declared])
+    return "-d" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 
 
 def generate_demo_city(out_dir: Path, *, scale: float = 1.0, seed: int = DEFAULT_SEED,
-                       city_id: str = CITY_ID, name: str = CITY_NAME) -> Path:
+                       city_id: str = CITY_ID, name: str = CITY_NAME,
+                       variables: Mapping[str, Variable] | None = None) -> Path:
     """Write the demo city's raw files and its city.yaml into out_dir; return the city.yaml path.
 
     `city_id` and `name` only change the city block of city.yaml, so many demo cities (different
-    seeds, different ids) can run side by side in one warehouse."""
+    seeds, different ids) can run side by side in one warehouse. `variables` (default: canonical
+    variables.yaml) says which variables to generate from their `demo:` declarations
+    (sources/demo/declared.py) beside the hand-written series."""
     if not scale > 0 or not math.isfinite(scale):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
     if not _CITY_ID.fullmatch(city_id):
@@ -127,18 +154,24 @@ def generate_demo_city(out_dir: Path, *, scale: float = 1.0, seed: int = DEFAULT
     _write_population_xlsx(out_dir / "bevoelkerung_bezirke.xlsx", districts, people)
     stats = _city_statistics(people, len(feed.stops), _rng(seed, _RNG_STATS))
     stats += _indicator_statistics(people, stats)
+    declared = _declared_series(VARIABLES if variables is None else variables, people, stats)
+    stats += [Statistic(s.label, s.unit, s.decimals, dict(zip(YEARS, s.values.tolist(), strict=True)))
+              for s in declared if s.level == "city"]
     _write_statistics_csv(out_dir / "statistik_stadt.csv", stats)
+    district_series = [s for s in declared if s.level == "district"]
+    if district_series:
+        _write_district_statistics_csv(out_dir / DISTRICT_STATISTICS, districts, district_series)
     _write_utilities_csv(out_dir / "versorgung.csv", people, _rng(seed, _RNG_UTILITIES))
     _write_gtfs(out_dir / "gtfs.zip", feed)
     _write_streets_osm(out_dir / "strassennetz.osm", _make_streets(_rng(seed, _RNG_STREETS)))
     latest = _write_readings_parquet(out_dir / "luftmessungen_stuendlich.parquet", stations, seed)
     _write_stations_ngsi_ld(out_dir / "luftmessstationen.jsonld", stations, latest)
     return _write_city_yaml(out_dir / "city.yaml", scale=scale, seed=seed, stations=len(stations),
-                            city_id=city_id, name=name)
+                            city_id=city_id, name=name, declared=declared)
 
 
 def demo_cities_dir_name(scale: float, seed: int, count: int) -> str:
-    return f"cities{count}-sf{scale:g}-seed{seed}"
+    return f"cities{count}-sf{scale:g}-seed{seed}{_declarations_suffix()}"
 
 
 def demo_city_id(index: int) -> str:
@@ -641,6 +674,47 @@ def _write_statistics_csv(path: Path, stats: Sequence[Statistic]) -> None:
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("latin-1"))
 
 
+# ---- series declared in canonical/variables.yaml (`demo:`) ----------------------------------------
+
+DISTRICT_STATISTICS = "statistik_bezirke.csv"
+
+
+def _declared_series(variables: Mapping[str, Variable], people: Population,
+                     stats: Sequence[Statistic]) -> list[DeclaredSeries]:
+    """The series of every declared variable the hand series do not give (sources/demo/declared.py)."""
+    declared = to_generate(variables, _template_mapped_variables())
+    if not declared:
+        return []
+    counts = {"population": people.total, "population_female": people.female, "population_male": people.male,
+              "population_age_0_14": people.age_0_14, "population_age_15_64": people.age_15_64,
+              "population_age_65_plus": people.age_65_plus, "households_total": people.households}
+    district = {variable: values.astype(np.float64) for variable, values in counts.items()}
+    city = {variable: values.sum(axis=0) for variable, values in district.items()}
+    # The hand series of statistik_stadt.csv as printed, in canonical units (one series per variable).
+    for stat in stats:
+        mapping = _template_statistics_mapping().get(stat.label)
+        if (mapping is None or mapping[2] is not None or set(stat.values) != set(YEARS) or mapping[0] in city
+                or mapping[0] not in variables):
+            continue
+        variable, unit, _ = mapping
+        factor = conversion_factor(unit, variables[variable].unit, variable=variable)
+        city[variable] = np.array([round(stat.values[year], stat.decimals) * factor for year in YEARS])
+    bases = Bases(city=city, district=district, districts=len(people.total))
+    return declared_series(declared, bases, len(YEARS), {s.label for s in stats})
+
+
+def _write_district_statistics_csv(path: Path, districts: Sequence[District],
+                                   series: Sequence[DeclaredSeries]) -> None:
+    """Long layout by district, in the statistics office's format (as statistik_stadt.csv)."""
+    lines = ["Jahr;Bezirk-Nr.;Merkmal;Wert;Einheit"]
+    for item in series:
+        for d, district in enumerate(districts):
+            lines.extend(f"{year};{district.code};{item.label};"
+                         f"{german_number(float(item.values[d, y]), item.decimals)};{item.unit}"
+                         for y, year in enumerate(YEARS))
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("latin-1"))
+
+
 _WASTE_SHARES = {"abfall_deponie_t": (0.006, 0.004), "abfall_verbrennung_t": (0.335, 0.305),
                  "abfall_verwertung_t": (0.642, 0.676)}
 
@@ -1053,9 +1127,75 @@ def _render(template: str, values: dict[str, str]) -> str:
     return template
 
 
+@cache
+def _template_config() -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(_render(template_text(), {"scale": "1", "seed": "0", "stations": "1"}))
+    return config
+
+
+@cache
+def _template_statistics_mapping() -> dict[str, tuple[str, str, str | None]]:
+    """statistik_stadt.csv code -> (variable, published unit, data point), from the template."""
+    source = next(s for s in _template_config()["sources"] if s["id"] == "statistik-stadt")
+    return {code: (m["variable"], m["unit"], m.get("data_point"))
+            for code, m in source["observations"]["variables"].items()}
+
+
+@cache
+def _template_mapped_variables() -> frozenset[str]:
+    """Every variable the template maps: the hand series give these, declarations never replace them."""
+    return frozenset(m["variable"] for source in _template_config()["sources"]
+                     for target in ("observations", "readings") if source.get(target)
+                     for m in source[target]["variables"].values())
+
+
+# Where the template's statistik-stadt mapping ends: declared city series are mapped just before it.
+_STATISTICS_END = "\n\n  # 2. Utility figures"
+_DISTRICT_SOURCE = f"""
+  # 9. District figures of the variables declared with `demo:` in canonical/variables.yaml (written
+  #    by the generator, sources/demo/declared.py): long layout by district, in the format of source 1.
+  - id: statistik-bezirke
+    kind: file
+    location: {DISTRICT_STATISTICS}
+    format: csv
+    target: observations
+    description: Bezirksstatistik Demoville, Jahreswerte 2019-2024 (synthetic demo data)
+    license: CC0-1.0
+    data_quality: accurate_measurement
+    data_origin: "Municipal statistics office (registers and administrative data)"
+    csv:
+      delimiter: ";"
+      decimal: ","
+      thousands: "."
+      encoding: latin-1
+    observations:
+      layout: long
+      year_field: Jahr
+      area_field: Bezirk-Nr.
+      area_type: district
+      variable_field: Merkmal
+      value_field: Wert
+      variables:
+"""
+
+
+def _with_declared(text: str, declared: Sequence[DeclaredSeries]) -> str:
+    """The template text with a mapping entry for every declared series (unchanged without any)."""
+    city = [s for s in declared if s.level == "city"]
+    district = [s for s in declared if s.level == "district"]
+    if city:
+        lines = [f"        # {DECLARED_COMMENT}:", *mapping_lines(city, " " * 8)]
+        text = _replace_once(text, _STATISTICS_END, "\n" + "\n".join(lines) + _STATISTICS_END)
+    if district:
+        text = text.rstrip("\n") + "\n" + _DISTRICT_SOURCE + "\n".join(mapping_lines(district, " " * 8)) + "\n"
+    return text
+
+
 def _write_city_yaml(path: Path, *, scale: float, seed: int, stations: int,
-                     city_id: str = CITY_ID, name: str = CITY_NAME) -> Path:
+                     city_id: str = CITY_ID, name: str = CITY_NAME,
+                     declared: Sequence[DeclaredSeries] = ()) -> Path:
     text = _render(template_text(), {"scale": f"{scale:g}", "seed": str(seed), "stations": str(stations)})
+    text = _with_declared(text, declared)
     # The template is the documented example, so it names Demoville literally; rewrite its city block.
     # The name goes in as a JSON string, which YAML reads as the same text whatever it contains.
     text = _replace_once(text, f"  id: {CITY_ID} ", f"  id: {city_id} ")

@@ -1,10 +1,11 @@
 """Every variable a catalogue formula reads is provided by the demo city (issue #17).
 
 The demo provides a variable through a hand-written series (sources/demo/generator.py,
-indicator_series.py and the city.yaml template), a derivation (kpis/coverage.py DERIVATIONS, readings
-means, roll-ups) or a `demo:` declaration in canonical/variables.yaml (sources/demo/declared.py). The
-generated city.yaml maps all but the derived ones, so kpis.coverage.provided_variables on it is the
-truth. A new KPI over a new variable fails here until the variable has its declaration.
+indicator_series.py and the city.yaml template), a derivation (the `DECLARED` derivations of
+warehouse/derive.py and kpis/spatial/derive.py: readings means, roll-ups, spatial access) or a `demo:`
+declaration in canonical/variables.yaml (sources/demo/declared.py). The generated city.yaml maps all
+but the derived ones, so kpis.coverage.provided_variables on its inputs is the truth. A new KPI over a
+new variable fails here until the variable has its declaration.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kpis.coverage import formula_references, provided_variables
 from kpis.expressions import VariableRef
 from sources.config import LoadedConfig, load_city_config
 from sources.demo import generate_demo_city
+from sources.inputs import config_inputs
 
 SCALE = 0.125
 
@@ -45,7 +47,8 @@ def _advice(indicator: Indicator, data_point: str | None, ref: VariableRef, per_
 
 def unprovided(indicators: Iterable[Indicator], loaded: LoadedConfig) -> list[str]:
     """One message per formula variable the demo config cannot supply, saying what to add."""
-    provided, per_area = provided_variables(loaded), provided_variables(loaded, by_area=True)
+    inputs = config_inputs(loaded.config)
+    provided, per_area = provided_variables(inputs), provided_variables(inputs, by_area=True)
     problems: list[str] = []
     for indicator in indicators:
         for data_point, compute in indicator.computes():
@@ -62,9 +65,9 @@ def shadowed_derivations(variables: Mapping[str, Variable], loaded: LoadedConfig
     mapped = {vm.variable for source in loaded.config.sources
               for mapping in (source.observations, source.readings) if mapping is not None
               for vm in mapping.variables.values()}
-    derived = {ref.variable for ref in provided_variables(loaded)} - mapped
+    derived = {ref.variable for ref in provided_variables(config_inputs(loaded.config))} - mapped
     return [f"{name} has a `demo:` declaration in canonical/variables.yaml, but the pipeline derives it "
-            f"(kpis/coverage.py DERIVATIONS): remove the declaration" for name, variable in variables.items()
+            f"(a derivation's DECLARED entry): remove the declaration" for name, variable in variables.items()
             if variable.demo is not None and name in derived]
 
 
@@ -127,4 +130,4 @@ def test_a_declaration_on_a_derived_variable_is_named(demo: LoadedConfig) -> Non
                                                 "demo": {"ramp": 100}}})
     assert shadowed_derivations(vocabulary, demo) == [
         "green_area_ha has a `demo:` declaration in canonical/variables.yaml, but the pipeline derives it "
-        "(kpis/coverage.py DERIVATIONS): remove the declaration"]
+        "(a derivation's DECLARED entry): remove the declaration"]

@@ -21,14 +21,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from canonical.errors import CitykpiError
-from pipelines import steps
-from publish.releases import Release
-from sources.config import LoadedConfig
 from warehouse.home import Home
 from warehouse.lake import (
     CommitReport,
@@ -39,6 +36,13 @@ from warehouse.lake import (
     read_cities,
     restore_into,
 )
+
+if TYPE_CHECKING:
+    from publish.releases import Release
+    from sources.config import LoadedConfig
+
+# pipelines.steps (quality, GX, the publish formats) is imported inside the functions that run stages,
+# so that `citykpi lake commit / status / init` start in a second.
 
 Progress = Callable[[str], None]
 
@@ -80,6 +84,8 @@ def run_stages(home: Home, configs: list[LoadedConfig], run_id: str, *, offline:
                strict: bool = False) -> dict[str, dict[str, int]]:
     """Every stage of a single-machine run but the release, over these cities in this home; recorded in
     the `runs` table as `run_plain` records its runs."""
+    from pipelines import steps
+
     started, stamp = datetime.now(UTC), steps.warehouse_stamp(home)
     try:
         home.ensure()
@@ -90,7 +96,7 @@ def run_stages(home: Home, configs: list[LoadedConfig], run_id: str, *, offline:
         core = steps.check_cities(home, configs, run_id, "core")
         if strict:
             steps.enforce_strict_all(run_id, core)
-        whole: list[steps.CityWork] = [(loaded, None) for loaded in configs]
+        whole: list[Any] = [(loaded, None) for loaded in configs]
         computed = steps.compute_cities(home, whole, run_id)
         kpis = steps.check_cities(home, configs, run_id, "kpis")
         if strict:
@@ -109,7 +115,7 @@ def run_stages(home: Home, configs: list[LoadedConfig], run_id: str, *, offline:
 
 
 def commit(home: Home, lake: Lake, city_ids: Sequence[str], *, force: bool = False,
-           progress: Progress | None = None) -> CommitReport:
+           progress: Progress | None = None, ensure: bool = True) -> CommitReport:
     """Commit these cities' rows from the home's warehouse to the lake (every year each city has)."""
     if not home.warehouse_path.exists():
         raise CitykpiError(f"no warehouse in {home.root} yet: run the cities first (`citykpi lake work`)")
@@ -119,7 +125,8 @@ def commit(home: Home, lake: Lake, city_ids: Sequence[str], *, force: bool = Fal
         if missing:
             raise CitykpiError(f"{', '.join(missing)}: no KPI values in {home.warehouse_path}; run the city first")
         extracts = [extract_city(con, city) for city in city_ids]
-    ensure_tables(lake)
+    if ensure:
+        ensure_tables(lake)
     return commit_extracts(lake, extracts, force=force, progress=progress)
 
 
@@ -136,7 +143,7 @@ def work(home: Home, configs: list[LoadedConfig], lake: Lake, *, offline: bool =
     stage_seconds = time.monotonic() - started
     if progress:
         progress(f"stages done for {len(configs)} cities in {stage_seconds:.1f} s; committing to the lake")
-    report = commit(home, lake, [c.city_id for c in configs], force=force, progress=progress)
+    report = commit(home, lake, [c.city_id for c in configs], force=force, progress=progress, ensure=False)
     return WorkReport(run_id, [c.city_id for c in configs], kpi_status, report, stage_seconds, tables)
 
 
@@ -174,6 +181,7 @@ def publish_from_lake(home: Home, configs: list[LoadedConfig], lake: Lake, *, sk
     """The release of these cities from the lake: a fresh local warehouse, then the normal publish
     stage (its scores checks, the quality summary of the newest result of every check), then, with
     `to`, the release uploaded to object storage. Returns the release and where it was uploaded."""
+    from pipelines import steps
     from warehouse.db import writer_lock
 
     run_id = new_run_id("lake-publish")

@@ -1,0 +1,255 @@
+"""Issue #16: past one machine. Workers in separate homes share only an Iceberg catalog (a real
+PostgreSQL) and an object store (moto's S3 server on loopback); the lake they fill equals a
+single-machine `citykpi run` of the same cities, and the release published from it equals that run's.
+
+One test (the servers and the single-machine run are the expensive part, so every proof shares them):
+
+1. 16 small demo cities (3 reporting years); one `citykpi run` of all of them in its own home, at the
+   same time as five `citykpi lake work` processes with their own homes: w1-w4 take 15 cities (city 13
+   in both w1 and w4), w5 takes city 16 and is SIGKILLed as soon as the catalog shows it committed
+   its observations (polled, no fixed sleep).
+2. Nothing w5 committed is lost (the lake's observations of city 16 are w5's), the ledger says its
+   commit did not finish and a reader refuses the city; the same command run again completes it.
+3. Two workers committing the same city-years at the same time (`lake commit --force` from w1's and
+   w4's homes) leave exactly one version of its rows.
+4. Every lake table equals the single-machine warehouse row for row (without run ids, timestamps and
+   local paths); recommitting unchanged cities makes no new snapshot.
+5. `citykpi lake publish` in a fresh home writes a release whose data files equal the single-machine
+   release's (same content hash, same bytes per data file), copied to the object store (manifest
+   last, `latest` after it).
+6. The object store's secret key appears in no output and no file the processes wrote.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from conftest import RUN_TIMEOUT, citykpi_command, subprocess_env
+from services import postgres_binaries, postgres_server, s3_server
+
+pytestmark = pytest.mark.slow
+
+CITY_COUNT = 16
+SCALE = 0.1
+WORKERS = {"w1": [1, 2, 3, 4, 13], "w2": [5, 6, 7, 8], "w3": [9, 10, 11, 12], "w4": [13, 14, 15]}
+KILLED, KILLED_CITIES = "w5", [16]
+SHARED = 13  # the city two workers compute and commit
+# A check's sample and GX text describe history (sources.rows_present names the previous run's row counts,
+# so a worker that ran twice words it differently): quality results are compared by their verdicts.
+VERDICT_COLUMNS = {"quality_results": ["city_id", "table_name", "check_name", "severity", "status",
+                                       "failing_count", "evaluated_count"]}
+DATA_ROLES = {"kpi_values_parquet", "kpi_values_csv", "datapackage", "sdmx_csv", "open_sdg", "ngsi_ld",
+              "u4ssc_workbook", "scores", "rollups", "progress"}
+
+
+def city(n: int) -> str:
+    return f"demo-city-{n:04d}"
+
+
+def _missing() -> str | None:
+    if postgres_binaries() is None:
+        return "PostgreSQL server binaries (initdb, pg_ctl) not installed"
+    for module, extra in (("pyiceberg", "pyiceberg[sql-postgres,pyarrow]"), ("psycopg2", "psycopg2-binary"),
+                          ("moto", "moto[server]"), ("boto3", "moto[server]")):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} not installed (pip install -e '.[dev]' or {extra!r})"
+    return None
+
+
+class Proc:
+    """A citykpi subprocess writing its output to files."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.out, self.err = logs / f"{name}.out", logs / f"{name}.err"
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.popen = subprocess.Popen([*citykpi_command(), *args], stdout=out, stderr=err, env=env,
+                                          text=True)
+
+    def wait(self) -> str:
+        self.popen.wait(timeout=RUN_TIMEOUT)
+        assert self.popen.returncode == 0, f"{self.name} -> {self.popen.returncode}\n{self.output()}"
+        return self.out.read_text()
+
+    def output(self) -> str:
+        return f"--- stdout ---\n{self.out.read_text()}\n--- stderr ---\n{self.err.read_text()[-4000:]}"
+
+
+def comparable(con: duckdb.DuckDBPyConnection, rows: Any, name: str, columns: list[str] | None) -> str:
+    """A view of `rows` (Arrow) without the lake version and the volatile columns (or only `columns`)."""
+    from warehouse.lake import VERSION_COLUMN, VOLATILE_COLUMNS
+
+    keep = columns or [c for c in rows.column_names if c not in VOLATILE_COLUMNS and c != VERSION_COLUMN]
+    con.register(name, rows.select(keep))
+    return name
+
+
+def assert_same_rows(left: Any, right: Any, what: str, columns: list[str] | None = None) -> None:
+    con = duckdb.connect()
+    a, b = comparable(con, left, "a", columns), comparable(con, right, "b", columns)
+    only_a = con.sql(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall()
+    only_b = con.sql(f"SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}").fetchall()
+    assert (left.num_rows, len(only_a), len(only_b)) == (right.num_rows, 0, 0), \
+        (f"{what}: {left.num_rows} vs {right.num_rows} rows; only in the first: {str(only_a[:2])[:1500]}; "
+         f"only in the second: {str(only_b[:2])[:1500]}")
+
+
+def snapshot_counts(lake: Any) -> dict[str, int]:
+    from warehouse.lake import LEDGER, TABLE_NAMES, table_snapshots
+
+    return {name: len(table_snapshots(lake, name)) for name in (*TABLE_NAMES, LEDGER)}
+
+
+def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None:
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    from warehouse.lake import LakeError, LakeSettings, extract_city, open_lake, read_cities, read_ledger, read_table
+    from warehouse.lake import table_snapshots as snapshots_of
+
+    started = time.monotonic()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cities_dir = tmp_path / "cities"
+    gen = Proc("demo", ["--home", str(tmp_path / "gen"), "demo", "--cities", str(CITY_COUNT), "--scale", str(SCALE),
+                        "--out", str(cities_dir)], subprocess_env(tmp_path / "gen"), logs)
+
+    with postgres_server() as pg, s3_server("lake", "releases") as s3:
+        lake_env = {"CITYKPI_LAKE_CATALOG_URI": pg.sqlalchemy_url(), "CITYKPI_LAKE_WAREHOUSE": "s3://lake/warehouse",
+                    **s3.env()}
+        settings = LakeSettings.from_env(lake_env)
+        lake = open_lake(settings, worker="test")
+
+        def env(home: Path, worker: str = "") -> dict[str, str]:
+            return subprocess_env(home, **lake_env, CITYKPI_LAKE_WORKER=worker or home.name)
+
+        gen.wait()
+        Proc("init", ["lake", "init"], env(tmp_path / "init"), logs).wait()
+        timings: dict[str, float] = {"setup": time.monotonic() - started}
+
+        def config_args(numbers: list[int]) -> list[str]:
+            return [str(cities_dir / city(n) / "city.yaml") for n in numbers]
+
+        # 1. One machine, and five workers, all at once.
+        single_home = tmp_path / "single"
+        single = Proc("single", ["--home", str(single_home), "run", str(cities_dir)], env(single_home), logs)
+        homes = {name: tmp_path / name for name in [*WORKERS, KILLED]}
+        work_args = {name: ["--home", str(homes[name]), "lake", "work", *config_args(numbers), "--json"]
+                     for name, numbers in [*WORKERS.items(), (KILLED, KILLED_CITIES)]}
+        workers = {name: Proc(name, work_args[name], env(homes[name]), logs) for name in WORKERS}
+        victim = Proc(KILLED, work_args[KILLED], env(homes[KILLED]), logs)
+
+        # Kill w5 once the catalog shows its first data commit (the observations table).
+        def committed_by_victim() -> bool:
+            return any(s.get("citykpi.worker") == KILLED for s in snapshots_of(lake, "observations"))
+
+        while not committed_by_victim():
+            assert victim.popen.poll() is None, f"{KILLED} ended before its first commit\n{victim.output()}"
+            time.sleep(0.1)
+        victim.popen.send_signal(signal.SIGKILL)
+        victim.popen.wait(timeout=60)
+        timings["victim_killed"] = time.monotonic() - started
+
+        # 2. Nothing it committed is lost; the ledger and the reader know its commit is incomplete.
+        victim_city = city(KILLED_CITIES[0])
+        assert read_ledger(lake, [victim_city])[victim_city]["state"] == "writing", \
+            f"{KILLED} finished its commit before the kill reached it\n{victim.output()}"
+        with duckdb.connect(str(homes[KILLED] / "warehouse.duckdb"), read_only=True) as con:
+            local = extract_city(con, victim_city)
+        lake_obs = read_table(lake, "observations", [victim_city])
+        assert set(lake_obs["lake_version"].to_pylist()) == {local.version}
+        assert_same_rows(lake_obs, local.rows["observations"], f"observations of {victim_city} after the kill")
+        with pytest.raises(LakeError, match="did not finish"):
+            read_cities(lake, [victim_city])
+        rerun = Proc(f"{KILLED}-rerun", work_args[KILLED], env(homes[KILLED]), logs)
+
+        outputs = {name: json.loads(p.wait().strip().splitlines()[-1]) for name, p in workers.items()}
+        outputs[f"{KILLED}-rerun"] = json.loads(rerun.wait().strip().splitlines()[-1])
+        assert read_ledger(lake, [victim_city])[victim_city]["state"] == "committed"
+        single.wait()
+        timings["workers_and_single"] = time.monotonic() - started
+
+        # 3. Two workers commit the same city-years at once: one version of its rows remains.
+        shared = city(SHARED)
+        twins = [Proc(f"twin-{name}", ["--home", str(homes[name]), "lake", "commit", shared, "--force", "--json"],
+                      env(homes[name], f"twin-{name}"), logs) for name in ("w1", "w4")]
+        twin_reports = [json.loads(p.wait().strip().splitlines()[-1]) for p in twins]
+        assert all(r["written"] == [shared] for r in twin_reports)
+        ledger = read_ledger(lake, [shared])[shared]
+        assert ledger["state"] == "committed"
+        tables = read_cities(lake, [shared])   # every table: exactly the committed version's rows
+        for name, rows in tables.items():
+            assert set(rows["lake_version"].to_pylist()) <= {ledger["lake_version"]}, name
+        values = tables["kpi_values"]
+        assert len(set(values["run_id"].to_pylist())) == 1, "two runs' rows of one city"
+        with duckdb.connect(str(homes["w1"] / "warehouse.duckdb"), read_only=True) as con:
+            expected = con.execute("SELECT count(*) FROM kpi_values WHERE city_id = ?", [shared]).fetchall()[0][0]
+        assert values.num_rows == expected
+        timings["twin_commits"] = time.monotonic() - started
+
+        # 4. The lake equals the single-machine warehouse, table by table, row for row.
+        all_cities = [city(n) for n in range(1, CITY_COUNT + 1)]
+        lake_tables = read_cities(lake, all_cities)
+        with duckdb.connect(str(single_home / "warehouse.duckdb"), read_only=True) as con:
+            extracts = [extract_city(con, c) for c in all_cities]
+        import pyarrow as pa
+
+        for name, rows in lake_tables.items():
+            single_rows = pa.concat_tables([e.rows[name] for e in extracts])
+            assert rows.num_rows > 0, name
+            assert_same_rows(rows, single_rows, f"lake table {name} vs the single-machine warehouse",
+                             VERDICT_COLUMNS.get(name))
+        # Same rows, same versions: recommitting changes nothing (no new snapshot anywhere).
+        before = snapshot_counts(lake)
+        again = json.loads(Proc("recommit", ["--home", str(homes["w2"]), "lake", "commit",
+                                             *[city(n) for n in WORKERS["w2"]], "--json"],
+                                env(homes["w2"]), logs).wait().strip().splitlines()[-1])
+        assert again["skipped"] == [city(n) for n in WORKERS["w2"]] and again["commits"] == 0
+        assert snapshot_counts(lake) == before
+        timings["equality"] = time.monotonic() - started
+
+        # 5. The release from the lake equals the single-machine release's data files.
+        publisher = tmp_path / "publisher"
+        Proc("publish", ["--home", str(publisher), "lake", "publish", str(cities_dir), "--to",
+                         "s3://releases/citykpi"], env(publisher), logs).wait()
+        timings["publish"] = time.monotonic() - started
+        single_manifest = json.loads((single_home / "releases" / "latest" / "manifest.json").read_text())
+        lake_manifest = json.loads((publisher / "releases" / "latest" / "manifest.json").read_text())
+        assert lake_manifest["content_sha256"] == single_manifest["content_sha256"]
+        data_files = {f["path"]: f["sha256"] for f in single_manifest["files"] if f["role"] in DATA_ROLES}
+        assert len(data_files) > 10
+        assert data_files == {f["path"]: f["sha256"] for f in lake_manifest["files"] if f["role"] in DATA_ROLES}
+        assert {c["id"] for c in lake_manifest["cities"]} == set(all_cities)
+        from warehouse.objectstore import get_bytes, location
+
+        store = location("s3://releases/citykpi", {**os.environ, **lake_env})
+        release_id = lake_manifest["release_id"]
+        assert json.loads(get_bytes(store, f"{release_id}/manifest.json") or b"{}") == lake_manifest
+        assert (get_bytes(store, "latest") or b"").decode().strip() == release_id
+        assert get_bytes(store, f"{release_id}/kpi_values.parquet") == \
+            (publisher / "releases" / release_id / "kpi_values.parquet").read_bytes()
+
+    # 6. No secret in any output or in the files the processes wrote (the catalog has no password here:
+    # trust authentication; the object store's secret key stands for every secret).
+    secret = s3.secret_key.encode()
+    for log in logs.iterdir():
+        assert secret not in log.read_bytes(), f"the secret key appears in {log.name}"
+    for home in [*homes.values(), publisher]:
+        for path in home.rglob("*"):
+            if path.is_file() and path.suffix not in (".parquet", ".zip", ".xlsx") and path.stat().st_size < 50e6:
+                assert secret not in path.read_bytes(), f"the secret key appears in {path}"
+
+    retries = sum(int(o["retries"]) for o in [*outputs.values(), *twin_reports])
+    commits = sum(int(o["commits"]) for o in [*outputs.values(), *twin_reports])
+    print(f"\nlake test: {json.dumps({k: round(v, 1) for k, v in timings.items()})}; "
+          f"{commits} commits, {retries} retries; twins {[r['retries'] for r in twin_reports]} retries; "
+          f"total {time.monotonic() - started:.1f} s")

@@ -4,14 +4,15 @@ single-machine `citykpi run` of the same cities, and the release published from 
 
 One test (the servers and the single-machine run are the expensive part, so every proof shares them):
 
-1. 16 small demo cities (3 reporting years); one `citykpi run` of all of them in its own home, at the
-   same time as five `citykpi lake work` processes with their own homes: w1-w4 take 15 cities (city 13
-   in both w1 and w4), w5 takes city 16 and is SIGKILLed as soon as the catalog shows it committed
-   its observations (polled, no fixed sleep).
-2. Nothing w5 committed is lost (the lake's observations of city 16 are w5's), the ledger says its
-   commit did not finish and a reader refuses the city; the same command run again completes it.
-3. Two workers committing the same city-years at the same time (`lake commit --force` from w1's and
-   w4's homes) leave exactly one version of its rows.
+1. 16 small demo cities (3 reporting years, observations from 2019); one `citykpi run` of all of them
+   in its own home, at the same time as four `citykpi lake work` processes with their own homes, four
+   cities each. w4 is SIGKILLed as soon as the catalog shows it committed its observations (the
+   catalog's row for the table polled, no fixed sleep).
+2. Nothing w4 committed is lost (the lake's observations of its cities are its rows), the ledger says
+   its commit did not finish and a reader refuses those cities; the same command run again completes.
+3. Two processes committing the same city-years at the same time (`lake commit --force` of city 13
+   from the single machine's home and from w4's, each its own run) leave exactly one version of its
+   rows.
 4. Every lake table equals the single-machine warehouse row for row (without run ids, timestamps and
    local paths); recommitting unchanged cities makes no new snapshot.
 5. `citykpi lake publish` in a fresh home writes a release whose data files equal the single-machine
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 from conftest import RUN_TIMEOUT, citykpi_command, subprocess_env
 from services import postgres_binaries, postgres_server, s3_server
@@ -40,15 +42,18 @@ pytestmark = pytest.mark.slow
 
 CITY_COUNT = 16
 SCALE = 0.1
-WORKERS = {"w1": [1, 2, 3, 4, 13], "w2": [5, 6, 7, 8], "w3": [9, 10, 11, 12], "w4": [13, 14, 15]}
-KILLED, KILLED_CITIES = "w5", [16]
-SHARED = 13  # the city two workers compute and commit
+WORKERS = {"w1": [1, 2, 3, 4], "w2": [5, 6, 7, 8], "w3": [9, 10, 11, 12], "w4": [13, 14, 15, 16]}
+KILLED = "w4"   # SIGKILLed after its first data commit, then run again
+SHARED = 13     # the city two processes commit at the same time
 # A check's sample and GX text describe history (sources.rows_present names the previous run's row counts,
 # so a worker that ran twice words it differently): quality results are compared by their verdicts.
 VERDICT_COLUMNS = {"quality_results": ["city_id", "table_name", "check_name", "severity", "status",
                                        "failing_count", "evaluated_count"]}
 DATA_ROLES = {"kpi_values_parquet", "kpi_values_csv", "datapackage", "sdmx_csv", "open_sdg", "ngsi_ld",
               "u4ssc_workbook", "scores", "rollups", "progress"}
+
+
+GNU_TIME = Path("/usr/bin/time")
 
 
 def city(n: int) -> str:
@@ -72,7 +77,9 @@ class Proc:
         self.name = name
         self.out, self.err = logs / f"{name}.out", logs / f"{name}.err"
         with self.out.open("w") as out, self.err.open("w") as err:
-            self.popen = subprocess.Popen([*citykpi_command(), *args], stdout=out, stderr=err, env=env,
+            # GNU time, where there is one, records each process's cpu seconds (printed at the end).
+            timer = ["/usr/bin/time", "-f", "%U %S %e", "-o", str(logs / f"{name}.time")] if GNU_TIME.exists() else []
+            self.popen = subprocess.Popen([*timer, *citykpi_command(), *args], stdout=out, stderr=err, env=env,
                                           text=True)
 
     def wait(self) -> str:
@@ -139,49 +146,64 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
         def config_args(numbers: list[int]) -> list[str]:
             return [str(cities_dir / city(n) / "city.yaml") for n in numbers]
 
-        # 1. One machine, and five workers, all at once.
+        # 1. One machine, and four workers, all at once; w4 is killed after its first data commit.
         single_home = tmp_path / "single"
         single = Proc("single", ["--home", str(single_home), "run", str(cities_dir)], env(single_home), logs)
-        homes = {name: tmp_path / name for name in [*WORKERS, KILLED]}
+        homes = {name: tmp_path / name for name in WORKERS}
         work_args = {name: ["--home", str(homes[name]), "lake", "work", *config_args(numbers), "--json"]
-                     for name, numbers in [*WORKERS.items(), (KILLED, KILLED_CITIES)]}
+                     for name, numbers in WORKERS.items()}
         workers = {name: Proc(name, work_args[name], env(homes[name]), logs) for name in WORKERS}
-        victim = Proc(KILLED, work_args[KILLED], env(homes[KILLED]), logs)
+        victim = workers.pop(KILLED)
+        victim_cities = [city(n) for n in WORKERS[KILLED]]
 
-        # Kill w5 once the catalog shows its first data commit (the observations table).
-        def committed_by_victim() -> bool:
-            return any(s.get("citykpi.worker") == KILLED for s in snapshots_of(lake, "observations"))
+        # Poll the catalog: its row for the observations table names the table's current metadata; each
+        # time that changes, look at the new snapshots for one committed by the victim.
+        import sqlalchemy
 
-        while not committed_by_victim():
-            assert victim.popen.poll() is None, f"{KILLED} ended before its first commit\n{victim.output()}"
-            time.sleep(0.1)
+        engine = sqlalchemy.create_engine(pg.sqlalchemy_url())
+        seen = None
+        while True:
+            assert victim.popen.poll() is None, f"{KILLED} ended before the kill\n{victim.output()}"
+            with engine.connect() as db:
+                current = db.execute(sqlalchemy.text(
+                    "SELECT metadata_location FROM iceberg_tables WHERE table_namespace = :ns AND table_name = :t"),
+                    {"ns": settings.namespace, "t": "observations"}).scalar()
+            if current != seen:
+                seen = current
+                if any(s.get("citykpi.worker") == KILLED for s in snapshots_of(lake, "observations")):
+                    break
+            time.sleep(0.05)
         victim.popen.send_signal(signal.SIGKILL)
         victim.popen.wait(timeout=60)
+        engine.dispose()
         timings["victim_killed"] = time.monotonic() - started
 
         # 2. Nothing it committed is lost; the ledger and the reader know its commit is incomplete.
-        victim_city = city(KILLED_CITIES[0])
-        assert read_ledger(lake, [victim_city])[victim_city]["state"] == "writing", \
+        ledger = read_ledger(lake, victim_cities)
+        assert {ledger[c]["state"] for c in victim_cities} == {"writing"}, \
             f"{KILLED} finished its commit before the kill reached it\n{victim.output()}"
         with duckdb.connect(str(homes[KILLED] / "warehouse.duckdb"), read_only=True) as con:
-            local = extract_city(con, victim_city)
-        lake_obs = read_table(lake, "observations", [victim_city])
-        assert set(lake_obs["lake_version"].to_pylist()) == {local.version}
-        assert_same_rows(lake_obs, local.rows["observations"], f"observations of {victim_city} after the kill")
+            local = [extract_city(con, c) for c in victim_cities]
+        lake_obs = read_table(lake, "observations", victim_cities)
+        assert set(lake_obs["lake_version"].to_pylist()) == {e.version for e in local}
+        assert_same_rows(lake_obs, pa.concat_tables([e.rows["observations"] for e in local]),
+                         f"observations of {KILLED}'s cities after the kill")
         with pytest.raises(LakeError, match="did not finish"):
-            read_cities(lake, [victim_city])
+            read_cities(lake, victim_cities)
         rerun = Proc(f"{KILLED}-rerun", work_args[KILLED], env(homes[KILLED]), logs)
 
         outputs = {name: json.loads(p.wait().strip().splitlines()[-1]) for name, p in workers.items()}
         outputs[f"{KILLED}-rerun"] = json.loads(rerun.wait().strip().splitlines()[-1])
-        assert read_ledger(lake, [victim_city])[victim_city]["state"] == "committed"
+        assert {r["state"] for r in read_ledger(lake, victim_cities).values()} == {"committed"}
         single.wait()
         timings["workers_and_single"] = time.monotonic() - started
 
-        # 3. Two workers commit the same city-years at once: one version of its rows remains.
+        # 3. Two workers commit the same city-years at once (the single machine's home and w4's, each
+        # with its own run of the city): one version of its rows remains.
         shared = city(SHARED)
-        twins = [Proc(f"twin-{name}", ["--home", str(homes[name]), "lake", "commit", shared, "--force", "--json"],
-                      env(homes[name], f"twin-{name}"), logs) for name in ("w1", "w4")]
+        twin_homes = {"single": single_home, KILLED: homes[KILLED]}
+        twins = [Proc(f"twin-{name}", ["--home", str(home), "lake", "commit", shared, "--force", "--json"],
+                      env(home, f"twin-{name}"), logs) for name, home in twin_homes.items()]
         twin_reports = [json.loads(p.wait().strip().splitlines()[-1]) for p in twins]
         assert all(r["written"] == [shared] for r in twin_reports)
         ledger = read_ledger(lake, [shared])[shared]
@@ -191,9 +213,10 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
             assert set(rows["lake_version"].to_pylist()) <= {ledger["lake_version"]}, name
         values = tables["kpi_values"]
         assert len(set(values["run_id"].to_pylist())) == 1, "two runs' rows of one city"
-        with duckdb.connect(str(homes["w1"] / "warehouse.duckdb"), read_only=True) as con:
-            expected = con.execute("SELECT count(*) FROM kpi_values WHERE city_id = ?", [shared]).fetchall()[0][0]
-        assert values.num_rows == expected
+        for home in twin_homes.values():
+            with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+                expected = con.execute("SELECT count(*) FROM kpi_values WHERE city_id = ?", [shared]).fetchall()
+            assert values.num_rows == expected[0][0]
         timings["twin_commits"] = time.monotonic() - started
 
         # 4. The lake equals the single-machine warehouse, table by table, row for row.
@@ -201,8 +224,6 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
         lake_tables = read_cities(lake, all_cities)
         with duckdb.connect(str(single_home / "warehouse.duckdb"), read_only=True) as con:
             extracts = [extract_city(con, c) for c in all_cities]
-        import pyarrow as pa
-
         for name, rows in lake_tables.items():
             single_rows = pa.concat_tables([e.rows[name] for e in extracts])
             assert rows.num_rows > 0, name
@@ -253,3 +274,12 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
     print(f"\nlake test: {json.dumps({k: round(v, 1) for k, v in timings.items()})}; "
           f"{commits} commits, {retries} retries; twins {[r['retries'] for r in twin_reports]} retries; "
           f"total {time.monotonic() - started:.1f} s")
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = {"test process (S3 server, reads)": usage.ru_utime + usage.ru_stime}
+    for path in sorted(logs.glob("*.time")):
+        fields = (path.read_text().strip().splitlines() or [""])[-1].split()
+        if len(fields) == 3 and all(f.replace(".", "").isdigit() for f in fields):
+            cpu[path.stem] = float(fields[0]) + float(fields[1])
+    print("cpu seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + f"; sum {sum(cpu.values()):.1f}")

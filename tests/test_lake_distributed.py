@@ -79,8 +79,14 @@ class Proc:
         with self.out.open("w") as out, self.err.open("w") as err:
             # GNU time, where there is one, records each process's cpu seconds (printed at the end).
             timer = ["/usr/bin/time", "-f", "%U %S %e", "-o", str(logs / f"{name}.time")] if GNU_TIME.exists() else []
+            # Its own process group: a kill reaches citykpi, not only the timer around it.
             self.popen = subprocess.Popen([*timer, *citykpi_command(), *args], stdout=out, stderr=err, env=env,
-                                          text=True)
+                                          text=True, start_new_session=True)
+
+    def kill(self) -> None:
+        """SIGKILL, no clean-up: the process and its timer (its process group)."""
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=60)
 
     def wait(self) -> str:
         self.popen.wait(timeout=RUN_TIMEOUT)
@@ -173,8 +179,7 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
                 if any(s.get("citykpi.worker") == KILLED for s in snapshots_of(lake, "observations")):
                     break
             time.sleep(0.05)
-        victim.popen.send_signal(signal.SIGKILL)
-        victim.popen.wait(timeout=60)
+        victim.kill()
         engine.dispose()
         timings["victim_killed"] = time.monotonic() - started
 
@@ -219,6 +224,11 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
             assert values.num_rows == expected[0][0]
         timings["twin_commits"] = time.monotonic() - started
 
+        # 5 (started now, checked below): the release from the lake, written while the test compares tables.
+        publisher = tmp_path / "publisher"
+        publishing = Proc("publish", ["--home", str(publisher), "lake", "publish", str(cities_dir), "--to",
+                                      "s3://releases/citykpi"], env(publisher), logs)
+
         # 4. The lake equals the single-machine warehouse, table by table, row for row.
         all_cities = [city(n) for n in range(1, CITY_COUNT + 1)]
         lake_tables = read_cities(lake, all_cities)
@@ -239,9 +249,7 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
         timings["equality"] = time.monotonic() - started
 
         # 5. The release from the lake equals the single-machine release's data files.
-        publisher = tmp_path / "publisher"
-        Proc("publish", ["--home", str(publisher), "lake", "publish", str(cities_dir), "--to",
-                         "s3://releases/citykpi"], env(publisher), logs).wait()
+        publishing.wait()
         timings["publish"] = time.monotonic() - started
         single_manifest = json.loads((single_home / "releases" / "latest" / "manifest.json").read_text())
         lake_manifest = json.loads((publisher / "releases" / "latest" / "manifest.json").read_text())

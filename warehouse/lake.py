@@ -146,6 +146,9 @@ class LakeSettings:
                    s3_secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
                    s3_session_token=env.get("AWS_SESSION_TOKEN") or None)
 
+    def __repr__(self) -> str:  # the URL may hold a password: never the dataclass's own repr
+        return f"LakeSettings({self.describe()})"
+
     def secrets(self) -> list[str]:
         """Every secret these settings hold (also a password written into the catalog URI)."""
         found = [self.catalog_password, self.s3_access_key, self.s3_secret_key, self.s3_session_token,
@@ -207,8 +210,8 @@ class Lake:
     """An open catalog and the settings it came from."""
 
     settings: LakeSettings
-    catalog: Catalog
-    worker: str
+    catalog: Catalog = field(repr=False)   # its properties hold the secrets
+    worker: str = ""
 
     def identifier(self, table: str) -> tuple[str, str]:
         return (self.settings.namespace, table)

@@ -148,6 +148,8 @@ def _lake_parser(sub: Any) -> None:
     work.add_argument("--strict", action="store_true", help="commit nothing when a blocking quality check fails")
     work.add_argument("--force", action="store_true", help="commit even cities the lake holds unchanged")
     work.add_argument("--json", action="store_true", help="print the commit report as JSON")
+    work.add_argument("--raw", metavar="URI", help="the shared landing zone (s3://bucket/raw; default "
+                                                   "$CITYKPI_LAKE_RAW): pull the cities' snapshots first, push after")
     commit = actions.add_parser("commit", help="commit cities from this home's warehouse to the lake")
     commit.add_argument("cities", nargs="+", metavar="CITY", help="city ids")
     commit.add_argument("--force", action="store_true", help="commit even cities the lake holds unchanged")

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 # so that `citykpi lake commit / status / init` start in a second.
 
 Progress = Callable[[str], None]
+ENV_RAW = "CITYKPI_LAKE_RAW"   # the shared landing zone (s3://bucket/raw), for `lake work --raw`
 
 
 def new_run_id(prefix: str) -> str:
@@ -131,15 +132,37 @@ def commit(home: Home, lake: Lake, city_ids: Sequence[str], *, force: bool = Fal
 
 
 def work(home: Home, configs: list[LoadedConfig], lake: Lake, *, offline: bool = False, strict: bool = False,
-         force: bool = False, progress: Progress | None = None) -> WorkReport:
-    """A worker: the stages for its cities in its own home, then their commit to the lake."""
+         force: bool = False, raw: str | None = None, progress: Progress | None = None) -> WorkReport:
+    """A worker: the stages for its cities in its own home, then their commit to the lake. With `raw`
+    (an object-storage location), the cities' landing zone is pulled from it first (snapshots this home
+    lacks) and pushed to it after the stages, also when they failed: a worker on a fresh machine
+    starts from the shared landing zone, and no fetched snapshot is lost with the machine."""
     import time
+
+    from warehouse.objectstore import location, pull_raw, push_raw
 
     run_id = new_run_id("lake")
     started = time.monotonic()
+    city_ids = [c.city_id for c in configs]
     # The lake first: a worker that cannot reach it fails before it spends minutes computing.
     tables = ensure_tables(lake)
-    kpi_status = run_stages(home, configs, run_id, offline=offline, strict=strict)
+    raw_loc = location(raw) if raw else None
+    if raw_loc is not None:
+        home.ensure()
+        pulled = pull_raw(raw_loc, home.raw, city_ids)
+        if progress:
+            progress(f"pulled {pulled.snapshots} snapshots ({pulled.bytes:,} bytes) from {raw_loc.display()}")
+    try:
+        kpi_status = run_stages(home, configs, run_id, offline=offline, strict=strict)
+    except BaseException:
+        if raw_loc is not None:
+            with contextlib.suppress(Exception):   # never hide the stage's error
+                push_raw(home.raw, raw_loc, city_ids)
+        raise
+    if raw_loc is not None:
+        pushed = push_raw(home.raw, raw_loc, city_ids)
+        if progress:
+            progress(f"pushed {pushed.snapshots} snapshots ({pushed.bytes:,} bytes) to {raw_loc.display()}")
     stage_seconds = time.monotonic() - started
     if progress:
         progress(f"stages done for {len(configs)} cities in {stage_seconds:.1f} s; committing to the lake")
@@ -262,7 +285,7 @@ def lake_command(args: Any, home: Home, load_configs: Callable[..., list[LoadedC
         home = home.ensure()
         _say(f"worker {lake.worker}: {', '.join(c.city_id for c in configs)} in {home.root}")
         report = work(home, configs, lake, offline=args.offline, strict=args.strict, force=args.force,
-                      progress=_say)
+                      raw=args.raw or os.environ.get(ENV_RAW) or None, progress=_say)
         _print_commit(report.commit, args.json)
         return 0
     if action == "publish":

@@ -6,9 +6,10 @@ tier. tests/test_lake_distributed.py runs the same code on PostgreSQL and S3 wit
   no new snapshot;
 - a commit interrupted between two tables leaves the city `writing`: a reader refuses it, the next
   commit completes it;
-- two homes' rows of the same city leave one version;
+- two homes' rows of the same city leave one version (slow tier: a second run);
 - secrets stay out of messages and `repr`; a missing configuration names the variables;
-- shards split the cities; a release copies to object storage with its manifest and `latest`.
+- shards split the cities; a release copies to object storage with its manifest and `latest`; the
+  landing zone pushes and pulls whole snapshots (never a half-pushed one).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def test_an_interrupted_commit_is_refused_until_a_commit_completes(lake: Any, co
     assert lake_module.read_cities(lake, [city])["kpi_scores"].num_rows == extract.rows["kpi_scores"].num_rows
 
 
+@pytest.mark.slow   # a second whole run of the city
 def test_two_homes_of_one_city_leave_one_version(lake: Any, completed_home: CompletedHome, tmp_path: Path) -> None:
     """The same city computed in two homes (two run ids), committed by both, forced: one version."""
     from warehouse.lake import commit_extracts, read_cities
@@ -192,3 +194,31 @@ def test_a_release_copies_to_object_storage_manifest_last(completed_home: Comple
     assert (dest / "latest").read_text().strip() == release.release_id
     assert upload_release(release, f"file://{dest}") == where   # again: the same release, nothing to change
     shutil.rmtree(dest)
+
+
+def test_the_landing_zone_pushes_and_pulls_whole_snapshots(completed_home: CompletedHome, tmp_path: Path) -> None:
+    from conftest import hash_tree
+
+    from sources.landing import current_snapshot
+    from warehouse.objectstore import location, pull_raw, push_raw
+
+    city = city_of(completed_home)
+    raw = completed_home.home / "raw"
+    store = location(f"file://{tmp_path / 'bucket' / 'raw'}")
+    pushed = push_raw(raw, store, [city])
+    assert pushed.snapshots > 0 and pushed.pointers > 0
+    assert push_raw(raw, store, [city]).as_dict() == {"snapshots": 0, "files": 0, "bytes": 0, "pointers": 0}
+    # A snapshot whose pusher died before its meta.json is never pulled.
+    half = tmp_path / "bucket" / "raw" / city / "some-source" / ("0" * 64)
+    half.mkdir(parents=True)
+    (half / "data.csv").write_text("a,b\n")
+
+    fresh = tmp_path / "fresh" / "raw"
+    pulled = pull_raw(store, fresh, [city])
+    assert pulled.snapshots == pushed.snapshots and pulled.pointers == pushed.pointers
+    assert hash_tree(fresh / city) == hash_tree(raw / city)
+    assert not (fresh / city / "some-source").exists()
+    source = next(p.parent.name for p in (raw / city).glob("*/CURRENT"))
+    snapshot = current_snapshot(fresh, fresh.parent, city, source)
+    assert snapshot is not None and all(page.is_file() for page in snapshot.pages or (snapshot.path,))
+    assert pull_raw(store, fresh, [city]).snapshots == 0

@@ -13,7 +13,7 @@ last, so a reader that finds it finds everything it lists.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,6 +102,16 @@ def get_bytes(loc: Location, relative: str) -> bytes | None:
         return bytes(src.read())
 
 
+def get_file(loc: Location, relative: str, target: Path) -> int:
+    """Stream one object into a local file; returns its size."""
+    size = 0
+    with loc.filesystem.open_input_stream(loc.join(relative)) as src, target.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+            size += len(chunk)
+    return size
+
+
 def exists(loc: Location, relative: str) -> bool:
     from pyarrow import fs as pafs
 
@@ -111,3 +121,123 @@ def exists(loc: Location, relative: str) -> bool:
 def walk_files(root: Path) -> Iterator[Path]:
     """Every file under a local folder, in a stable order."""
     yield from sorted(p for p in root.rglob("*") if p.is_file())
+
+
+# ---- the landing zone on object storage ------------------------------------------------------------
+#
+# <location>/<city>/<source>/<sha256>/...       a snapshot: its files, `meta.json` written last
+# <location>/<city>/<source>/CURRENT            the snapshot the last pushing worker's warehouse reflects
+#
+# Snapshots are immutable and named by their content hash, so pushing one that is there (its
+# meta.json exists) is skipped, and a half-pushed one (no meta.json: the pusher was killed) is pushed
+# again and never pulled. A pull lands each snapshot in a dot-named staging folder and renames it into
+# place, as sources/landing.py does, and sets CURRENT only where the home has none.
+
+META = "meta.json"
+
+
+@dataclass
+class SyncReport:
+    snapshots: int = 0
+    files: int = 0
+    bytes: int = 0
+    pointers: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"snapshots": self.snapshots, "files": self.files, "bytes": self.bytes, "pointers": self.pointers}
+
+
+def _local_snapshots(raw_root: Path, city_id: str) -> Iterator[tuple[str, Path]]:
+    """(<source>/<sha>, folder) of every complete local snapshot of the city."""
+    city = raw_root / city_id
+    if not city.is_dir():
+        return
+    for source in sorted(p for p in city.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for snapshot in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if (snapshot / META).is_file():
+                yield f"{source.name}/{snapshot.name}", snapshot
+
+
+def push_raw(raw_root: Path, loc: Location, city_ids: Sequence[str]) -> SyncReport:
+    """Copy the cities' snapshots that the location lacks (files first, meta.json last) and their
+    CURRENT pointers (the location's pointer is replaced: the last pushing worker wins)."""
+    from sources.landing import POINTER
+
+    report = SyncReport()
+    for city_id in city_ids:
+        for key, folder in _local_snapshots(raw_root, city_id):
+            if exists(loc, f"{city_id}/{key}/{META}"):
+                continue
+            files = [p for p in walk_files(folder) if p.name != META] + [folder / META]
+            for path in files:
+                put_file(loc, f"{city_id}/{key}/{path.relative_to(folder).as_posix()}", path)
+                report.files += 1
+                report.bytes += path.stat().st_size
+            report.snapshots += 1
+        city = raw_root / city_id
+        for pointer in sorted(city.glob(f"*/{POINTER}")) if city.is_dir() else []:
+            relative = f"{city_id}/{pointer.parent.name}/{POINTER}"
+            if get_bytes(loc, relative) != pointer.read_bytes():
+                put_file(loc, relative, pointer)
+                report.pointers += 1
+    return report
+
+
+def pull_raw(loc: Location, raw_root: Path, city_ids: Sequence[str]) -> SyncReport:
+    """Copy the cities' complete snapshots this home lacks from the location (each into a staging
+    folder renamed into place); set CURRENT from the location where the home has none."""
+    import shutil
+    import uuid
+
+    from pyarrow import fs as pafs
+
+    from sources.landing import POINTER
+
+    report = SyncReport()
+    for city_id in city_ids:
+        base = loc.join(city_id)
+        if loc.filesystem.get_file_info(base).type == pafs.FileType.NotFound:
+            continue
+        infos = loc.filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+        by_snapshot: dict[str, list[str]] = {}
+        pointers = []
+        for info in infos:
+            if info.type != pafs.FileType.File:
+                continue
+            relative = info.path[len(base):].lstrip("/")
+            parts = relative.split("/")
+            if len(parts) == 2 and parts[1] == POINTER:
+                pointers.append(parts[0])
+            elif len(parts) >= 3 and not parts[0].startswith(".") and not parts[1].startswith("."):
+                by_snapshot.setdefault(f"{parts[0]}/{parts[1]}", []).append("/".join(parts[2:]))
+        for key, files in sorted(by_snapshot.items()):
+            target = raw_root / city_id / key
+            if META not in files or (target / META).is_file():
+                continue   # half-pushed, or already here
+            staging = target.parent / f".pull-{target.name}-{uuid.uuid4().hex[:8]}"
+            try:
+                for name in sorted(files):
+                    path = staging / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    report.bytes += get_file(loc, f"{city_id}/{key}/{name}", path)
+                    report.files += 1
+                try:
+                    os.rename(staging, target)
+                except OSError:
+                    if not (target / META).is_file():
+                        raise
+                    shutil.rmtree(staging, ignore_errors=True)   # landed meanwhile by this home's own fetch
+                report.snapshots += 1
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        for source in pointers:
+            local = raw_root / city_id / source / POINTER
+            data = get_bytes(loc, f"{city_id}/{source}/{POINTER}")
+            if local.exists() or not data or not (local.parent / data.decode("utf-8").strip()).is_dir():
+                continue
+            staging_pointer = local.with_name(f".current-pull-{uuid.uuid4().hex[:8]}")
+            staging_pointer.write_bytes(data)
+            os.replace(staging_pointer, local)
+            report.pointers += 1
+    return report

@@ -207,12 +207,17 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
         # with its own run of the city): one version of its rows remains.
         shared = city(SHARED)
         twin_homes = {"single": single_home, KILLED: homes[KILLED]}
+        versions = set()
+        for home in twin_homes.values():   # equal rows and verdicts, other runs (w4's home ran twice)
+            with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+                versions.add(extract_city(con, shared).version)
+        assert len(versions) == 1
         twins = [Proc(f"twin-{name}", ["--home", str(home), "lake", "commit", shared, "--force", "--json"],
                       env(home, f"twin-{name}"), logs) for name, home in twin_homes.items()]
         twin_reports = [json.loads(p.wait().strip().splitlines()[-1]) for p in twins]
         assert all(r["written"] == [shared] for r in twin_reports)
         ledger = read_ledger(lake, [shared])[shared]
-        assert ledger["state"] == "committed"
+        assert ledger["state"] == "committed" and {ledger["lake_version"]} == versions
         tables = read_cities(lake, [shared])   # every table: exactly the committed version's rows
         for name, rows in tables.items():
             assert set(rows["lake_version"].to_pylist()) <= {ledger["lake_version"]}, name

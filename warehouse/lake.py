@@ -8,8 +8,9 @@ them back into a fresh local DuckDB warehouse and writes the normal release (pip
 
 - **Tables** (`LAKE_TABLES`): the local tables a release is made from, each with the DuckDB table's
   schema (derived from the migrations, so a new migration's column reaches the lake by schema
-  evolution, `union_by_name`) and one more column, `lake_version`. Year-keyed tables are partitioned by
-  (city_id, year), the others by city_id, so replacing a city's rows drops whole files.
+  evolution, `union_by_name`) and one more column, `lake_version`. Every table is partitioned by
+  city_id: a city's commit writes one data file per table, and replacing its rows for a run of
+  consecutive years drops whole files by their year statistics, without reading them.
 - **A commit** replaces a city's rows for the given years in every table: one Iceberg `overwrite` per
   table with the filter `city_id = c AND year IN (...)` (`city_id = c` for tables without a year),
   all cities of a batch in one overwrite per table. Iceberg has no multi-table transaction, so the
@@ -306,8 +307,7 @@ def ensure_tables(lake: Lake, con: duckdb.DuckDBPyConnection | None = None) -> d
             with suppress(NamespaceAlreadyExistsError):
                 lake.catalog.create_namespace_if_not_exists(lake.settings.namespace)
             for spec in LAKE_TABLES:
-                outcome[spec.name] = _ensure_table(lake, spec.name, table_arrow_schema(con, spec.name),
-                                                   ("city_id", "year") if spec.by_year else ("city_id",))
+                outcome[spec.name] = _ensure_table(lake, spec.name, table_arrow_schema(con, spec.name), ("city_id",))
             outcome[LEDGER] = _ensure_table(lake, LEDGER, ledger_schema(), ("city_id",))
     finally:
         if own:
@@ -462,12 +462,22 @@ def _cities_filter(cities: Sequence[str] | None) -> Any:
     return e.AlwaysTrue() if cities is None else e.In("city_id", list(cities))
 
 
+def _years_filter(years: Sequence[int]) -> Any:
+    """`year BETWEEN first AND last` when the years are consecutive (a file whose year statistics lie in
+    the range is then dropped whole, without reading it), else `year IN (...)`."""
+    e = _expressions()
+    first, last = min(years), max(years)
+    if last - first + 1 == len(set(years)):
+        return e.And(e.GreaterThanOrEqual("year", first), e.LessThanOrEqual("year", last))
+    return e.In("year", sorted(years))
+
+
 def _city_filter(extracts: Sequence[CityExtract], by_year: bool) -> Any:
     """`city_id = c AND year IN (...)` for each city (OR-ed), or `city_id IN (...)` without years."""
     e = _expressions()
     if not by_year:
         return _cities_filter([x.city_id for x in extracts])
-    parts = [e.And(e.EqualTo("city_id", x.city_id), e.In("year", x.years)) for x in extracts if x.years]
+    parts = [e.And(e.EqualTo("city_id", x.city_id), _years_filter(x.years)) for x in extracts if x.years]
     if not parts:
         return e.AlwaysFalse()
     result = parts[0]

@@ -222,3 +222,42 @@ def test_the_landing_zone_pushes_and_pulls_whole_snapshots(completed_home: Compl
     snapshot = current_snapshot(fresh, fresh.parent, city, source)
     assert snapshot is not None and all(page.is_file() for page in snapshot.pages or (snapshot.path,))
     assert pull_raw(store, fresh, [city]).snapshots == 0
+
+
+@pytest.mark.slow   # a whole worker run and a release, through Dagster
+def test_dagster_shards_commit_and_release_from_the_lake(completed_home: CompletedHome, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """pipelines/lake_dagster.py: the shard partition holding the city runs it in its own home and
+    commits it; `lake/release` publishes the release from the lake, with the single run's data."""
+    import json
+    import warnings
+
+    import dagster as dg
+
+    from pipelines import lake_dagster
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    (tmp_path / "lake").mkdir()
+    monkeypatch.setenv("CITYKPI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CITYKPI_CITIES", str(completed_home.config))
+    monkeypatch.setenv("CITYKPI_LAKE_CATALOG_URI", f"sqlite:///{tmp_path / 'catalog.db'}")
+    monkeypatch.setenv("CITYKPI_LAKE_WAREHOUSE", f"file://{tmp_path / 'lake'}")
+    monkeypatch.setenv("CITYKPI_LAKE_RELEASES", f"file://{tmp_path / 'bucket' / 'releases'}")
+    city = city_of(completed_home)
+    holding = next(key for key in lake_dagster.SHARDS.get_partition_keys()
+                   if lake_dagster.shard_spec(key).startswith("0/"))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([lake_dagster.lake_cities], partition_key=holding, instance=instance)
+    assert result.success
+    metadata = result.asset_materializations_for_node("lake__cities")[0].metadata
+    assert metadata["written"].value == city and metadata["commits"].value == 12
+    assert (tmp_path / "home" / "lake-shards" / holding / "warehouse.duckdb").is_file()
+
+    release = dg.materialize([lake_dagster.lake_release], instance=instance)
+    assert release.success
+    release_id = release.asset_materializations_for_node("lake__release")[0].metadata["release_id"].value
+    manifest = json.loads((tmp_path / "home" / "lake-publisher" / "releases" / str(release_id)
+                           / "manifest.json").read_text())
+    single = json.loads((completed_home.release / "manifest.json").read_text())
+    assert manifest["content_sha256"] == single["content_sha256"]
+    assert (tmp_path / "bucket" / "releases" / "latest").read_text().strip() == release_id

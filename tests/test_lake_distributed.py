@@ -18,7 +18,8 @@ One test (the servers and the single-machine run are the expensive part, so ever
 5. `citykpi lake publish` in a fresh home writes a release whose data files equal the single-machine
    release's (same content hash, same bytes per data file), copied to the object store (manifest
    last, `latest` after it).
-6. The object store's secret key appears in no output and no file the processes wrote.
+6. The object store's keys appear in no output, no file of the homes, no metadata or manifest file of
+   the lake and no row of the catalog.
 """
 
 from __future__ import annotations
@@ -284,6 +285,25 @@ def test_workers_fill_a_shared_lake_equal_to_one_machine(tmp_path: Path) -> None
         assert (get_bytes(store, "latest") or b"").decode().strip() == release_id
         assert get_bytes(store, f"{release_id}/kpi_values.parquet") == \
             (publisher / "releases" / release_id / "kpi_values.parquet").read_bytes()
+
+        # 6 (the shared side): no secret in the lake's metadata files nor in the catalog's rows.
+        import boto3
+        import sqlalchemy
+
+        client = boto3.client("s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
+                              aws_secret_access_key=s3.secret_key, region_name=s3.region)
+        keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="lake")
+                for o in page.get("Contents", []) if not o["Key"].endswith(".parquet")]
+        assert any(k.endswith(".metadata.json") for k in keys) and any(k.endswith(".avro") for k in keys)
+        for key in keys:
+            body = client.get_object(Bucket="lake", Key=key)["Body"].read()
+            assert s3.secret_key.encode() not in body and s3.access_key.encode() not in body, key
+        engine = sqlalchemy.create_engine(pg.sqlalchemy_url())
+        with engine.connect() as db:
+            for table in ("iceberg_tables", "iceberg_namespace_properties"):
+                rows = db.execute(sqlalchemy.text(f"SELECT * FROM {table}")).fetchall()
+                assert s3.secret_key not in repr(rows) and s3.access_key not in repr(rows), table
+        engine.dispose()
 
     # 6. No secret in any output or in the files the processes wrote (the catalog has no password here:
     # trust authentication; the object store's secret key stands for every secret).

@@ -153,6 +153,8 @@ def _lake_parser(sub: Any) -> None:
     commit = actions.add_parser("commit", help="commit cities from this home's warehouse to the lake")
     commit.add_argument("cities", nargs="+", metavar="CITY", help="city ids")
     commit.add_argument("--force", action="store_true", help="commit even cities the lake holds unchanged")
+    commit.add_argument("--years", metavar="Y,Y", help="only these years of the year-keyed tables (default: every "
+                                                       "year the city has); the lake keeps its other years")
     commit.add_argument("--json", action="store_true", help="print the commit report as JSON")
     publish = actions.add_parser("publish", help="read these cities from the lake into a fresh local warehouse "
                                                  "and write the normal release")

@@ -116,8 +116,9 @@ def run_stages(home: Home, configs: list[LoadedConfig], run_id: str, *, offline:
 
 
 def commit(home: Home, lake: Lake, city_ids: Sequence[str], *, force: bool = False,
-           progress: Progress | None = None, ensure: bool = True) -> CommitReport:
-    """Commit these cities' rows from the home's warehouse to the lake (every year each city has)."""
+           progress: Progress | None = None, ensure: bool = True, years: Sequence[int] | None = None) -> CommitReport:
+    """Commit these cities' rows from the home's warehouse to the lake: of the year-keyed tables every
+    year each city has, or only `years` (the other years' rows in the lake stay as they are)."""
     if not home.warehouse_path.exists():
         raise CitykpiError(f"no warehouse in {home.root} yet: run the cities first (`citykpi lake work`)")
     with home.warehouse(read_only=True) as con:
@@ -125,7 +126,7 @@ def commit(home: Home, lake: Lake, city_ids: Sequence[str], *, force: bool = Fal
         missing = [c for c in city_ids if c not in known]
         if missing:
             raise CitykpiError(f"{', '.join(missing)}: no KPI values in {home.warehouse_path}; run the city first")
-        extracts = [extract_city(con, city) for city in city_ids]
+        extracts = [extract_city(con, city, years) for city in city_ids]
     if ensure:
         ensure_tables(lake)
     return commit_extracts(lake, extracts, force=force, progress=progress)
@@ -252,6 +253,13 @@ def _print_commit(report: CommitReport, as_json: bool) -> None:
           f"{report.retries} retries")
 
 
+def _years(text: str) -> list[int]:
+    try:
+        return sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise CitykpiError(f"--years takes years separated by commas, e.g. 2023,2024; got {text!r}") from None
+
+
 def lake_command(args: Any, home: Home, load_configs: Callable[..., list[LoadedConfig]]) -> int:
     """`citykpi lake init | work | commit | publish | status` (pipelines/cli.py parses the arguments)."""
     from warehouse.lake import lake_status, open_lake
@@ -274,7 +282,8 @@ def lake_command(args: Any, home: Home, load_configs: Callable[..., list[LoadedC
         return 0
     if action == "commit":
         home = home.ensure()
-        _print_commit(commit(home, lake, args.cities, force=args.force, progress=_say), args.json)
+        years = _years(args.years) if args.years else None
+        _print_commit(commit(home, lake, args.cities, force=args.force, progress=_say, years=years), args.json)
         return 0
     configs = load_configs(args.configs, check_files=not getattr(args, "offline", False))
     if action == "work":

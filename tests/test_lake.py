@@ -261,3 +261,24 @@ def test_dagster_shards_commit_and_release_from_the_lake(completed_home: Complet
     single = json.loads((completed_home.release / "manifest.json").read_text())
     assert manifest["content_sha256"] == single["content_sha256"]
     assert (tmp_path / "bucket" / "releases" / "latest").read_text().strip() == release_id
+
+
+def test_a_commit_of_some_years_replaces_only_those(lake: Any, completed_home: CompletedHome) -> None:
+    """`city_id = c AND year ...`: committing the latest year again leaves the other years' rows as they are."""
+    from warehouse.lake import VERSION_COLUMN, commit_cities, commit_extracts, read_cities, read_table
+
+    city = city_of(completed_home)
+    whole = local_extract(completed_home.home, city)
+    commit_extracts(lake, [whole])
+    latest = max(whole.years)
+    with duckdb.connect(str(completed_home.home / "warehouse.duckdb"), read_only=True) as con:
+        report = commit_cities(lake, con, [city], {city: [latest]})
+    assert report.written == [city]
+    observations = read_table(lake, "observations", [city])
+    by_year: dict[int, set[str]] = {}
+    for year, version in zip(observations["year"].to_pylist(), observations[VERSION_COLUMN].to_pylist(), strict=True):
+        by_year.setdefault(year, set()).add(version)
+    assert by_year[latest] != by_year[min(whole.years)]              # a new version for the latest year only
+    assert all(by_year[y] == {whole.version} for y in whole.years if y != latest)
+    assert observations.num_rows == whole.rows["observations"].num_rows   # nothing lost, nothing doubled
+    assert read_cities(lake, [city])["kpi_values"].num_rows == whole.rows["kpi_values"].num_rows

@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     targets = sub.add_parser("targets", help="show the targets in force for a city and where each came from")
     targets.add_argument("configs", nargs="*", metavar="CONFIG", help="city config(s); none: the default table")
 
+    _lake_parser(sub)
+
     demo = sub.add_parser("demo", help="generate the demo city's raw files and config")
     demo.add_argument("--scale", type=_scale, default=1.0)
     demo.add_argument("--seed", type=int, help="random seed (default: the fixed demo seed); city i uses seed+i-1")
@@ -130,6 +132,37 @@ def _parser() -> argparse.ArgumentParser:
                            "(a folder `citykpi run` accepts) and print the folder")
     demo.add_argument("--out", help="folder to write into (default: <home>/demo/...)")
     return parser
+
+
+def _lake_parser(sub: Any) -> None:
+    """`citykpi lake ...`: the shared warehouse for several machines (pipelines/lake_run.py)."""
+    lake = sub.add_parser("lake", help="the shared warehouse for several machines: workers commit cities to "
+                                       "Iceberg tables, a publisher releases from them (docs/deployment.md)")
+    actions = lake.add_subparsers(dest="lake_command", metavar="ACTION", required=True)
+    actions.add_parser("init", help="create the lake's namespace and tables (once; workers also do it)")
+    work = actions.add_parser("work", help="run these cities in this home (every stage but the release), then "
+                                           "commit them to the lake")
+    work.add_argument("configs", nargs="+", metavar="CONFIG", help="city config YAML file(s) or folder(s)")
+    work.add_argument("--shard", metavar="I/N", help="only every N-th city (sorted by id) from the I-th (0-based)")
+    work.add_argument("--offline", action="store_true", help="reuse the last snapshots; touch no source")
+    work.add_argument("--strict", action="store_true", help="commit nothing when a blocking quality check fails")
+    work.add_argument("--force", action="store_true", help="commit even cities the lake holds unchanged")
+    work.add_argument("--json", action="store_true", help="print the commit report as JSON")
+    work.add_argument("--raw", metavar="URI", help="the shared landing zone (s3://bucket/raw; default "
+                                                   "$CITYKPI_LAKE_RAW): pull the cities' snapshots first, push after")
+    commit = actions.add_parser("commit", help="commit cities from this home's warehouse to the lake")
+    commit.add_argument("cities", nargs="+", metavar="CITY", help="city ids")
+    commit.add_argument("--force", action="store_true", help="commit even cities the lake holds unchanged")
+    commit.add_argument("--years", metavar="Y,Y", help="only these years of the year-keyed tables (default: every "
+                                                       "year the city has); the lake keeps its other years")
+    commit.add_argument("--json", action="store_true", help="print the commit report as JSON")
+    publish = actions.add_parser("publish", help="read these cities from the lake into a fresh local warehouse "
+                                                 "and write the normal release")
+    publish.add_argument("configs", nargs="+", metavar="CONFIG", help="city config YAML file(s) or folder(s)")
+    publish.add_argument("--to", metavar="URI", help="also copy the release to object storage (s3://bucket/prefix)")
+    publish.add_argument("--force", action="store_true",
+                         help="write a new release even when nothing changed since the latest one")
+    actions.add_parser("status", help="the cities in the lake: state, version, years, worker, time")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -513,10 +546,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lake(args: argparse.Namespace) -> int:
+    from pipelines.lake_run import lake_command
+
+    return lake_command(args, _home(args), _load_configs)
+
+
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "sources": cmd_sources,
             "coverage": cmd_coverage, "variables": cmd_variables, "indicators": cmd_indicators,
             "releases": cmd_releases, "demo": cmd_demo,
-            "targets": cmd_targets, "publish": cmd_publish}
+            "targets": cmd_targets, "publish": cmd_publish, "lake": cmd_lake}
 
 
 if __name__ == "__main__":

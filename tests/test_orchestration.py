@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ import dagster as dg
 import duckdb
 import pytest
 from conftest import BIN_DIR, REPO_ROOT, RUN_TIMEOUT, subprocess_env, verify_release
+from services import postgres_binaries, postgres_server
 
 from pipelines import automation
 from pipelines.checks import QualityResource
@@ -371,43 +371,18 @@ def test_release_sensor_waits_for_new_scores(deployment: dict[str, Any]) -> None
 # ---- the production instance: Postgres storage and the warehouse pool --------------------------
 
 
-def _postgres_binaries() -> tuple[str, str] | None:
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    return (initdb, pg_ctl) if initdb and pg_ctl else None
-
-
 @pytest.fixture
 def postgres() -> Iterator[dict[str, str]]:
-    """A throwaway PostgreSQL server on loopback (run as `nobody` when the tests run as root)."""
+    """A throwaway PostgreSQL server on loopback (tests/services.py)."""
     import importlib.util
-    import socket
 
-    binaries = _postgres_binaries()
-    if binaries is None:
+    if postgres_binaries() is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
     if importlib.util.find_spec("dagster_postgres") is None or importlib.util.find_spec("psycopg2") is None:
         pytest.skip("dagster-postgres / psycopg2 not installed (pip install -e '.[dev]')")
-    initdb, pg_ctl = binaries
-    # Outside pytest's tmp (mode 700): the server user must reach its data folder.
-    data = Path(tempfile.mkdtemp(prefix="citykpi-pg-"))
-    data.chmod(0o755)
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(data, "nobody")
-        prefix = ["runuser", "-u", "nobody", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run([*prefix, initdb, "-D", str(data / "db"), "-A", "trust", "-U", "postgres"], check=True,
-                   capture_output=True)
-    subprocess.run([*prefix, pg_ctl, "-D", str(data / "db"), "-l", str(data / "log"), "-w", "start", "-o",
-                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
-    try:
-        yield {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_USER": "postgres",
-               "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": "postgres"}
-    finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data / "db"), "-m", "fast", "stop"], capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+    with postgres_server() as server:
+        yield {"DAGSTER_PG_HOST": server.host, "DAGSTER_PG_PORT": str(server.port), "DAGSTER_PG_USER": server.user,
+               "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": server.database}
 
 
 @pytest.mark.slow

@@ -168,6 +168,15 @@ def test_external_entity_is_refused(tmp_path: Path) -> None:
         read_street_graph(path, "xxe.osm")
 
 
+def test_external_dtd_is_refused(tmp_path: Path) -> None:
+    # A document type that only points at an outside DTD is refused too (nothing is fetched).
+    path = tmp_path / "dtd.osm"
+    path.write_text('<?xml version="1.0"?>\n<!DOCTYPE osm SYSTEM "http://127.0.0.1:9/osm.dtd">\n'
+                    '<osm><node id="1" lon="0" lat="0"/></osm>')
+    with pytest.raises(SourceDataError, match=r"unsafe XML \(DTDForbidden\)"):
+        read_street_graph(path, "dtd.osm")
+
+
 def test_malformed_xml_and_wrong_root(tmp_path: Path) -> None:
     broken = tmp_path / "broken.osm"
     broken.write_text('<osm><node id="1" lon="0" lat="0"></osm>')

@@ -4,9 +4,9 @@ Three inputs, one result:
 
 - Overpass JSON (`[out:json]`): ways with `nodes` plus node elements with `lat`/`lon` (`out body; >;
   out skel qt;`), or ways with inline `geometry` (`out geom;`).
-- OSM XML (`.osm`): streamed with defusedxml's `iterparse` (no DTD, no entities: the "billion
-  laughs" bomb and external entities are refused) and each finished element dropped, so memory
-  grows with the nodes kept (three numbers each, in arrays), not with the XML tree.
+- OSM XML (`.osm`): streamed with expat's callbacks (sources/parsers/xml_stream.py: no DTD, no
+  entities: the "billion laughs" bomb and external entities are refused; no element tree is built),
+  so memory grows with the nodes kept (three numbers each, in arrays), not with the XML.
 - `.osm.pbf`: read with pyosmium (the `osmium` wheel, libosmium) when it is installed; without it the
   file is refused with the alternatives named (convert with `osmium cat x.osm.pbf -o x.osm`, or
   fetch Overpass JSON).
@@ -320,42 +320,47 @@ def _json_way(element: dict[str, Any], c: _Collector, row: int) -> None:
 
 
 def _read_xml(path: Path, c: _Collector) -> None:
-    import defusedxml
-    import defusedxml.ElementTree as DET
+    from sources.parsers.xml_stream import MalformedXmlError, UnsafeXmlError, stream_xml
 
     row = 0
     tags: dict[str, str] = {}
     refs: list[int] = []
-    root = None
+    element: dict[str, str] = {}   # the attributes of the open node/way/relation
+    seen_root = False
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        nonlocal seen_root, element
+        if not seen_root:
+            seen_root = True
+            if tag != "osm":
+                raise c.error(f"expected an <osm> document, found <{tag}>")
+            return
+        if tag == "tag":
+            tags[attributes.get("k", "")] = attributes.get("v", "")
+        elif tag == "nd":
+            if len(refs) >= MAX_WAY_NODES:
+                raise c.error(f"a way has more than {MAX_WAY_NODES:,} nodes", row=row + 1, row_field="nd")
+            refs.append(_integer(attributes.get("ref"), c, "nd ref", row + 1))
+        elif tag in ("node", "way", "relation"):
+            element = attributes
+
+    def end(tag: str) -> None:
+        nonlocal row, tags, refs
+        if tag not in ("node", "way", "relation"):
+            return
+        row += 1
+        if tag == "node":
+            c.node(_integer(element.get("id"), c, "id", row), _number(element.get("lon"), c, "lon", row),
+                   _number(element.get("lat"), c, "lat", row))
+        elif tag == "way":
+            c.way(_integer(element.get("id"), c, "id", row), tags, refs)
+        tags, refs = {}, []
+
     try:
-        for event, element in DET.iterparse(str(path), events=("start", "end"), forbid_dtd=True,
-                                            forbid_entities=True, forbid_external=True):
-            if event == "start":
-                if root is None:
-                    root = element
-                    if element.tag != "osm":
-                        raise c.error(f"expected an <osm> document, found <{element.tag}>")
-                continue
-            tag = element.tag
-            if tag == "tag":
-                tags[element.get("k", "")] = element.get("v", "")
-            elif tag == "nd":
-                if len(refs) >= MAX_WAY_NODES:
-                    raise c.error(f"a way has more than {MAX_WAY_NODES:,} nodes", row=row + 1, row_field="nd")
-                refs.append(_integer(element.get("ref"), c, "nd ref", row + 1))
-            elif tag in ("node", "way", "relation"):
-                row += 1
-                if tag == "node":
-                    c.node(_integer(element.get("id"), c, "id", row), _number(element.get("lon"), c, "lon", row),
-                           _number(element.get("lat"), c, "lat", row))
-                elif tag == "way":
-                    c.way(_integer(element.get("id"), c, "id", row), tags, refs)
-                tags, refs = {}, []
-                assert root is not None
-                root.clear()  # drop finished elements: memory stays flat however long the file
-    except defusedxml.DefusedXmlException as exc:
-        raise c.error(f"refused unsafe XML ({type(exc).__name__}): DTDs and entities are not allowed") from None
-    except SyntaxError as exc:  # xml.etree.ElementTree.ParseError
+        stream_xml(path, start, end)
+    except UnsafeXmlError as exc:
+        raise c.error(f"refused unsafe XML ({exc.kind}): DTDs and entities are not allowed") from None
+    except MalformedXmlError as exc:
         raise c.error(f"not well-formed XML: {exc}", row=row + 1 if row else None) from None
 
 

@@ -14,6 +14,7 @@ import shapely
 from shapely import STRtree
 
 from kpis.spatial.grid import PopulationPoints
+from kpis.spatial.points import as_xy, point_geometries
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -29,12 +30,13 @@ def _as_geometries(targets: GeometryArray | FloatArray) -> GeometryArray:
 
 def within_distance(points_xy: FloatArray, targets: GeometryArray | FloatArray, distance: float) -> BoolArray:
     """Mask of the points within `distance` (<=) of at least one target (points or polygons)."""
-    xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    xy = as_xy(points_xy)
     mask = np.zeros(len(xy), dtype=bool)
     geometries = _as_geometries(targets)
     if len(xy) == 0 or geometries.size == 0:
         return mask
-    hits, _ = STRtree(geometries).query_nearest(shapely.points(xy), max_distance=distance, all_matches=False)
+    points = point_geometries(points_xy) if xy is points_xy else shapely.points(xy)
+    hits, _ = STRtree(geometries).query_nearest(points, max_distance=distance, all_matches=False)
     mask[hits] = True
     return mask
 

@@ -17,6 +17,8 @@ import numpy.typing as npt
 import shapely
 from shapely import STRtree
 
+from kpis.spatial.points import frozen
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 GeometryArray = npt.NDArray[np.object_]
@@ -33,6 +35,10 @@ class PopulationPoints:
     weight: FloatArray
     n_areas: int
     cell_size_m: float | None = None
+
+    def __post_init__(self) -> None:
+        # Read-only, so that kpis.spatial.points may remember the shapely points and snaps built on it.
+        object.__setattr__(self, "xy", frozen(self.xy))
 
     def __len__(self) -> int:
         return int(self.area_index.size)

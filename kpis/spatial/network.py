@@ -31,6 +31,8 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 from shapely import STRtree
 
+from kpis.spatial.points import as_xy, frozen, point_geometries, remembered
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -65,6 +67,7 @@ class StreetNetwork:
         a, b, length = a[~loops], b[~loops], length[~loops]
         matrix = _min_csr(np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([length, length]),
                           nodes.shape[0])
+        nodes = frozen(nodes)  # read-only: the memo of kpis.spatial.points may keep work done on it
         return cls(xy=nodes, matrix=matrix, _tree=cKDTree(nodes))
 
     @property
@@ -73,11 +76,18 @@ class StreetNetwork:
 
     def snap(self, points_xy: FloatArray) -> tuple[IntArray, FloatArray]:
         """Nearest node of each point and the straight-line distance to it (metres)."""
-        xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+        xy = as_xy(points_xy)
         if xy.shape[0] == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        distance, node = self._tree.query(xy, k=1)
-        return np.asarray(node, dtype=np.int64), np.asarray(distance, dtype=np.float64)
+
+        def query() -> tuple[IntArray, FloatArray]:
+            distance, node = self._tree.query(xy, k=1)
+            return np.asarray(node, dtype=np.int64), np.asarray(distance, dtype=np.float64)
+
+        if xy is not points_xy:
+            return query()
+        # The same population points are snapped by every measure: once per (network, points).
+        return remembered(points_xy, "snap", query, owner=self)
 
     def reach(self, source_nodes: npt.ArrayLike, head_start_m: npt.ArrayLike, limit: float) -> FloatArray:
         """Walking distance from every node to the nearest source (its head start included), or
@@ -121,16 +131,17 @@ class StreetNetwork:
                         entry_m: float = POLYGON_ENTRY_M) -> BoolArray:
         """Points within `limit` metres' walk of a polygon (a park): the walk ends at any street node
         within `entry_m` of it (counting that distance); points inside a polygon are covered."""
-        xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+        xy = as_xy(points_xy)
         geometries = np.asarray(polygons, dtype=object).ravel()
         if xy.shape[0] == 0 or geometries.size == 0:
             return np.zeros(xy.shape[0], dtype=bool)
         tree = STRtree(geometries)
-        node_points = shapely.points(self.xy)
+        node_points = point_geometries(self.xy)
         entry_node, entry_polygon = tree.query(node_points, predicate="dwithin", distance=entry_m)
         head = shapely.distance(node_points[entry_node], geometries[entry_polygon])
         covered = self.points_within(xy, self.reach(entry_node, head, limit), limit)
-        inside, _ = tree.query(shapely.points(xy), predicate="intersects")
+        inside, _ = tree.query(point_geometries(points_xy) if xy is points_xy else shapely.points(xy),
+                               predicate="intersects")
         covered[inside] = True
         return covered
 

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kpis.spatial.access import within_distance
+from kpis.spatial.points import as_xy
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -83,7 +84,7 @@ def sdg_transit_access(points_xy: FloatArray, stops_xy: FloatArray, capacity: Se
     stops = np.asarray(stops_xy, dtype=np.float64).reshape(-1, 2)
     classes = np.asarray(list(capacity), dtype=object)
     keep = frequent(departures, min_departures)
-    xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    xy = as_xy(points_xy)
     covered = within(xy, stops[keep & (classes == "low")], low_m)
     rest = np.flatnonzero(~covered)  # only points the buses and trams missed need the rail query
     covered[rest] = within(xy[rest], stops[keep & (classes == "high")], high_m)

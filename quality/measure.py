@@ -8,6 +8,7 @@ table costs exactly one scan for its row rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,7 @@ from quality.model import (
     SuiteContext,
     TableSuite,
 )
-from quality.sql import context_params, fetch_sample, first_row, rows_as_dicts, run
+from quality.sql import context_params, fetch_sample, rows_as_dicts, run
 from quality.suites import KEYS, SAMPLE_COLUMNS
 
 
@@ -33,63 +34,131 @@ def _params(ctx: SuiteContext) -> dict[str, Any]:
     return context_params(ctx, now=datetime.now(UTC), bound=ctx.settings.yoy_bound)
 
 
-def _row_scan(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, table: str, checks: list[RowCheck]
-              ) -> tuple[int, list[Measurement]]:
-    counts = ", ".join(f"count(*) FILTER (WHERE {c.fail_when}) AS c{int(i)}" for i, c in enumerate(checks))
-    row = first_row(run(con, f"SELECT count(*), {counts} FROM {ident(table)} WHERE city_id = $city", **_params(ctx)))
-    assert row is not None
-    total = int(row[0])
-    out = []
-    for check, failing in zip(checks, row[1:], strict=True):
-        sample = []
-        if failing:
-            columns = check.sample_columns or SAMPLE_COLUMNS.get(table, KEYS.get(table, ()))
-            sample = fetch_sample(con, table, check.fail_when, columns, [c for c in KEYS[table] if c != "city_id"],
-                                  ctx, detail=check.detail, **_params(ctx))
-        out.append(Measurement(check, int(failing), total, sample))
-    return total, out
+# ---- batched: one statement per check for all the cities of a stage ---------------------------------
+#
+# A check's SQL is written for one city ($city, $years). For many cities it runs once, correlated with a
+# small relation of the cities and their years (`__c`): $city becomes __c.__city and $years __c.__years,
+# so a stage issues one query per check, not one per check and city. Samples (only of failing checks)
+# are still fetched per city with the check's own SQL.
+
+_CITY = re.compile(r"\$city\b")
+_YEARS = re.compile(r"\$years\b")
+_CITIES = "(SELECT unnest($__cities) AS __city, unnest($__years) AS __years) __c"
 
 
-def _query(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, check: QueryCheck, total: int) -> Measurement:
-    params = _params(ctx)
-    evaluated = total
-    if check.evaluated_sql:
-        row = first_row(run(con, check.evaluated_sql, **params))
-        evaluated = int(row[0] or 0) if row else 0
-        if evaluated == 0:
-            return Measurement(check, None, 0, note="inputs missing: nothing to evaluate")
-    row = first_row(run(con, f"SELECT {check.count_sql} FROM ({check.failing_sql})", **params))
-    failing = int(row[0] or 0) if row else 0
-    sample = rows_as_dicts(run(con, f"SELECT * FROM ({check.failing_sql}) LIMIT {int(ctx.settings.sample_size)}",
-                               **params)) if failing else []
-    return Measurement(check, failing, evaluated, sample)
+def _correlated(sql: str) -> str:
+    return _YEARS.sub("__c.__years", _CITY.sub("__c.__city", sql))
 
 
-def measure_suite(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, suite: TableSuite) -> list[Measurement]:
-    """Every check of the suite that DuckDB measures, in the suite's order (ExpectationChecks are GX's:
-    `table_frame` reads their rows)."""
+def _batch_params(contexts: Sequence[SuiteContext]) -> dict[str, Any]:
+    first = contexts[0]
+    return {"__cities": [c.city_id for c in contexts], "__years": [list(c.reporting_years) for c in contexts],
+            "now": datetime.now(UTC), "bound": first.settings.yoy_bound}
+
+
+def _row_scans(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], table: str,
+               checks: list[RowCheck]) -> dict[str, tuple[int, list[Measurement]]]:
+    counts = "".join(f", count(t.city_id) FILTER (WHERE {_correlated(c.fail_when)}) AS c{int(i)}"
+                     for i, c in enumerate(checks))
+    sql = (f"SELECT __c.__city, count(t.city_id){counts} FROM {_CITIES} "
+           f"LEFT JOIN {ident(table)} t ON t.city_id = __c.__city GROUP BY __c.__city")
+    found = {str(row[0]): row[1:] for row in run(con, sql, **_batch_params(contexts)).fetchall()}
+    out: dict[str, tuple[int, list[Measurement]]] = {}
+    for ctx in contexts:
+        row = found[ctx.city_id]
+        total, measurements = int(row[0]), []
+        for check, failing in zip(checks, row[1:], strict=True):
+            sample = []
+            if failing:
+                columns = check.sample_columns or SAMPLE_COLUMNS.get(table, KEYS.get(table, ()))
+                sample = fetch_sample(con, table, check.fail_when, columns,
+                                      [c for c in KEYS[table] if c != "city_id"], ctx, detail=check.detail,
+                                      **_params(ctx))
+            measurements.append(Measurement(check, int(failing or 0), total, sample))
+        out[ctx.city_id] = (total, measurements)
+    return out
+
+
+def _table_counts(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], table: str) -> dict[str, int]:
+    sql = (f"SELECT __c.__city, count(t.city_id) FROM {_CITIES} "
+           f"LEFT JOIN {ident(table)} t ON t.city_id = __c.__city GROUP BY __c.__city")
+    return {str(city): int(n) for city, n in run(con, sql, **_batch_params(contexts)).fetchall()}
+
+
+def _queries(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], check: QueryCheck,
+             totals: dict[str, int]) -> dict[str, Measurement]:
+    evaluated = (f", ({_correlated(check.evaluated_sql)}) AS evaluated" if check.evaluated_sql
+                 else ", NULL AS evaluated")
+    sql = (f"SELECT __c.__city, (SELECT {check.count_sql} FROM ({_correlated(check.failing_sql)})) AS failing"
+           f"{evaluated} FROM {_CITIES}")
+    found = {str(row[0]): row[1:] for row in run(con, sql, **_batch_params(contexts)).fetchall()}
+    out = {}
+    for ctx in contexts:
+        failing_value, evaluated_value = found[ctx.city_id]
+        units = totals.get(ctx.city_id, 0)
+        if check.evaluated_sql:
+            units = int(evaluated_value or 0)
+            if units == 0:
+                out[ctx.city_id] = Measurement(check, None, 0, note="inputs missing: nothing to evaluate")
+                continue
+        failing = int(failing_value or 0)
+        sample = rows_as_dicts(run(con, f"SELECT * FROM ({check.failing_sql}) LIMIT {int(ctx.settings.sample_size)}",
+                                   **_params(ctx))) if failing else []
+        out[ctx.city_id] = Measurement(check, failing, units, sample)
+    return out
+
+
+def measure_suites(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], suites: Sequence[TableSuite]
+                   ) -> dict[str, list[Measurement]]:
+    """Every check of the suites that DuckDB measures, for every city, each city's in the suites' order
+    (ExpectationChecks are GX's: `table_frame` reads their rows). Row and query checks run once for all
+    cities; computed checks and suite scans per city. Cities whose quality settings differ (the
+    year-over-year bound) are measured in separate batches."""
+    out: dict[str, list[Measurement]] = {ctx.city_id: [] for ctx in contexts}
+    batches: dict[Any, list[SuiteContext]] = {}
+    for ctx in contexts:
+        batches.setdefault(ctx.settings, []).append(ctx)
+    for batch in batches.values():
+        for suite in suites:
+            for city, found in _measure_suite_batch(con, batch, suite).items():
+                out[city] += found
+    return out
+
+
+def _measure_suite_batch(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], suite: TableSuite
+                         ) -> dict[str, list[Measurement]]:
     rows = [c for c in suite.checks if isinstance(c, RowCheck)]
-    total, found = 0, list[Measurement]()
+    found: dict[str, list[Measurement]] = {ctx.city_id: [] for ctx in contexts}
+    totals: dict[str, int] = {}
     if rows:
-        total, found = _row_scan(con, ctx, suite.table, rows)
+        for city, (total, measured) in _row_scans(con, contexts, suite.table, rows).items():
+            totals[city] = total
+            found[city] += measured
     elif suite.table in KEYS:
-        row = first_row(run(con, f"SELECT count(*) FROM {ident(suite.table)} WHERE city_id = $city", city=ctx.city_id))
-        total = int(row[0]) if row else 0
+        totals = _table_counts(con, contexts, suite.table)
     rest: list[Check] = []
     for check in suite.checks:
         if isinstance(check, QueryCheck):
-            found.append(_query(con, ctx, check, total))
+            for city, measurement in _queries(con, contexts, check, totals).items():
+                found[city].append(measurement)
         elif isinstance(check, ComputedCheck):
             assert check.measure is not None
-            found.append(check.measure(con, ctx))
+            for ctx in contexts:
+                found[ctx.city_id].append(check.measure(con, ctx))
         elif not isinstance(check, RowCheck | ExpectationCheck):
             rest.append(check)
     if rest:
         if suite.scan is None:
             raise TypeError(f"suite {suite.table} has checks no measure handles: {[c.name for c in rest]}")
-        found += suite.scan(con, ctx, rest)
+        for ctx in contexts:
+            found[ctx.city_id] += suite.scan(con, ctx, rest)
     order = {check.key: i for i, check in enumerate(suite.checks)}
-    return sorted(found, key=lambda m: order[m.check.key])
+    return {city: sorted(measured, key=lambda m: order[m.check.key]) for city, measured in found.items()}
+
+
+def measure_suite(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, suite: TableSuite) -> list[Measurement]:
+    """One city's measurements of one suite (a batch of one)."""
+    return _measure_suite_batch(con, [ctx], suite)[ctx.city_id]
 
 
 def table_frame(con: duckdb.DuckDBPyConnection, table: str, city_ids: Sequence[str], columns: Sequence[str]

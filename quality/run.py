@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import duckdb
 
 from quality.consequences import mark_kpi_values, mark_observations
-from quality.measure import measure_suite, table_frame
+from quality.measure import measure_suite, measure_suites, table_frame
 from quality.model import CheckResult, ExpectationCheck, Measurement, SuiteContext, TableSuite
 from quality.store import store_results
 from quality.suites import KEYS, SAMPLE_COLUMNS, core_suites, kpi_suites, scores_suites
@@ -43,7 +43,7 @@ def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteConte
     from quality.gx import validate_counts, validate_tables
 
     suites = stage_suites(stage)
-    measured = {ctx.city_id: measure_stage(con, ctx, suites) for ctx in contexts}
+    measured = measure_suites(con, contexts, suites)
     city_ids = list(measured)
     results = validate_counts(measured, f"citykpi.{stage}")
     native = [c for s in suites for c in s.checks if isinstance(c, ExpectationCheck)]

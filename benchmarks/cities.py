@@ -232,7 +232,7 @@ def run_benchmark(counts: list[int], scale: float, seed: int, workdir: Path, *, 
             result["change"] = {"cities": count, "change": what, **measured}
             print(f"  {json.dumps(result['change'])}", file=sys.stderr, flush=True)
             progress()
-        if not keep:
+        if not keep and count != largest:  # the largest count's home (and its release) stays, to look at
             shutil.rmtree(home, ignore_errors=True)
     result["complete"] = True
     progress()

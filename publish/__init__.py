@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +119,36 @@ class PublishContext:
     release_id: str | None = None
     created_at: str | None = None
 
+    # Indexed once per context (writers look a city or source up per row; a linear scan made publishing
+    # grow with cities x rows). cached_property writes the instance's __dict__, which frozen allows.
+    @cached_property
+    def _cities_by_id(self) -> dict[str, City]:
+        return {c.id: c for c in reversed(self.cities)}  # reversed: the first of duplicate ids wins, as before
+
+    @cached_property
+    def _sources_by_key(self) -> dict[tuple[str, str], SourceInfo]:
+        return {(s.city_id, s.source_id): s for s in reversed(self.sources)}
+
+    @cached_property
+    def _sources_by_city(self) -> dict[str, tuple[SourceInfo, ...]]:
+        grouped: dict[str, list[SourceInfo]] = {}
+        for s in self.sources:
+            grouped.setdefault(s.city_id, []).append(s)
+        return {city: tuple(found) for city, found in grouped.items()}
+
     def city(self, city_id: str) -> City:
-        return next((c for c in self.cities if c.id == city_id), City(city_id, city_id, "", ()))
+        return self._cities_by_id.get(city_id) or City(city_id, city_id, "", ())
+
+    def city_sources(self, city_id: str) -> tuple[SourceInfo, ...]:
+        """The city's sources, in the release's order."""
+        return self._sources_by_city.get(city_id, ())
 
     def benchmark(self, table: str) -> pl.DataFrame | None:
         """One benchmarking table, or None when the release has none."""
         return None if self.benchmarks is None else self.benchmarks.get(table)
 
     def source(self, city_id: str, source_id: str) -> SourceInfo | None:
-        return next((s for s in self.sources if s.city_id == city_id and s.source_id == source_id), None)
+        return self._sources_by_key.get((city_id, source_id))
 
 
 Writer = Callable[[pl.DataFrame, Sequence[Indicator], PublishContext, Path], list[FileEntry]]

@@ -186,12 +186,14 @@ def _about(sheet: Worksheet, city_name: str, city_id: str, country: str, year: i
 
 
 def workbook(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext, city_id: str,
-             year: int) -> Workbook:
+             year: int, *, scored: pl.DataFrame | None = None) -> Workbook:
+    """The city-year's workbook from `frame` (any rows; this city-year's are picked) and the scores
+    (`scored`, else the context's kpi_scores)."""
     city = context.city(city_id)
-    sources = [s for s in context.sources if s.city_id == city_id]
+    sources = list(context.city_sources(city_id))
     rows = {(r["indicator_id"], r["data_point"]): r
             for r in frame.filter(pl.col("city_id") == city_id, pl.col("year") == year).iter_rows(named=True)}
-    scored = context.benchmark("kpi_scores")
+    scored = context.benchmark("kpi_scores") if scored is None else scored
     scores = {} if scored is None else {
         (r["indicator_id"], r["data_point"]): r
         for r in scored.filter(pl.col("city_id") == city_id, pl.col("year") == year).iter_rows(named=True)}
@@ -258,9 +260,15 @@ def deterministic_xlsx(wb: Workbook) -> bytes:
 def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
                           folder: Path) -> list[FileEntry]:
     entries = []
+    # Split once: filtering the whole release per city-year grew with cities squared.
+    parts = frame.partition_by("city_id", "year", as_dict=True)
+    all_scores = context.benchmark("kpi_scores")
+    score_parts = {} if all_scores is None else all_scores.partition_by("city_id", "year", as_dict=True)
     for city_id, year in frame.select("city_id", "year").unique().sort("city_id", "year").iter_rows():
         relative = path_for(city_id, year)
-        write_bytes(folder, relative, deterministic_xlsx(workbook(frame, catalogue, context, city_id, year)))
+        scored = None if all_scores is None else score_parts.get((city_id, year), all_scores.clear())
+        write_bytes(folder, relative, deterministic_xlsx(workbook(parts[(city_id, year)], catalogue, context,
+                                                                 city_id, year, scored=scored)))
         entries.append(file_entry(folder, relative, ROLE,
                                   f"U4SSC submission workbook: {context.city(city_id).name}, {year}"))
     return entries

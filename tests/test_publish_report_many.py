@@ -8,6 +8,7 @@ embeds more rows than `MAX_CHART_ROWS`. Altair's own 5,000-row limit stays switc
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -161,3 +162,26 @@ def test_the_trend_chart_starts_at_zero_and_draws_the_target() -> None:
     assert rule["mark"]["type"] == "rule" and spec["datasets"]["targets"][0]["target"] == 100.0
     assert [v["shown"] for v in spec["datasets"]["values"]] == ["99.8 %", "99.8 %"]
     assert charts.trend([{"year": 2022, "value": 1.0, "data_point": None}], "%", []) is None  # one year: text
+
+
+@pytest.mark.slow
+def test_the_many_city_overview_and_a_city_page_render_in_chromium(many: tuple[Path, pl.DataFrame],
+                                                                   tmp_path: Path) -> None:
+    """The 64-city overview (the shape a 1,000-city release has: aggregates, no side-by-side chart) and a
+    city page open in headless Chromium with every chart drawn, nothing fetched, no sideways scroll."""
+    from tests.test_publish_report import CHROMIUM, chromium_page, open_and_check
+
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium not installed (Debian: apt-get install chromium)")
+    folder, _ = many
+    shots = Path(os.environ.get("CITYKPI_REPORT_SCREENSHOTS") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    with chromium_page(tmp_path / "profile") as page:
+        for width in (1400, 390):
+            state = open_and_check(page, folder / NAME, width, shots, "overview-64")
+            assert state["charts"] >= 2, state
+            state = open_and_check(page, folder / "report" / "city-063.html", width, shots, "city-063")
+            assert state["charts"] > 20, state
+            ranked = page.evaluate("document.querySelectorAll('a[href^=\"report/\"]').length")
+            assert ranked == 0  # a city page links back, never to its siblings' pages
+    print(f"\nscreenshots of the 64-city report: {shots}")

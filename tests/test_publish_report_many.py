@@ -185,3 +185,28 @@ def test_the_many_city_overview_and_a_city_page_render_in_chromium(many: tuple[P
             ranked = page.evaluate("document.querySelectorAll('a[href^=\"report/\"]').length")
             assert ranked == 0  # a city page links back, never to its siblings' pages
     print(f"\nscreenshots of the 64-city report: {shots}")
+
+
+def test_the_overview_of_many_cities_groups_warnings_and_counts_per_city_files() -> None:
+    """What grows with every city (warnings per city, a workbook per city and year) is summarised in the
+    overview: one line per check naming its first cities, a count per file role."""
+    from publish.report.page import Page
+    from publish.report.sections import FileLink, files_section, quality_section
+
+    warned = [{"city_id": f"city-{c:03d}", "table": "observations", "check": "time_series_complete",
+               "description": "every reporting year present", "failing_count": 2} for c in range(200)]
+    warned.append({"city_id": "city-007", "table": "kpi_values", "check": "yoy_bound",
+                   "description": "a value changes by at most 50 %", "failing_count": 1})
+    page = Page()
+    quality_section(page, {"passed": 10, "warned": 201, "failed": 0, "warned_checks": warned}, by_check=True)
+    html = page.render("t", "vega.js")
+    assert html.count("<li>") == 2, html
+    assert "in 200 cities (city-000, city-001, city-002, city-003, city-004 and 195 more), 400 rows in all" in html
+    assert "in 1 city (city-007)" in html and "city-199" not in html
+    files = [FileLink(f"u4ssc/city-{c:03d}-2024.xlsx", "u4ssc_workbook", "workbook", 1000) for c in range(200)]
+    files.append(FileLink("kpi_values.csv", "data", "values", 10))
+    page = Page()
+    files_section(page, files, "", list_at_most=24)
+    html = page.render("t", "vega.js")
+    assert "200 files (200.0 kB), e.g." in html and "city-199" not in html
+    assert 'href="kpi_values.csv"' in html

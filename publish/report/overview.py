@@ -21,6 +21,7 @@ from publish.report.display import Directions, better_word, show
 from publish.report.page import Page, band_cell, esc, table
 
 SIDE_BY_SIDE_MAX = 12  # cities drawn side by side; more cities get distributions and rankings only
+CITY_TABLE_OPEN_MAX = 100  # more cities: the table of all cities is folded
 RANKED_PER_END = 5  # best and worst cities listed per dimension
 
 
@@ -159,9 +160,13 @@ def overview_page(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: 
     page.add('<nav class="toc" aria-label="Contents"><strong>Contents</strong><ol>'
              + "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t in toc) + "</ol></nav>")
 
+    cities_table = _cities_table(frame, rollups, cities, links)
+    if len(cities) > CITY_TABLE_OPEN_MAX:  # a national overview opens on its aggregates; the list is a click away
+        cities_table = (f"<details><summary>All {len(cities):,} cities (each links to its page)</summary>"
+                        f"{cities_table}</details>")
     page.add('<section id="cities"><h2>Cities</h2><p>Each city\'s latest year: computed indicator rows and the '
              "U4SSC dimension scores (not the official U4SSC benchmark: see a city's page).</p>"
-             + _cities_table(frame, rollups, cities, links) + "</section>")
+             + cities_table + "</section>")
     page.add('<section id="coverage"><h2>Coverage per dimension</h2><p>Indicator rows of every city\'s latest '
              "reporting year, by status.</p>")
     page.chart("coverage", charts.coverage(frame, catalogue), "No indicator rows in this release.")
@@ -204,6 +209,8 @@ def overview_page(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: 
                  f"{changes.removed.height:,} removed, {changes.changed.height:,} changed, {changes.unchanged:,} "
                  'unchanged. <a href="CHANGES.md">CHANGES.md</a> lists every row.</p>')
     page.add("</section>")
-    sections.quality_section(page, context.quality, sections.data_docs_link(context, ""))
-    sections.files_section(page, files, "")
+    # Past a handful of cities the overview summarises what grows with them (per-city warnings, per-city
+    # files); each city's page keeps the detail.
+    sections.quality_section(page, context.quality, sections.data_docs_link(context, ""), by_check=not few)
+    sections.files_section(page, files, "", list_at_most=None if few else 2 * SIDE_BY_SIDE_MAX)
     return title, page

@@ -42,9 +42,11 @@ def _size(n: int | None) -> str:
     return ""
 
 
-def files_section(page: Page, files: Sequence[FileLink], root: str, *, fold_over: int = 12) -> None:
+def files_section(page: Page, files: Sequence[FileLink], root: str, *, fold_over: int = 12,
+                  list_at_most: int | None = None) -> None:
     """Links to the files, grouped by manifest role; a role with many files (one workbook per city and
-    year) is folded."""
+    year) is folded; a role with more than `list_at_most` files is counted, not listed (the national
+    overview: each city's page links its own files, manifest.json lists them all)."""
     page.add('<section id="files"><h2>Files of this release</h2><p>Every value in this report comes from '
              "these files, which keep full precision (the report rounds). <code>manifest.json</code> lists them "
              "with their SHA-256.</p>")
@@ -52,6 +54,12 @@ def files_section(page: Page, files: Sequence[FileLink], root: str, *, fold_over
     for f in files:
         by_role.setdefault(f.role, []).append(f)
     for role, items in by_role.items():
+        if list_at_most is not None and len(items) > list_at_most:
+            total = sum(f.bytes or 0 for f in items)
+            page.add(f'<h3><code>{esc(role)}</code></h3><p data-role="{esc(role)}">{len(items):,} files'
+                     f"{' (' + _size(total) + ')' if total else ''}, e.g. <code>{esc(items[0].path)}</code>: each "
+                     "city's page links its own; <code>manifest.json</code> lists them all.</p>")
+            continue
         links = "".join(f'<li><a href="{esc(root + f.path)}">{esc(f.path)}</a> <span class="meta">'
                         f"{esc(f.description)}{' · ' + _size(f.bytes) if f.bytes is not None else ''}</span></li>"
                         for f in items)
@@ -96,9 +104,31 @@ def data_docs_link(context: Any, root: str) -> str | None:
     return f"{root}{INDEX}" if results is not None and not results.is_empty() else None
 
 
-def quality_section(page: Page, summary: Any, data_docs: str | None = None) -> None:
+def _grouped_checks(listed: Sequence[dict[str, Any]], name_at_most: int = 5) -> list[str]:
+    """Warned or failed checks of many cities, one line per check: in how many cities, which (the first
+    few), how many rows in all: what the national overview shows instead of one line per city."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for item in listed:
+        city_free = {k: v for k, v in item.items() if k not in ("city_id", "failing_count", "sample")}
+        key = (str(item.get("table") or ""), str(item.get("check") or item.get("name") or ""),
+               _plain_check(city_free))
+        groups.setdefault(key, []).append(item)
+    lines = []
+    for (_table, _check, sentence), items in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        cities = sorted({str(i.get("city_id")) for i in items if i.get("city_id")})
+        rows = sum(i["failing_count"] for i in items if isinstance(i.get("failing_count"), int))
+        named = ", ".join(cities[:name_at_most]) + (f" and {len(cities) - name_at_most:,} more"
+                                                    if len(cities) > name_at_most else "")
+        lines.append(f"{sentence}: in {len(cities):,} cit{'y' if len(cities) == 1 else 'ies'} ({named})"
+                     + (f", {rows:,} rows in all" if rows else ""))
+    return lines
+
+
+def quality_section(page: Page, summary: Any, data_docs: str | None = None, *, by_check: bool = False) -> None:
     """The run's checks in words; `data_docs`: the link to the release's GX Data Docs (every
-    expectation with its failing rows), when the release has them."""
+    expectation with its failing rows), when the release has them. `by_check` (the overview of many
+    cities): one line per check naming its cities, and the raw summary left to manifest.json, so the
+    section does not grow with every city's warnings."""
     page.add('<section id="quality"><h2>Quality checks</h2>')
     if data_docs:
         page.add(f'<p>Every check, with the failing rows it found: <a href="{esc(data_docs)}">Great Expectations '
@@ -116,8 +146,13 @@ def quality_section(page: Page, summary: Any, data_docs: str | None = None) -> N
     for key, title in (("failed_checks", "Failed blocking checks"), ("warned_checks", "Warnings")):
         listed = summary.get(key) if isinstance(summary, dict) else None
         if isinstance(listed, list) and listed and all(isinstance(item, dict) for item in listed):
-            items = "".join(f"<li>{esc(_plain_check(item))}</li>" for item in listed)
+            lines = _grouped_checks(listed) if by_check else [_plain_check(item) for item in listed]
+            items = "".join(f"<li>{esc(line)}</li>" for line in lines)
             page.add(f"<h3>{esc(title)} ({len(listed)})</h3><ul>{items}</ul>")
+    if by_check:
+        page.add('<p class="meta">Each city\'s page lists its own checks; the summary as recorded is in '
+                 "<code>manifest.json</code> (<code>quality</code>).</p></section>")
+        return
     page.add(f"<details><summary>Quality summary as recorded in manifest.json</summary><pre>"
              f"{esc(json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False))}</pre></details></section>")
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import duckdb
 
 from quality.consequences import mark_kpi_values, mark_observations
-from quality.measure import measure_suite, measure_suites, table_frame
+from quality.measure import measure_suites, table_frame
 from quality.model import CheckResult, ExpectationCheck, Measurement, SuiteContext, TableSuite
 from quality.store import store_results
 from quality.suites import KEYS, SAMPLE_COLUMNS, core_suites, kpi_suites, scores_suites
@@ -29,11 +29,6 @@ def stage_suites(stage: Stage) -> list[TableSuite]:
     """core: what a load writes (parsed sources in the core tables, observations); kpis: kpi_values;
     scores: kpi_scores (after the benchmarking stage)."""
     return core_suites() if stage == "core" else kpi_suites() if stage == "kpis" else scores_suites()
-
-
-def measure_stage(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, suites: Sequence[TableSuite]
-                  ) -> list[Measurement]:
-    return [m for suite in suites for m in measure_suite(con, ctx, suite)]
 
 
 def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], stage: Stage

@@ -34,7 +34,8 @@ def stage_suites(stage: Stage) -> list[TableSuite]:
 def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], stage: Stage
                    ) -> tuple[dict[str, list[CheckResult]], dict[str, list[Measurement]]]:
     """Every check of the stage for every city: DuckDB measures once per check for all cities, GX
-    validates per table once for all cities. Returns each city's results in the suites' order, and the DuckDB measurements."""
+    validates per table once for all cities. Returns each city's results in the suites' order, and the
+    DuckDB measurements."""
     from quality.gx import validate_counts, validate_tables
 
     suites = stage_suites(stage)

@@ -200,7 +200,7 @@ def score_distribution(rollups: pl.DataFrame) -> dict[str, Any] | None:
               .with_columns(high=pl.col("low") + 10).sort("dimension", "low"))
     _check_rows("score_distribution", binned.height)
     chart = alt.Chart(binned).mark_bar(stroke="white").encode(
-        x=alt.X("low:Q", bin="binned", title="dimension score (% of the maximum points)",
+        x=alt.X("low:Q", bin="binned", title="score, % of max. points",  # fits under a 150 px facet
                 scale=alt.Scale(domain=[0, 100]), axis=alt.Axis(values=[0, 50, 100])),
         x2="high:Q",
         y=alt.Y("cities:Q", title="cities", scale=alt.Scale(zero=True), axis=alt.Axis(tickMinStep=1)),

@@ -178,7 +178,8 @@ def _builders(tree: ast.Module) -> dict[str, bool]:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             returns = [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
-            if not returns or not all(isinstance(r, ast.JoinedStr | ast.IfExp | ast.Constant) for r in returns):
+            if not returns or not all(isinstance(r, ast.JoinedStr | ast.IfExp | ast.Constant | ast.Call)
+                                      for r in returns):
                 continue
             if all(_Scope(node, trust_params=True).ok(r) for r in returns):
                 found[node.name] = all(_Scope(node).ok(r) for r in returns)

@@ -35,8 +35,7 @@ def within_distance(points_xy: FloatArray, targets: GeometryArray | FloatArray, 
     geometries = _as_geometries(targets)
     if len(xy) == 0 or geometries.size == 0:
         return mask
-    points = point_geometries(points_xy) if xy is points_xy else shapely.points(xy)
-    hits, _ = STRtree(geometries).query_nearest(points, max_distance=distance, all_matches=False)
+    hits, _ = STRtree(geometries).query_nearest(point_geometries(xy), max_distance=distance, all_matches=False)
     mask[hits] = True
     return mask
 

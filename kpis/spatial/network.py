@@ -84,10 +84,8 @@ class StreetNetwork:
             distance, node = self._tree.query(xy, k=1)
             return np.asarray(node, dtype=np.int64), np.asarray(distance, dtype=np.float64)
 
-        if xy is not points_xy:
-            return query()
         # The same population points are snapped by every measure: once per (network, points).
-        return remembered(points_xy, "snap", query, owner=self)
+        return remembered(xy, "snap", query, owner=self)
 
     def reach(self, source_nodes: npt.ArrayLike, head_start_m: npt.ArrayLike, limit: float) -> FloatArray:
         """Walking distance from every node to the nearest source (its head start included), or
@@ -140,8 +138,7 @@ class StreetNetwork:
         entry_node, entry_polygon = tree.query(node_points, predicate="dwithin", distance=entry_m)
         head = shapely.distance(node_points[entry_node], geometries[entry_polygon])
         covered = self.points_within(xy, self.reach(entry_node, head, limit), limit)
-        inside, _ = tree.query(point_geometries(points_xy) if xy is points_xy else shapely.points(xy),
-                               predicate="intersects")
+        inside, _ = tree.query(point_geometries(xy), predicate="intersects")
         covered[inside] = True
         return covered
 

@@ -56,5 +56,5 @@ def remembered(xy: Any, what: str, compute: Callable[[], T], owner: object | Non
 
 
 def point_geometries(xy: FloatArray) -> GeometryArray:
-    """shapely points of an (n, 2) array, built once per read-only array."""
-    return remembered(xy, "points", lambda: np.asarray(shapely.points(np.asarray(xy).reshape(-1, 2)), dtype=object))
+    """shapely points of an (n, 2) array (`as_xy`), built once per read-only array."""
+    return remembered(xy, "points", lambda: np.asarray(shapely.points(xy), dtype=object))

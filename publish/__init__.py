@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 
 from kpis.catalogue import Indicator
+from publish.pieces import PieceCache
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,8 @@ class PublishContext:
     # Known only after the data files are written (the id hashes them): documents only.
     release_id: str | None = None
     created_at: str | None = None
+    # Per-city pieces (workbooks, report page bodies) kept between releases (publish/pieces.py); None: made each time.
+    pieces: PieceCache | None = field(default=None, compare=False)
 
     # Indexed once per context (writers look a city or source up per row; a linear scan made publishing
     # grow with cities x rows). cached_property writes the instance's __dict__, which frozen allows.

@@ -42,6 +42,7 @@ from publish import (
     sha256_of,
 )
 from publish.checksums import write_checksums
+from publish.pieces import PieceCache
 from sources.config import DATA_QUALITY_LABELS
 from warehouse.home import Home
 
@@ -243,6 +244,24 @@ def _report_areas(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> pl.Dat
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
+def release_context(con: duckdb.DuckDBPyConnection, home: Home, *, cities: list[dict[str, Any]],
+                    snapshots: list[dict[str, Any]], quality: dict[str, Any] | None) -> tuple[pl.DataFrame,
+                                                                                          PublishContext]:
+    """The release frame of `cities` and what the writers know besides it (before the release id is known)."""
+    from kpis.benchmarking.store import release_frames
+    from quality.store import quality_rows
+
+    city_ids = [c["id"] for c in cities]
+    context = PublishContext(
+        cities=tuple(City(c["id"], c.get("name", c["id"]), c.get("country", ""), tuple(c.get("reporting_years", ())))
+                     for c in cities),
+        sources=source_infos(cities, snapshots), previous=_previous(home),
+        quality=quality, cache_dir=home.cache, benchmarks=release_frames(con, city_ids),
+        quality_results=None if quality is None else quality_rows(con, quality.get("run_id"), city_ids),
+        areas=_report_areas(con, city_ids), pieces=PieceCache.in_home_cache(home.cache))
+    return release_frame(con, city_ids), context
+
+
 def publish_release(
     con: duckdb.DuckDBPyConnection,
     home: Home,
@@ -258,27 +277,16 @@ def publish_release(
 
     `skip_unchanged`: when the latest release has the same `inputs_fingerprint` (in `extra`) and the
     same data hash, write nothing and return the latest release (an unchanged run adds no release)."""
-    from kpis.benchmarking.store import release_frames
     from kpis.catalogue import load_catalogue
     from publish.report_html import prefetch_bundle
-    from quality.store import quality_rows
 
-    frame = release_frame(con, [c["id"] for c in cities])
-    benchmarks = release_frames(con, [c["id"] for c in cities])
-    quality = (extra or {}).get("quality")
     now = datetime.now(UTC)
     home.ensure()
-    cache_dir = home.cache
-    prefetch_bundle(cache_dir)  # the report's JavaScript, bundled while the data files are written
+    prefetch_bundle(home.cache)  # the report's JavaScript, bundled while the data files are written
     catalogue = load_catalogue()
-    context = PublishContext(
-        cities=tuple(City(c["id"], c.get("name", c["id"]), c.get("country", ""), tuple(c.get("reporting_years", ())))
-                     for c in cities),
-        sources=source_infos(cities, snapshots), previous=_previous(home),
-        quality=quality, cache_dir=cache_dir, benchmarks=benchmarks,
-        quality_results=quality_rows(con, quality.get("run_id"), [c["id"] for c in cities])
-        if isinstance(quality, dict) else None,
-        areas=_report_areas(con, [c["id"] for c in cities]))
+    quality = (extra or {}).get("quality")
+    frame, context = release_context(con, home, cities=cities, snapshots=snapshots,
+                                     quality=quality if isinstance(quality, dict) else None)
     staging = Path(tempfile.mkdtemp(prefix="release-", dir=home.tmp))
     try:
         data: list[FileEntry] = [e for write in data_writers() for e in write(frame, catalogue, context, staging)]
@@ -303,7 +311,7 @@ def publish_release(
             "years": sorted({int(y) for y in frame["year"].unique()}),
             "input_snapshots": snapshots,
             "row_counts": {"kpi_values": frame.height,
-                           **{table: rows.height for table, rows in benchmarks.items()},
+                           **{table: rows.height for table, rows in (context.benchmarks or {}).items()},
                            "by_framework_and_status": [dict(zip(("framework", "status", "rows"), r, strict=True))
                                                        for r in counts.iter_rows()]},
             "files": [e.as_manifest() for e in entries],
@@ -319,6 +327,8 @@ def publish_release(
         raise
     _point_latest(home.releases, release_id)  # only now: readers never see an incomplete release
     register_release(con, target, manifest)
+    if context.pieces is not None:
+        context.pieces.prune()  # each city of this release keeps the pieces this release used
     return Release(release_id, target, manifest)
 
 

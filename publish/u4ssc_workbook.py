@@ -21,6 +21,7 @@ fixed zip entry times, so equal inputs give equal files.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -257,6 +258,23 @@ def deterministic_xlsx(wb: Workbook) -> bytes:
     return out.getvalue()
 
 
+def _workbook_bytes(rows: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext, city_id: str,
+                    year: int, scored: pl.DataFrame | None) -> bytes:
+    """The city-year's workbook, taken from the pieces of an earlier release when made from equal inputs."""
+    def make() -> bytes:
+        return deterministic_xlsx(workbook(rows, catalogue, context, city_id, year, scored=scored))
+
+    if context.pieces is None:
+        return make()
+    city = context.city(city_id)
+    # Everything workbook() reads: the catalogue, the rows, the scores, the city's facts and sources (the
+    # code is in the cache's salt).
+    facts = json.dumps([city.id, city.name, city.country, year, scored is None,
+                        [dataclasses.astuple(s) for s in context.city_sources(city_id)]], ensure_ascii=False)
+    return context.pieces.get("u4ssc_workbook", city_id,
+                              [context.pieces.catalogue_digest(catalogue), facts, rows, scored], make)
+
+
 def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
                           folder: Path) -> list[FileEntry]:
     entries = []
@@ -266,9 +284,9 @@ def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], c
     score_parts = {} if all_scores is None else all_scores.partition_by("city_id", "year", as_dict=True)
     for city_id, year in frame.select("city_id", "year").unique().sort("city_id", "year").iter_rows():
         relative = path_for(city_id, year)
+        rows = parts[(city_id, year)]
         scored = None if all_scores is None else score_parts.get((city_id, year), all_scores.clear())
-        write_bytes(folder, relative, deterministic_xlsx(workbook(parts[(city_id, year)], catalogue, context,
-                                                                 city_id, year, scored=scored)))
+        write_bytes(folder, relative, _workbook_bytes(rows, catalogue, context, city_id, year, scored))
         entries.append(file_entry(folder, relative, ROLE,
                                   f"U4SSC submission workbook: {context.city(city_id).name}, {year}"))
     return entries

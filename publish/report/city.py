@@ -21,6 +21,7 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from publish import City, PublishContext
+from publish.pieces import Part
 from publish.report import charts, sections
 from publish.report.display import (
     TREND_MIN_RELATIVE,
@@ -353,22 +354,45 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
             '<li><a href="#reading">How to read this report</a></li>']
     page.add(f'<nav class="toc" aria-label="Contents"><strong>Contents</strong><ol>{"".join(toc)}</ol></nav>')
 
-    progress = _snapshot(page, data)
-    _year_over_year(page, data, series, directions, names)
-    scores: dict[tuple[str, str], dict[str, Any]] = {}
-    if data.scores is not None and not data.scores.is_empty():
-        latest_scores = data.scores.filter(pl.col("year") == pl.col("year").max())
-        scores = {(r["indicator_id"], r["data_point"] or ""): r for r in latest_scores.iter_rows(named=True)}
-    for group in ordered:
-        page.add(f'<section id="group-{slug(group)}"><h2>{esc(group)}</h2>')
-        for indicator in by_group[group]:
-            _indicator(page, indicator, data, per_indicator.get(indicator.id, {}), scores, progress, directions)
-        page.add("</section>")
+    def body() -> Page:
+        part = Page()
+        progress = _snapshot(part, data)
+        _year_over_year(part, data, series, directions, names)
+        scores: dict[tuple[str, str], dict[str, Any]] = {}
+        if data.scores is not None and not data.scores.is_empty():
+            latest_scores = data.scores.filter(pl.col("year") == pl.col("year").max())
+            scores = {(r["indicator_id"], r["data_point"] or ""): r for r in latest_scores.iter_rows(named=True)}
+        for group in ordered:
+            part.add(f'<section id="group-{slug(group)}"><h2>{esc(group)}</h2>')
+            for indicator in by_group[group]:
+                _indicator(part, indicator, data, per_indicator.get(indicator.id, {}), scores, progress, directions)
+            part.add("</section>")
+        return part
+
+    page.extend(_cached_body(data, catalogue, context, directions, body))
     sections.quality_section(page, sections.quality_for(context.quality, city.id),
                              sections.data_docs_link(context, root))
     sections.files_section(page, files, root)
     page.add(READING)
     return title, page
+
+
+def _cached_body(data: CityData, catalogue: Sequence[Indicator], context: PublishContext, directions: Directions,
+                 make: Callable[[], Page]) -> Page:
+    """The page's body (snapshot, year over year, the indicators: the costly charts), taken from an earlier
+    release's pieces when made from equal inputs. The header, quality and files sections name this release
+    and are made every time."""
+    if context.pieces is None:
+        return make()
+    city = data.city
+    # Everything the body reads besides the catalogue and the code (in the key and the salt): the city's
+    # rows, scores, roll-ups, progress, district shapes and its comparison directions.
+    facts = json.dumps([city.id, city.name, city.country, list(city.reporting_years),
+                        sorted((k[1], k[2], v) for k, v in directions.per_city.items() if k[0] == city.id),
+                        sorted(data.areas.items())], ensure_ascii=False, sort_keys=True, default=str)
+    parts: list[Part] = [context.pieces.catalogue_digest(catalogue), facts,
+                         data.rows, data.scores, data.rollups, data.progress]
+    return Page.from_bytes(context.pieces.get("report_city_body", city.id, parts, lambda: make().to_bytes()))
 
 
 READING = f"""<section id="reading"><h2>How to read this report</h2><ul>

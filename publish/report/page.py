@@ -136,6 +136,22 @@ class Page:
         self.specs.append((div, spec))
         self.add(f'<div class="chart" id="{esc(div)}" data-chart="{esc(name)}"></div>')
 
+    def extend(self, other: Page) -> None:
+        """Append another page's sections and charts (chart ids are the callers' to keep unique)."""
+        self.parts.extend(other.parts)
+        self.specs.extend(other.specs)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"parts": self.parts, "specs": self.specs}, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Page:
+        stored = json.loads(data)
+        page = cls()
+        page.parts = list(stored["parts"])
+        page.specs = [(str(div), spec) for div, spec in stored["specs"]]
+        return page
+
     def render(self, title: str, script_src: str) -> str:
         # Charts of one kind differ only in their `datasets` (the trend of each indicator): the rest of the
         # spec is written once per page and shared, which keeps a page with a hundred charts small.

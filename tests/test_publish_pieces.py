@@ -1,0 +1,125 @@
+"""Per-city pieces of a release (U4SSC workbooks, report page bodies) taken from the cache of earlier
+releases only when made from equal inputs (publish/pieces.py, issue #16).
+
+The writers run three ways on the two-city release of test_publish_multicity: without a cache, filling a
+cache, and from the filled cache; the files must be byte-identical. Then one city-year's value changes:
+exactly that city's pieces are made again, and the files equal those written without a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from kpis.catalogue import load_catalogue
+from publish import PublishContext
+from publish.pieces import PieceCache
+from publish.releases import load_release, publish_release, release_context
+from publish.report_html import write_report_html
+from publish.u4ssc_workbook import write_u4ssc_workbooks
+from tests.test_publish_multicity import two_city_home
+from warehouse.home import Home
+
+CITIES = ("demo-city", "twin-city")
+YEARS = (2022, 2023, 2024)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    source = two_city_home(tmp_path_factory.getbasetemp())
+    copy = Home(tmp_path_factory.mktemp("pieces") / "home")
+    shutil.copytree(source.root, copy.root, symlinks=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def frame_and_context(home: Home) -> tuple[pl.DataFrame, PublishContext]:
+    manifest = load_release(home, "latest").manifest
+    with home.warehouse(read_only=True) as con:
+        frame, context = release_context(con, home, cities=manifest["cities"],
+                                         snapshots=manifest["input_snapshots"], quality=manifest["quality"])
+    return frame, replace(context, release_id="20260101T000000Z-00000000", created_at="2026-01-01T00:00:00+00:00")
+
+
+def _write(frame: pl.DataFrame, context: PublishContext, folder: Path) -> dict[str, str]:
+    catalogue = load_catalogue()
+    folder.mkdir()
+    write_u4ssc_workbooks(frame, catalogue, context, folder)
+    write_report_html(frame, catalogue, context, folder)
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_pieces_from_the_cache_are_byte_identical(frame_and_context: tuple[pl.DataFrame, PublishContext],
+                                                  tmp_path: Path) -> None:
+    frame, context = frame_and_context
+    plain = _write(frame, replace(context, pieces=None), tmp_path / "plain")
+    filling = PieceCache(tmp_path / "cache")
+    filled = _write(frame, replace(context, pieces=filling), tmp_path / "filling")
+    reading = PieceCache(tmp_path / "cache")
+    read = _write(frame, replace(context, pieces=reading), tmp_path / "reading")
+
+    pieces = len(CITIES) * len(YEARS) + len(CITIES)  # workbooks, one page body per city
+    assert (filling.made, filling.reused) == (pieces, 0)
+    assert (reading.made, reading.reused) == (0, pieces)
+    assert plain == filled == read
+    assert {f"u4ssc/{c}-{y}.xlsx" for c in CITIES for y in YEARS} | {f"report/{c}.html" for c in CITIES} <= set(read)
+
+
+def test_a_changed_city_year_is_made_again(frame_and_context: tuple[pl.DataFrame, PublishContext],
+                                           tmp_path: Path) -> None:
+    frame, context = frame_and_context
+    _write(frame, replace(context, pieces=PieceCache(tmp_path / "cache")), tmp_path / "before")
+    before = _write(frame, replace(context, pieces=None), tmp_path / "before-plain")
+
+    target = (pl.col("city_id") == "twin-city") & (pl.col("year") == 2024) & (pl.col("status") == "computed")
+    target = target & (pl.col("framework") == "u4ssc")  # in the workbook as well as on the page
+    first = frame.filter(target).row(0, named=True)
+    changed = frame.with_columns(
+        pl.when(target & (pl.col("indicator_id") == first["indicator_id"])
+                & pl.col("data_point").eq_missing(first["data_point"]))
+        .then(pl.col("value") * 3 + 1).otherwise(pl.col("value")).alias("value"))
+    cache = PieceCache(tmp_path / "cache")
+    after = _write(changed, replace(context, pieces=cache), tmp_path / "after")
+    plain = _write(changed, replace(context, pieces=None), tmp_path / "after-plain")
+
+    assert (cache.made, cache.reused) == (2, len(CITIES) * len(YEARS) + len(CITIES) - 2)  # the workbook and page
+    assert after == plain
+    changed_files = {path for path in after if after[path] != before.get(path)}
+    # The overview compares the cities, so it changes too; the other city's files do not.
+    assert changed_files == {"u4ssc/twin-city-2024.xlsx", "report/twin-city.html", "report.html"}
+
+
+def test_a_damaged_piece_is_made_again(frame_and_context: tuple[pl.DataFrame, PublishContext],
+                                       tmp_path: Path) -> None:
+    frame, context = frame_and_context
+    expected = _write(frame, replace(context, pieces=PieceCache(tmp_path / "cache")), tmp_path / "first")
+    stored = sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert len(stored) == len(CITIES) * len(YEARS) + len(CITIES)
+    for path in stored[:3]:
+        path.write_bytes(path.read_bytes()[:-40] + b"garbage")  # cut short, as a full disk might leave it
+    cache = PieceCache(tmp_path / "cache")
+    assert _write(frame, replace(context, pieces=cache), tmp_path / "second") == expected
+    assert cache.made == 3
+
+
+def test_a_release_keeps_only_the_pieces_it_used(home: Home) -> None:
+    manifest = load_release(home, "latest").manifest
+    with home.warehouse() as con:
+        release = publish_release(con, home, cities=manifest["cities"], snapshots=manifest["input_snapshots"],
+                                  run_id="pieces-test", extra={"quality": manifest["quality"]})
+    stored = sorted(p for p in (home.cache / "publish").rglob("*") if p.is_file())
+    assert len(stored) == len(CITIES) * len(YEARS) + len(CITIES)
+    stale = stored[0].parent / ("0" * 64)
+    stale.write_bytes(b"an older piece of this city")
+    with home.warehouse() as con:
+        again = publish_release(con, home, cities=manifest["cities"], snapshots=manifest["input_snapshots"],
+                                run_id="pieces-test-2", extra={"quality": manifest["quality"]})
+    assert not stale.exists()
+    assert again.manifest["content_sha256"] == release.manifest["content_sha256"]
+    assert len([p for p in (home.cache / "publish").rglob("*") if p.is_file()]) == len(stored)

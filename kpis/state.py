@@ -47,11 +47,13 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, city_id: str, reporting_y
                        targets: Path | None) -> str:
     """The fingerprint of a city's inputs; `targets` is the city's own target table (its path, whether
     or not a file is there: `LoadedConfig.targets_path`), None when it has none."""
-    observations = con.execute("""SELECT count(*), coalesce(sum(hash(COLUMNS(*))), 0) FROM (
+    # One hash per row (all its columns together), summed: a value moved from one row to another (two years'
+    # figures swapped in a corrected source) changes it, which per-column sums would not notice.
+    observations = con.execute("""SELECT count(*), coalesce(sum(hash(*COLUMNS(*))), 0) FROM (
                                       SELECT * EXCLUDE (city_id) FROM observations WHERE city_id = ?)""",
                                [city_id]).fetchall()
     # Reasons a derivation withheld a value (core_withheld) are in the missing rows' status_reason.
-    withheld = con.execute("""SELECT count(*), coalesce(sum(hash(COLUMNS(*))), 0) FROM (
+    withheld = con.execute("""SELECT count(*), coalesce(sum(hash(*COLUMNS(*))), 0) FROM (
                                   SELECT * EXCLUDE (city_id) FROM core_withheld WHERE city_id = ?)""",
                            [city_id]).fetchall()
     # ... and the values the loads' own rules withheld (in the stored load reports).

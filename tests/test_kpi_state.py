@@ -96,3 +96,29 @@ def test_runs_are_recorded_with_their_outcome(demo_config: Path, tmp_path: Path)
     assert warehouse_before == hashlib.sha256(home.warehouse_path.read_bytes()).hexdigest()
     assert [(r["run_id"], r["status"]) for r in refused] == [("bad", "failed")]
     assert refused[0]["finished_at"] >= refused[0]["started_at"] and "statistik_stadt.csv" in refused[0]["error"]
+
+
+def test_fingerprint_sees_values_swapped_between_years(home_copy: Path) -> None:
+    """A corrected source that swaps two years' figures of one variable leaves every column's multiset of
+    values as it was; the fingerprint hashes whole rows, so it still changes (the KPIs are recomputed)."""
+    from kpis.state import inputs_fingerprint
+
+    home = Home(home_copy)
+    with home.warehouse() as con:
+        (variable, first, second), = con.execute("""
+            SELECT variable, min(year), max(year) FROM observations
+            WHERE city_id = 'demo-city' AND area_type = 'city' AND data_point IS NULL
+            GROUP BY variable HAVING count(DISTINCT value) = count(*) AND count(*) >= 2 ORDER BY variable LIMIT 1""",
+                                                 ).fetchall()
+        where = "city_id = 'demo-city' AND area_type = 'city' AND data_point IS NULL AND variable = ?"
+        before = inputs_fingerprint(con, "demo-city", (2022, 2023, 2024), None)
+        values_before = sorted(r[0] for r in con.execute(f"SELECT value FROM observations WHERE {where}",
+                                                         [variable]).fetchall())
+        con.execute(f"""UPDATE observations SET value = CASE year
+                            WHEN {first} THEN (SELECT value FROM observations WHERE {where} AND year = {second})
+                            ELSE (SELECT value FROM observations WHERE {where} AND year = {first}) END
+                        WHERE {where} AND year IN ({first}, {second})""", [variable, variable, variable])
+        values_after = sorted(r[0] for r in con.execute(f"SELECT value FROM observations WHERE {where}",
+                                                        [variable]).fetchall())
+        assert values_after == values_before  # the same values, in other rows
+        assert inputs_fingerprint(con, "demo-city", (2022, 2023, 2024), None) != before

@@ -77,13 +77,14 @@ _CACHE: dict[Path, tuple[bytes, LoadedConfig]] = {}
 
 def cached_config(path: Path, *, check_files: bool) -> LoadedConfig:
     """load_city_config, parsed again only when the file's content changed: a run over 1,000 cities
-    asks for the configs in every stage, and a deployment's sensors every minute. Only without
-    `check_files`: whether the source files exist can change while the config does not."""
-    if check_files or not path.is_file():
+    asks for the configs in every stage, and a deployment's sensors every minute. With `check_files`
+    the config is always read again (whether the source files exist can change while the config does
+    not), and what it read is kept for the later reads without."""
+    if not path.is_file():
         return load_city_config(path, check_files=check_files)  # the loader's error names the path
     key, version = path, hashlib.sha256(path.read_bytes()).digest()
     hit = _CACHE.get(key)
-    if hit is not None and hit[0] == version:
+    if hit is not None and hit[0] == version and not check_files:
         return hit[1]
     config = load_city_config(path, check_files=check_files)
     _CACHE[key] = (version, config)

@@ -452,7 +452,7 @@ def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[st
         extra = {**(extra or {}), "loads": load_reports(con, city_ids), "quality": quality,
                  "inputs_fingerprint": inputs_fingerprint(configs, snapshots)}
         return publish_release(con, home, cities=cities, snapshots=snapshots, run_id=run_id, extra=extra,
-                               skip_unchanged=skip_unchanged)
+                               skip_unchanged=skip_unchanged, configs=configs)
 
 
 def computed_cities(home: Home) -> list[str]:

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -43,7 +44,7 @@ from publish import (
 )
 from publish.checksums import write_checksums
 from publish.pieces import PieceCache
-from sources.config import DATA_QUALITY_LABELS
+from sources.config import DATA_QUALITY_LABELS, LoadedConfig
 from warehouse.home import Home
 
 RELEASE_COLUMNS = [
@@ -185,16 +186,21 @@ def load_release(home: Home, release_id: str) -> Release:
 # ---- writing -----------------------------------------------------------------------------------
 
 
-def source_infos(cities: list[dict[str, Any]], snapshots: list[dict[str, Any]]) -> tuple[SourceInfo, ...]:
-    """Each input source's facts: description and licence from the city config, the snapshot from the warehouse."""
+def source_infos(cities: list[dict[str, Any]], snapshots: list[dict[str, Any]],
+                 configs: Sequence[LoadedConfig] | None = None) -> tuple[SourceInfo, ...]:
+    """Each input source's facts: description and licence from the city config (`configs` when the caller
+    has them read already, else read from each city's `config` path), the snapshot from the warehouse."""
     from sources.config import load_city_config
 
     configured: dict[tuple[str, str], Any] = {}
+    given = {c.city_id: c for c in configs or ()}
     for city in cities:
-        try:
-            loaded = load_city_config(Path(city["config"]), check_files=False)
-        except (CitykpiError, OSError, KeyError):
-            continue  # the config moved since the run: the snapshot facts still describe the source
+        loaded = given.get(city["id"])
+        if loaded is None:
+            try:
+                loaded = load_city_config(Path(city["config"]), check_files=False)
+            except (CitykpiError, OSError, KeyError):
+                continue  # the config moved since the run: the snapshot facts still describe the source
         configured.update({(city["id"], s.id): s for s in loaded.config.sources})
     infos = []
     for snap in snapshots:
@@ -245,9 +251,10 @@ def _report_areas(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> pl.Dat
 
 
 def release_context(con: duckdb.DuckDBPyConnection, home: Home, *, cities: list[dict[str, Any]],
-                    snapshots: list[dict[str, Any]], quality: dict[str, Any] | None) -> tuple[pl.DataFrame,
-                                                                                          PublishContext]:
-    """The release frame of `cities` and what the writers know besides it (before the release id is known)."""
+                    snapshots: list[dict[str, Any]], quality: dict[str, Any] | None,
+                    configs: Sequence[LoadedConfig] | None = None) -> tuple[pl.DataFrame, PublishContext]:
+    """The release frame of `cities` and what the writers know besides it (before the release id is known);
+    `configs`: the cities' configs when the caller has them (else each is read from its `config` path)."""
     from kpis.benchmarking.store import release_frames
     from quality.store import quality_rows
 
@@ -255,7 +262,7 @@ def release_context(con: duckdb.DuckDBPyConnection, home: Home, *, cities: list[
     context = PublishContext(
         cities=tuple(City(c["id"], c.get("name", c["id"]), c.get("country", ""), tuple(c.get("reporting_years", ())))
                      for c in cities),
-        sources=source_infos(cities, snapshots), previous=_previous(home),
+        sources=source_infos(cities, snapshots, configs), previous=_previous(home),
         quality=quality, cache_dir=home.cache, benchmarks=release_frames(con, city_ids),
         quality_results=None if quality is None else quality_rows(con, quality.get("run_id"), city_ids),
         areas=_report_areas(con, city_ids), pieces=PieceCache.in_home_cache(home.cache))
@@ -271,12 +278,14 @@ def publish_release(
     run_id: str,
     extra: dict[str, Any] | None = None,
     skip_unchanged: bool = False,
+    configs: Sequence[LoadedConfig] | None = None,
 ) -> Release:
     """Write a new release for `cities` from the warehouse's kpi_values and benchmarking tables (kpi_scores,
     kpi_rollups, kpi_progress), point `latest` at it, register it.
 
     `skip_unchanged`: when the latest release has the same `inputs_fingerprint` (in `extra`) and the
-    same data hash, write nothing and return the latest release (an unchanged run adds no release)."""
+    same data hash, write nothing and return the latest release (an unchanged run adds no release).
+    `configs`: the cities' configs, when the caller has read them (else read again from `cities`' paths)."""
     from kpis.catalogue import load_catalogue
     from publish.report_html import prefetch_bundle
 
@@ -286,7 +295,7 @@ def publish_release(
     catalogue = load_catalogue()
     quality = (extra or {}).get("quality")
     frame, context = release_context(con, home, cities=cities, snapshots=snapshots,
-                                     quality=quality if isinstance(quality, dict) else None)
+                                     quality=quality if isinstance(quality, dict) else None, configs=configs)
     staging = Path(tempfile.mkdtemp(prefix="release-", dir=home.tmp))
     try:
         data: list[FileEntry] = [e for write in data_writers() for e in write(frame, catalogue, context, staging)]

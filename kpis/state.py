@@ -12,35 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import duckdb
 
+from canonical.code_digest import package_digest
+
 Stage = Literal["kpi_values", "scores"]
-
-
-@cache
-def _package_digest() -> str:
-    """SHA-256 over every file of the kpis package (code, catalogue, default targets)."""
-    digest = hashlib.sha256()
-    root = resources.files("kpis")
-    stack = [root]
-    files = []
-    while stack:
-        folder = stack.pop()
-        for entry in folder.iterdir():
-            if entry.is_dir():
-                if entry.name != "__pycache__":
-                    stack.append(entry)
-            elif entry.name.endswith((".py", ".yaml", ".csv")):
-                files.append(entry)
-    for entry in sorted(files, key=lambda e: str(e)):
-        digest.update(str(entry).removeprefix(str(root)).encode())
-        digest.update(entry.read_bytes())
-    return digest.hexdigest()
 
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection, city_id: str, reporting_years: Sequence[int],
@@ -60,7 +39,7 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, city_id: str, reporting_y
     reports = con.execute("SELECT coalesce(sum(hash(source_id, load_report)), 0) FROM core_source_state "
                           "WHERE city_id = ?", [city_id]).fetchall()
     parts = {"observations": [str(v) for v in observations[0]], "load_reports": str(reports[0][0]),
-             "package": _package_digest(),
+             "package": package_digest("kpis"),
              "withheld": [str(v) for v in withheld[0]],
              "targets": hashlib.sha256(targets.read_bytes()).hexdigest()
              if targets is not None and targets.is_file() else None,

@@ -273,9 +273,11 @@ def _load_current(home: Home, loaded: LoadedConfig) -> dict[str, Any]:
 def check_cities(home: Home, configs: Sequence[LoadedConfig], run_id: str, stage: Stage,
                  settings: QualitySettings | None = None) -> dict[str, list[CheckResult]]:
     """The quality suites of one stage for every city, stored, in one transaction: one GX validation
-    per table for all cities at once (quality.run.run_cities)."""
+    per table for all cities at once (quality.run.run_cities). A city whose checked tables, settings
+    and code are unchanged since its last check of the stage keeps those results (quality/state.py)."""
     with home.warehouse() as con, transaction(con):
-        return run_cities(con, [quality_context(loaded, settings) for loaded in configs], run_id, stage)
+        return run_cities(con, [quality_context(loaded, settings) for loaded in configs], run_id, stage,
+                          keep_unchanged=True)
 
 
 def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
@@ -440,7 +442,7 @@ def publish(home: Home, configs: list[LoadedConfig], run_id: str, extra: dict[st
     with home.warehouse() as con:
         city_ids = [c.city_id for c in configs]
         with transaction(con):  # the scores stage: kpi_scores of every city, one GX validation
-            run_cities(con, [quality_context(c) for c in configs], run_id, "scores")
+            run_cities(con, [quality_context(c) for c in configs], run_id, "scores", keep_unchanged=True)
         failures = blocking_failures(con, quality_run, city_ids)
         if strict and failures:
             raise QualityGateError(run_id, failures)

@@ -23,11 +23,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import polars as pl
+
+from canonical.code_digest import package_digest
 
 Part = bytes | str | pl.DataFrame | None
 
@@ -38,22 +39,8 @@ DIGEST_BYTES = 32  # each stored piece ends with the SHA-256 of its bytes, check
 
 @cache
 def code_salt() -> str:
-    """SHA-256 over the files that make a piece (the publish and kpis packages) and the libraries' versions."""
-    digest = hashlib.sha256()
-    for package in ("publish", "kpis"):
-        root = resources.files(package)
-        stack, files = [root], []
-        while stack:
-            folder = stack.pop()
-            for entry in folder.iterdir():
-                if entry.is_dir():
-                    if entry.name != "__pycache__":
-                        stack.append(entry)
-                elif entry.name.endswith((".py", ".yaml", ".csv", ".txt")):
-                    files.append(entry)
-        for entry in sorted(files, key=str):
-            digest.update(f"{package}:{str(entry).removeprefix(str(root))}\n".encode())
-            digest.update(entry.read_bytes())
+    """The code that makes a piece (the publish and kpis packages) and the libraries' versions."""
+    digest = hashlib.sha256(package_digest("publish", "kpis").encode())
     for library in LIBRARIES:
         try:
             digest.update(f"{library}=={version(library)}\n".encode())

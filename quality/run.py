@@ -15,7 +15,7 @@ import duckdb
 from quality.consequences import mark_kpi_values, mark_observations
 from quality.measure import measure_suites, table_frame
 from quality.model import CheckResult, ExpectationCheck, Measurement, SuiteContext, TableSuite
-from quality.store import store_results
+from quality.store import copy_results, read_results, store_results
 from quality.suites import KEYS, SAMPLE_COLUMNS, core_suites, kpi_suites, scores_suites
 
 if TYPE_CHECKING:
@@ -57,19 +57,35 @@ def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteConte
     return {city: sorted(found, key=lambda r: order[r.check.key]) for city, found in results.items()}, measured
 
 
-def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], run_id: str, stage: Stage
-               ) -> dict[str, list[CheckResult]]:
-    """Validate the stage for all cities at once, then store and apply each city's results."""
-    by_city, measured = validate_stage(con, contexts, stage)
-    for ctx in contexts:
-        results = by_city[ctx.city_id]
-        store_results(con, ctx.city_id, run_id, results)
-        if stage == "core":
-            affected = {m.check.key: m.affected for m in measured[ctx.city_id] if m.affected}
-            mark_observations(con, ctx, results, affected)
-        elif stage == "kpis":
-            mark_kpi_values(con, ctx, results)
-    return by_city
+def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], run_id: str, stage: Stage, *,
+               keep_unchanged: bool = False) -> dict[str, list[CheckResult]]:
+    """Validate the stage for all cities at once, then store and apply each city's results.
+
+    With `keep_unchanged`, a city whose fingerprint for the stage (quality/state.py: its rows of the tables
+    the checks read, its suite context, the code) equals the one stored after its last check keeps that
+    check's results: they are copied to this run and its marks stay as they are. The fingerprints of the
+    cities checked are stored either way."""
+    from quality import state
+
+    kept = state.unchanged_since(con, stage, state.fingerprints(con, contexts, stage)) if keep_unchanged else {}
+    fresh = [ctx for ctx in contexts if ctx.city_id not in kept]
+    by_city: dict[str, list[CheckResult]] = {}
+    if fresh:
+        by_city, measured = validate_stage(con, fresh, stage)
+        for ctx in fresh:
+            results = by_city[ctx.city_id]
+            store_results(con, ctx.city_id, run_id, results)
+            if stage == "core":
+                affected = {m.check.key: m.affected for m in measured[ctx.city_id] if m.affected}
+                mark_observations(con, ctx, results, affected)
+            elif stage == "kpis":
+                mark_kpi_values(con, ctx, results)
+    if kept:
+        checks = [c for s in stage_suites(stage) for c in s.checks]
+        copy_results(con, kept, run_id, checks)
+        by_city.update(read_results(con, list(kept), run_id, checks))
+    state.record(con, stage, state.fingerprints(con, fresh, stage), run_id)
+    return {ctx.city_id: by_city[ctx.city_id] for ctx in contexts}
 
 
 def run_stage(con: duckdb.DuckDBPyConnection, ctx: SuiteContext, run_id: str, stage: Stage) -> list[CheckResult]:

@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 
 from canonical.errors import CitykpiError
-from quality.model import CheckResult
+from quality.model import Check, CheckResult
 from quality.sql import json_safe
 
 _COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -38,6 +38,42 @@ def store_results(con: duckdb.DuckDBPyConnection, city_id: str, run_id: str, res
                     f"SELECT {', '.join(_COLUMNS)} FROM _quality_results")
     finally:
         con.unregister("_quality_results")
+
+
+def copy_results(con: duckdb.DuckDBPyConnection, kept: dict[str, str], run_id: str, checks: Sequence[Check]) -> None:
+    """Copy each kept city's results of `checks` from the run that judged them (`kept`: city -> run) into
+    `run_id`, unchanged (evaluated_at included: when they were judged)."""
+    kept = {city: run for city, run in kept.items() if run != run_id}
+    if not kept:
+        return
+    columns = ", ".join(_COLUMNS)
+    con.execute(f"""
+        INSERT OR REPLACE INTO quality_results ({columns})
+        SELECT ? AS run_id, {", ".join(f"q.{c}" for c in _COLUMNS if c != "run_id")} FROM quality_results q
+        JOIN (SELECT unnest(?) AS city_id, unnest(?) AS run_id) k ON q.city_id = k.city_id AND q.run_id = k.run_id
+        JOIN (SELECT unnest(?) AS table_name, unnest(?) AS check_name) c
+             ON q.table_name = c.table_name AND q.check_name = c.check_name""",
+                [run_id, list(kept), list(kept.values()), [c.table for c in checks], [c.name for c in checks]])
+
+
+def read_results(con: duckdb.DuckDBPyConnection, city_ids: Sequence[str], run_id: str,
+                 checks: Sequence[Check]) -> dict[str, list[CheckResult]]:
+    """The stored results of `checks` for these cities in one run, as CheckResults in the order of `checks`."""
+    by_key = {(c.table, c.name): c for c in checks}
+    order = {key: i for i, key in enumerate(by_key)}
+    out: dict[str, list[CheckResult]] = {city: [] for city in city_ids}
+    for city, table, name, status, failing, evaluated, sample, description, expectation in con.execute(
+            """SELECT city_id, table_name, check_name, status, failing_count, evaluated_count, sample, description,
+                      expectation FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)""",
+            [run_id, list(city_ids)]).fetchall():
+        check = by_key.get((table, name))
+        if check is None:
+            continue  # another stage's check
+        # store_results wrote "<description> (<note>)" for a result with a note.
+        note = description[len(check.description) + 2:-1] if description != check.description else None
+        out[city].append(CheckResult(check, status, failing, int(evaluated), json.loads(sample),
+                                     json.loads(expectation) if expectation else None, note))
+    return {city: sorted(found, key=lambda r: order[(r.check.table, r.check.name)]) for city, found in out.items()}
 
 
 def _results(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> list[tuple[Any, ...]]:

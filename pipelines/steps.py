@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,8 +37,8 @@ from warehouse.home import Home
 from warehouse.load import (
     LoadPlan,
     ParsedSource,
-    check_cross_source_conflicts,
-    parse_source,
+    parse_changed,
+    parse_changed_or_none,
     plan_load,
     plan_reports,
     readings_read_as_is,
@@ -116,49 +119,78 @@ def load_city(home: Home, loaded: LoadedConfig, snapshots: list[Snapshot]) -> di
     The report says what happened: `changed` (False: nothing was written, downstream can skip),
     `observations_changed` and `changed_years` (the years whose observations differ: what compute_city
     has to recompute), per source its report (`unchanged`, or the readings `mode` append/replace)."""
-    by_id = {s.source_id: s for s in snapshots}
-    years = loaded.config.city.reporting_years
-    rules = air_rules(loaded)
-
-    def parse(plan: LoadPlan, stored: Any) -> list[ParsedSource]:
-        parsed = [parse_source(loaded, source, by_id[source.id], home.cache / "readings") for source in plan.changed]
-        check_cross_source_conflicts(parsed, stored)
-        return parsed
-
-    def write(con: duckdb.DuckDBPyConnection, plan: LoadPlan, parsed: list[ParsedSource]) -> dict[str, Any]:
-        before = observation_digest(con, loaded.city_id)
-        with transaction(con):
-            record_snapshots(con, snapshots)
-            change = write_changes(con, loaded, plan, parsed)
-            check_area_keys(con, loaded.city_id)
-            derived = refresh_derived(con, loaded.city_id, years, change, rules, spatial=derive_spatial)
-            record_derive_report(con, loaded.city_id, derived)
-        after = observation_digest(con, loaded.city_id)
-        changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
-        return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
-                            changed=change.wrote or derived["mode"] != "none")
-
     try:
         for _ in range(PLAN_ATTEMPTS):
             with home.warehouse() as con:
-                plan = plan_load(con, loaded, by_id)
-                if not plan.sources_changed and derive_is_current(con, loaded.city_id, years, rules):
-                    return _load_report(con, loaded.city_id, plan_reports(plan), {"mode": "none"}, [], changed=False)
-                stored = stored_observation_keys(
-                    con, loaded.city_id, [s.id for s in plan.unchanged if s.target == "observations"])
-                if all(_nothing_to_parse(source, by_id[source.id]) for source in plan.changed):
-                    return write(con, plan, parse(plan, stored))  # e.g. a new day of Parquet readings
+                planned = _plan_city(con, loaded, snapshots)
+                if isinstance(planned, dict):
+                    return planned
+                if not planned.needs_parsing:
+                    return _write_city(con, planned, _parse_city(home, planned))  # e.g. a new day of Parquet
             # Parse without holding the warehouse, so that other cities' stages write meanwhile.
-            parsed = parse(plan, stored)
+            parsed = _parse_city(home, planned)
             with home.warehouse() as con:
-                if plan_load(con, loaded, by_id) != plan:
+                if plan_load(con, loaded, planned.by_id) != planned.plan:
                     continue  # another run loaded this city in the meantime: plan again
-                return write(con, plan, parsed)
+                return _write_city(con, planned, parsed)
         raise CitykpiError(f"{loaded.city_id}: the city's sources changed in the warehouse {PLAN_ATTEMPTS} times "
                            "while this load parsed them (other runs loading the same city); run it again")
     except BaseException:
         _restore_current_pointers(home, loaded)
         raise
+
+
+@dataclass
+class _PlannedLoad:
+    """A city whose sources changed: what to parse and write (from `_plan_city`)."""
+
+    loaded: LoadedConfig
+    snapshots: list[Snapshot]
+    plan: LoadPlan
+    stored: Any  # the unchanged observation sources' keys (warehouse.load.stored_observation_keys)
+
+    @property
+    def by_id(self) -> dict[str, Snapshot]:
+        return {s.source_id: s for s in self.snapshots}
+
+    @property
+    def needs_parsing(self) -> bool:
+        by_id = self.by_id
+        return not all(_nothing_to_parse(source, by_id[source.id]) for source in self.plan.changed)
+
+
+def _plan_city(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig,
+               snapshots: list[Snapshot]) -> dict[str, Any] | _PlannedLoad:
+    """The report of a city with nothing to load, or what its load has to parse and write."""
+    by_id = {s.source_id: s for s in snapshots}
+    years = loaded.config.city.reporting_years
+    plan = plan_load(con, loaded, by_id)
+    if not plan.sources_changed and derive_is_current(con, loaded.city_id, years, air_rules(loaded)):
+        return _load_report(con, loaded.city_id, plan_reports(plan), {"mode": "none"}, [], changed=False)
+    stored = stored_observation_keys(con, loaded.city_id,
+                                     [s.id for s in plan.unchanged if s.target == "observations"])
+    return _PlannedLoad(loaded, snapshots, plan, stored)
+
+
+def _parse_city(home: Home, planned: _PlannedLoad) -> list[ParsedSource]:
+    return parse_changed(planned.loaded, planned.plan, planned.by_id, home.cache / "readings", planned.stored)
+
+
+def _write_city(con: duckdb.DuckDBPyConnection, planned: _PlannedLoad, parsed: list[ParsedSource]) -> dict[str, Any]:
+    """Write a city's parsed sources and derive again what they touch, in one transaction; its load report."""
+    loaded, plan = planned.loaded, planned.plan
+    years = loaded.config.city.reporting_years
+    before = observation_digest(con, loaded.city_id)
+    with transaction(con):
+        record_snapshots(con, planned.snapshots)
+        change = write_changes(con, loaded, plan, parsed)
+        check_area_keys(con, loaded.city_id)
+        derived = refresh_derived(con, loaded.city_id, years, change, air_rules(loaded), spatial=derive_spatial)
+        record_derive_report(con, loaded.city_id, derived)
+    after = observation_digest(con, loaded.city_id)
+    changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
+    return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
+                        changed=change.wrote or derived["mode"] != "none")
 
 
 def _nothing_to_parse(source: SourceConfig, snapshot: Snapshot) -> bool:
@@ -261,9 +293,118 @@ def load_cities(home: Home, configs: Sequence[LoadedConfig]) -> dict[str, dict[s
     """Load each city's CURRENT snapshots (load_city: per source, only what changed); {city: report}.
 
     Each city's load stays its own transaction: a bad source fails the run naming its city and
-    leaves the cities loaded before it committed (what an incremental rerun then skips)."""
-    return {loaded.city_id: _naming_city(loaded.city_id, "loading", _load_current, home, loaded)
-            for loaded in configs}
+    leaves the cities loaded before it committed (what an incremental rerun then skips). With many
+    cities (`parallel_loads`), the cities are planned and written in batches of LOAD_BATCH per
+    warehouse session, and their files are parsed in worker processes while the previous batch is
+    written (`ParallelLoads`); the rows are the same as one city at a time."""
+    workers = load_workers()
+    if workers == 0 or len(configs) < PARALLEL_MIN_CITIES:
+        return {loaded.city_id: _naming_city(loaded.city_id, "loading", _load_current, home, loaded)
+                for loaded in configs}
+    with ParallelLoads(home, workers) as loads:
+        return loads.run(configs)
+
+
+LOAD_BATCH = 16            # cities planned and written per warehouse session by load_cities
+PARALLEL_MIN_CITIES = 4    # fewer cities: one at a time (starting worker processes costs about a second)
+LOAD_WORKERS_ENV = "CITYKPI_LOAD_WORKERS"
+
+
+def load_workers() -> int:
+    """Worker processes that parse sources while the warehouse is written: $CITYKPI_LOAD_WORKERS, else one
+    less than the CPUs (the writing process needs one); 0: none (every city parsed in the run's process)."""
+    text = os.environ.get(LOAD_WORKERS_ENV)
+    if text:
+        try:
+            return max(0, int(text))
+        except ValueError:
+            raise CitykpiError(f"${LOAD_WORKERS_ENV} must be a whole number of worker processes, not {text!r}") \
+                from None
+    return max(0, (os.cpu_count() or 1) - 1)
+
+
+class ParallelLoads:
+    """load_cities over many cities: plan a batch in one warehouse session, hand its parsing to worker
+    processes, and write the previous batch meanwhile (one session per batch, one transaction per city,
+    in the cities' order). A parse that fails in a worker is done again in this process, so its error is
+    raised as one city at a time would raise it, naming the city, after the cities before it committed."""
+
+    def __init__(self, home: Home, workers: int) -> None:
+        import multiprocessing
+
+        self.home = home
+        # spawn: the run's process has DuckDB and Dagster threads, which a forked child must not inherit.
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def __enter__(self) -> ParallelLoads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, configs: Sequence[LoadedConfig]) -> dict[str, dict[str, Any]]:
+        batches = [list(configs[i:i + LOAD_BATCH]) for i in range(0, len(configs), LOAD_BATCH)]
+        reports: dict[str, dict[str, Any]] = {}
+        ahead = self._plan(batches[0])
+        for index in range(len(batches)):
+            current = ahead
+            if index + 1 < len(batches):
+                ahead = self._plan(batches[index + 1])  # parsed by the workers while this batch is written
+            reports.update(self._write(current))
+        return reports
+
+    def _plan(self, batch: list[LoadedConfig]) -> list[tuple[LoadedConfig, Any, Any]]:
+        """(config, plan or report or the error planning raised, the parse's future or None) per city."""
+        planned: list[tuple[LoadedConfig, Any, Any]] = []
+        with self.home.warehouse() as con:
+            for loaded in batch:
+                try:
+                    outcome: Any = _plan_city(con, loaded, current_snapshots(self.home, loaded))
+                except Exception as exc:  # raised at the city's turn, after the cities before it are written
+                    outcome = exc
+                future = None
+                if isinstance(outcome, _PlannedLoad) and outcome.needs_parsing:
+                    with contextlib.suppress(BrokenProcessPool):  # a lost worker: parsed in this process
+                        future = self.pool.submit(parse_changed_or_none, loaded, outcome.plan, outcome.by_id,
+                                                  self.home.cache / "readings", outcome.stored)
+                planned.append((loaded, outcome, future))
+        return planned
+
+    def _write(self, planned: list[tuple[LoadedConfig, Any, Any]]) -> dict[str, dict[str, Any]]:
+        reports: dict[str, dict[str, Any]] = {}
+        stale: list[LoadedConfig] = []
+        failed: tuple[LoadedConfig, BaseException] | None = None
+        with self.home.warehouse() as con:
+            for loaded, outcome, future in planned:
+                try:
+                    reports[loaded.city_id] = _naming_city(loaded.city_id, "loading", self._write_city, con, loaded,
+                                                           outcome, future, stale)
+                except BaseException as exc:
+                    failed = (loaded, exc)
+                    break
+        if failed is not None:  # the session is closed: the pointers can be read and put back
+            _restore_current_pointers(self.home, failed[0])
+            raise failed[1]
+        for loaded in stale:  # another run loaded these cities meanwhile: plan, parse and write them again
+            reports[loaded.city_id] = _naming_city(loaded.city_id, "loading", _load_current, self.home, loaded)
+        return reports
+
+    def _write_city(self, con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, outcome: Any, future: Any,
+                    stale: list[LoadedConfig]) -> dict[str, Any]:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if isinstance(outcome, dict):
+            return outcome
+        parsed = None
+        if future is not None:
+            with contextlib.suppress(Exception):  # a lost worker: parsed in this process below
+                parsed = future.result()
+        if parsed is None:  # also a bad source: parsed again here, where its error is raised as is
+            parsed = _parse_city(self.home, outcome)
+        if plan_load(con, loaded, outcome.by_id) != outcome.plan:
+            stale.append(loaded)
+            return {}
+        return _write_city(con, outcome, parsed)
 
 
 def _load_current(home: Home, loaded: LoadedConfig) -> dict[str, Any]:

@@ -46,10 +46,9 @@ def copy_results(con: duckdb.DuckDBPyConnection, kept: dict[str, str], run_id: s
     kept = {city: run for city, run in kept.items() if run != run_id}
     if not kept:
         return
-    columns = ", ".join(_COLUMNS)
-    con.execute(f"""
-        INSERT OR REPLACE INTO quality_results ({columns})
-        SELECT ? AS run_id, {", ".join(f"q.{c}" for c in _COLUMNS if c != "run_id")} FROM quality_results q
+    con.execute("""
+        INSERT OR REPLACE INTO quality_results BY NAME
+        SELECT q.* REPLACE (?::VARCHAR AS run_id) FROM quality_results q
         JOIN (SELECT unnest(?) AS city_id, unnest(?) AS run_id) k ON q.city_id = k.city_id AND q.run_id = k.run_id
         JOIN (SELECT unnest(?) AS table_name, unnest(?) AS check_name) c
              ON q.table_name = c.table_name AND q.check_name = c.check_name""",

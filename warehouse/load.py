@@ -124,6 +124,25 @@ def parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
         raise SourceDataError(_display_name(snapshot), TOO_DEEP, source_id=source.id) from None
 
 
+def parse_changed(loaded: LoadedConfig, plan: LoadPlan, snapshots: dict[str, Snapshot], cache_dir: Path | None,
+                  stored: pl.DataFrame | None) -> list[ParsedSource]:
+    """Parse the sources a plan changes and check them against each other and the stored rows (what a load
+    does outside the warehouse; a plain function of picklable values, so a worker process can run it)."""
+    parsed = [parse_source(loaded, source, snapshots[source.id], cache_dir) for source in plan.changed]
+    check_cross_source_conflicts(parsed, stored)
+    return parsed
+
+
+def parse_changed_or_none(loaded: LoadedConfig, plan: LoadPlan, snapshots: dict[str, Snapshot],
+                          cache_dir: Path | None, stored: pl.DataFrame | None) -> list[ParsedSource] | None:
+    """parse_changed for a worker process: None when it raises (our errors carry arguments that do not
+    survive pickling back; the caller parses the city again in its own process, which raises the error)."""
+    try:
+        return parse_changed(loaded, plan, snapshots, cache_dir, stored)
+    except Exception:
+        return None
+
+
 def _parse_source(loaded: LoadedConfig, source: SourceConfig, snapshot: Snapshot,
                   cache_dir: Path | None) -> ParsedSource:
     city_id = loaded.city_id

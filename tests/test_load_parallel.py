@@ -1,0 +1,90 @@
+"""load_cities over many cities parses in worker processes while the previous batch is written
+(pipelines/steps.py: ParallelLoads, issue #16): the warehouse ends with the same rows as loading one
+city at a time, and a bad source still fails naming its city after the cities before it committed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from canonical.errors import CitykpiError
+from pipelines import steps
+from sources.config import LoadedConfig, load_city_config
+from sources.demo.generator import generate_demo_cities
+from warehouse.home import Home
+
+CITIES = 5
+SCALE = 0.1
+# Tables a load writes, with the columns that record when (not what) it wrote.
+TABLES = {"observations": (), "core_areas": (), "core_points": (), "core_readings": (), "core_transit_stops": (),
+          "core_street_edges": (), "core_withheld": (), "core_source_state": ("loaded_at",)}
+
+
+@pytest.fixture(scope="module")
+def cities(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("parallel") / "cities"
+    generate_demo_cities(folder, count=CITIES, scale=SCALE, seed=4242)
+    return folder
+
+
+def _configs(folder: Path) -> list[LoadedConfig]:
+    return [load_city_config(path) for path in sorted(folder.glob("*/city.yaml"))]
+
+
+def _load(home: Home, configs: list[LoadedConfig], monkeypatch: pytest.MonkeyPatch, workers: int,
+          batch: int) -> dict[str, dict]:
+    monkeypatch.setenv(steps.LOAD_WORKERS_ENV, str(workers))
+    monkeypatch.setattr(steps, "LOAD_BATCH", batch)
+    home.ensure()
+    assert not steps.fetch_failures(steps.fetch_cities(home, configs))
+    return steps.load_cities(home, configs)
+
+
+def _rows(home: Home) -> dict[str, list[tuple[object, ...]]]:
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        columns = {t: [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
+                                                 "WHERE table_name = ? ORDER BY ordinal_position", [t]).fetchall()
+                       if c not in skip] for t, skip in TABLES.items()}
+        return {t: con.execute(f"SELECT {', '.join(cols)} FROM {t} ORDER BY ALL").fetchall()
+                for t, cols in columns.items()}
+    finally:
+        con.close()
+
+
+def test_parallel_loads_equal_one_city_at_a_time(cities: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    configs = _configs(cities)
+    one_by_one = _load(Home(tmp_path / "serial"), configs, monkeypatch, workers=0, batch=16)
+    parallel = _load(Home(tmp_path / "parallel"), configs, monkeypatch, workers=1, batch=2)
+    assert list(parallel) == [c.city_id for c in configs]
+    assert parallel == one_by_one
+    serial_rows, parallel_rows = _rows(Home(tmp_path / "serial")), _rows(Home(tmp_path / "parallel"))
+    assert all(serial_rows[t] for t in ("observations", "core_areas", "core_street_edges"))
+    assert parallel_rows == serial_rows
+
+
+def test_a_bad_source_fails_naming_its_city_after_the_cities_before_it(cities: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "cities"
+    shutil.copytree(cities, folder)
+    bad = sorted(folder.glob("*/city.yaml"))[2].parent
+    statistics = bad / "statistik_stadt.csv"
+    lines = statistics.read_text(encoding="latin-1").splitlines()
+    lines[3] = lines[3].rsplit(";", 2)[0] + ";zwölf;" + lines[3].rsplit(";", 1)[1]  # a figure that is no number
+    statistics.write_text("\n".join(lines) + "\n", encoding="latin-1")
+    configs = _configs(folder)
+    home = Home(tmp_path / "home")
+    with pytest.raises(CitykpiError) as raised:
+        _load(home, configs, monkeypatch, workers=1, batch=2)
+    assert "statistik_stadt.csv" in str(raised.value) and "row 4" in str(raised.value)
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        loaded = {c for (c,) in con.execute("SELECT DISTINCT city_id FROM observations").fetchall()}
+    finally:
+        con.close()
+    assert loaded == {c.city_id for c in configs[:2]}  # the two before it committed; none after it

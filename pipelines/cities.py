@@ -82,7 +82,9 @@ def cached_config(path: Path, *, check_files: bool) -> LoadedConfig:
     not), and what it read is kept for the later reads without."""
     if not path.is_file():
         return load_city_config(path, check_files=check_files)  # the loader's error names the path
-    key, version = path, hashlib.sha256(path.read_bytes()).digest()
+    # Keyed by the resolved path: the CLI names a config through the folder it was given, the Dagster
+    # resource by the config's resolved path (LoadedConfig.path).
+    key, version = path.resolve(), hashlib.sha256(path.read_bytes()).digest()
     hit = _CACHE.get(key)
     if hit is not None and hit[0] == version and not check_files:
         return hit[1]

@@ -57,9 +57,14 @@ def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteConte
     return {city: sorted(found, key=lambda r: order[r.check.key]) for city, found in results.items()}, measured
 
 
+# Cities per validation: GX holds each checked table's rows of the batch in one frame (about 2,000
+# observation rows a demo city), so a run of 1,000 cities validates in batches instead of all at once.
+VALIDATION_BATCH = 100
+
+
 def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], run_id: str, stage: Stage, *,
                keep_unchanged: bool = False) -> dict[str, list[CheckResult]]:
-    """Validate the stage for all cities at once, then store and apply each city's results.
+    """Validate the stage for the cities (VALIDATION_BATCH at a time), then store and apply each city's results.
 
     With `keep_unchanged`, a city whose fingerprint for the stage (quality/state.py: its rows of the tables
     the checks read, its suite context, the code) equals the one stored after its last check keeps that
@@ -70,9 +75,11 @@ def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext],
     kept = state.unchanged_since(con, stage, state.fingerprints(con, contexts, stage)) if keep_unchanged else {}
     fresh = [ctx for ctx in contexts if ctx.city_id not in kept]
     by_city: dict[str, list[CheckResult]] = {}
-    if fresh:
-        by_city, measured = validate_stage(con, fresh, stage)
-        for ctx in fresh:
+    for start in range(0, len(fresh), VALIDATION_BATCH):
+        batch = fresh[start:start + VALIDATION_BATCH]
+        found, measured = validate_stage(con, batch, stage)
+        by_city.update(found)
+        for ctx in batch:
             results = by_city[ctx.city_id]
             store_results(con, ctx.city_id, run_id, results)
             if stage == "core":

@@ -14,7 +14,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from kpis.catalogue import Indicator
-from publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish import FileEntry, PublishContext, file_entry
 
 NAME = "ngsi_ld/key_performance_indicators.jsonld"
 ROLE = "ngsi_ld"
@@ -44,8 +44,13 @@ def entity_id(city_id: str, indicator_id: str, data_point: str | None, year: int
 
 
 def entities(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext) -> list[dict[str, Any]]:
+    return list(iter_entities(frame, catalogue, context))
+
+
+def iter_entities(frame: pl.DataFrame, catalogue: Sequence[Indicator],
+                  context: PublishContext) -> Iterator[dict[str, Any]]:
+    """The entities one at a time (a release of many cities has millions: the file is written as they come)."""
     by_id = {i.id: i for i in catalogue}
-    out = []
     for r in frame.filter(pl.col("status") == "computed", pl.col("value").is_not_null()).iter_rows(named=True):
         indicator = by_id.get(r["indicator_id"])
         name = indicator.name if indicator else r["indicator_id"]
@@ -72,14 +77,22 @@ def entities(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: Publi
             "dataProvider": "citykpi",
             "@context": CONTEXT,
         }
-        out.append(entity)
-    return out
+        yield entity
 
 
 def write_ngsi_ld(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
                   folder: Path) -> list[FileEntry]:
-    text = json.dumps(entities(frame, catalogue, context), indent=1, ensure_ascii=False) + "\n"
-    write_bytes(folder, NAME, text.encode("utf-8"))
+    # Streamed, entity by entity, as the same bytes as json.dumps(list, indent=1): each entity one level in
+    # (JSON strings hold no raw newline, so indenting every line break is exact).
+    path = folder / NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        first = True
+        for entity in iter_entities(frame, catalogue, context):
+            out.write("[\n " if first else ",\n ")
+            out.write(json.dumps(entity, indent=1, ensure_ascii=False).replace("\n", "\n "))
+            first = False
+        out.write("[]\n" if first else "\n]\n")
     return [file_entry(folder, NAME, ROLE, "NGSI-LD KeyPerformanceIndicator entities (Smart Data Models, "
                                            "key-values JSON-LD), one per city, indicator, data point and year")]
 

@@ -68,12 +68,30 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     return done
 
 
+MEMORY_ENV = "CITYKPI_WAREHOUSE_MEMORY"
+DEFAULT_MEMORY = "2GB"
+
+
+def memory_limit() -> str:
+    """DuckDB's memory limit for the warehouse ($CITYKPI_WAREHOUSE_MEMORY, default 2GB). DuckDB's own default
+    is 80 % of the machine's memory, and it keeps what it read cached up to that limit: a run over 1,000
+    cities grew past 14 GB. Past the limit DuckDB spills joins, aggregates and sorts to `<warehouse>.tmp/`."""
+    return os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
+
+
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; writers get pending migrations applied first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if read_only:
-        return duckdb.connect(str(path), read_only=True)
-    con = duckdb.connect(str(path))
+    config = {"memory_limit": memory_limit()}  # a config value, never SQL text; DuckDB refuses a bad one
+    try:
+        if read_only:
+            return duckdb.connect(str(path), read_only=True, config=config)
+        con = duckdb.connect(str(path), config=config)
+    except duckdb.Error as exc:
+        if MEMORY_ENV in os.environ and "memory" in str(exc).lower():
+            raise CitykpiError(f"${MEMORY_ENV} must be a size DuckDB reads, e.g. 2GB or 512MB, not "
+                               f"{os.environ[MEMORY_ENV]!r}") from None
+        raise
     migrate(con)
     return con
 

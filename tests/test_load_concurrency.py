@@ -12,6 +12,7 @@ import pytest
 
 from pipelines import steps
 from sources.config import load_city_config
+from warehouse import load as load_module
 from warehouse.home import Home
 
 
@@ -38,7 +39,7 @@ def test_a_load_that_meets_a_concurrent_change_plans_again(demo_config: Path, tm
     statistics.write_bytes(statistics.read_bytes().replace(b"\n", b"\r\n"))
     snapshots = steps.fetch_city(home, loaded)
     calls: list[str] = []
-    real_parse = steps.parse_source
+    real_parse = load_module.parse_source
 
     def parse_while_another_run_writes(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[1].id)
@@ -47,7 +48,7 @@ def test_a_load_that_meets_a_concurrent_change_plans_again(demo_config: Path, tm
                 con.execute("UPDATE core_source_state SET snapshot_id = 'older' WHERE source_id = 'gtfs'")
         return real_parse(*args, **kwargs)
 
-    monkeypatch.setattr(steps, "parse_source", parse_while_another_run_writes)
+    monkeypatch.setattr(load_module, "parse_source", parse_while_another_run_writes)  # what parse_changed calls
     report = steps.load_city(home, loaded, snapshots)
     # First plan: statistics only; second plan: statistics and the GTFS feed the other run touched.
     assert calls == ["statistik-stadt", "statistik-stadt", "gtfs"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +20,7 @@ from typing import Any
 import duckdb
 
 from canonical.errors import CitykpiError
+from canonical.workers import worker_processes
 from kpis.spatial.derive import derive_spatial
 from kpis.state import Stage as KpiStage
 from publish.releases import Release, publish_release, reconcile_releases
@@ -307,20 +307,12 @@ def load_cities(home: Home, configs: Sequence[LoadedConfig]) -> dict[str, dict[s
 
 LOAD_BATCH = 16            # cities planned and written per warehouse session by load_cities
 PARALLEL_MIN_CITIES = 4    # fewer cities: one at a time (starting worker processes costs about a second)
-LOAD_WORKERS_ENV = "CITYKPI_LOAD_WORKERS"
 
 
 def load_workers() -> int:
-    """Worker processes that parse sources while the warehouse is written: $CITYKPI_LOAD_WORKERS, else one
-    less than the CPUs (the writing process needs one); 0: none (every city parsed in the run's process)."""
-    text = os.environ.get(LOAD_WORKERS_ENV)
-    if text:
-        try:
-            return max(0, int(text))
-        except ValueError:
-            raise CitykpiError(f"${LOAD_WORKERS_ENV} must be a whole number of worker processes, not {text!r}") \
-                from None
-    return max(0, (os.cpu_count() or 1) - 1)
+    """Worker processes that parse sources while the warehouse is written ($CITYKPI_WORKERS, else one less
+    than the CPUs: the writing process needs one); 0: every city parsed in the run's own process."""
+    return worker_processes(main_busy=True)
 
 
 class ParallelLoads:

@@ -16,24 +16,30 @@ checked when read: a damaged or unreadable piece is made again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from canonical.code_digest import package_digest
+from canonical.workers import worker_processes
 
 Part = bytes | str | pl.DataFrame | None
 
 LIBRARIES = ("openpyxl", "altair", "polars", "pyarrow")
 FOLDER = "publish"  # under <home>/cache/
+PARALLEL_MIN_PIECES = 8  # fewer missing pieces: made in this process (starting workers costs about a second)
 DIGEST_BYTES = 32  # each stored piece ends with the SHA-256 of its bytes, checked when read
 
 
@@ -88,6 +94,17 @@ def _city_folder(city_id: str) -> str:
     return hashlib.sha256(city_id.encode("utf-8")).hexdigest()[:24]
 
 
+@dataclass(frozen=True)
+class PieceJob:
+    """One piece for `PieceCache.get_many`: `make(*args)` gives its bytes. `make` is a module-level function
+    and `args` picklable values, so a worker process can make it."""
+
+    city_id: str
+    parts: Sequence[Part]
+    make: Callable[..., bytes]
+    args: tuple[Any, ...]
+
+
 @dataclass
 class PieceCache:
     """The cache of one release's pieces; `root` None makes every piece (no home, e.g. a writer's test)."""
@@ -98,6 +115,7 @@ class PieceCache:
     made: int = 0
     reused: int = 0
     _catalogues: dict[int, tuple[object, str]] = field(default_factory=dict)
+    _executor: ProcessPoolExecutor | None = None
 
     @classmethod
     def in_home_cache(cls, cache_dir: Path | None) -> PieceCache:
@@ -113,9 +131,37 @@ class PieceCache:
 
     def get(self, kind: str, city_id: str, parts: Iterable[Part], make: Callable[[], bytes]) -> bytes:
         """The piece's bytes: from the cache when a piece made from equal parts is there, else `make()` (kept)."""
+        path, stored = self._lookup(kind, city_id, parts)
+        if stored is not None:
+            return stored
+        data = make()
+        self._keep(path, data)
+        return data
+
+    def get_many(self, kind: str, jobs: Sequence[PieceJob]) -> list[bytes]:
+        """Each job's bytes, in order. The pieces not in the cache are made in worker processes when several
+        are missing ($CITYKPI_WORKERS); a piece that fails there is made again here, raising its error."""
+        looked = [self._lookup(kind, job.city_id, job.parts) for job in jobs]
+        missing = [i for i, (_, stored) in enumerate(looked) if stored is None]
+        made: dict[int, bytes] = {}
+        pool = self._pool() if len(missing) >= PARALLEL_MIN_PIECES else None
+        if pool is not None:
+            futures = {i: pool.submit(jobs[i].make, *jobs[i].args) for i in missing}
+            for i, future in futures.items():
+                with contextlib.suppress(Exception):  # made again below, where its error is raised as is
+                    made[i] = future.result()
+        out = []
+        for i, (path, stored) in enumerate(looked):
+            if stored is None:
+                data = made[i] if i in made else jobs[i].make(*jobs[i].args)
+                self._keep(path, data)
+                stored = data
+            out.append(stored)
+        return out
+
+    def _lookup(self, kind: str, city_id: str, parts: Iterable[Part]) -> tuple[Path | None, bytes | None]:
         if self.root is None:
-            self.made += 1
-            return make()
+            return None, None
         key = piece_key(kind, self.salt, parts)
         folder = self.root / kind / _city_folder(city_id)
         self.used.setdefault((kind, folder.name), set()).add(key)
@@ -123,11 +169,14 @@ class PieceCache:
         stored = _read_checked(path)
         if stored is not None:
             self.reused += 1
-            return stored
-        data = make()
+        return path, stored
+
+    def _keep(self, path: Path | None, data: bytes) -> None:
         self.made += 1
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".piece-", dir=folder)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".piece-", dir=path.parent)
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(data + hashlib.sha256(data).digest())
@@ -135,7 +184,21 @@ class PieceCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        return data
+
+    def _pool(self) -> ProcessPoolExecutor | None:
+        if self._executor is None:
+            workers = worker_processes(main_busy=False)
+            if workers == 0:
+                return None
+            # spawn: the publishing process has DuckDB and Dagster threads, which a forked child must not inherit.
+            self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     def prune(self) -> int:
         """Remove the pieces of this release's cities that this release did not use; how many were removed."""

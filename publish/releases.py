@@ -298,6 +298,19 @@ def publish_release(
                                      quality=quality if isinstance(quality, dict) else None, configs=configs)
     staging = Path(tempfile.mkdtemp(prefix="release-", dir=home.tmp))
     try:
+        return _write_release(con, home, frame, catalogue, context, staging, cities=cities, snapshots=snapshots,
+                              now=now, run_id=run_id, extra=extra, skip_unchanged=skip_unchanged)
+    finally:
+        if context.pieces is not None:
+            context.pieces.close()
+
+
+def _write_release(con: duckdb.DuckDBPyConnection, home: Home, frame: pl.DataFrame, catalogue: Any,
+                   context: PublishContext, staging: Path, *, cities: list[dict[str, Any]],
+                   snapshots: list[dict[str, Any]], now: datetime, run_id: str, extra: dict[str, Any] | None,
+                   skip_unchanged: bool) -> Release:
+    """Write the files into `staging`, rename it into place, point `latest` at it (publish_release's body)."""
+    try:
         data: list[FileEntry] = [e for write in data_writers() for e in write(frame, catalogue, context, staging)]
         digest = content_hash(data)
         if skip_unchanged and (same := _unchanged_release(home, digest, (extra or {}).get("inputs_fingerprint"))):

@@ -21,16 +21,19 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish.pieces import PieceCache
 from publish.report.bundle import prefetch_bundle, vega_bundle
-from publish.report.city import CityData, city_page
+from publish.report.city import CityData, body_job, city_page
 from publish.report.display import Directions
 from publish.report.overview import overview_page
+from publish.report.page import Page
 from publish.report.sections import FileLink, release_files
 
 NAME = "report.html"
 ROLE = "report_html"
 FOLDER = "report"
 BUNDLE = f"{FOLDER}/vega.js"
+CHUNK = 32  # cities whose page bodies are made (in worker processes) and written at a time
 MAP_TOLERANCE_DEG = 0.0001  # about 10 m: district outlines stay recognisable, the page stays small
 
 __all__ = ["BUNDLE", "NAME", "ROLE", "city_file", "prefetch_bundle", "vega_bundle", "write_report_html"]
@@ -79,6 +82,23 @@ def _split(frame: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
     return {str(key[0]): part for key, part in frame.partition_by("city_id", as_dict=True).items()}
 
 
+def _write_city_page(data: CityData, body: Page, catalogue: Sequence[Indicator], context: PublishContext,
+                     directions: Directions, files: Sequence[FileLink], links: dict[str, str], folder: Path, *,
+                     several: bool) -> list[FileEntry]:
+    city = data.city
+    own = [f for f in files if f.role != "u4ssc_workbook" or Path(f.path).name.startswith(f"{city.id}-")]
+    own = [f for f in own if not (f.role == ROLE and f.path.startswith(f"{FOLDER}/") and f.path.endswith(".html")
+                                  and f.path != links[city.id])]
+    if several:
+        title, page = city_page(data, catalogue, context, directions, own, root="../", overview=f"../{NAME}",
+                                body=body)
+        write_bytes(folder, links[city.id], page.render(title, "vega.js").encode("utf-8"))
+        return [file_entry(folder, links[city.id], ROLE, f"the report of {city.name} ({city.id})")]
+    title, page = city_page(data, catalogue, context, directions, own, root="", overview=None, body=body)
+    write_bytes(folder, NAME, page.render(title, BUNDLE).encode("utf-8"))
+    return []
+
+
 def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
                       folder: Path) -> list[FileEntry]:
     entries: list[FileEntry] = []
@@ -96,19 +116,20 @@ def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
 
     rows, geometries = _split(frame), _geometries(context.areas)
     scores, rollups, progress = (_split(context.benchmark(t)) for t in ("kpi_scores", "kpi_rollups", "kpi_progress"))
-    for city in cities:
-        data = CityData(city, rows.get(city.id, frame.clear()), scores.get(city.id), rollups.get(city.id),
-                        progress.get(city.id), geometries.get(city.id, {}))
-        own = [f for f in files if f.role != "u4ssc_workbook" or Path(f.path).name.startswith(f"{city.id}-")]
-        own = [f for f in own if not (f.role == ROLE and f.path.startswith(f"{FOLDER}/") and f.path.endswith(".html")
-                                      and f.path != links[city.id])]
-        if several:
-            title, page = city_page(data, catalogue, context, directions, own, root="../", overview=f"../{NAME}")
-            write_bytes(folder, links[city.id], page.render(title, "vega.js").encode("utf-8"))
-            entries.append(file_entry(folder, links[city.id], ROLE, f"the report of {city.name} ({city.id})"))
-        else:
-            title, page = city_page(data, catalogue, context, directions, own, root="", overview=None)
-            write_bytes(folder, NAME, page.render(title, BUNDLE).encode("utf-8"))
+    pieces = context.pieces or PieceCache(None)  # without a cache: every body made, still in parallel
+    digest = pieces.catalogue_digest(catalogue)
+    try:
+        for start in range(0, len(cities), CHUNK):
+            chunk = [CityData(city, rows.get(city.id, frame.clear()), scores.get(city.id), rollups.get(city.id),
+                              progress.get(city.id), geometries.get(city.id, {}))
+                     for city in cities[start:start + CHUNK]]
+            bodies = pieces.get_many("report_city_body", [body_job(d, catalogue, directions, digest) for d in chunk])
+            for data, body in zip(chunk, bodies, strict=True):
+                entries += _write_city_page(data, Page.from_bytes(body), catalogue, context, directions, files, links,
+                                            folder, several=several)
+    finally:
+        if pieces is not context.pieces:
+            pieces.close()
     if several:
         title, page = overview_page(frame, catalogue, context, directions, links, files,
                                     context.benchmark("kpi_rollups"))

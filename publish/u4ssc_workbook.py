@@ -38,12 +38,14 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import tostring
 
 from kpis.catalogue import Indicator
-from publish import FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
+from publish import City, FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
+from publish.pieces import PieceCache, PieceJob
 from publish.scores import BAND_COLORS
 from publish.textcells import cells_as_text
 from sources.config import DATA_QUALITY_LABELS
 
 ROLE = "u4ssc_workbook"
+CHUNK = 64  # city-years whose workbooks are made (in worker processes) and written at a time
 FOLDER = "u4ssc"
 # The U4SSC template's six data-quality categories (VM p163), best first.
 DATA_QUALITY = list(DATA_QUALITY_LABELS.values())  # the template's order, best first
@@ -258,21 +260,22 @@ def deterministic_xlsx(wb: Workbook) -> bytes:
     return out.getvalue()
 
 
-def _workbook_bytes(rows: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext, city_id: str,
-                    year: int, scored: pl.DataFrame | None) -> bytes:
-    """The city-year's workbook, taken from the pieces of an earlier release when made from equal inputs."""
-    def make() -> bytes:
-        return deterministic_xlsx(workbook(rows, catalogue, context, city_id, year, scored=scored))
+def workbook_bytes(rows: pl.DataFrame, scored: pl.DataFrame | None, catalogue: Sequence[Indicator], city: City,
+                   sources: tuple[SourceInfo, ...], year: int) -> bytes:
+    """One city-year's workbook file from plain values (what a worker process makes)."""
+    context = PublishContext(cities=(city,), sources=sources)
+    return deterministic_xlsx(workbook(rows, catalogue, context, city.id, year, scored=scored))
 
-    if context.pieces is None:
-        return make()
-    city = context.city(city_id)
+
+def _job(rows: pl.DataFrame, scored: pl.DataFrame | None, catalogue: Sequence[Indicator], context: PublishContext,
+         city_id: str, year: int, catalogue_digest: str) -> PieceJob:
+    city, sources = context.city(city_id), context.city_sources(city_id)
     # Everything workbook() reads: the catalogue, the rows, the scores, the city's facts and sources (the
     # code is in the cache's salt).
     facts = json.dumps([city.id, city.name, city.country, year, scored is None,
-                        [dataclasses.astuple(s) for s in context.city_sources(city_id)]], ensure_ascii=False)
-    return context.pieces.get("u4ssc_workbook", city_id,
-                              [context.pieces.catalogue_digest(catalogue), facts, rows, scored], make)
+                        [dataclasses.astuple(s) for s in sources]], ensure_ascii=False)
+    return PieceJob(city_id, (catalogue_digest, facts, rows, scored), workbook_bytes,
+                    (rows, scored, catalogue, city, sources, year))
 
 
 def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
@@ -282,11 +285,21 @@ def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], c
     parts = frame.partition_by("city_id", "year", as_dict=True)
     all_scores = context.benchmark("kpi_scores")
     score_parts = {} if all_scores is None else all_scores.partition_by("city_id", "year", as_dict=True)
-    for city_id, year in frame.select("city_id", "year").unique().sort("city_id", "year").iter_rows():
-        relative = path_for(city_id, year)
-        rows = parts[(city_id, year)]
-        scored = None if all_scores is None else score_parts.get((city_id, year), all_scores.clear())
-        write_bytes(folder, relative, _workbook_bytes(rows, catalogue, context, city_id, year, scored))
-        entries.append(file_entry(folder, relative, ROLE,
-                                  f"U4SSC submission workbook: {context.city(city_id).name}, {year}"))
+    pieces = context.pieces or PieceCache(None)  # without a cache: every workbook made, still in parallel
+    digest = pieces.catalogue_digest(catalogue)
+    keys = list(frame.select("city_id", "year").unique().sort("city_id", "year").iter_rows())
+    try:
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            jobs = [_job(parts[(city_id, year)], None if all_scores is None else
+                         score_parts.get((city_id, year), all_scores.clear()), catalogue, context, city_id, year,
+                         digest) for city_id, year in chunk]
+            for (city_id, year), data in zip(chunk, pieces.get_many(ROLE, jobs), strict=True):
+                relative = path_for(city_id, year)
+                write_bytes(folder, relative, data)
+                entries.append(file_entry(folder, relative, ROLE,
+                                          f"U4SSC submission workbook: {context.city(city_id).name}, {year}"))
+    finally:
+        if pieces is not context.pieces:
+            pieces.close()
     return entries

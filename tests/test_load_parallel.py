@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from canonical.errors import CitykpiError
+from canonical.workers import WORKERS_ENV
 from pipelines import steps
 from sources.config import LoadedConfig, load_city_config
 from sources.demo.generator import generate_demo_cities
@@ -37,7 +38,7 @@ def _configs(folder: Path) -> list[LoadedConfig]:
 
 def _load(home: Home, configs: list[LoadedConfig], monkeypatch: pytest.MonkeyPatch, workers: int,
           batch: int) -> dict[str, dict]:
-    monkeypatch.setenv(steps.LOAD_WORKERS_ENV, str(workers))
+    monkeypatch.setenv(WORKERS_ENV, str(workers))
     monkeypatch.setattr(steps, "LOAD_BATCH", batch)
     home.ensure()
     assert not steps.fetch_failures(steps.fetch_cities(home, configs))

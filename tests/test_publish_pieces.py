@@ -16,8 +16,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from canonical.workers import WORKERS_ENV
 from kpis.catalogue import load_catalogue
 from publish import PublishContext
+from publish import pieces as pieces_module
 from publish.pieces import PieceCache
 from publish.releases import load_release, publish_release, release_context
 from publish.report_html import write_report_html
@@ -123,3 +125,20 @@ def test_a_release_keeps_only_the_pieces_it_used(home: Home) -> None:
     assert not stale.exists()
     assert again.manifest["content_sha256"] == release.manifest["content_sha256"]
     assert len([p for p in (home.cache / "publish").rglob("*") if p.is_file()]) == len(stored)
+
+
+def test_pieces_made_in_worker_processes_are_the_same(frame_and_context: tuple[pl.DataFrame, PublishContext],
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame, context = frame_and_context
+    monkeypatch.setattr(pieces_module, "PARALLEL_MIN_PIECES", 2)  # the two-city release has 8 pieces
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    inline = _write(frame, replace(context, pieces=PieceCache(tmp_path / "inline-cache")), tmp_path / "inline")
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    cache = PieceCache(tmp_path / "cache")
+    try:
+        parallel = _write(frame, replace(context, pieces=cache), tmp_path / "parallel")
+        assert cache._executor is not None  # the pieces were made in worker processes
+    finally:
+        cache.close()
+    assert cache.made == len(CITIES) * len(YEARS) + len(CITIES)
+    assert parallel == inline

@@ -82,7 +82,8 @@ def memory_limit() -> str:
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; writers get pending migrations applied first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = {"memory_limit": memory_limit()}  # a config value, never SQL text; DuckDB refuses a bad one
+    # A config value, never SQL text; DuckDB refuses a bad one.
+    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit()}
     try:
         if read_only:
             return duckdb.connect(str(path), read_only=True, config=config)

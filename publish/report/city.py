@@ -21,7 +21,7 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from publish import City, PublishContext
-from publish.pieces import Part
+from publish.pieces import PieceJob
 from publish.report import charts, sections
 from publish.report.display import (
     TREND_MIN_RELATIVE,
@@ -316,27 +316,82 @@ def _indicator(page: Page, indicator: Indicator, data: CityData, own: Mapping[st
     page.add("</section>")
 
 
-def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishContext, directions: Directions,
-              files: Sequence[sections.FileLink], *, root: str, overview: str | None) -> tuple[str, Page]:
-    """The page and its title. `root`: the release folder relative to the page ("" or "../");
-    `overview`: the link back to the release overview, None when this page is the only one."""
-    page = Page()
-    city = data.city
-    years = sorted({int(y) for y in data.rows["year"].unique()})
-    title = f"{city.name}: city indicators {_years_text(years)}"
+@dataclass(frozen=True)
+class _Layout:
+    names: dict[str, str]
+    series: dict[tuple[str, str], list[dict[str, Any]]]
+    per_indicator: dict[str, dict[str, list[dict[str, Any]]]]
+    by_group: dict[str, list[Indicator]]
+    ordered: list[str]
+
+
+def _layout(data: CityData, catalogue: Sequence[Indicator]) -> _Layout:
+    """The city's indicators by group, in the page's order."""
     groups = charts.group_of(catalogue)
     group_by_id = dict(zip(groups["indicator_id"], groups["group"], strict=True))
-    names = {i.id: i.name for i in catalogue}
     series = _series(data.rows)
     per_indicator: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for (ind, point), rows in series.items():
         per_indicator.setdefault(ind, {})[point] = rows
-    present = set(per_indicator)
     by_group: dict[str, list[Indicator]] = {}
     for indicator in catalogue:
-        if indicator.id in present:
+        if indicator.id in per_indicator:
             by_group.setdefault(group_by_id.get(indicator.id, "SDG 11"), []).append(indicator)
-    ordered = [g for g in charts.GROUP_ORDER if g in by_group]
+    return _Layout({i.id: i.name for i in catalogue}, series, per_indicator, by_group,
+                   [g for g in charts.GROUP_ORDER if g in by_group])
+
+
+def city_body(data: CityData, catalogue: Sequence[Indicator], directions: Directions) -> Page:
+    """The page's body: the City Snapshot, year over year, one section per indicator (the costly charts).
+    It names no release, so an unchanged city's body is reused by the next release (publish/pieces.py)."""
+    layout = _layout(data, catalogue)
+    part = Page()
+    progress = _snapshot(part, data)
+    _year_over_year(part, data, layout.series, directions, layout.names)
+    scores: dict[tuple[str, str], dict[str, Any]] = {}
+    if data.scores is not None and not data.scores.is_empty():
+        latest_scores = data.scores.filter(pl.col("year") == pl.col("year").max())
+        scores = {(r["indicator_id"], r["data_point"] or ""): r for r in latest_scores.iter_rows(named=True)}
+    for group in layout.ordered:
+        part.add(f'<section id="group-{slug(group)}"><h2>{esc(group)}</h2>')
+        for indicator in layout.by_group[group]:
+            _indicator(part, indicator, data, layout.per_indicator.get(indicator.id, {}), scores, progress,
+                       directions)
+        part.add("</section>")
+    return part
+
+
+def city_body_bytes(data: CityData, catalogue: Sequence[Indicator], directions: Directions) -> bytes:
+    """city_body as stored bytes (what a worker process makes)."""
+    return city_body(data, catalogue, directions).to_bytes()
+
+
+def body_job(data: CityData, catalogue: Sequence[Indicator], directions: Directions, catalogue_digest: str) -> PieceJob:
+    """The piece of a city's page body: its key's parts are everything city_body reads besides the code (in
+    the cache's salt): the catalogue, the city's facts, rows, scores, roll-ups, progress, district shapes
+    and its own comparison directions."""
+    city = data.city
+    own = {k: v for k, v in directions.per_city.items() if k[0] == city.id}
+    facts = json.dumps([city.id, city.name, city.country, list(city.reporting_years),
+                        sorted((k[1], k[2], v) for k, v in own.items()),
+                        sorted(data.areas.items())], ensure_ascii=False, sort_keys=True, default=str)
+    # The worker gets only this city's directions (a release of many cities has thousands).
+    mine = Directions(directions.catalogue, own)
+    return PieceJob(city.id, (catalogue_digest, facts, data.rows, data.scores, data.rollups, data.progress),
+                    city_body_bytes, (data, catalogue, mine))
+
+
+def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishContext, directions: Directions,
+              files: Sequence[sections.FileLink], *, root: str, overview: str | None,
+              body: Page | None = None) -> tuple[str, Page]:
+    """The page and its title. `root`: the release folder relative to the page ("" or "../");
+    `overview`: the link back to the release overview, None when this page is the only one; `body`: the
+    city's body when the caller made it (else made here)."""
+    page = Page()
+    city = data.city
+    years = sorted({int(y) for y in data.rows["year"].unique()})
+    title = f"{city.name}: city indicators {_years_text(years)}"
+    layout = _layout(data, catalogue)
 
     back = f' · <a href="{esc(overview)}">Release overview (all cities)</a>' if overview else ""
     page.add(f"<header><h1>{esc(title)}</h1><p class=\"meta\">{esc(city.name)} ({esc(city.id)})"
@@ -345,54 +400,25 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
              f"{esc(context.created_at or '')}{back}.</p></header>")
     toc = ['<li><a href="#city-snapshot">City Snapshot</a></li>',
            '<li><a href="#year-over-year">Year over year</a></li>']
-    for group in ordered:
+    for group in layout.ordered:
         inner = "".join(f'<li><a href="#{indicator_anchor(i.id)}">{esc(i.id)} {esc(i.name)}</a></li>'
-                        for i in by_group[group])
+                        for i in layout.by_group[group])
         toc.append(f'<li><a href="#group-{slug(group)}">{esc(group)}</a> <details><summary>'
-                   f"{len(by_group[group])} indicators</summary><ol>{inner}</ol></details></li>")
+                   f"{len(layout.by_group[group])} indicators</summary><ol>{inner}</ol></details></li>")
     toc += ['<li><a href="#quality">Quality checks</a></li>', '<li><a href="#files">Files of this release</a></li>',
             '<li><a href="#reading">How to read this report</a></li>']
     page.add(f'<nav class="toc" aria-label="Contents"><strong>Contents</strong><ol>{"".join(toc)}</ol></nav>')
-
-    def body() -> Page:
-        part = Page()
-        progress = _snapshot(part, data)
-        _year_over_year(part, data, series, directions, names)
-        scores: dict[tuple[str, str], dict[str, Any]] = {}
-        if data.scores is not None and not data.scores.is_empty():
-            latest_scores = data.scores.filter(pl.col("year") == pl.col("year").max())
-            scores = {(r["indicator_id"], r["data_point"] or ""): r for r in latest_scores.iter_rows(named=True)}
-        for group in ordered:
-            part.add(f'<section id="group-{slug(group)}"><h2>{esc(group)}</h2>')
-            for indicator in by_group[group]:
-                _indicator(part, indicator, data, per_indicator.get(indicator.id, {}), scores, progress, directions)
-            part.add("</section>")
-        return part
-
-    page.extend(_cached_body(data, catalogue, context, directions, body))
+    if body is None:
+        pieces = context.pieces
+        body = city_body(data, catalogue, directions) if pieces is None else Page.from_bytes(
+            pieces.get_many("report_city_body", [body_job(data, catalogue, directions,
+                                                            pieces.catalogue_digest(catalogue))])[0])
+    page.extend(body)
     sections.quality_section(page, sections.quality_for(context.quality, city.id),
                              sections.data_docs_link(context, root))
     sections.files_section(page, files, root)
     page.add(READING)
     return title, page
-
-
-def _cached_body(data: CityData, catalogue: Sequence[Indicator], context: PublishContext, directions: Directions,
-                 make: Callable[[], Page]) -> Page:
-    """The page's body (snapshot, year over year, the indicators: the costly charts), taken from an earlier
-    release's pieces when made from equal inputs. The header, quality and files sections name this release
-    and are made every time."""
-    if context.pieces is None:
-        return make()
-    city = data.city
-    # Everything the body reads besides the catalogue and the code (in the key and the salt): the city's
-    # rows, scores, roll-ups, progress, district shapes and its comparison directions.
-    facts = json.dumps([city.id, city.name, city.country, list(city.reporting_years),
-                        sorted((k[1], k[2], v) for k, v in directions.per_city.items() if k[0] == city.id),
-                        sorted(data.areas.items())], ensure_ascii=False, sort_keys=True, default=str)
-    parts: list[Part] = [context.pieces.catalogue_digest(catalogue), facts,
-                         data.rows, data.scores, data.rollups, data.progress]
-    return Page.from_bytes(context.pieces.get("report_city_body", city.id, parts, lambda: make().to_bytes()))
 
 
 READING = f"""<section id="reading"><h2>How to read this report</h2><ul>

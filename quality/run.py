@@ -8,6 +8,7 @@ KPI marks are written together, so a failure leaves the previous quality state o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 import duckdb
@@ -69,9 +70,11 @@ def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext],
     With `keep_unchanged`, a city whose fingerprint for the stage (quality/state.py: its rows of the tables
     the checks read, its suite context, the code) equals the one stored after its last check keeps that
     check's results: they are copied to this run and its marks stay as they are. The fingerprints of the
-    cities checked are stored either way."""
+    cities checked are stored either way. With several cities, the results returned carry no GX result
+    (`expectation`) or failing row ids: those are stored, and 1,000 cities' of them held gigabytes."""
     from quality import state
 
+    several = len(contexts) > 1  # each city's GX result (kilobytes a check) is kept in quality_results only
     kept = state.unchanged_since(con, stage, state.fingerprints(con, contexts, stage)) if keep_unchanged else {}
     fresh = [ctx for ctx in contexts if ctx.city_id not in kept]
     by_city: dict[str, list[CheckResult]] = {}
@@ -87,10 +90,12 @@ def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext],
                 mark_observations(con, ctx, results, affected)
             elif stage == "kpis":
                 mark_kpi_values(con, ctx, results)
+            if several:  # stored: callers of a run over many cities read only status, counts and samples
+                by_city[ctx.city_id] = [replace(r, expectation=None, rows={}) for r in results]
     if kept:
         checks = [c for s in stage_suites(stage) for c in s.checks]
         copy_results(con, kept, run_id, checks)
-        by_city.update(read_results(con, list(kept), run_id, checks))
+        by_city.update(read_results(con, list(kept), run_id, checks, with_expectations=not several))
     state.record(con, stage, state.fingerprints(con, fresh, stage), run_id)
     return {ctx.city_id: by_city[ctx.city_id] for ctx in contexts}
 

@@ -55,9 +55,10 @@ def copy_results(con: duckdb.DuckDBPyConnection, kept: dict[str, str], run_id: s
                 [run_id, list(kept), list(kept.values()), [c.table for c in checks], [c.name for c in checks]])
 
 
-def read_results(con: duckdb.DuckDBPyConnection, city_ids: Sequence[str], run_id: str,
-                 checks: Sequence[Check]) -> dict[str, list[CheckResult]]:
-    """The stored results of `checks` for these cities in one run, as CheckResults in the order of `checks`."""
+def read_results(con: duckdb.DuckDBPyConnection, city_ids: Sequence[str], run_id: str, checks: Sequence[Check], *,
+                 with_expectations: bool = True) -> dict[str, list[CheckResult]]:
+    """The stored results of `checks` for these cities in one run, as CheckResults in the order of `checks`
+    (without their GX results unless `with_expectations`)."""
     by_key = {(c.table, c.name): c for c in checks}
     order = {key: i for i, key in enumerate(by_key)}
     out: dict[str, list[CheckResult]] = {city: [] for city in city_ids}
@@ -71,7 +72,7 @@ def read_results(con: duckdb.DuckDBPyConnection, city_ids: Sequence[str], run_id
         # store_results wrote "<description> (<note>)" for a result with a note.
         note = description[len(check.description) + 2:-1] if description != check.description else None
         out[city].append(CheckResult(check, status, failing, int(evaluated), json.loads(sample),
-                                     json.loads(expectation) if expectation else None, note))
+                                     json.loads(expectation) if expectation and with_expectations else None, note))
     return {city: sorted(found, key=lambda r: order[(r.check.table, r.check.name)]) for city, found in out.items()}
 
 

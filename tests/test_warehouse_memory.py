@@ -1,4 +1,4 @@
-"""DuckDB's memory limit on the warehouse (warehouse/db.py: $CITYKPI_WAREHOUSE_MEMORY, default 2GB): DuckDB's
+"""DuckDB's memory limit on the warehouse (warehouse/db.py: $CITYKPI_WAREHOUSE_MEMORY, default 1GB): DuckDB's
 own default (80 % of the machine) let a 1,000-city run keep gigabytes of cached blocks (issue #16)."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def _limit(path: Path, read_only: bool = False) -> str:
 def test_the_warehouse_opens_with_a_bounded_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(MEMORY_ENV, raising=False)
     path = tmp_path / "warehouse.duckdb"
-    assert _limit(path) == "1.8 GiB"  # 2GB in DuckDB's binary units
-    assert _limit(path, read_only=True) == "1.8 GiB"
+    assert _limit(path) == "953.6 MiB"  # 1GB in DuckDB's binary units
+    assert _limit(path, read_only=True) == "953.6 MiB"
     monkeypatch.setenv(MEMORY_ENV, "512MB")
     assert _limit(path) == "488.2 MiB"
 

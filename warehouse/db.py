@@ -69,11 +69,11 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 MEMORY_ENV = "CITYKPI_WAREHOUSE_MEMORY"
-DEFAULT_MEMORY = "2GB"
+DEFAULT_MEMORY = "1GB"
 
 
 def memory_limit() -> str:
-    """DuckDB's memory limit for the warehouse ($CITYKPI_WAREHOUSE_MEMORY, default 2GB). DuckDB's own default
+    """DuckDB's memory limit for the warehouse ($CITYKPI_WAREHOUSE_MEMORY, default 1GB). DuckDB's own default
     is 80 % of the machine's memory, and it keeps what it read cached up to that limit: a run over 1,000
     cities grew past 14 GB. Past the limit DuckDB spills joins, aggregates and sorts to `<warehouse>.tmp/`."""
     return os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY

@@ -183,9 +183,15 @@ def open_and_check(page: DevTools, path: Path, width: int, shots: Path, name: st
     deadline = time.monotonic() + RENDER_TIMEOUT
     while time.monotonic() < deadline:
         page.pump(0.3)
-        state = page.evaluate(STATE)
+        # While the page is being replaced (the second width navigates to the same file again) the old
+        # context is gone and the evaluation returns nothing: that is "not ready yet", not a result.
+        current = page.evaluate(STATE)
+        if not isinstance(current, dict):
+            continue
+        state = current
         if state["ready"] == "complete" and state["svgs"] == state["charts"]:
             break
+    assert state, f"{name}: the page never answered within {RENDER_TIMEOUT} s: {page.problems()}"
     assert state["charts"] > 0, f"{name}: no chart on the page"
     assert state["svgs"] == state["charts"], f"{name}: {state['svgs']} of {state['charts']} charts rendered: " \
                                              f"{page.problems()}"

@@ -284,9 +284,18 @@ def fetch_failures(reports: dict[str, FetchReport]) -> dict[str, str]:
 class FetchFailedError(CitykpiError):
     """Sources failed to fetch; the message names each city/source and why."""
 
+    SHOWN = 10  # past this many, the first ones and a count (a run of 1,000 cities with no snapshots
+    # yet would otherwise print 9,000 reasons; the CLI prints one error line)
+
     def __init__(self, failures: dict[str, str]) -> None:
         self.failures = failures
-        super().__init__("failed sources: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+        if len(failures) <= self.SHOWN:
+            super().__init__("failed sources: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+            return
+        cities = {key.split("/", 1)[0] for key in failures}
+        first = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:self.SHOWN])
+        super().__init__(f"{len(failures):,} sources of {len(cities):,} cities failed to fetch; the first "
+                         f"{self.SHOWN}: {first}; and {len(failures) - self.SHOWN:,} more")
 
 
 def load_cities(home: Home, configs: Sequence[LoadedConfig]) -> dict[str, dict[str, Any]]:

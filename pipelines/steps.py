@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from canonical.errors import CitykpiError
+from canonical.listing import first_and_more
 from canonical.workers import worker_processes
 from kpis.spatial.derive import derive_spatial
 from kpis.state import Stage as KpiStage
@@ -293,9 +294,9 @@ class FetchFailedError(CitykpiError):
             super().__init__("failed sources: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
             return
         cities = {key.split("/", 1)[0] for key in failures}
-        first = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:self.SHOWN])
+        listed = first_and_more([f"{k}: {v}" for k, v in failures.items()], self.SHOWN)
         super().__init__(f"{len(failures):,} sources of {len(cities):,} cities failed to fetch; the first "
-                         f"{self.SHOWN}: {first}; and {len(failures) - self.SHOWN:,} more")
+                         f"{self.SHOWN}: {listed}")
 
 
 def load_cities(home: Home, configs: Sequence[LoadedConfig]) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from canonical.errors import CitykpiError
+from canonical.listing import first_and_more
 from quality.model import Check, CheckResult
 from quality.sql import json_safe
 
@@ -158,8 +159,7 @@ class QualityGateError(CitykpiError):
     def __init__(self, run_id: str, failures: Sequence[str]) -> None:
         self.run_id = run_id
         self.failures = list(failures)
-        more = len(self.failures) - 8
-        shown = "; ".join(self.failures[:8]) + (f"; and {more} more" if more > 0 else "")
+        shown = first_and_more(self.failures, 8)
         super().__init__(f"--strict: {len(self.failures)} blocking quality check(s) failed, so no release was "
                          f"published: {shown}. The warehouse holds the checked data with the failing rows marked; "
                          f"see quality_results for run {run_id} (samples of failing rows), or run without --strict "

@@ -276,7 +276,7 @@ def _load_configs(specs: Sequence[str], *, check_files: bool = True) -> list[Any
 def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.cities import demo_cities_folder, demo_config_path
     from pipelines.dagster_run import materialize_all
-    from pipelines.summary import print_summary
+    from pipelines.summary import city_list, print_summary
     from publish.releases import latest_release_id
     from sources.config import load_city_config
     from warehouse.db import writer_lock
@@ -297,7 +297,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(f"citykpi: demo city (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
             configs = [load_city_config(demo_config_path(home, args.scale, args.seed))]
-        print(f"citykpi: running {', '.join(c.city_id for c in configs)} -> {home.root}", file=sys.stderr)
+        print(f"citykpi: running {city_list([c.city_id for c in configs])} -> {home.root}", file=sys.stderr)
         before = latest_release_id(home)
         release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict,
                                   skip_unchanged=not args.force)

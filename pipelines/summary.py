@@ -8,16 +8,24 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from canonical.listing import first_and_more
 from kpis.catalogue import load_catalogue
 from publish.releases import Release
 from warehouse.home import Home
 
 STATUSES = ("computed", "missing", "failed_check", "not_applicable")
+CITIES_SHOWN = 10  # a run over 1,000 cities names the first ten, not a thousand
+
+
+def city_list(ids: Sequence[str]) -> str:
+    """`a, b` or, past CITIES_SHOWN, `a, ..., j, and 990 more (1,000 cities)`."""
+    return first_and_more(ids, CITIES_SHOWN, ", ") + (f" ({len(ids):,} cities)" if len(ids) > CITIES_SHOWN else "")
 
 
 def summary_frame(values: pl.DataFrame) -> pl.DataFrame:
@@ -51,8 +59,8 @@ def print_summary(home: Home, release: Release, seconds: float, stream: object =
     lines.append(f"{'total':<22}{totals['computed']:>10}{totals['missing']:>10}{totals['failed_check']:>10}"
                  f"{totals['not_applicable']:>8}")
     lines += ["", *quality_lines(home, release.manifest.get("quality")), *score_lines(release)]
-    cities = ", ".join(c["id"] for c in release.manifest["cities"])
-    lines += ["", f"Cities: {cities}; years: {', '.join(map(str, release.manifest['years']))}"]
+    ids = [c["id"] for c in release.manifest["cities"]]
+    lines += ["", f"Cities: {city_list(ids)}; years: {', '.join(map(str, release.manifest['years']))}"]
     if unchanged:
         lines.append(f"Nothing changed since release {release.release_id} (same inputs, code, config and data): "
                      "no new release written (`citykpi run --force` writes one anyway)")

@@ -49,6 +49,20 @@ def test_cli_graph_is_the_deployment_graph() -> None:
     assert cli == deployment
     checks = {key for a in cli_assets() if isinstance(a, dg.AssetChecksDefinition) for key in a.check_keys}
     assert {key.asset_key.to_user_string() for key in checks} == {"core/observations", "out/kpi_values"}
+    assert checks == definitions.defs().resolve_asset_graph().asset_check_keys
+
+
+def test_cli_checks_are_not_partitioned() -> None:
+    """The same checks, partitioned per city (-year) in the deployment and not in `citykpi run`: a
+    partitioned check planned over P partitions costs Dagster P stored rows of O(P) bytes each."""
+    from pipelines import definitions
+    from pipelines.dagster_run import cli_assets
+
+    cli = [spec for a in cli_assets() if isinstance(a, dg.AssetChecksDefinition) for spec in a.check_specs]
+    assert cli and all(spec.partitions_def is None for spec in cli)
+    graph = definitions.defs().resolve_asset_graph()
+    deployment = [graph.get_check_spec(key) for key in graph.asset_check_keys]
+    assert deployment and all(spec.partitions_def is not None for spec in deployment)
 
 
 def test_stage_order_is_the_graphs_order() -> None:

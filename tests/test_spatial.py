@@ -178,3 +178,27 @@ def test_projection_is_centred_on_the_geometries() -> None:
 def test_union_area_counts_overlaps_once() -> None:
     assert union_area_ha([shapely.box(0, 0, 100, 100), shapely.box(50, 0, 150, 100)]) == pytest.approx(1.5)
     assert union_area_ha([]) == 0.0
+
+
+def test_within_distance_equals_the_brute_force_distance_for_points_and_polygons(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The KD-tree (point targets) and the chunked dwithin query (polygons) give exactly the points a
+    brute-force distance gives, targets at exactly the distance included (integer grids make many)."""
+    import kpis.spatial.access as access
+
+    monkeypatch.setattr(access, "POINTS_PER_QUERY", 7)  # several chunks, the last one short
+    rng = np.random.default_rng(16)
+    points = np.array([[x, y] for x in range(0, 1000, 50) for y in range(0, 1000, 50)], dtype=float)
+    stops = rng.integers(0, 20, size=(12, 2)).astype(float) * 50.0
+    distance_to_stops = np.hypot(points[:, None, 0] - stops[None, :, 0], points[:, None, 1] - stops[None, :, 1])
+    expected = (distance_to_stops <= 150.0).any(axis=1)
+    assert within_distance(points, stops, 150.0).tolist() == expected.tolist()
+    assert 0 < expected.sum() < len(points)
+
+    parks = np.array([shapely.box(x, y, x + w, y + w) for x, y, w in
+                      zip(rng.integers(0, 900, 6), rng.integers(0, 900, 6), rng.integers(20, 120, 6), strict=True)],
+                     dtype=object)
+    shapely_points = shapely.points(points)
+    expected = (shapely.distance(shapely_points[:, None], parks[None, :]) <= 100.0).any(axis=1)
+    assert within_distance(points, parks, 100.0).tolist() == expected.tolist()
+    assert 0 < expected.sum() < len(points)

@@ -38,6 +38,7 @@ from warehouse.home import Home
 from warehouse.load import (
     LoadPlan,
     ParsedSource,
+    mismatched_groups,
     parse_changed,
     parse_changed_or_none,
     plan_load,
@@ -160,12 +161,12 @@ class _PlannedLoad:
         return not all(_nothing_to_parse(source, by_id[source.id]) for source in self.plan.changed)
 
 
-def _plan_city(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig,
-               snapshots: list[Snapshot]) -> dict[str, Any] | _PlannedLoad:
+def _plan_city(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, snapshots: list[Snapshot],
+               mismatched: set[str] | None = None) -> dict[str, Any] | _PlannedLoad:
     """The report of a city with nothing to load, or what its load has to parse and write."""
     by_id = {s.source_id: s for s in snapshots}
     years = loaded.config.city.reporting_years
-    plan = plan_load(con, loaded, by_id)
+    plan = plan_load(con, loaded, by_id, mismatched)
     if not plan.sources_changed and derive_is_current(con, loaded.city_id, years, air_rules(loaded)):
         return _load_report(con, loaded.city_id, plan_reports(plan), {"mode": "none"}, [], changed=False)
     stored = stored_observation_keys(con, loaded.city_id,
@@ -359,9 +360,11 @@ class ParallelLoads:
         """(config, plan or report or the error planning raised, the parse's future or None) per city."""
         planned: list[tuple[LoadedConfig, Any, Any]] = []
         with self.home.warehouse() as con:
+            mismatched = mismatched_groups(con, [loaded.city_id for loaded in batch])
             for loaded in batch:
                 try:
-                    outcome: Any = _plan_city(con, loaded, current_snapshots(self.home, loaded))
+                    outcome: Any = _plan_city(con, loaded, current_snapshots(self.home, loaded),
+                                              mismatched[loaded.city_id])
                 except Exception as exc:  # raised at the city's turn, after the cities before it are written
                     outcome = exc
                 future = None

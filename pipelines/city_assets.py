@@ -18,12 +18,13 @@ materialization carries only its own city's facts (one small event per partition
 """
 
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 
+from canonical.listing import first_and_more
 from pipelines import steps
 from pipelines.checks import QualityResource, check_specs, merged_check_results, run_checks
 from pipelines.load_messages import load_messages
@@ -216,17 +217,13 @@ def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource,
                               skip_unchanged=citykpi.skip_unchanged_release)
     cities = [c.city_id for c in configs]
     if published.manifest.get("run_id") == run_id:
-        citykpi.say(context, f"release {published.release_id} written ({_few(cities)})")
+        citykpi.say(context, f"release {published.release_id} written ({first_and_more(cities, 10, ', ')})")
     else:  # same inputs, code, config and data as the latest release: nothing written
         citykpi.say(context, f"release {published.release_id} kept: nothing changed since it")
     return dg.MaterializeResult(metadata={"release_id": published.release_id,
                                           "path": dg.MetadataValue.path(str(published.path)),
                                           "cities": cities,
                                           "kpi_rows": published.manifest["row_counts"]["kpi_values"]})
-
-
-def _few(names: Sequence[str], shown: int = 10) -> str:
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _stage_checks(stage: Stage, asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None,

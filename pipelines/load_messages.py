@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from canonical.listing import first_and_more
+
 # Report keys that mean rows were not turned into observations, with how to say it.
 _COUNTED = {
     "duplicate_rows": "rows repeating an earlier row cell for cell",
@@ -18,10 +20,9 @@ _COUNTED = {
 
 
 def _listed(values: dict[str, Any] | list[Any], limit: int = 5) -> str:
-    """`a (3), b (1) and 4 more` for counts per code; `x, y and 2 more` for a list."""
+    """`a (3), b (1), and 4 more` for counts per code; `x, y, and 2 more` for a list."""
     shown = [f"{k} ({v})" for k, v in values.items()] if isinstance(values, dict) else [str(v) for v in values]
-    more = len(shown) - limit
-    return ", ".join(shown[:limit]) + (f" and {more} more" if more > 0 else "")
+    return first_and_more(shown, limit, ", ")
 
 
 def source_messages(source_id: str, report: dict[str, Any]) -> list[str]:

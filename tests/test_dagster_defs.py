@@ -5,6 +5,7 @@ test_orchestration.py) pass `dg check defs`. CITYKPI_HOME and CITYKPI_CITIES poi
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,3 +134,21 @@ def test_materialize_all_writes_a_release(demo_config: Path, dagster_env: dict[s
     assert [c["id"] for c in manifest["cities"]] == ["demo-city"]
     assert {s["source_id"].replace("-", "_") for s in manifest["input_snapshots"]} == set(RAW_SOURCES)
     assert "demo-city" in manifest["loads"], "the loads section is written on every path"
+
+
+def test_citykpi_run_plans_one_event_per_asset_not_per_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The switch `citykpi run` sets while it runs is the one Dagster reads (a renamed switch in an
+    upgrade fails here), and the environment is as before afterwards."""
+    from pipelines.dagster_run import PLANNED_EVENTS_ENV, _planned_events_per_run
+
+    monkeypatch.delenv(PLANNED_EVENTS_ENV, raising=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        storage = instance.event_log_storage
+        assert not storage.supports_partition_subset_in_asset_materialization_planned_events
+        with _planned_events_per_run():
+            assert storage.supports_partition_subset_in_asset_materialization_planned_events
+        assert PLANNED_EVENTS_ENV not in os.environ
+        monkeypatch.setenv(PLANNED_EVENTS_ENV, "false")
+        with _planned_events_per_run():
+            assert storage.supports_partition_subset_in_asset_materialization_planned_events
+        assert os.environ[PLANNED_EVENTS_ENV] == "false"

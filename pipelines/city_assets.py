@@ -24,12 +24,12 @@ from typing import Any
 
 import dagster as dg
 
-from canonical.listing import first_and_more
 from pipelines import steps
 from pipelines.checks import QualityResource, check_specs, merged_check_results, run_checks
 from pipelines.load_messages import load_messages
 from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, YEAR, years_by_city
 from pipelines.resources import CitykpiResource
+from pipelines.summary import city_list
 from quality.run import Stage
 from quality.sql import json_safe
 from sources.config import FETCH_EVERY
@@ -217,7 +217,7 @@ def release(context: dg.AssetExecutionContext, citykpi: CitykpiResource,
                               skip_unchanged=citykpi.skip_unchanged_release)
     cities = [c.city_id for c in configs]
     if published.manifest.get("run_id") == run_id:
-        citykpi.say(context, f"release {published.release_id} written ({first_and_more(cities, 10, ', ')})")
+        citykpi.say(context, f"release {published.release_id} written: {city_list(cities)}")
     else:  # same inputs, code, config and data as the latest release: nothing written
         citykpi.say(context, f"release {published.release_id} kept: nothing changed since it")
     return dg.MaterializeResult(metadata={"release_id": published.release_id,

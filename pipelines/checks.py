@@ -17,12 +17,12 @@ dependent KPIs carry `failed_check`. Check names are `<table>__<check>`.
 """
 
 
-import sys
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
 from pipelines import steps
+from pipelines.progress import cities_text, summed
 from pipelines.resources import CitykpiResource
 from quality import CheckResult, QualitySettings
 from quality.run import Stage, stage_suites
@@ -80,12 +80,16 @@ def run_checks(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource,
     """Run one stage's suites for every city of the run (stored in the warehouse) and log the counts."""
     by_city = steps.check_cities(citykpi.resolved_home(), loaded, citykpi.stage_run_id(context), stage,
                                  quality.settings())
+    lines = citykpi.lines(context, len(by_city))
+    totals: dict[str, int] = {}
     for city_id, results in by_city.items():
         counts = {s: sum(1 for r in results if r.status == s) for s in ("passed", "failed", "warned", "skipped")}
-        message = f"{city_id}: quality {stage}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-        context.log.info(message)
-        if citykpi.progress:
-            print(f"  {message}", file=sys.stderr, flush=True)
+        lines.city(f"{city_id}: quality {stage}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        if counts["failed"] and not lines.per_city:  # city by city, its line says it
+            lines.notice(city_id, f"quality {stage}: failed checks (see the summary at the end)", ": ")
+        totals = summed([totals, counts])
+    lines.total(f"quality {stage}: {cities_text(len(by_city))}, " + ", ".join(f"{n:,} {s}" for s, n in totals.items()))
+    lines.close()
     return by_city
 
 

@@ -18,7 +18,7 @@ materialization carries only its own city's facts (one small event per partition
 """
 
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from pipelines import steps
 from pipelines.checks import QualityResource, check_specs, merged_check_results, run_checks
 from pipelines.load_messages import load_messages
 from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, YEAR, years_by_city
+from pipelines.progress import StageLines, cities_text, counts_text, summed
 from pipelines.resources import CitykpiResource
 from pipelines.summary import city_list
 from quality.run import Stage
@@ -73,13 +74,18 @@ def raw_snapshots_asset(retry_policy: dg.RetryPolicy | None = FETCH_RETRY_POLICY
         configs = citykpi.cities(context.partition_keys)
         reports = steps.fetch_cities(home, configs, offline=citykpi.offline, every=config.every)
         landed: dict[str, dict[str, object]] = {}
+        lines = citykpi.lines(context, len(reports))
         for city_id, report in reports.items():
             landed[city_id] = {s.source_id: {"snapshot_id": s.snapshot_id, "new": s.new} for s in report.snapshots}
             context.add_asset_metadata({"landed": dg.MetadataValue.json({city_id: landed[city_id]})},
                                        partition_key=city_id)
             for snapshot in report.snapshots:  # one line per source, as the README shows
-                citykpi.say(context, f"{city_id}/{snapshot.source_id}: snapshot {snapshot.snapshot_id}"
-                                     f" ({'new' if snapshot.new else 'unchanged'}, {snapshot.size_bytes:,} bytes)")
+                lines.city(f"{city_id}/{snapshot.source_id}: snapshot {snapshot.snapshot_id}"
+                           f" ({'new' if snapshot.new else 'unchanged'}, {snapshot.size_bytes:,} bytes)")
+        snapshots = [s for report in reports.values() for s in report.snapshots]
+        new = sum(1 for s in snapshots if s.new)
+        lines.total(f"raw: {cities_text(len(reports))}, {len(snapshots):,} source snapshots ({new:,} new, "
+                    f"{len(snapshots) - new:,} unchanged; {sum(s.size_bytes for s in snapshots):,} bytes)")
         failures = steps.fetch_failures(reports)
         if failures:
             raise dg.Failure(description=str(steps.FetchFailedError(failures)),
@@ -103,6 +109,7 @@ def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResourc
     configs = citykpi.cities(context.partition_keys)
     snapshots = {c.city_id: steps.current_snapshots(home, c) for c in configs}
     reports = steps.load_cities(home, configs)
+    lines = citykpi.lines(context, len(reports))
     for city_id, report in reports.items():
         summary = {"observations": report["observations"], "changed": report["changed"],
                    "observations_changed": report["observations_changed"],
@@ -112,14 +119,18 @@ def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResourc
         # KPI sensor skips a city whose observations did not change. The full report: core_source_state.
         context.add_asset_metadata({"loaded": dg.MetadataValue.json(json_safe({city_id: summary}))},
                                    partition_key=city_id)
-        citykpi.say(context, f"{city_id}: {report['observations']:,} observations"
-                             + ("" if report["observations_changed"] else " (unchanged)"))
+        lines.city(f"{city_id}: {report['observations']:,} observations"
+                   + ("" if report["observations_changed"] else " (unchanged)"))
         for line in load_messages(report):
-            citykpi.say(context, f"{city_id}/{line}")
+            lines.notice(city_id, line)
+    changed = sum(1 for r in reports.values() if r["observations_changed"])
+    lines.total(f"core: {cities_text(len(reports))}, {sum(r['observations'] for r in reports.values()):,} "
+                f"observations (changed in {cities_text(changed)}, unchanged in {len(reports) - changed:,})")
+    lines.close()
     return dg.MaterializeResult(metadata={"cities": len(reports)})
 
 
-def city_work(context: dg.AssetExecutionContext, citykpi: CitykpiResource
+def city_work(context: dg.AssetExecutionContext, citykpi: CitykpiResource, lines: StageLines
               ) -> tuple[list[steps.CityWork], dict[str, dict[str, Any]]]:
     """(city, years to compute) per city of the run: whole-city (None) when the run holds every
     reporting year of the city, else the reported years; and per city the facts for its partitions."""
@@ -136,8 +147,8 @@ def city_work(context: dg.AssetExecutionContext, citykpi: CitykpiResource
         facts[loaded.city_id] = {"years": loaded.config.city.reporting_years if todo is None else todo,
                                  "skipped_years": skipped}
         if skipped and todo is not None:  # a whole-city run over a range of years skips quietly
-            citykpi.say(context, f"{loaded.city_id}: {skipped} not among the reporting years "
-                                 f"{loaded.config.city.reporting_years}: nothing computed for them")
+            lines.notice(loaded.city_id, f"{skipped} not among the reporting years "
+                                         f"{loaded.config.city.reporting_years}: nothing computed for them", ": ")
     return work, facts
 
 
@@ -170,17 +181,35 @@ def _outcome_line(city_id: str, outcome: steps.StageOutcome, what: str) -> str:
     return f"{city_id}{years}: " + " ".join(part for part in (what, counts, kept) if part)
 
 
+def _outcome_lines(context: dg.AssetExecutionContext, citykpi: CitykpiResource, stage: str, what: str,
+                   run: Callable[[list[steps.CityWork]], dict[str, steps.StageOutcome]]
+                   ) -> tuple[dict[str, steps.StageOutcome], dict[str, dict[str, Any]]]:
+    """A city-year stage's work (`run`) with its progress lines: per city, or its totals over many."""
+    lines = citykpi.lines(context, len(years_by_city(context.partition_keys)))
+    work, facts = city_work(context, citykpi, lines)
+    outcomes = run(work)
+    for city_id, outcome in outcomes.items():
+        lines.city(_outcome_line(city_id, outcome, what))
+    kept = sum(1 for o in outcomes.values() if o.kept_from)
+    named = f"{what} " if what != stage else ""
+    counts = counts_text(summed(o.counts for o in outcomes.values()))
+    lines.total(f"{stage}: {cities_text(len(outcomes))}, {named}{counts}"
+                + (f" (inputs unchanged in {cities_text(kept)}: kept from earlier runs)" if kept else ""))
+    lines.close()
+    return outcomes, facts
+
+
 @dg.asset(key=KPI, deps=[dg.AssetDep(CORE, partition_mapping=CITY_OF_CITY_YEAR)], partitions_def=CITY_YEAR,
           group_name="out", kinds={"duckdb"}, pool=WAREHOUSE_POOL, backfill_policy=dg.BackfillPolicy.single_run(),
           description="U4SSC and SDG 11 indicator values of a city and year, with provenance (replaces exactly "
                       "that city-year's rows; a run of all of a city's reporting years computes the city whole "
                       "and keeps unchanged rows). A year the city does not report is skipped and says so.")
 def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-    work, facts = city_work(context, citykpi)
-    outcomes = steps.compute_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context))
+    outcomes, facts = _outcome_lines(
+        context, citykpi, "kpis", "indicator rows",
+        lambda work: steps.compute_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
     for city_id, outcome in outcomes.items():
         facts[city_id] |= {"rows": outcome.counts, "kept_from_run": outcome.kept_from or ""}
-        citykpi.say(context, _outcome_line(city_id, outcome, "indicator rows"))
     extra = _partition_metadata(context, "computed", facts)
     return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
 
@@ -191,11 +220,11 @@ def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> d
                       "progress towards them (kpi_scores, kpi_rollups, kpi_progress). Targets are public references, "
                       "not the official U4SSC benchmarks.")
 def scores(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-    work, facts = city_work(context, citykpi)
-    outcomes = steps.score_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context))
+    outcomes, facts = _outcome_lines(
+        context, citykpi, "scores", "scores",
+        lambda work: steps.score_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
     for city_id, outcome in outcomes.items():
         facts[city_id] |= {"scores": outcome.counts, "kept_from_run": outcome.kept_from or ""}
-        citykpi.say(context, _outcome_line(city_id, outcome, "scores"))
     extra = _partition_metadata(context, "scored", facts)
     return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
 

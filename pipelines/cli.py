@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cities", type=_count, help="run N distinct demo cities demo-city-0001.. (no CONFIG only)")
     run.add_argument("--strict", action="store_true",
                      help="publish nothing (exit 2) when a blocking quality check fails")
+    run.add_argument("--every-city", action="store_true", dest="every_city",
+                     help="print each city's progress lines even over many cities (default: past 10 cities, "
+                          "one line per stage and each notice once with its cities)")
     run.add_argument("--force", action="store_true",
                      help="write a new release even when nothing changed since the latest one (same inputs, "
                           "code, config and data)")
@@ -300,7 +303,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"citykpi: running {city_list([c.city_id for c in configs])} -> {home.root}", file=sys.stderr)
         before = latest_release_id(home)
         release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict,
-                                  skip_unchanged=not args.force)
+                                  skip_unchanged=not args.force, every_city=args.every_city)
     print_summary(home, release, time.monotonic() - started, unchanged=release.release_id == before)
     return 0
 

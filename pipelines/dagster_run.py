@@ -104,14 +104,16 @@ def _planned_events_per_run() -> Iterator[None]:
 
 
 def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: bool = False,
-                    debug: bool = False, strict: bool = False, skip_unchanged: bool = False) -> Release:
+                    debug: bool = False, strict: bool = False, skip_unchanged: bool = False,
+                    every_city: bool = False) -> Release:
     """Run fetch -> load -> checks -> KPIs -> checks -> scores -> release for all configs; return the release.
 
     A user-facing error inside an asset (bad input, missing file, a failed fetch) is re-raised as a
     CitykpiError so the CLI can print one clear message. With `strict`, a failed blocking quality check
     stops the run before anything downstream of it (Dagster's blocking asset checks) and raises
     QualityGateError. With `skip_unchanged`, a run whose inputs, code, config and data equal the latest
-    release's writes no release and returns that one.
+    release's writes no release and returns that one. With `every_city`, a run over many cities still
+    prints each city's progress lines (pipelines/progress.py).
     """
     if not debug:
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
@@ -124,7 +126,8 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
     run_id = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     resources = {"citykpi": CitykpiResource(home=str(home.root), offline=offline, progress=True,
                                             skip_unchanged_release=skip_unchanged,
-                                            configs=[str(c.path) for c in configs], run_id=run_id),
+                                            configs=[str(c.path) for c in configs], run_id=run_id,
+                                            every_city=every_city),
                  "quality": QualityResource(strict=strict)}
     # The CLI prints its own progress lines; Dagster's console log only with --debug.
     run_config: Any = None if debug else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from pipelines.progress import StageLines
 from sources.config import LoadedConfig
 from warehouse.home import Home
 
@@ -14,9 +15,10 @@ from warehouse.home import Home
 class CitykpiResource(dg.ConfigurableResource):
     """Home directory (None: $CITYKPI_HOME or the default), offline mode, progress lines on stderr,
     whether an unchanged run skips its release (`citykpi run` without `--force`), the city config
-    files (None: $CITYKPI_CITIES, else the demo; `citykpi run` names the configs it was given) and the
+    files (None: $CITYKPI_CITIES, else the demo; `citykpi run` names the configs it was given), the
     citykpi run id the stages record (None: the Dagster run's id; `citykpi run` spans several Dagster
-    runs, one per partitions definition, under one citykpi run)."""
+    runs, one per partitions definition, under one citykpi run) and whether a stage over many cities
+    still says each city's lines (`citykpi run --every-city`; else pipelines/progress.py groups them)."""
 
     home: str | None = None
     offline: bool = False
@@ -24,6 +26,7 @@ class CitykpiResource(dg.ConfigurableResource):
     skip_unchanged_release: bool = False
     configs: list[str] | None = None
     run_id: str | None = None
+    every_city: bool = False
 
     def resolved_home(self) -> Home:
         return Home.resolve(self.home)
@@ -55,6 +58,10 @@ class CitykpiResource(dg.ConfigurableResource):
     def city(self, city_id: str) -> LoadedConfig:
         """The config of the city a partition key names."""
         return self.cities([city_id])[0]
+
+    def lines(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, cities: int) -> StageLines:
+        """The progress lines of a stage over `cities` cities (pipelines/progress.py)."""
+        return StageLines(lambda message: self.say(context, message), cities, self.every_city)
 
     def say(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, message: str) -> None:
         context.log.info(message)

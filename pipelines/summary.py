@@ -76,7 +76,6 @@ SAMPLE_WIDTH = 110
 def quality_lines(home: Home, quality: dict[str, Any] | None) -> list[str]:
     """'Quality checks: N passed, N warned, N failed' and one line per warned / failed check: city,
     table, what the check expects (its description), how many rows fail and the first of them."""
-    from pipelines.texttable import cut
 
     if not quality:
         return []
@@ -84,20 +83,69 @@ def quality_lines(home: Home, quality: dict[str, Any] | None) -> list[str]:
              f"{quality.get('failed', 0)} failed, {quality.get('skipped', 0)} skipped"]
     listed = [("failed", e) for e in quality.get("failed_checks", [])] + \
              [("warned", e) for e in quality.get("warned_checks", [])]
+    if len({e["city_id"] for _, e in listed}) > CITIES_SHOWN:
+        return lines + _grouped_check_lines(home, listed)
     details = _check_details(home, [e for _, e in listed])
     for status, entry in listed:
-        description, sample = details.get(_check_key(entry), ("", None))
-        failing = entry.get("failing_count")
-        what = description or entry.get("description") or entry["check"].replace("_", " ")
-        count = f"{failing:,} failing" if isinstance(failing, int) else "failed"
-        gx = entry.get("gx_expectations") or []
-        # The GX expectation a data person can look up (Data Docs show it); raw check ids stay out.
-        named = f" (GX {', '.join(gx)})" if gx else ""
-        lines.append(f"  {status} {entry['city_id']} {entry['table']}: expected {what}; {count}{named}")
-        if sample:
-            lines.append(f"    e.g. {cut(_sample_text(sample), SAMPLE_WIDTH)}")
+        lines += _check_lines(status, entry, details)
     if listed:
         lines.append("  (every failing row: quality_results in the warehouse; docs/quality.md explains each check)")
+    return lines
+
+
+def _check_lines(status: str, entry: dict[str, Any], details: dict[tuple[str, str, str, str], tuple[str, Any]]
+                 ) -> list[str]:
+    """A check that did not pass in one city: what it expects, how many rows fail, the first of them."""
+    from pipelines.texttable import cut
+
+    description, sample = details.get(_check_key(entry), ("", None))
+    failing = entry.get("failing_count")
+    count = f"{failing:,} failing" if isinstance(failing, int) else "failed"
+    lines = [f"  {status} {entry['city_id']} {entry['table']}: expected {_expected(entry, description)}; "
+             f"{count}{_gx_named(entry)}"]
+    if sample:
+        lines.append(f"    e.g. {cut(_sample_text(sample), SAMPLE_WIDTH)}")
+    return lines
+
+
+def _expected(entry: dict[str, Any], description: str) -> str:
+    return description or entry.get("description") or entry["check"].replace("_", " ")
+
+
+def _gx_named(entry: dict[str, Any]) -> str:
+    # The GX expectation a data person can look up (Data Docs show it); raw check ids stay out.
+    gx = entry.get("gx_expectations") or []
+    return f" (GX {', '.join(gx)})" if gx else ""
+
+
+def _grouped_check_lines(home: Home, listed: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Past CITIES_SHOWN cities with checks that did not pass: one entry per check with its cities and
+    failing rows added up, and the first city's first failing row (a thousand cities would be thousands
+    of lines)."""
+    from pipelines.texttable import cut
+
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for status, entry in listed:
+        groups.setdefault((status, entry["table"], entry["check"]), []).append(entry)
+    details = _check_details(home, [entries[0] for entries in groups.values()])
+    lines = []
+    for (status, table, _), entries in groups.items():
+        first = entries[0]
+        if len(entries) == 1:
+            lines += _check_lines(status, first, details)
+            continue
+        description, sample = details.get(_check_key(first), ("", None))
+        counts = [e.get("failing_count") for e in entries]
+        count = (f"{sum(c for c in counts if isinstance(c, int)):,} failing" if all(isinstance(c, int) for c in counts)
+                 else "failed")
+        cities = [e["city_id"] for e in entries]
+        lines.append(f"  {status} {table} in {len(cities):,} cities: expected "
+                     f"{_expected(first, description)}; {count}{_gx_named(first)}")
+        lines.append(f"    cities: {first_and_more(cities, CITIES_SHOWN, ', ')}")
+        if sample:
+            lines.append(f"    e.g. {cut(first['city_id'] + ': ' + _sample_text(sample), SAMPLE_WIDTH)}")
+    lines.append("  (every failing row of every city: quality_results in the warehouse; docs/quality.md explains "
+                 "each check)")
     return lines
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import shapely
-from pyproj import Geod
+from pyproj import Geod, Transformer
 
 from kpis.spatial import (
     LocalProjection,
@@ -173,6 +173,21 @@ def test_projection_is_centred_on_the_geometries() -> None:
     projection = LocalProjection.around([shapely.box(9.9, 50.9, 10.1, 51.1)])
     assert (projection.lon0, projection.lat0) == pytest.approx((10.0, 51.0))
     assert projection.points([10.0], [51.0]) == pytest.approx(np.zeros((1, 2)), abs=1e-6)
+
+
+@pytest.mark.parametrize(("lon0", "lat0"), [(13.404954, 52.520008), (-58.381592, -34.603722), (179.9, 64.2),
+                                             (0.0, 0.0), (151.2093, -33.8688),
+                                             # centres of bounding boxes: all 17 digits of a double
+                                             (13.987654321098765, 52.123456789012345), (-0.1 / 3, 2 / 3 + 50)])
+def test_projection_pipeline_equals_the_crs_route_bit_for_bit(lon0: float, lat0: float) -> None:
+    """The pipeline given to PROJ directly is the operation EPSG:4326 -> the LAEA CRS resolves to."""
+    projection = LocalProjection(lon0=lon0, lat0=lat0)
+    by_crs = Transformer.from_crs("EPSG:4326", projection.crs(), always_xy=True)
+    rng = np.random.default_rng(7)
+    lon = lon0 + rng.uniform(-0.4, 0.4, 5_000)
+    lat = np.clip(lat0 + rng.uniform(-0.4, 0.4, 5_000), -89.0, 89.0)
+    x, y = by_crs.transform(lon, lat)
+    assert np.array_equal(projection.points(lon, lat), np.column_stack([x, y]))
 
 
 def test_union_area_counts_overlaps_once() -> None:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 from scipy.spatial import cKDTree
-from shapely import STRtree
 
 from kpis.spatial.grid import PopulationPoints
-from kpis.spatial.points import as_xy, point_geometries
+from kpis.spatial.points import as_xy, point_geometries, polygon_tree
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -37,7 +36,7 @@ def within_distance(points_xy: FloatArray, targets: GeometryArray | FloatArray, 
         # The bound is exclusive in scipy: the next float up makes it inclusive, as the docstring says.
         nearest, _ = cKDTree(array.reshape(-1, 2)).query(xy, k=1, distance_upper_bound=np.nextafter(distance, np.inf))
         return np.asarray(nearest <= distance)
-    tree = STRtree(array.ravel())
+    tree = polygon_tree(array)
     points = point_geometries(xy)
     for start in range(0, len(xy), POINTS_PER_QUERY):
         hits, _ = tree.query(points[start:start + POINTS_PER_QUERY], predicate="dwithin", distance=distance)

@@ -433,6 +433,7 @@ def derive_spatial(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence
         return []
     projection = LocalProjection.around(anchor)
     green_local = projection.geometries(green.wgs84) if green.ids else np.empty(0, dtype=object)
+    green_local.flags.writeable = False  # read-only: the tree and park entries built on it are remembered
     street_areas = _polygons(con, city_id, STREET_AREA_TYPE)
     streets_local = projection.geometries(street_areas.wgs84) if street_areas.ids else np.empty(0, dtype=object)
     rows = _open_space_rows(con, city_id, years, green_local, green.label(), streets_local, street_areas.label())

@@ -29,9 +29,8 @@ import shapely
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
-from shapely import STRtree
 
-from kpis.spatial.points import as_xy, frozen, point_geometries, remembered
+from kpis.spatial.points import as_xy, frozen, point_geometries, polygon_tree, remembered
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -130,16 +129,24 @@ class StreetNetwork:
         """Points within `limit` metres' walk of a polygon (a park): the walk ends at any street node
         within `entry_m` of it (counting that distance); points inside a polygon are covered."""
         xy = as_xy(points_xy)
-        geometries = np.asarray(polygons, dtype=object).ravel()
+        array = np.asarray(polygons, dtype=object)
+        geometries = array.ravel()
         if xy.shape[0] == 0 or geometries.size == 0:
             return np.zeros(xy.shape[0], dtype=bool)
-        tree = STRtree(geometries)
-        node_points = point_geometries(self.xy)
-        entry_node, entry_polygon = tree.query(node_points, predicate="dwithin", distance=entry_m)
-        head = shapely.distance(node_points[entry_node], geometries[entry_polygon])
+        tree = polygon_tree(array)
+
+        def entries() -> tuple[IntArray, FloatArray]:
+            node_points = point_geometries(self.xy)
+            entry_node, entry_polygon = tree.query(node_points, predicate="dwithin", distance=entry_m)
+            return entry_node, shapely.distance(node_points[entry_node], geometries[entry_polygon])
+
+        def inside() -> IntArray:
+            return np.asarray(tree.query(point_geometries(xy), predicate="intersects")[0], dtype=np.int64)
+
+        # Neither depends on the limit: the 300 m and 400 m measures of the same parks share them.
+        entry_node, head = remembered(array, f"entries {entry_m!r}", entries, owner=self)
         covered = self.points_within(xy, self.reach(entry_node, head, limit), limit)
-        inside, _ = tree.query(point_geometries(xy), predicate="intersects")
-        covered[inside] = True
+        covered[remembered(xy, "inside", inside, owner=array)] = True
         return covered
 
 

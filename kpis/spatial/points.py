@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 import shapely
+from shapely import STRtree
 
 T = TypeVar("T")
 FloatArray = npt.NDArray[np.float64]
@@ -58,3 +59,9 @@ def remembered(xy: Any, what: str, compute: Callable[[], T], owner: object | Non
 def point_geometries(xy: FloatArray) -> GeometryArray:
     """shapely points of an (n, 2) array (`as_xy`), built once per read-only array."""
     return remembered(xy, "points", lambda: np.asarray(shapely.points(xy), dtype=object))
+
+
+def polygon_tree(polygons: npt.NDArray[Any]) -> STRtree:
+    """An STRtree of target polygons, built once per read-only array (the green areas are queried at 300 m
+    and 400 m, straight line and walking)."""
+    return remembered(polygons, "strtree", lambda: STRtree(np.asarray(polygons, dtype=object).ravel()))

@@ -29,9 +29,20 @@ class LocalProjection:
     _forward: Transformer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        crs = CRS.from_proj4(f"+proj=laea +lat_0={self.lat0} +lon_0={self.lon0} +x_0=0 +y_0=0 "
-                             "+ellps=WGS84 +units=m +no_defs")
-        object.__setattr__(self, "_forward", Transformer.from_crs("EPSG:4326", crs, always_xy=True))
+        # The operation PROJ picks for EPSG:4326 -> this LAEA (always_xy), given as that pipeline: the same
+        # transform bit for bit (tests/test_spatial.py), built in 0.05 ms instead of 15 ms per city (the
+        # CRS route looks EPSG:4326 up in PROJ's database each time).
+        object.__setattr__(self, "_forward", Transformer.from_pipeline(self.pipeline()))
+
+    def pipeline(self) -> str:
+        # The centre to 15 significant digits, as PROJ writes the pipeline it derives from the CRS.
+        return ("+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+                f"+step +proj=laea +lat_0={self.lat0:.15g} +lon_0={self.lon0:.15g} +x_0=0 +y_0=0 +ellps=WGS84")
+
+    def crs(self) -> CRS:
+        """The projection as a CRS (what the pipeline is checked against)."""
+        return CRS.from_proj4(f"+proj=laea +lat_0={self.lat0} +lon_0={self.lon0} +x_0=0 +y_0=0 "
+                              "+ellps=WGS84 +units=m +no_defs")
 
     @classmethod
     def around(cls, geometries: Sequence[shapely.Geometry] | GeometryArray) -> LocalProjection:

@@ -48,3 +48,22 @@ def test_population_points_and_networks_hold_read_only_copies() -> None:
     again = network.snap(points.xy)
     assert again[0] is node and again[1] is distance
     assert node.tolist() == [0, 1] and distance.tolist() == [0.0, 0.0]
+
+
+def test_park_work_is_shared_only_by_the_same_parks_points_and_network() -> None:
+    """within_polygons keeps its park entries and inside-park points per (parks, network) and (points, parks):
+    another limit reuses them, other points, parks or networks never do."""
+    line = StreetNetwork.from_edges([[0.0, 0.0], [100.0, 0.0], [200.0, 0.0], [300.0, 0.0]], [0, 1, 2], [1, 2, 3],
+                                    [100.0, 100.0, 100.0])
+    parks = np.array([shapely.box(-10, -10, 10, 10)], dtype=object)
+    parks.flags.writeable = False
+    far_parks = np.array([shapely.box(290, -10, 310, 10)], dtype=object)
+    far_parks.flags.writeable = False
+    people = frozen([[0.0, 5.0], [120.0, 0.0], [300.0, 0.0]])
+    others = frozen([[0.0, 0.0], [300.0, 5.0]])
+    assert line.within_polygons(people, parks, 160.0).tolist() == [True, True, False]
+    assert line.within_polygons(people, parks, 100.0).tolist() == [True, False, False]  # same work, other limit
+    assert line.within_polygons(people, far_parks, 160.0).tolist() == [False, False, True]
+    assert line.within_polygons(others, parks, 160.0).tolist() == [True, False]
+    shifted = StreetNetwork.from_edges([[1000.0, 0.0], [1100.0, 0.0]], [0], [1], [100.0])
+    assert shifted.within_polygons(people, parks, 160.0).tolist() == [True, False, False]  # inside the park only

@@ -108,8 +108,8 @@ def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResourc
     home = citykpi.resolved_home()
     configs = citykpi.cities(context.partition_keys)
     snapshots = {c.city_id: steps.current_snapshots(home, c) for c in configs}
-    reports = steps.load_cities(home, configs)
-    lines = citykpi.lines(context, len(reports))
+    lines = citykpi.lines(context, len(configs), "core")
+    reports = steps.load_cities(home, configs, on_progress=lines.done)
     for city_id, report in reports.items():
         summary = {"observations": report["observations"], "changed": report["changed"],
                    "observations_changed": report["observations_changed"],

@@ -9,6 +9,7 @@ line, not a thousand. The per-city facts stay in the warehouse and the release (
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from canonical.listing import first_and_more
 from pipelines.summary import CITIES_SHOWN
 
 PER_CITY_MAX = CITIES_SHOWN  # more cities than this: totals per stage, notices grouped
+HEARTBEAT_S = 30.0  # a long stage over many cities says how far it got at most this often
 
 
 @dataclass
@@ -25,7 +27,9 @@ class StageLines:
     say: Callable[[str], None]
     cities: int
     every_city: bool = False
+    name: str = ""
     _notices: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _last_heartbeat: float = field(default_factory=lambda: time.monotonic())
 
     @property
     def per_city(self) -> bool:
@@ -47,6 +51,15 @@ class StageLines:
         """The stage's totals over many cities (not printed when every city had its own line)."""
         if not self.per_city:
             self.say(line)
+
+    def done(self, cities_done: int) -> None:
+        """How far a long stage over many cities got (`core: 160 of 1,000 cities`), at most every HEARTBEAT_S
+        seconds, so that minutes without a line do not look like a hang."""
+        now = time.monotonic()
+        if self.per_city or cities_done >= self.cities or now - self._last_heartbeat < HEARTBEAT_S:
+            return
+        self._last_heartbeat = now
+        self.say(f"{self.name}: {cities_done:,} of {self.cities:,} cities")
 
     def close(self) -> None:
         """Print the grouped notices: each text once, with its cities (one city: as city by city)."""

@@ -59,9 +59,10 @@ class CitykpiResource(dg.ConfigurableResource):
         """The config of the city a partition key names."""
         return self.cities([city_id])[0]
 
-    def lines(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, cities: int) -> StageLines:
-        """The progress lines of a stage over `cities` cities (pipelines/progress.py)."""
-        return StageLines(lambda message: self.say(context, message), cities, self.every_city)
+    def lines(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, cities: int,
+              name: str = "") -> StageLines:
+        """The progress lines of stage `name` over `cities` cities (pipelines/progress.py)."""
+        return StageLines(lambda message: self.say(context, message), cities, self.every_city, name)
 
     def say(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, message: str) -> None:
         context.log.info(message)

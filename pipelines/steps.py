@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -300,20 +300,26 @@ class FetchFailedError(CitykpiError):
                          f"{self.SHOWN}: {listed}")
 
 
-def load_cities(home: Home, configs: Sequence[LoadedConfig]) -> dict[str, dict[str, Any]]:
+def load_cities(home: Home, configs: Sequence[LoadedConfig], on_progress: Callable[[int], None] | None = None
+                ) -> dict[str, dict[str, Any]]:
     """Load each city's CURRENT snapshots (load_city: per source, only what changed); {city: report}.
 
     Each city's load stays its own transaction: a bad source fails the run naming its city and
     leaves the cities loaded before it committed (what an incremental rerun then skips). With many
     cities (`parallel_loads`), the cities are planned and written in batches of LOAD_BATCH per
     warehouse session, and their files are parsed in worker processes while the previous batch is
-    written (`ParallelLoads`); the rows are the same as one city at a time."""
+    written (`ParallelLoads`); the rows are the same as one city at a time. `on_progress` gets the count
+    of cities loaded so far after each city or batch."""
     workers = load_workers()
     if workers == 0 or len(configs) < PARALLEL_MIN_CITIES:
-        return {loaded.city_id: _naming_city(loaded.city_id, "loading", _load_current, home, loaded)
-                for loaded in configs}
+        reports = {}
+        for loaded in configs:
+            reports[loaded.city_id] = _naming_city(loaded.city_id, "loading", _load_current, home, loaded)
+            if on_progress is not None:
+                on_progress(len(reports))
+        return reports
     with ParallelLoads(home, workers) as loads:
-        return loads.run(configs)
+        return loads.run(configs, on_progress)
 
 
 LOAD_BATCH = 16            # cities planned and written per warehouse session by load_cities
@@ -345,7 +351,8 @@ class ParallelLoads:
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, configs: Sequence[LoadedConfig]) -> dict[str, dict[str, Any]]:
+    def run(self, configs: Sequence[LoadedConfig], on_progress: Callable[[int], None] | None = None
+            ) -> dict[str, dict[str, Any]]:
         batches = [list(configs[i:i + LOAD_BATCH]) for i in range(0, len(configs), LOAD_BATCH)]
         reports: dict[str, dict[str, Any]] = {}
         ahead = self._plan(batches[0])
@@ -354,6 +361,8 @@ class ParallelLoads:
             if index + 1 < len(batches):
                 ahead = self._plan(batches[index + 1])  # parsed by the workers while this batch is written
             reports.update(self._write(current))
+            if on_progress is not None:
+                on_progress(len(reports))
         return reports
 
     def _plan(self, batch: list[LoadedConfig]) -> list[tuple[LoadedConfig, Any, Any]]:

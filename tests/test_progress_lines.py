@@ -63,6 +63,27 @@ def test_many_cities_list_only_the_first_of_a_shared_notice(monkeypatch: pytest.
     assert said == ["same words [1,000 cities: " + ", ".join(f"city-{i:04d}" for i in range(10)) + ", and 990 more]"]
 
 
+def test_a_long_stage_says_how_far_it_got_at_most_every_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress, "PER_CITY_MAX", 2)
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    said: list[str] = []
+    lines = StageLines(said.append, 1000, name="core")
+    lines.done(16)  # no time has passed since the stage started
+    clock[0] += progress.HEARTBEAT_S
+    lines.done(32)
+    clock[0] += 1.0
+    lines.done(48)  # too soon after the last line
+    clock[0] += progress.HEARTBEAT_S
+    lines.done(1000)  # the stage's end: its totals follow
+    clock[0] += progress.HEARTBEAT_S
+    lines.done(64)
+    assert said == ["core: 32 of 1,000 cities", "core: 64 of 1,000 cities"]
+    few: list[str] = []
+    StageLines(few.append, 2, name="core").done(1)  # a few cities: each has its own lines anyway
+    assert few == []
+
+
 def _warned(city: str, failing: int, check: str = "series_complete") -> dict[str, object]:
     return {"city_id": city, "table": "observations", "check": check, "failing_count": failing,
             "description": "every reporting year present", "run_id": "r1"}
@@ -81,7 +102,8 @@ def test_summary_groups_a_check_that_warned_in_many_cities(monkeypatch: pytest.M
 
 
 def test_summary_lists_each_city_up_to_the_limit(tmp_path: Path) -> None:
-    quality = {"passed": 10, "warned": 2, "failed": 0, "skipped": 0, "warned_checks": [_warned("a", 4), _warned("b", 1)]}
+    quality = {"passed": 10, "warned": 2, "failed": 0, "skipped": 0,
+               "warned_checks": [_warned("a", 4), _warned("b", 1)]}
     lines = summary.quality_lines(Home(tmp_path), quality)
     assert lines[1:3] == ["  warned a observations: expected every reporting year present; 4 failing",
                           "  warned b observations: expected every reporting year present; 1 failing"]
@@ -91,6 +113,7 @@ def test_run_over_many_cities_prints_a_line_per_stage(tmp_path: Path, monkeypatc
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """Two demo cities with the limit at one: the real stages' totals, then `--every-city` for the lines."""
     monkeypatch.setattr(progress, "PER_CITY_MAX", 1)
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.0)
     monkeypatch.setattr(summary, "CITIES_SHOWN", 1)
     cities = tmp_path / "cities"
     generate_demo_cities(cities, count=2, scale=0.02, seed=21)
@@ -98,6 +121,7 @@ def test_run_over_many_cities_prints_a_line_per_stage(tmp_path: Path, monkeypatc
     assert main(["--home", home, "run", str(cities)]) == 0
     err = capsys.readouterr().err
     assert "demo-city-0001/statistik-stadt: snapshot" not in err
+    assert "  core: 1 of 2 cities\n" in err  # the load's heartbeat (every city, the heartbeat at 0 s)
     assert "  raw: 2 cities, 18 source snapshots (18 new, 0 unchanged; " in err
     assert "  core: 2 cities, " in err and "(changed in 2 cities, unchanged in 0)" in err
     assert "  quality core: 2 cities, " in err and "  quality kpis: 2 cities, " in err

@@ -22,7 +22,7 @@ import duckdb
 from canonical.errors import CitykpiError
 from canonical.listing import first_and_more
 from canonical.workers import worker_processes
-from kpis.spatial.derive import derive_spatial
+from kpis.spatial.derive import derive_spatial, derive_spatial_from_rows
 from kpis.state import Stage as KpiStage
 from publish.releases import Release, publish_release, reconcile_releases
 from quality import CheckResult, QualitySettings, SuiteContext
@@ -33,7 +33,7 @@ from sources.fetch import current_snapshot, fetch_source, point_current_at
 from sources.landing import Snapshot
 from warehouse.area_keys import check_area_keys
 from warehouse.db import scalar, transaction
-from warehouse.derive import AirRules, derive_is_current, observation_digest, refresh_derived
+from warehouse.derive import AirRules, SpatialDerivation, derive_is_current, observation_digest, refresh_derived
 from warehouse.home import Home
 from warehouse.load import (
     LoadPlan,
@@ -178,21 +178,59 @@ def _parse_city(home: Home, planned: _PlannedLoad) -> list[ParsedSource]:
     return parse_changed(planned.loaded, planned.plan, planned.by_id, home.cache / "readings", planned.stored)
 
 
-def _write_city(con: duckdb.DuckDBPyConnection, planned: _PlannedLoad, parsed: list[ParsedSource]) -> dict[str, Any]:
-    """Write a city's parsed sources and derive again what they touch, in one transaction; its load report."""
+def _write_city(con: duckdb.DuckDBPyConnection, planned: _PlannedLoad, parsed: list[ParsedSource],
+                spatial_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write a city's parsed sources and derive again what they touch, in one transaction; its load report.
+    `spatial_rows`: the spatial derivation already made from these rows (`parse_in_worker`)."""
     loaded, plan = planned.loaded, planned.plan
     years = loaded.config.city.reporting_years
     before = observation_digest(con, loaded.city_id)
+    spatial = derive_spatial if spatial_rows is None else _made(spatial_rows, years)
     with transaction(con):
         record_snapshots(con, planned.snapshots)
         change = write_changes(con, loaded, plan, parsed)
         check_area_keys(con, loaded.city_id)
-        derived = refresh_derived(con, loaded.city_id, years, change, air_rules(loaded), spatial=derive_spatial)
+        derived = refresh_derived(con, loaded.city_id, years, change, air_rules(loaded), spatial=spatial)
         record_derive_report(con, loaded.city_id, derived)
     after = observation_digest(con, loaded.city_id)
     changed_years = sorted(y for y in before.keys() | after.keys() if before.get(y) != after.get(y))
     return _load_report(con, loaded.city_id, change.reports, derived, changed_years,
                         changed=change.wrote or derived["mode"] != "none")
+
+
+def _made(rows: list[dict[str, Any]], made_for: Sequence[int]) -> SpatialDerivation:
+    """The spatial derivation as already made for these years (else made here after all)."""
+    def spatial(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> list[dict[str, Any]]:
+        if list(years) != list(made_for):
+            return derive_spatial(con, city_id, years)
+        return [dict(row) for row in rows]
+    return spatial
+
+
+def first_load(plan: LoadPlan) -> bool:
+    """The warehouse holds nothing of the city yet (no source state): its parsed rows are all its rows."""
+    return not plan.previous and not plan.removed and not plan.regroup and not plan.unchanged
+
+
+def parse_in_worker(loaded: LoadedConfig, plan: LoadPlan, snapshots: dict[str, Snapshot], cache_dir: Path | None,
+                    stored: Any) -> tuple[list[ParsedSource], list[dict[str, Any]] | None] | None:
+    """What a load's worker process does for one city: parse its changed sources and, for a city loaded the
+    first time, its spatial derivation from the parsed rows (the costliest derivation, otherwise made by
+    the one writing process). None when parsing raises (the writer parses again, raising the error); no
+    spatial rows when the derivation raises (the writer derives again, raising it there)."""
+    parsed = parse_changed_or_none(loaded, plan, snapshots, cache_dir, stored)
+    if parsed is None or not first_load(plan):
+        return None if parsed is None else (parsed, None)
+    rows: dict[str, list[Any]] = {}
+    for item in parsed:
+        if item.frame is not None:
+            rows.setdefault(item.table, []).append(item.frame)
+        for table, frame in item.extra.items():
+            rows.setdefault(table, []).append(frame)
+    try:
+        return parsed, derive_spatial_from_rows(loaded.city_id, loaded.config.city.reporting_years, rows)
+    except Exception:
+        return parsed, None
 
 
 def _nothing_to_parse(source: SourceConfig, snapshot: Snapshot) -> bool:
@@ -379,7 +417,7 @@ class ParallelLoads:
                 future = None
                 if isinstance(outcome, _PlannedLoad) and outcome.needs_parsing:
                     with contextlib.suppress(BrokenProcessPool):  # a lost worker: parsed in this process
-                        future = self.pool.submit(parse_changed_or_none, loaded, outcome.plan, outcome.by_id,
+                        future = self.pool.submit(parse_in_worker, loaded, outcome.plan, outcome.by_id,
                                                   self.home.cache / "readings", outcome.stored)
                 planned.append((loaded, outcome, future))
         return planned
@@ -409,16 +447,16 @@ class ParallelLoads:
             raise outcome
         if isinstance(outcome, dict):
             return outcome
-        parsed = None
+        done = None
         if future is not None:
             with contextlib.suppress(Exception):  # a lost worker: parsed in this process below
-                parsed = future.result()
-        if parsed is None:  # also a bad source: parsed again here, where its error is raised as is
-            parsed = _parse_city(self.home, outcome)
+                done = future.result()
+        # A bad source: parsed again here, where its error is raised as is.
+        parsed, spatial_rows = done if done is not None else (_parse_city(self.home, outcome), None)
         if plan_load(con, loaded, outcome.by_id) != outcome.plan:
             stale.append(loaded)
             return {}
-        return _write_city(con, outcome, parsed)
+        return _write_city(con, outcome, parsed, spatial_rows)
 
 
 def _load_current(home: Home, loaded: LoadedConfig) -> dict[str, Any]:

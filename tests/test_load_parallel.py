@@ -6,7 +6,9 @@ city at a time, and a bad source still fails naming its city after the cities be
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -61,7 +63,18 @@ def test_parallel_loads_equal_one_city_at_a_time(cities: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     configs = _configs(cities)
     one_by_one = _load(Home(tmp_path / "serial"), configs, monkeypatch, workers=0, batch=16)
+    derived_here: list[str] = []
+    in_this_process = steps.derive_spatial
+
+    def counted(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> list[dict[str, Any]]:
+        derived_here.append(city_id)
+        return in_this_process(con, city_id, years)
+
+    monkeypatch.setattr(steps, "derive_spatial", counted)
     parallel = _load(Home(tmp_path / "parallel"), configs, monkeypatch, workers=1, batch=2)
+    # First loads: the worker that parsed a city made its spatial rows from the parsed rows, and they equal
+    # the rows derived from the warehouse (below).
+    assert derived_here == []
     assert list(parallel) == [c.city_id for c in configs]
     assert parallel == one_by_one
     serial_rows, parallel_rows = _rows(Home(tmp_path / "serial")), _rows(Home(tmp_path / "parallel"))

@@ -54,6 +54,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import shapely
 
 from canonical.derivations import GROUP, POPULATION_BY_AREA, TRANSIT_FEED, Derivation, areas
@@ -77,6 +78,8 @@ from kpis.spatial import (
 from kpis.spatial.grid import DEFAULT_CELL_M
 from kpis.spatial.network import StreetNetwork
 from kpis.spatial.transit import MODE_ROUTE_TYPES, OPEN_SPACE_ACCESS_M, Capacity, Within, route_type_capacity
+from warehouse.db import migrate
+from warehouse.load import insert_frame
 
 log = logging.getLogger(__name__)
 
@@ -446,3 +449,38 @@ def derive_spatial(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence
         """SELECT year, variable, data_point FROM observations WHERE city_id = ? AND area_type = 'city'
            AND derivation IS NULL AND list_contains(?, variable)""", [city_id, list(DERIVED_VARIABLES)]).fetchall()}
     return [r for r in rows if (r["year"], r["variable"], r["data_point"]) not in published]
+
+
+# ---- the same derivation before the rows are in the warehouse (a load's worker process) -------------
+
+# What derive_spatial reads. At that point of a load every row it reads in them is a source's row (the
+# derivations before it write city-level roll-ups, air means and polygon areas, none of which it reads).
+SPATIAL_INPUT_TABLES = ("core_areas", "core_points", "core_transit_stops", "core_street_edges", "observations")
+_scratch: duckdb.DuckDBPyConnection | None = None
+
+
+def _scratch_warehouse() -> duckdb.DuckDBPyConnection:
+    """An in-memory warehouse with the real schema, one per process (each city's rows rolled back)."""
+    global _scratch
+    if _scratch is None:
+        con = duckdb.connect(":memory:", config={"threads": 1})  # the loading process has the other core
+        migrate(con)
+        _scratch = con
+    return _scratch
+
+
+def derive_spatial_from_rows(city_id: str, years: Sequence[int], rows: dict[str, list[pl.DataFrame]]
+                             ) -> list[dict[str, Any]]:
+    """derive_spatial over a city's source rows (table -> frames, as parsed) that are all of its rows: a
+    city loaded for the first time. `pipelines/steps.py` runs it in the worker process that parsed the
+    city, so the writing process does not (tests/test_load_parallel.py holds the rows equal)."""
+    con = _scratch_warehouse()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in SPATIAL_INPUT_TABLES:
+            for frame in rows.get(table, []):
+                if frame.height:
+                    insert_frame(con, table, frame)
+        return derive_spatial(con, city_id, years)
+    finally:
+        con.execute("ROLLBACK")

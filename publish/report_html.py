@@ -12,6 +12,7 @@ makes a chart exceed Altair's row limit. The pieces live in publish/report/.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,13 +83,42 @@ def _split(frame: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
     return {str(key[0]): part for key, part in frame.partition_by("city_id", as_dict=True).items()}
 
 
+class _OwnFiles:
+    """The files a city's page lists: the release's files without other cities' workbooks and pages.
+    Indexed once per release: filtering every file for every city was quadratic in the cities (10 s of
+    a 1,000-city release)."""
+
+    def __init__(self, files: Sequence[FileLink]) -> None:
+        self.files = files
+        self.shared = [i for i, f in enumerate(files) if f.role != "u4ssc_workbook" and not _city_page(f)]
+        workbooks = sorted((Path(f.path).name, i) for i, f in enumerate(files) if f.role == "u4ssc_workbook")
+        self.workbook_names = [name for name, _ in workbooks]
+        self.workbook_index = [i for _, i in workbooks]
+        self.pages: dict[str, list[int]] = {}
+        for i, f in enumerate(files):
+            if _city_page(f):
+                self.pages.setdefault(f.path, []).append(i)
+
+    def of(self, city_id: str, page: str) -> list[FileLink]:
+        """In release order: the shared files, the workbooks named `<city id>-...`, the city's own page."""
+        prefix = f"{city_id}-"
+        picked = list(self.shared) + self.pages.get(page, [])
+        k = bisect.bisect_left(self.workbook_names, prefix)  # names with the prefix sort together from here
+        while k < len(self.workbook_names) and self.workbook_names[k].startswith(prefix):
+            picked.append(self.workbook_index[k])
+            k += 1
+        return [self.files[i] for i in sorted(picked)]
+
+
+def _city_page(f: FileLink) -> bool:
+    return f.role == ROLE and f.path.startswith(f"{FOLDER}/") and f.path.endswith(".html")
+
+
 def _write_city_page(data: CityData, body: Page, catalogue: Sequence[Indicator], context: PublishContext,
-                     directions: Directions, files: Sequence[FileLink], links: dict[str, str], folder: Path, *,
+                     directions: Directions, files: _OwnFiles, links: dict[str, str], folder: Path, *,
                      several: bool) -> list[FileEntry]:
     city = data.city
-    own = [f for f in files if f.role != "u4ssc_workbook" or Path(f.path).name.startswith(f"{city.id}-")]
-    own = [f for f in own if not (f.role == ROLE and f.path.startswith(f"{FOLDER}/") and f.path.endswith(".html")
-                                  and f.path != links[city.id])]
+    own = files.of(city.id, links[city.id])
     if several:
         title, page = city_page(data, catalogue, context, directions, own, root="../", overview=f"../{NAME}",
                                 body=body)
@@ -116,6 +146,7 @@ def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
 
     rows, geometries = _split(frame), _geometries(context.areas)
     scores, rollups, progress = (_split(context.benchmark(t)) for t in ("kpi_scores", "kpi_rollups", "kpi_progress"))
+    own_files = _OwnFiles(files)
     pieces = context.pieces or PieceCache(None)  # without a cache: every body made, still in parallel
     digest = pieces.catalogue_digest(catalogue)
     try:
@@ -125,8 +156,8 @@ def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
                      for city in cities[start:start + CHUNK]]
             bodies = pieces.get_many("report_city_body", [body_job(d, catalogue, directions, digest) for d in chunk])
             for data, body in zip(chunk, bodies, strict=True):
-                entries += _write_city_page(data, Page.from_bytes(body), catalogue, context, directions, files, links,
-                                            folder, several=several)
+                entries += _write_city_page(data, Page.from_bytes(body), catalogue, context, directions, own_files,
+                                            links, folder, several=several)
     finally:
         if pieces is not context.pieces:
             pieces.close()

@@ -86,13 +86,34 @@ def _plain_check(item: dict[str, Any]) -> str:
     return (f"{what} ({where}){rows}" if where else f"{what}{rows}") + named
 
 
+LISTED_CHECKS = ("failed_checks", "warned_checks")
+# The last summary's entries by city (the summary held, so its id is not reused): every city page of a
+# release asks, and filtering all entries for each city was quadratic in the cities.
+_by_city: list[tuple[dict[str, Any], dict[str, dict[Any, list[tuple[int, Any]]]]]] = []
+
+
+def _entries_by_city(summary: dict[str, Any]) -> dict[str, dict[Any, list[tuple[int, Any]]]]:
+    if _by_city and _by_city[0][0] is summary:
+        return _by_city[0][1]
+    index: dict[str, dict[Any, list[tuple[int, Any]]]] = {}
+    for key in LISTED_CHECKS:
+        if isinstance(summary.get(key), list):
+            grouped = index.setdefault(key, {})
+            for position, item in enumerate(summary[key]):
+                if isinstance(item, dict):
+                    grouped.setdefault(item.get("city_id"), []).append((position, item))
+    _by_city[:] = [(summary, index)]
+    return index
+
+
 def quality_for(summary: Any, city_id: str) -> Any:
-    """The quality summary with only this city's warned and failed checks listed."""
+    """The quality summary with only this city's warned and failed checks listed (and those of no city)."""
     if not isinstance(summary, dict):
         return summary
-    return {**summary, **{key: [i for i in summary.get(key) or [] if isinstance(i, dict)
-                               and i.get("city_id") in (None, city_id)]
-                         for key in ("failed_checks", "warned_checks") if isinstance(summary.get(key), list)}}
+    index = _entries_by_city(summary)
+    return {**summary, **{key: [item for _, item in sorted(grouped.get(None, []) + grouped.get(city_id, []),
+                                                            key=lambda entry: entry[0])]
+                          for key, grouped in index.items()}}
 
 
 def data_docs_link(context: Any, root: str) -> str | None:

@@ -393,21 +393,25 @@ class ParallelLoads:
             ) -> dict[str, dict[str, Any]]:
         batches = [list(configs[i:i + LOAD_BATCH]) for i in range(0, len(configs), LOAD_BATCH)]
         reports: dict[str, dict[str, Any]] = {}
-        ahead = self._plan(batches[0])
+        # One scan of the readings for every city (per batch, each query scanned them all again). Only
+        # this run writes (the writer lock), and a batch's writes touch only its own cities.
+        with self.home.warehouse() as con:
+            mismatched = mismatched_groups(con, [loaded.city_id for loaded in configs])
+        ahead = self._plan(batches[0], mismatched)
         for index in range(len(batches)):
             current = ahead
             if index + 1 < len(batches):
-                ahead = self._plan(batches[index + 1])  # parsed by the workers while this batch is written
+                # parsed by the workers while this batch is written
+                ahead = self._plan(batches[index + 1], mismatched)
             reports.update(self._write(current))
             if on_progress is not None:
                 on_progress(len(reports))
         return reports
 
-    def _plan(self, batch: list[LoadedConfig]) -> list[tuple[LoadedConfig, Any, Any]]:
+    def _plan(self, batch: list[LoadedConfig], mismatched: dict[str, set[str]]) -> list[tuple[LoadedConfig, Any, Any]]:
         """(config, plan or report or the error planning raised, the parse's future or None) per city."""
         planned: list[tuple[LoadedConfig, Any, Any]] = []
         with self.home.warehouse() as con:
-            mismatched = mismatched_groups(con, [loaded.city_id for loaded in batch])
             for loaded in batch:
                 try:
                     outcome: Any = _plan_city(con, loaded, current_snapshots(self.home, loaded),

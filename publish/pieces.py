@@ -3,7 +3,7 @@
 A release of many cities writes each city's U4SSC workbooks and report page, the slowest part of
 publishing (openpyxl, Altair). Usually most cities did not change since the last release. Each piece
 is kept in `<home>/cache/publish/<kind>/<city digest>/<key>`, where the key is the SHA-256 of
-everything the piece is made from: its rows (Arrow IPC bytes of each frame), the facts it prints,
+everything the piece is made from: its rows (each frame as uncompressed Parquet), the facts it prints,
 and a salt of the code and libraries that write it (every file of the `publish` and `kpis` packages,
 the versions of openpyxl, altair, polars and pyarrow). Equal key, equal bytes, so a release built
 from cached pieces is byte-identical to one built without them (`tests/test_publish_pieces.py`).
@@ -56,9 +56,12 @@ def code_salt() -> str:
 
 
 def frame_bytes(frame: pl.DataFrame) -> bytes:
-    """A frame's schema and values as bytes (Arrow IPC, uncompressed, one chunk)."""
+    """A frame's schema and values as bytes: Parquet, uncompressed, no statistics. Not Arrow IPC: IPC
+    writes the memory layout, and a city's slice of a release-wide frame carries a validity buffer
+    whenever another city has a null in that column, so one city's change gave every other city
+    new keys and all their pieces were made again (tests/test_publish_pieces.py)."""
     buffer = io.BytesIO()
-    frame.rechunk().write_ipc(buffer, compression="uncompressed")
+    frame.write_parquet(buffer, compression="uncompressed", statistics=False)
     return buffer.getvalue()
 
 

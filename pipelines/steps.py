@@ -393,8 +393,9 @@ class ParallelLoads:
             ) -> dict[str, dict[str, Any]]:
         batches = [list(configs[i:i + LOAD_BATCH]) for i in range(0, len(configs), LOAD_BATCH)]
         reports: dict[str, dict[str, Any]] = {}
-        # One scan of the readings for every city (per batch, each query scanned them all again). Only
-        # this run writes (the writer lock), and a batch's writes touch only its own cities.
+        # One scan of the readings for every city (per batch, each query scanned them all again). A batch's
+        # writes touch only its own cities; a city another run loads meanwhile is planned again at its
+        # write (`_write_city` compares its plan with a fresh one, which asks the warehouse itself).
         with self.home.warehouse() as con:
             mismatched = mismatched_groups(con, [loaded.city_id for loaded in configs])
         ahead = self._plan(batches[0], mismatched)

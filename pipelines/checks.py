@@ -81,13 +81,14 @@ def run_checks(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource,
     by_city = steps.check_cities(citykpi.resolved_home(), loaded, citykpi.stage_run_id(context), stage,
                                  quality.settings())
     lines = citykpi.lines(context, len(by_city))
-    totals: dict[str, int] = {}
-    for city_id, results in by_city.items():
-        counts = {s: sum(1 for r in results if r.status == s) for s in ("passed", "failed", "warned", "skipped")}
+    statuses = ("passed", "failed", "warned", "skipped")
+    per_city = {city_id: {s: sum(1 for r in results if r.status == s) for s in statuses}
+                for city_id, results in by_city.items()}
+    for city_id, counts in per_city.items():
         lines.city(f"{city_id}: quality {stage}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         if counts["failed"] and not lines.per_city:  # city by city, its line says it
             lines.notice(city_id, f"quality {stage}: failed checks (see the summary at the end)", ": ")
-        totals = summed([totals, counts])
+    totals = summed(per_city.values())
     lines.total(f"quality {stage}: {cities_text(len(by_city))}, " + ", ".join(f"{n:,} {s}" for s, n in totals.items()))
     lines.close()
     return by_city

@@ -185,7 +185,7 @@ def _write_city(con: duckdb.DuckDBPyConnection, planned: _PlannedLoad, parsed: l
     loaded, plan = planned.loaded, planned.plan
     years = loaded.config.city.reporting_years
     before = observation_digest(con, loaded.city_id)
-    spatial = derive_spatial if spatial_rows is None else _made(spatial_rows, years)
+    spatial = derive_spatial if spatial_rows is None else _made(spatial_rows)
     with transaction(con):
         record_snapshots(con, planned.snapshots)
         change = write_changes(con, loaded, plan, parsed)
@@ -198,11 +198,9 @@ def _write_city(con: duckdb.DuckDBPyConnection, planned: _PlannedLoad, parsed: l
                         changed=change.wrote or derived["mode"] != "none")
 
 
-def _made(rows: list[dict[str, Any]], made_for: Sequence[int]) -> SpatialDerivation:
-    """The spatial derivation as already made for these years (else made here after all)."""
+def _made(rows: list[dict[str, Any]]) -> SpatialDerivation:
+    """The spatial derivation as the worker made it (for the config's reporting years, as `_write_city` asks)."""
     def spatial(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int]) -> list[dict[str, Any]]:
-        if list(years) != list(made_for):
-            return derive_spatial(con, city_id, years)
         return [dict(row) for row in rows]
     return spatial
 

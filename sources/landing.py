@@ -307,6 +307,11 @@ def land_pages(
     return from_meta(meta, target, home_root, new=True)
 
 
+def snapshot_by_hash(raw_root: Path, home_root: Path, city_id: str, source_id: str, sha: str) -> Snapshot:
+    """The landed snapshot with this content hash (it must exist)."""
+    return _existing(_snapshot_dir(raw_root, city_id, source_id, sha), home_root)
+
+
 def _existing(target: Path, home_root: Path) -> Snapshot:
     meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
     return from_meta(meta, target, home_root, new=False)

@@ -7,7 +7,8 @@ from pathlib import Path
 from canonical.errors import FetchError
 from sources.config import LoadedConfig, SourceConfig
 from sources.confine import OutsideRoots, confined_path
-from sources.landing import Snapshot, land_file, land_files
+from sources.file_stat import remember, stats_now, unchanged_hash
+from sources.landing import Snapshot, land_file, land_files, snapshot_by_hash
 
 # A shapefile is several files with one stem; these travel with the .shp (.sbn/.sbx indexes do not).
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".shp.xml")
@@ -42,15 +43,26 @@ def fetch(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root:
         raise FetchError(f"source {source.id!r}: {exc}") from None
     except OSError:
         raise FetchError(f"source {source.id!r}: file not found: {loaded.source_path(source)}") from None
-    stat = path.stat()
+    payloads = [path, *shapefile_sidecars(path, source.id)] if path.suffix.lower() == ".shp" else [path]
+    stats, taken_ns = stats_now(payloads)
+    known = unchanged_hash(raw_root, loaded.city_id, source.id, stats)
+    if known is not None:  # same files as last landed (sources/file_stat.py): no need to read them again
+        return snapshot_by_hash(raw_root, home_root, loaded.city_id, source.id, known)
+    snapshot = _land(loaded, source, raw_root, home_root, payloads, stats[0].mtime_ns)
+    remember(raw_root, loaded.city_id, source.id, stats, taken_ns, snapshot.content_sha256)
+    return snapshot
+
+
+def _land(loaded: LoadedConfig, source: SourceConfig, raw_root: Path, home_root: Path, payloads: list[Path],
+          mtime_ns: int) -> Snapshot:
+    path, sidecars = payloads[0], payloads[1:]
     if path.suffix.lower() == ".shp":
-        sidecars = shapefile_sidecars(path, source.id)
         return land_files(
             raw_root, home_root, city_id=loaded.city_id, source_id=source.id, kind=source.kind,
-            location=source.location, fmt=source.resolved_format, payloads=[path, *sidecars],
-            request={"path": str(path), "mtime_ns": stat.st_mtime_ns, "sidecars": [p.name for p in sidecars]})
+            location=source.location, fmt=source.resolved_format, payloads=payloads,
+            request={"path": str(path), "mtime_ns": mtime_ns, "sidecars": [p.name for p in sidecars]})
     return land_file(
         raw_root, home_root, city_id=loaded.city_id, source_id=source.id, kind=source.kind,
         location=source.location, fmt=source.resolved_format, payload=path, filename=path.name,
-        request={"path": str(path), "mtime_ns": stat.st_mtime_ns},
+        request={"path": str(path), "mtime_ns": mtime_ns},
     )

@@ -3,11 +3,11 @@
     raw/snapshots (city) -> core/observations (city) -> out/kpi_values (city x year)
                                                      -> out/scores (city x year) -> out/release
 
-One driver: `citykpi run` materialises these assets in process (pipelines/dagster_run.py), every city
-partition in one run per partitions definition (a single-run backfill: an asset execution receives the
-whole partition key range and hands all its cities to one batched stage function in
-`pipelines.steps`); the deployment (pipelines/defs/citykpi.py) runs the same assets by partition from
-sensors and schedules. Thin: each asset calls plain steps and holds no business logic. Partitioned
+One driver: the deployment (pipelines/defs/citykpi.py) runs these assets by partition from sensors and
+schedules (a single-run backfill hands a whole partition key range to one execution); `citykpi run`
+materialises the same assets in process, not partitioned (`RUN_ASSETS`: every city of its configs in
+one execution, pipelines/dagster_run.py). Either way an execution hands all its cities to one batched
+stage function in `pipelines.steps`. Thin: each asset calls plain steps and holds no business logic. Partitioned
 assets write idempotently: a run of partition P replaces exactly P's rows (observations of the city;
 kpi_values, kpi_scores and kpi_rollups of the city-year; kpi_progress spans a city's years and is
 recomputed whole); a run holding every reporting year of a city computes the city whole and keeps its
@@ -27,7 +27,7 @@ import dagster as dg
 from pipelines import steps
 from pipelines.checks import QualityResource, check_specs, merged_check_results, run_checks
 from pipelines.load_messages import load_messages
-from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, YEAR, years_by_city
+from pipelines.partitions import CITY, CITY_OF_CITY_YEAR, CITY_YEAR, YEAR, run_city_year_keys, years_by_city
 from pipelines.progress import StageLines, cities_text, counts_text, summed
 from pipelines.resources import CitykpiResource
 from pipelines.summary import city_list
@@ -56,10 +56,12 @@ class FetchConfig(dg.Config):
     every: str | None = None
 
 
-def raw_snapshots_asset(retry_policy: dg.RetryPolicy | None = FETCH_RETRY_POLICY) -> dg.AssetsDefinition:
-    """raw/snapshots with a retry policy (tests pass None to see a failure at once)."""
+def raw_snapshots_asset(retry_policy: dg.RetryPolicy | None = FETCH_RETRY_POLICY,
+                        partitions_def: dg.PartitionsDefinition | None = CITY) -> dg.AssetsDefinition:
+    """raw/snapshots with a retry policy (tests pass None to see a failure at once); `partitions_def` None:
+    the run's cities (`citykpi run`, see `run_keys`)."""
 
-    @dg.asset(key=RAW, partitions_def=CITY, group_name="raw", kinds={"files"}, retry_policy=retry_policy,
+    @dg.asset(key=RAW, partitions_def=partitions_def, group_name="raw", kinds={"files"}, retry_policy=retry_policy,
               backfill_policy=dg.BackfillPolicy.single_run(),
               freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(days=35),
                                                               warn_window=timedelta(days=8)),
@@ -71,14 +73,15 @@ def raw_snapshots_asset(retry_policy: dg.RetryPolicy | None = FETCH_RETRY_POLICY
         if config.every is not None and config.every not in FETCH_SCHEDULES:
             raise dg.Failure(f"fetch config 'every' must be one of {FETCH_SCHEDULES}, not {config.every!r}")
         home = citykpi.resolved_home()
-        configs = citykpi.cities(context.partition_keys)
+        configs = citykpi.cities(run_keys(context, citykpi))
         reports = steps.fetch_cities(home, configs, offline=citykpi.offline, every=config.every)
         landed: dict[str, dict[str, object]] = {}
         lines = citykpi.lines(context, len(reports))
         for city_id, report in reports.items():
             landed[city_id] = {s.source_id: {"snapshot_id": s.snapshot_id, "new": s.new} for s in report.snapshots}
-            context.add_asset_metadata({"landed": dg.MetadataValue.json({city_id: landed[city_id]})},
-                                       partition_key=city_id)
+            if partitioned(context):
+                context.add_asset_metadata({"landed": dg.MetadataValue.json({city_id: landed[city_id]})},
+                                           partition_key=city_id)
             for snapshot in report.snapshots:  # one line per source, as the README shows
                 lines.city(f"{city_id}/{snapshot.source_id}: snapshot {snapshot.snapshot_id}"
                            f" ({'new' if snapshot.new else 'unchanged'}, {snapshot.size_bytes:,} bytes)")
@@ -97,16 +100,36 @@ def raw_snapshots_asset(retry_policy: dg.RetryPolicy | None = FETCH_RETRY_POLICY
     return raw_snapshots
 
 
-raw_snapshots = raw_snapshots_asset()
+def partitioned(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> bool:
+    """Whether this execution covers partitions (the deployment) or the run's cities (`citykpi run`)."""
+    return context.has_partition_key or context.has_partition_key_range
 
 
-@dg.asset(key=CORE, deps=[RAW], partitions_def=CITY, group_name="core", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
-          backfill_policy=dg.BackfillPolicy.single_run(),
-          description="Canonical and derived observations of a city (replaces the city's core rows), loaded from "
-                      "the CURRENT snapshot of each source.")
-def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
+def run_keys(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, citykpi: CitykpiResource, *,
+             years: bool = False) -> list[str]:
+    """The partition keys this execution covers: the run's partitions in the deployment; in `citykpi run`
+    (assets not partitioned: one Dagster event per asset, not one per city and year) the keys of every
+    city of the run, with `years` each city-year (`partitions.run_city_year_keys`)."""
+    if partitioned(context):
+        return list(context.partition_keys)
+    configs = citykpi.all_cities()
+    return run_city_year_keys(configs) if years else [c.city_id for c in configs]
+
+
+def core_observations_asset(partitions_def: dg.PartitionsDefinition | None = CITY) -> dg.AssetsDefinition:
+    @dg.asset(key=CORE, deps=[RAW], partitions_def=partitions_def, group_name="core", kinds={"duckdb"},
+              pool=WAREHOUSE_POOL, backfill_policy=dg.BackfillPolicy.single_run(),
+              description="Canonical and derived observations of a city (replaces the city's core rows), loaded "
+                          "from the CURRENT snapshot of each source.")
+    def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
+        return _core_observations(context, citykpi)
+
+    return core_observations
+
+
+def _core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
     home = citykpi.resolved_home()
-    configs = citykpi.cities(context.partition_keys)
+    configs = citykpi.cities(run_keys(context, citykpi))
     snapshots = {c.city_id: steps.current_snapshots(home, c) for c in configs}
     lines = citykpi.lines(context, len(configs), "core")
     reports = steps.load_cities(home, configs, on_progress=lines.done)
@@ -117,8 +140,9 @@ def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResourc
                    "snapshots": {s.source_id: s.content_sha256 for s in snapshots[city_id]}}
         # The snapshot sensor compares the CURRENT pointers with `snapshots` to see what is new; the
         # KPI sensor skips a city whose observations did not change. The full report: core_source_state.
-        context.add_asset_metadata({"loaded": dg.MetadataValue.json(json_safe({city_id: summary}))},
-                                   partition_key=city_id)
+        if partitioned(context):
+            context.add_asset_metadata({"loaded": dg.MetadataValue.json(json_safe({city_id: summary}))},
+                                       partition_key=city_id)
         lines.city(f"{city_id}: {report['observations']:,} observations"
                    + ("" if report["observations_changed"] else " (unchanged)"))
         for line in load_messages(report):
@@ -134,7 +158,7 @@ def city_work(context: dg.AssetExecutionContext, citykpi: CitykpiResource, lines
               ) -> tuple[list[steps.CityWork], dict[str, dict[str, Any]]]:
     """(city, years to compute) per city of the run: whole-city (None) when the run holds every
     reporting year of the city, else the reported years; and per city the facts for its partitions."""
-    by_city = years_by_city(context.partition_keys)
+    by_city = years_by_city(run_keys(context, citykpi, years=True))
     work: list[steps.CityWork] = []
     facts: dict[str, dict[str, Any]] = {}
     partition_years = [int(y) for y in YEAR.get_partition_keys()]
@@ -163,6 +187,8 @@ def _partition_metadata(context: dg.AssetExecutionContext, name: str, facts: dic
                         ) -> dict[str, Any]:
     """Each city-year partition's materialization carries its own city's facts (not every city's), up to
     PER_PARTITION_METADATA_MAX partitions; returns what the run's MaterializeResult adds (a note past it)."""
+    if not partitioned(context):  # citykpi run: no partitions to attach to; the run log has the facts
+        return {}
     keys = context.partition_keys
     if len(keys) > PER_PARTITION_METADATA_MAX:
         return {f"{name}_per_partition": f"not attached: {len(keys):,} partitions (more than "
@@ -185,7 +211,7 @@ def _outcome_lines(context: dg.AssetExecutionContext, citykpi: CitykpiResource, 
                    run: Callable[[list[steps.CityWork]], dict[str, steps.StageOutcome]]
                    ) -> tuple[dict[str, steps.StageOutcome], dict[str, dict[str, Any]]]:
     """A city-year stage's work (`run`) with its progress lines: per city, or its totals over many."""
-    lines = citykpi.lines(context, len(years_by_city(context.partition_keys)))
+    lines = citykpi.lines(context, len(years_by_city(run_keys(context, citykpi, years=True))))
     work, facts = city_work(context, citykpi, lines)
     outcomes = run(work)
     for city_id, outcome in outcomes.items():
@@ -199,34 +225,42 @@ def _outcome_lines(context: dg.AssetExecutionContext, citykpi: CitykpiResource, 
     return outcomes, facts
 
 
-@dg.asset(key=KPI, deps=[dg.AssetDep(CORE, partition_mapping=CITY_OF_CITY_YEAR)], partitions_def=CITY_YEAR,
-          group_name="out", kinds={"duckdb"}, pool=WAREHOUSE_POOL, backfill_policy=dg.BackfillPolicy.single_run(),
-          description="U4SSC and SDG 11 indicator values of a city and year, with provenance (replaces exactly "
-                      "that city-year's rows; a run of all of a city's reporting years computes the city whole "
-                      "and keeps unchanged rows). A year the city does not report is skipped and says so.")
-def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-    outcomes, facts = _outcome_lines(
-        context, citykpi, "kpis", "indicator rows",
-        lambda work: steps.compute_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
-    for city_id, outcome in outcomes.items():
-        facts[city_id] |= {"rows": outcome.counts, "kept_from_run": outcome.kept_from or ""}
-    extra = _partition_metadata(context, "computed", facts)
-    return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
+def kpi_values_asset(partitions_def: dg.PartitionsDefinition | None = CITY_YEAR) -> dg.AssetsDefinition:
+    core = dg.AssetDep(CORE, partition_mapping=CITY_OF_CITY_YEAR) if partitions_def is not None else dg.AssetDep(CORE)
+
+    @dg.asset(key=KPI, deps=[core], partitions_def=partitions_def, group_name="out", kinds={"duckdb"},
+              pool=WAREHOUSE_POOL, backfill_policy=dg.BackfillPolicy.single_run(),
+              description="U4SSC and SDG 11 indicator values of a city and year, with provenance (replaces exactly "
+                          "that city-year's rows; a run of all of a city's reporting years computes the city whole "
+                          "and keeps unchanged rows). A year the city does not report is skipped and says so.")
+    def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
+        outcomes, facts = _outcome_lines(
+            context, citykpi, "kpis", "indicator rows",
+            lambda work: steps.compute_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
+        for city_id, outcome in outcomes.items():
+            facts[city_id] |= {"rows": outcome.counts, "kept_from_run": outcome.kept_from or ""}
+        extra = _partition_metadata(context, "computed", facts)
+        return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
+
+    return kpi_values
 
 
-@dg.asset(key=SCORES, deps=[KPI], partitions_def=CITY_YEAR, group_name="out", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
-          backfill_policy=dg.BackfillPolicy.single_run(),
-          description="U4SSC scores and roll-ups of a city and year against the targets in force, and the city's "
-                      "progress towards them (kpi_scores, kpi_rollups, kpi_progress). Targets are public references, "
-                      "not the official U4SSC benchmarks.")
-def scores(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-    outcomes, facts = _outcome_lines(
-        context, citykpi, "scores", "scores",
-        lambda work: steps.score_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
-    for city_id, outcome in outcomes.items():
-        facts[city_id] |= {"scores": outcome.counts, "kept_from_run": outcome.kept_from or ""}
-    extra = _partition_metadata(context, "scored", facts)
-    return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
+def scores_asset(partitions_def: dg.PartitionsDefinition | None = CITY_YEAR) -> dg.AssetsDefinition:
+    @dg.asset(key=SCORES, deps=[KPI], partitions_def=partitions_def, group_name="out", kinds={"duckdb"},
+              pool=WAREHOUSE_POOL, backfill_policy=dg.BackfillPolicy.single_run(),
+              description="U4SSC scores and roll-ups of a city and year against the targets in force, and the "
+                          "city's progress towards them (kpi_scores, kpi_rollups, kpi_progress). Targets are public "
+                          "references, not the official U4SSC benchmarks.")
+    def scores(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
+        outcomes, facts = _outcome_lines(
+            context, citykpi, "scores", "scores",
+            lambda work: steps.score_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
+        for city_id, outcome in outcomes.items():
+            facts[city_id] |= {"scores": outcome.counts, "kept_from_run": outcome.kept_from or ""}
+        extra = _partition_metadata(context, "scored", facts)
+        return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
+
+    return scores
 
 
 @dg.asset(key=RELEASE, deps=[SCORES], group_name="out", kinds={"parquet", "csv"}, pool=WAREHOUSE_POOL,
@@ -261,18 +295,23 @@ def _stage_checks(stage: Stage, asset_key: dg.AssetKey, partitions_def: dg.Parti
                           description=f"Quality suites of stage {stage!r} for the partitions' cities.")
     def quality_checks(context: dg.AssetCheckExecutionContext, citykpi: CitykpiResource,
                        quality: QualityResource) -> Iterator[dg.AssetCheckResult]:
-        city_ids = list(dict.fromkeys(key.partition("|")[0] for key in context.partition_keys))
+        city_ids = list(dict.fromkeys(key.partition("|")[0] for key in run_keys(context, citykpi)))
         yield from merged_check_results(run_checks(context, citykpi, quality, citykpi.cities(city_ids), stage),
                                         asset_key, strict=quality.strict)
 
     return quality_checks
 
 
-ASSETS = [raw_snapshots, core_observations, kpi_values, scores, release]
+ASSETS = [raw_snapshots_asset(), core_observations_asset(), kpi_values_asset(), scores_asset(), release]
 CHECKS = [_stage_checks("core", CORE, CITY, "core_quality"), _stage_checks("kpis", KPI, CITY_YEAR, "kpis_quality")]
-# `citykpi run` (one Dagster run over every city): the same checks, not partitioned. A partitioned check
-# planned over a range of P partitions makes Dagster store P rows, each holding the planned event with
-# the whole range serialised: O(P^2) time and memory (measured, 1,000 cities x 3 years: 8.8 s and
-# 127 MB per check, 19 KPI checks); unpartitioned, one row per check. Results per city stay in
-# quality_results, and a blocking check still stops the run (--strict).
+# `citykpi run` (one Dagster run per stage over every city): the same assets and checks, not partitioned.
+# A partitioned asset materialised over a range of P partitions stores one materialization event per
+# partition (8,000 events for 1,000 cities x 3 years: about 15 s), and a partitioned check planned over
+# P partitions makes Dagster store P rows, each holding the planned event with the whole range serialised:
+# O(P^2) time and memory (measured, 1,000 cities x 3 years: 8.8 s and 127 MB per check, 19 KPI checks).
+# Unpartitioned, one event per asset and one row per check; the cities come from the run's configs
+# (`run_keys`). Results per city stay in the warehouse (kpi_state, quality_results, core_source_state),
+# and a blocking check still stops the run (--strict).
+RUN_ASSETS = [raw_snapshots_asset(retry_policy=None, partitions_def=None), core_observations_asset(None),
+              kpi_values_asset(None), scores_asset(None), release]
 RUN_CHECKS = [_stage_checks("core", CORE, None, "core_quality"), _stage_checks("kpis", KPI, None, "kpis_quality")]

@@ -1,11 +1,12 @@
-"""`citykpi run`: materialise the deployment's partitioned asset graph (pipelines/city_assets.py) in process.
+"""`citykpi run`: materialise the deployment's asset graph (pipelines/city_assets.py) in process.
 
-The cities given are registered as city partitions of a fresh ephemeral instance; then one Dagster
-run per partitions definition, each over the whole partition range (what a single-run backfill
-does), so every asset execution hands all cities to one batched stage function:
+The same assets and checks as the deployment, not partitioned (`RUN_ASSETS`, `RUN_CHECKS`): each asset
+execution hands every city of the configs given (and each of its reporting years) to one batched stage
+function, and Dagster stores one event per asset, not one per city and year. Three Dagster runs on a
+fresh ephemeral instance:
 
-    1. raw/snapshots, core/observations + the core checks     cities first..last
-    2. out/kpi_values, out/scores + the kpis checks           (first city, first year)..(last city, last year)
+    1. raw/snapshots, core/observations + the core checks
+    2. out/kpi_values, out/scores + the kpis checks
     3. out/release
 
 One citykpi run id (the `runs` table, kpi_values.run_id, quality_results.run_id, the release's
@@ -17,17 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import duckdb
 from dagster._core.errors import DagsterAssetCheckFailedError
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from canonical.errors import CitykpiError
 from pipelines.steps import WarehouseStamp, record_run, warehouse_stamp
@@ -41,33 +40,20 @@ from warehouse.home import Home
 
 
 def cli_assets() -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
-    """The deployment's assets and checks; the fetch without its retry policy (the deployment retries a
-    city's fetch after about a minute; a command line reports the failure at once); the checks not
-    partitioned (`RUN_CHECKS`: one run over every city)."""
-    from pipelines.city_assets import ASSETS, RAW, RUN_CHECKS, raw_snapshots_asset
+    """The deployment's assets and checks, not partitioned (`RUN_ASSETS`, `RUN_CHECKS`: one run over every
+    city of the configs given, one Dagster event per asset); the fetch without its retry policy (the
+    deployment retries a city's fetch after about a minute; a command line reports the failure at once)."""
+    from pipelines.city_assets import RUN_ASSETS, RUN_CHECKS
 
-    return [raw_snapshots_asset(retry_policy=None), *[a for a in ASSETS if a.key != RAW], *RUN_CHECKS]
+    return [*RUN_ASSETS, *RUN_CHECKS]
 
 
-def run_plan(configs: Sequence[LoadedConfig]) -> list[tuple[list[dg.AssetKey], dict[str, str]]]:
-    """(assets, partition range tags) of each Dagster run of `citykpi run`, in order."""
+def run_plan() -> list[list[dg.AssetKey]]:
+    """The assets of each Dagster run of `citykpi run`, in order: a stage's checks finish (and, with
+    --strict, may stop the run) before the next Dagster run starts."""
     from pipelines.city_assets import CORE, KPI, RAW, RELEASE, SCORES
-    from pipelines.partitions import YEAR, city_year_key
 
-    cities = [c.city_id for c in configs]
-    partition_years = {int(y) for y in YEAR.get_partition_keys()}
-    years = sorted({y for c in configs for y in c.config.city.reporting_years} & partition_years)
-
-    def span(first: str, last: str) -> dict[str, str]:
-        return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-
-    plan = [([RAW, CORE], span(cities[0], cities[-1]))]
-    if years:
-        plan.append(([KPI, SCORES], span(city_year_key(cities[0], years[0]), city_year_key(cities[-1], years[-1]))))
-    else:  # no reporting year is a partition year: one partition per city computes it whole
-        plan += [([KPI, SCORES], {"dagster/partition": city_year_key(city, min(partition_years))})
-                 for city in cities]
-    return [*plan, ([RELEASE], {})]
+    return [[RAW, CORE], [KPI, SCORES], [RELEASE]]
 
 
 def _quality_gate_error(home: Home, configs: Sequence[LoadedConfig], run_id: str) -> QualityGateError:
@@ -81,26 +67,6 @@ def _record_failed_run(home: Home, configs: Sequence[LoadedConfig], run_id: str,
     # A run that wrote nothing goes to the refused-runs log, leaving the warehouse file as it was.
     with contextlib.suppress(CitykpiError, duckdb.Error, OSError):
         record_run(home, run_id, configs, "failed", started, unchanged_since=stamp, error=error)
-
-
-# Dagster's switch for single-run backfills: one "materialization planned" event per asset holding the
-# partition range, instead of one event per partition (3,000 city-years: 6,000 events for the KPI run).
-# Its cost, per Dagster, is that partitions of a failed run are not marked failed; this instance is
-# thrown away after the run, and a failed run is reported by the CLI and the `runs` table.
-PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
-
-
-@contextlib.contextmanager
-def _planned_events_per_run() -> Iterator[None]:
-    before = os.environ.get(PLANNED_EVENTS_ENV)
-    os.environ[PLANNED_EVENTS_ENV] = "true"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(PLANNED_EVENTS_ENV, None)
-        else:
-            os.environ[PLANNED_EVENTS_ENV] = before
 
 
 def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: bool = False,
@@ -120,7 +86,6 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     from pipelines.checks import QualityResource
-    from pipelines.partitions import CITY
     from pipelines.resources import CitykpiResource
 
     run_id = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -135,12 +100,11 @@ def materialize_all(home: Home, configs: Sequence[LoadedConfig], *, offline: boo
     # The run is recorded at its end, so that a refused one can leave the warehouse file untouched.
     started, stamp = datetime.now(UTC), warehouse_stamp(home)
     result = None
-    with dg.DagsterInstance.ephemeral() as instance, _planned_events_per_run():
-        instance.add_dynamic_partitions(CITY.name or "city", [c.city_id for c in configs])
+    with dg.DagsterInstance.ephemeral() as instance:
         try:
-            for selection, tags in run_plan(configs):
+            for selection in run_plan():
                 result = dg.materialize(assets, selection=selection, instance=instance, resources=resources,
-                                        tags={"citykpi/entry": "cli", "citykpi/run_id": run_id, **tags},
+                                        tags={"citykpi/entry": "cli", "citykpi/run_id": run_id},
                                         run_config=run_config)
         except dg.DagsterExecutionStepExecutionError as exc:
             _record_failed_run(home, configs, run_id, started, stamp, exc.user_exception)

@@ -8,10 +8,12 @@ City partitions are registered from the city configs by the `city_configs` senso
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 import dagster as dg
+
+from sources.config import LoadedConfig
 
 FIRST_YEAR = 2000
 CITY = dg.DynamicPartitionsDefinition(name="city")
@@ -23,6 +25,18 @@ CITY_OF_CITY_YEAR = dg.MultiToSingleDimensionPartitionMapping(partition_dimensio
 
 def city_year_key(city_id: str, year: int) -> str:
     return str(dg.MultiPartitionKey({"city": city_id, "year": str(year)}))
+
+
+def run_city_year_keys(configs: Sequence[LoadedConfig]) -> list[str]:
+    """The city-year keys of a run over these cities (`citykpi run`): each city's reporting years that are
+    partition years; a city with none gets the first partition year, which computes it whole (and says
+    that year is not among its reporting years)."""
+    partition_years = {int(y) for y in YEAR.get_partition_keys()}
+    keys = []
+    for loaded in configs:
+        years = sorted(set(loaded.config.city.reporting_years) & partition_years) or [min(partition_years)]
+        keys += [city_year_key(loaded.city_id, year) for year in years]
+    return keys
 
 
 def years_by_city(partition_keys: Iterable[str]) -> dict[str, list[int]]:

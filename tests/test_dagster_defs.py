@@ -5,10 +5,10 @@ test_orchestration.py) pass `dg check defs`. CITYKPI_HOME and CITYKPI_CITIES poi
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -53,9 +53,10 @@ def test_cli_graph_is_the_deployment_graph() -> None:
     assert checks == definitions.defs().resolve_asset_graph().asset_check_keys
 
 
-def test_cli_checks_are_not_partitioned() -> None:
-    """The same checks, partitioned per city (-year) in the deployment and not in `citykpi run`: a
-    partitioned check planned over P partitions costs Dagster P stored rows of O(P) bytes each."""
+def test_cli_assets_and_checks_are_not_partitioned() -> None:
+    """The same assets and checks, partitioned per city (-year) in the deployment and not in `citykpi run`:
+    a partitioned asset materialised over P partitions stores P events, and a partitioned check planned
+    over P partitions costs Dagster P stored rows of O(P) bytes each."""
     from pipelines import definitions
     from pipelines.dagster_run import cli_assets
 
@@ -64,6 +65,10 @@ def test_cli_checks_are_not_partitioned() -> None:
     graph = definitions.defs().resolve_asset_graph()
     deployment = [graph.get_check_spec(key) for key in graph.asset_check_keys]
     assert deployment and all(spec.partitions_def is not None for spec in deployment)
+    cli_assets_ = [a for a in cli_assets() if isinstance(a, dg.AssetsDefinition)]
+    assert cli_assets_ and all(a.partitions_def is None for a in cli_assets_)
+    partitioned = {k.to_user_string() for k in graph.materializable_asset_keys if graph.get(k).is_partitioned}
+    assert partitioned == {"raw/snapshots", "core/observations", "out/kpi_values", "out/scores"}
 
 
 def test_stage_order_is_the_graphs_order() -> None:
@@ -81,25 +86,28 @@ def test_stage_order_is_the_graphs_order() -> None:
     assert STAGE_ORDER.index("check_kpis") == STAGE_ORDER.index("compute") + 1
 
 
-def test_run_plan_spans_every_city_in_one_run_per_partitions_definition(demo_config: Path) -> None:
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
+def test_run_plan_is_one_dagster_run_per_stage_group() -> None:
     from pipelines.dagster_run import run_plan
+
+    assert [sorted(k.to_user_string() for k in keys) for keys in run_plan()] == [
+        ["core/observations", "raw/snapshots"], ["out/kpi_values", "out/scores"], ["out/release"]]
+
+
+def test_a_run_covers_each_citys_reporting_years_that_are_partition_years(demo_config: Path) -> None:
+    from pipelines.partitions import YEAR, run_city_year_keys
     from sources.config import load_city_config
 
     loaded = load_city_config(demo_config)
-    other = loaded.model_copy(update={"config": loaded.config.model_copy(update={
-        "city": loaded.config.city.model_copy(update={"id": "other-city", "reporting_years": [2020, 2021]})})})
-    plan = run_plan([loaded, other])
-    assert [sorted(k.to_user_string() for k in keys) for keys, _ in plan] == [
-        ["core/observations", "raw/snapshots"], ["out/kpi_values", "out/scores"], ["out/release"]]
-    assert (plan[0][1][ASSET_PARTITION_RANGE_START_TAG], plan[0][1][ASSET_PARTITION_RANGE_END_TAG]) == (
-        "demo-city", "other-city")
-    first_year = min([*loaded.config.city.reporting_years, 2020])
-    last_year = max([*loaded.config.city.reporting_years, 2021])
-    assert (plan[1][1][ASSET_PARTITION_RANGE_START_TAG], plan[1][1][ASSET_PARTITION_RANGE_END_TAG]) == (
-        f"demo-city|{first_year}", f"other-city|{last_year}")
-    assert plan[2][1] == {}
+
+    def city(city_id: str, years: list[int]) -> Any:
+        return loaded.model_copy(update={"config": loaded.config.model_copy(update={
+            "city": loaded.config.city.model_copy(update={"id": city_id, "reporting_years": years})})})
+
+    first_partition_year = min(int(y) for y in YEAR.get_partition_keys())
+    keys = run_city_year_keys([city("a", [2021, 2020]), city("b", [1990, 2022]), city("c", [1980])])
+    # b's 1990 is no partition year; c has none, so it gets the first partition year (computed whole,
+    # with a notice that the year is not one of its reporting years).
+    assert keys == ["a|2020", "a|2021", "b|2022", f"c|{first_partition_year}"]
 
 
 def test_deployment_definitions_load_without_touching_the_home(dagster_env: dict[str, str]) -> None:
@@ -134,21 +142,3 @@ def test_materialize_all_writes_a_release(demo_config: Path, dagster_env: dict[s
     assert [c["id"] for c in manifest["cities"]] == ["demo-city"]
     assert {s["source_id"].replace("-", "_") for s in manifest["input_snapshots"]} == set(RAW_SOURCES)
     assert "demo-city" in manifest["loads"], "the loads section is written on every path"
-
-
-def test_citykpi_run_plans_one_event_per_asset_not_per_partition(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The switch `citykpi run` sets while it runs is the one Dagster reads (a renamed switch in an
-    upgrade fails here), and the environment is as before afterwards."""
-    from pipelines.dagster_run import PLANNED_EVENTS_ENV, _planned_events_per_run
-
-    monkeypatch.delenv(PLANNED_EVENTS_ENV, raising=False)
-    with dg.DagsterInstance.ephemeral() as instance:
-        storage = instance.event_log_storage
-        assert not storage.supports_partition_subset_in_asset_materialization_planned_events
-        with _planned_events_per_run():
-            assert storage.supports_partition_subset_in_asset_materialization_planned_events
-        assert PLANNED_EVENTS_ENV not in os.environ
-        monkeypatch.setenv(PLANNED_EVENTS_ENV, "false")
-        with _planned_events_per_run():
-            assert storage.supports_partition_subset_in_asset_materialization_planned_events
-        assert os.environ[PLANNED_EVENTS_ENV] == "false"

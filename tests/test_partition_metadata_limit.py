@@ -9,8 +9,13 @@ from pipelines.city_assets import PER_PARTITION_METADATA_MAX, _partition_metadat
 
 
 class _Context:
-    def __init__(self, keys: list[str]) -> None:
+    """A partitioned execution over a range of keys (a deployment backfill)."""
+
+    has_partition_key = False
+
+    def __init__(self, keys: list[str], *, partitioned: bool = True) -> None:
         self.partition_keys = keys
+        self.has_partition_key_range = partitioned
         self.calls: list[str] = []
 
     def add_asset_metadata(self, metadata: dict[str, Any], partition_key: str) -> None:
@@ -36,3 +41,11 @@ def test_a_national_run_attaches_none_and_says_why() -> None:
     assert context.calls == []
     assert "not attached" in extra["scored_per_partition"] and f"{len(context.partition_keys):,}" in \
         extra["scored_per_partition"]
+
+
+def test_an_unpartitioned_run_attaches_none() -> None:
+    """`citykpi run`'s assets are not partitioned: nothing to attach to, and nothing to say."""
+    context = _Context(_keys(3), partitioned=False)
+    facts = {f"city-{c:04d}": {"years": [2023, 2024]} for c in range(3)}
+    assert _partition_metadata(context, "computed", facts) == {}  # type: ignore[arg-type]
+    assert context.calls == []

@@ -97,6 +97,19 @@ def _city_folder(city_id: str) -> str:
     return hashlib.sha256(city_id.encode("utf-8")).hexdigest()[:24]
 
 
+# The release columns the all-city files read from a computed value (publish/ngsi_ld.py, publish/sdmx.py).
+OBSERVED_COLUMNS = ["city_id", "year", "framework", "indicator_id", "data_point", "value", "unit", "formula"]
+
+
+@dataclass(frozen=True)
+class CitySlice:
+    """One city's computed values of a release (OBSERVED_COLUMNS) and the SHA-256 of their Parquet bytes."""
+
+    city_id: str
+    rows: pl.DataFrame
+    digest: str
+
+
 @dataclass(frozen=True)
 class PieceJob:
     """One piece for `PieceCache.get_many`: `make(*args)` gives its bytes. `make` is a module-level function
@@ -118,6 +131,7 @@ class PieceCache:
     made: int = 0
     reused: int = 0
     _catalogues: dict[int, tuple[object, str]] = field(default_factory=dict)
+    _observed: tuple[pl.DataFrame, list[CitySlice]] | None = None
     _executor: ProcessPoolExecutor | None = None
 
     @classmethod
@@ -132,6 +146,18 @@ class PieceCache:
             self._catalogues[id(catalogue)] = known  # holding the object keeps its id from being reused
         return known[1]
 
+    def observed_by_city(self, frame: pl.DataFrame) -> list[CitySlice]:
+        """The release frame's computed values (`OBSERVED_COLUMNS`), one slice per city in the frame's order,
+        each with the digest of its rows: what the all-city files (NGSI-LD, SDMX) are made of, hashed once
+        for all of them (kept for the last frame asked about)."""
+        if self._observed is None or self._observed[0] is not frame:
+            observed = frame.filter(pl.col("status") == "computed", pl.col("value").is_not_null()
+                                    ).select(OBSERVED_COLUMNS)
+            slices = [CitySlice(str(key[0]), part, hashlib.sha256(frame_bytes(part)).hexdigest())
+                      for key, part in observed.partition_by("city_id", as_dict=True, maintain_order=True).items()]
+            self._observed = (frame, slices)
+        return self._observed[1]
+
     def get(self, kind: str, city_id: str, parts: Iterable[Part], make: Callable[[], bytes]) -> bytes:
         """The piece's bytes: from the cache when a piece made from equal parts is there, else `make()` (kept)."""
         path, stored = self._lookup(kind, city_id, parts)
@@ -141,13 +167,14 @@ class PieceCache:
         self._keep(path, data)
         return data
 
-    def get_many(self, kind: str, jobs: Sequence[PieceJob]) -> list[bytes]:
+    def get_many(self, kind: str, jobs: Sequence[PieceJob], *, local: bool = False) -> list[bytes]:
         """Each job's bytes, in order. The pieces not in the cache are made in worker processes when several
-        are missing ($CITYKPI_WORKERS); a piece that fails there is made again here, raising its error."""
+        are missing ($CITYKPI_WORKERS); a piece that fails there is made again here, raising its error.
+        `local`: made in this process (pieces that take less time to make than to send to a worker)."""
         looked = [self._lookup(kind, job.city_id, job.parts) for job in jobs]
         missing = [i for i, (_, stored) in enumerate(looked) if stored is None]
         made: dict[int, bytes] = {}
-        pool = self._pool() if len(missing) >= PARALLEL_MIN_PIECES else None
+        pool = self._pool() if len(missing) >= PARALLEL_MIN_PIECES and not local else None
         if pool is not None:
             futures = {i: pool.submit(jobs[i].make, *jobs[i].args) for i in missing}
             for i, future in futures.items():

@@ -23,11 +23,14 @@ from pathlib import Path
 import polars as pl
 
 from kpis.catalogue import Indicator
-from publish import FileEntry, PublishContext, file_entry, write_bytes
+from publish import FileEntry, PublishContext, file_entry
+from publish.pieces import PieceCache, PieceJob
 from publish.textcells import escape_cell
 
 NAME = "kpi_values.sdmx.csv"
 ROLE = "sdmx_csv"
+KIND = "sdmx_city"  # the piece kind of a city's lines
+CHUNK = 64  # cities whose lines are looked up (or made) at a time
 DATAFLOW = "CITYKPI:DF_CITYKPI(1.0)"
 COLUMNS = ["DATAFLOW", "FREQ", "SERIES", "REF_AREA", "COMPOSITE_BREAKDOWN", "TIME_PERIOD", "OBS_VALUE",
            "UNIT_MEASURE", "UNIT_MULT", "OBS_STATUS"]
@@ -68,8 +71,12 @@ def unit_code(unit: str) -> str:
 
 
 def sdmx_rows(frame: pl.DataFrame) -> list[list[str]]:
+    """The rows of the frame's computed values."""
+    return _rows(frame.filter(pl.col("status") == "computed", pl.col("value").is_not_null()))
+
+
+def _rows(observed: pl.DataFrame) -> list[list[str]]:
     rows = []
-    observed = frame.filter(pl.col("status") == "computed", pl.col("value").is_not_null())
     for r in observed.iter_rows(named=True):
         rows.append([DATAFLOW, "A", series_code(r["framework"], r["indicator_id"]), r["city_id"],
                      sdmx_id(r["data_point"]) if r["data_point"] else NOT_APPLICABLE, str(r["year"]),
@@ -77,13 +84,33 @@ def sdmx_rows(frame: pl.DataFrame) -> list[list[str]]:
     return rows
 
 
+def city_csv(rows: pl.DataFrame) -> bytes:
+    """A city's SDMX-CSV lines (its computed values, `pieces.OBSERVED_COLUMNS`), without the header."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([escape_cell(v) for v in row] for row in _rows(rows))
+    return buffer.getvalue().encode("utf-8")
+
+
 def write_sdmx_csv(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
                    folder: Path) -> list[FileEntry]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows([escape_cell(v) for v in row] for row in sdmx_rows(frame))
-    write_bytes(folder, NAME, buffer.getvalue().encode("utf-8"))
+    # Written city by city; each city's lines are a piece kept between releases (publish/pieces.py).
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(COLUMNS)
+    path = folder / NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pieces = context.pieces or PieceCache(None)
+    slices = pieces.observed_by_city(frame)
+    try:
+        with path.open("wb") as out:
+            out.write(header.getvalue().encode("utf-8"))
+            for start in range(0, len(slices), CHUNK):
+                jobs = [PieceJob(part.city_id, (part.digest,), city_csv, (part.rows,))
+                        for part in slices[start:start + CHUNK]]
+                for lines in pieces.get_many(KIND, jobs, local=True):
+                    out.write(lines)
+    finally:
+        if pieces is not context.pieces:
+            pieces.close()
     return [file_entry(folder, NAME, ROLE, "SDMX-CSV 1.0 observations with the SDG DSD's concepts (FREQ, SERIES, "
                                            "REF_AREA, COMPOSITE_BREAKDOWN, TIME_PERIOD, OBS_VALUE, UNIT_MEASURE, "
                                            "UNIT_MULT, OBS_STATUS)")]

@@ -1,5 +1,6 @@
-"""Per-city pieces of a release (U4SSC workbooks, report page bodies) taken from the cache of earlier
-releases only when made from equal inputs (publish/pieces.py, issue #16).
+"""Per-city pieces of a release (U4SSC workbooks, report page bodies, each city's lines of the NGSI-LD and
+SDMX files) taken from the cache of earlier releases only when made from equal inputs (publish/pieces.py,
+issue #16).
 
 The writers run three ways on the two-city release of test_publish_multicity: without a cache, filling a
 cache, and from the filled cache; the files must be byte-identical. Then one city-year's value changes:
@@ -20,15 +21,23 @@ from canonical.workers import WORKERS_ENV
 from kpis.catalogue import load_catalogue
 from publish import PublishContext
 from publish import pieces as pieces_module
+from publish.ngsi_ld import NAME as NGSI_LD_FILE
+from publish.ngsi_ld import iter_entities, write_ngsi_ld
 from publish.pieces import PieceCache
 from publish.releases import load_release, publish_release, release_context
 from publish.report_html import write_report_html
+from publish.sdmx import COLUMNS as SDMX_COLUMNS
+from publish.sdmx import NAME as SDMX_FILE
+from publish.sdmx import sdmx_rows, write_sdmx_csv
+from publish.textcells import escape_cell
 from publish.u4ssc_workbook import write_u4ssc_workbooks
 from tests.test_publish_multicity import two_city_home
 from warehouse.home import Home
 
 CITIES = ("demo-city", "twin-city")
 YEARS = (2022, 2023, 2024)
+# workbooks (one per city and year), then per city: its page body, its NGSI-LD lines, its SDMX lines
+PIECES = len(CITIES) * len(YEARS) + 3 * len(CITIES)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +62,8 @@ def _write(frame: pl.DataFrame, context: PublishContext, folder: Path) -> dict[s
     folder.mkdir()
     write_u4ssc_workbooks(frame, catalogue, context, folder)
     write_report_html(frame, catalogue, context, folder)
+    write_ngsi_ld(frame, catalogue, context, folder)
+    write_sdmx_csv(frame, catalogue, context, folder)
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -66,9 +77,8 @@ def test_pieces_from_the_cache_are_byte_identical(frame_and_context: tuple[pl.Da
     reading = PieceCache(tmp_path / "cache")
     read = _write(frame, replace(context, pieces=reading), tmp_path / "reading")
 
-    pieces = len(CITIES) * len(YEARS) + len(CITIES)  # workbooks, one page body per city
-    assert (filling.made, filling.reused) == (pieces, 0)
-    assert (reading.made, reading.reused) == (0, pieces)
+    assert (filling.made, filling.reused) == (PIECES, 0)
+    assert (reading.made, reading.reused) == (0, PIECES)
     assert plain == filled == read
     assert {f"u4ssc/{c}-{y}.xlsx" for c in CITIES for y in YEARS} | {f"report/{c}.html" for c in CITIES} <= set(read)
 
@@ -90,11 +100,13 @@ def test_a_changed_city_year_is_made_again(frame_and_context: tuple[pl.DataFrame
     after = _write(changed, replace(context, pieces=cache), tmp_path / "after")
     plain = _write(changed, replace(context, pieces=None), tmp_path / "after-plain")
 
-    assert (cache.made, cache.reused) == (2, len(CITIES) * len(YEARS) + len(CITIES) - 2)  # the workbook and page
+    # the workbook, the page and the city's NGSI-LD and SDMX lines
+    assert (cache.made, cache.reused) == (4, PIECES - 4)
     assert after == plain
     changed_files = {path for path in after if after[path] != before.get(path)}
     # The overview compares the cities, so it changes too; the other city's files do not.
-    assert changed_files == {"u4ssc/twin-city-2024.xlsx", "report/twin-city.html", "report.html"}
+    assert changed_files == {"u4ssc/twin-city-2024.xlsx", "report/twin-city.html", "report.html", NGSI_LD_FILE,
+                             SDMX_FILE}
 
 
 def test_a_damaged_piece_is_made_again(frame_and_context: tuple[pl.DataFrame, PublishContext],
@@ -102,7 +114,7 @@ def test_a_damaged_piece_is_made_again(frame_and_context: tuple[pl.DataFrame, Pu
     frame, context = frame_and_context
     expected = _write(frame, replace(context, pieces=PieceCache(tmp_path / "cache")), tmp_path / "first")
     stored = sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
-    assert len(stored) == len(CITIES) * len(YEARS) + len(CITIES)
+    assert len(stored) == PIECES
     for path in stored[:3]:
         path.write_bytes(path.read_bytes()[:-40] + b"garbage")  # cut short, as a full disk might leave it
     cache = PieceCache(tmp_path / "cache")
@@ -116,7 +128,7 @@ def test_a_release_keeps_only_the_pieces_it_used(home: Home) -> None:
         release = publish_release(con, home, cities=manifest["cities"], snapshots=manifest["input_snapshots"],
                                   run_id="pieces-test", extra={"quality": manifest["quality"]})
     stored = sorted(p for p in (home.cache / "publish").rglob("*") if p.is_file())
-    assert len(stored) == len(CITIES) * len(YEARS) + len(CITIES)
+    assert len(stored) == PIECES
     stale = stored[0].parent / ("0" * 64)
     stale.write_bytes(b"an older piece of this city")
     with home.warehouse() as con:
@@ -130,7 +142,7 @@ def test_a_release_keeps_only_the_pieces_it_used(home: Home) -> None:
 def test_pieces_made_in_worker_processes_are_the_same(frame_and_context: tuple[pl.DataFrame, PublishContext],
                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     frame, context = frame_and_context
-    monkeypatch.setattr(pieces_module, "PARALLEL_MIN_PIECES", 2)  # the two-city release has 8 pieces
+    monkeypatch.setattr(pieces_module, "PARALLEL_MIN_PIECES", 2)  # the two-city release has 12 pieces
     monkeypatch.setenv(WORKERS_ENV, "0")
     inline = _write(frame, replace(context, pieces=PieceCache(tmp_path / "inline-cache")), tmp_path / "inline")
     monkeypatch.setenv(WORKERS_ENV, "2")
@@ -140,7 +152,7 @@ def test_pieces_made_in_worker_processes_are_the_same(frame_and_context: tuple[p
         assert cache._executor is not None  # the pieces were made in worker processes
     finally:
         cache.close()
-    assert cache.made == len(CITIES) * len(YEARS) + len(CITIES)
+    assert cache.made == PIECES
     assert parallel == inline
 
 
@@ -161,3 +173,39 @@ def test_a_citys_key_does_not_depend_on_other_cities_nulls() -> None:
     changed = b_without.with_columns(pl.col("value") * 2)
     assert key("k", "salt", [changed]) != key("k", "salt", [b_without])
     assert key("k", "salt", [b_without.cast({"value": pl.Float32})]) != key("k", "salt", [b_without])
+
+
+def test_all_city_files_from_city_pieces_equal_the_files_written_from_the_whole_frame(
+        frame_and_context: tuple[pl.DataFrame, PublishContext], tmp_path: Path) -> None:
+    """The NGSI-LD and SDMX files put together from per-city lines (made, then from the cache) hold the
+    same bytes as writing every entity and row of the whole frame in order, as these writers did before."""
+    import csv
+    import io
+    import json
+
+    frame, context = frame_and_context
+    catalogue = load_catalogue()
+    entities = [json.dumps(e, ensure_ascii=False) for e in iter_entities(frame, catalogue, context)]
+    assert len(entities) > 100 and len({json.loads(e)["organization"] for e in entities}) == len(CITIES)
+    ngsi_ld = ("[\n" + ",\n".join(entities) + "\n]\n").encode("utf-8")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(SDMX_COLUMNS)
+    writer.writerows([escape_cell(v) for v in row] for row in sdmx_rows(frame))
+    sdmx = text.getvalue().encode("utf-8")
+    for name in ("made", "cached"):
+        folder = tmp_path / name
+        folder.mkdir()
+        cache = PieceCache(tmp_path / "cache")
+        write_ngsi_ld(frame, catalogue, replace(context, pieces=cache), folder)
+        write_sdmx_csv(frame, catalogue, replace(context, pieces=cache), folder)
+        assert (cache.made, cache.reused) == ((2 * len(CITIES), 0) if name == "made" else (0, 2 * len(CITIES)))
+        assert (folder / NGSI_LD_FILE).read_bytes() == ngsi_ld
+        assert (folder / SDMX_FILE).read_bytes() == sdmx
+    empty = tmp_path / "none-computed"
+    empty.mkdir()
+    nothing = frame.with_columns(pl.lit("missing_input").alias("status"))
+    write_ngsi_ld(nothing, catalogue, replace(context, pieces=None), empty)
+    write_sdmx_csv(nothing, catalogue, replace(context, pieces=None), empty)
+    assert (empty / NGSI_LD_FILE).read_bytes() == b"[]\n"
+    assert (empty / SDMX_FILE).read_bytes() == (",".join(SDMX_COLUMNS) + "\n").encode()

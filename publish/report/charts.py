@@ -48,10 +48,14 @@ def _check_rows(name: str, rows: int) -> None:
                           "aggregate before charting")
 
 
+def group_name(indicator: Indicator) -> str:
+    """The report's group of an indicator: its U4SSC dimension, or SDG 11."""
+    return indicator.dimension if indicator.framework == "u4ssc" and indicator.dimension else "SDG 11"
+
+
 def group_of(catalogue: Sequence[Indicator]) -> pl.DataFrame:
     return pl.DataFrame({"indicator_id": [i.id for i in catalogue],
-                         "group": [i.dimension if i.framework == "u4ssc" and i.dimension else "SDG 11"
-                                   for i in catalogue],
+                         "group": [group_name(i) for i in catalogue],
                          "indicator_name": [i.name for i in catalogue]})
 
 

@@ -327,18 +327,21 @@ class _Layout:
 
 def _layout(data: CityData, catalogue: Sequence[Indicator]) -> _Layout:
     """The city's indicators by group, in the page's order."""
-    groups = charts.group_of(catalogue)
-    group_by_id = dict(zip(groups["indicator_id"], groups["group"], strict=True))
     series = _series(data.rows)
     per_indicator: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for (ind, point), rows in series.items():
         per_indicator.setdefault(ind, {})[point] = rows
+    by_group, ordered = _grouped(set(per_indicator), catalogue)
+    return _Layout({i.id: i.name for i in catalogue}, series, per_indicator, by_group, ordered)
+
+
+def _grouped(indicator_ids: set[str], catalogue: Sequence[Indicator]) -> tuple[dict[str, list[Indicator]], list[str]]:
+    """These indicators by group (catalogue order within a group), and the groups in the page's order."""
     by_group: dict[str, list[Indicator]] = {}
     for indicator in catalogue:
-        if indicator.id in per_indicator:
-            by_group.setdefault(group_by_id.get(indicator.id, "SDG 11"), []).append(indicator)
-    return _Layout({i.id: i.name for i in catalogue}, series, per_indicator, by_group,
-                   [g for g in charts.GROUP_ORDER if g in by_group])
+        if indicator.id in indicator_ids:
+            by_group.setdefault(charts.group_name(indicator), []).append(indicator)
+    return by_group, [g for g in charts.GROUP_ORDER if g in by_group]
 
 
 def city_body(data: CityData, catalogue: Sequence[Indicator], directions: Directions) -> Page:
@@ -391,7 +394,8 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
     city = data.city
     years = sorted({int(y) for y in data.rows["year"].unique()})
     title = f"{city.name}: city indicators {_years_text(years)}"
-    layout = _layout(data, catalogue)
+    # The contents list needs only which indicators the city has (the body, made or kept, has the rest).
+    by_group, ordered = _grouped(set(data.rows["indicator_id"].unique().to_list()), catalogue)
 
     back = f' · <a href="{esc(overview)}">Release overview (all cities)</a>' if overview else ""
     page.add(f"<header><h1>{esc(title)}</h1><p class=\"meta\">{esc(city.name)} ({esc(city.id)})"
@@ -400,11 +404,11 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
              f"{esc(context.created_at or '')}{back}.</p></header>")
     toc = ['<li><a href="#city-snapshot">City Snapshot</a></li>',
            '<li><a href="#year-over-year">Year over year</a></li>']
-    for group in layout.ordered:
+    for group in ordered:
         inner = "".join(f'<li><a href="#{indicator_anchor(i.id)}">{esc(i.id)} {esc(i.name)}</a></li>'
-                        for i in layout.by_group[group])
+                        for i in by_group[group])
         toc.append(f'<li><a href="#group-{slug(group)}">{esc(group)}</a> <details><summary>'
-                   f"{len(layout.by_group[group])} indicators</summary><ol>{inner}</ol></details></li>")
+                   f"{len(by_group[group])} indicators</summary><ol>{inner}</ol></details></li>")
     toc += ['<li><a href="#quality">Quality checks</a></li>', '<li><a href="#files">Files of this release</a></li>',
             '<li><a href="#reading">How to read this report</a></li>']
     page.add(f'<nav class="toc" aria-label="Contents"><strong>Contents</strong><ol>{"".join(toc)}</ol></nav>')

@@ -119,11 +119,15 @@ def band_cell(band: str | None, text: str) -> str:
 
 
 class Page:
-    """Collects sections; charts become divs filled by vegaEmbed at the end of the body."""
+    """Collects sections; charts become divs filled by vegaEmbed at the end of the body.
+
+    A chart's spec is written as script JSON when it is added (its shape without the data, and its data):
+    a page body kept between releases (publish/pieces.py) is then read back and rendered without decoding
+    and encoding a hundred chart specs again."""
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.specs: list[tuple[str, dict[str, Any]]] = []
+        self.specs: list[tuple[str, str, str]] = []  # (div id, the spec without datasets, the datasets or null)
 
     def add(self, text: str) -> None:
         self.parts.append(text)
@@ -133,7 +137,8 @@ class Page:
             self.add(f'<p class="note">{esc(empty)}</p>')
             return
         div = f"chart-{name}"
-        self.specs.append((div, spec))
+        shape = script_json({k: v for k, v in spec.items() if k != "datasets"})
+        self.specs.append((div, shape, script_json(spec["datasets"]) if "datasets" in spec else "null"))
         self.add(f'<div class="chart" id="{esc(div)}" data-chart="{esc(name)}"></div>')
 
     def extend(self, other: Page) -> None:
@@ -149,7 +154,7 @@ class Page:
         stored = json.loads(data)
         page = cls()
         page.parts = list(stored["parts"])
-        page.specs = [(str(div), spec) for div, spec in stored["specs"]]
+        page.specs = [(str(div), str(shape), str(datasets)) for div, shape, datasets in stored["specs"]]
         return page
 
     def render(self, title: str, script_src: str) -> str:
@@ -157,10 +162,8 @@ class Page:
         # spec is written once per page and shared, which keeps a page with a hundred charts small.
         shapes: dict[str, int] = {}
         calls = []
-        for div, spec in self.specs:
-            shape = script_json({k: v for k, v in spec.items() if k != "datasets"})
+        for div, shape, data in self.specs:
             index = shapes.setdefault(shape, len(shapes))
-            data = script_json(spec["datasets"]) if "datasets" in spec else "null"
             calls.append(f"chart({script_json('#' + div)}, {index}, {data});")
         embeds = ("const shapes = [" + ",\n".join(shapes) + "];\n"
                   "function chart(div, shape, datasets) {\n"

@@ -46,11 +46,13 @@ def demo_cities_folder(home: Home, count: int, scale: float = 1.0, seed: int | N
 
 
 def load_configs(specs: Sequence[str | Path], *, check_files: bool = True,
-                 on_error: Callable[[Path, CitykpiError], None] | None = None) -> list[LoadedConfig]:
+                 on_error: Callable[[Path, CitykpiError], None] | None = None,
+                 parsed: Path | None = None) -> list[LoadedConfig]:
     """Every config named by `specs` (files or folders); one config per city id.
 
     Without `on_error` the first broken config (or a second config of a city) raises; with it, that
-    config is reported to `on_error` and left out, so it cannot stop the other cities (sensors)."""
+    config is reported to `on_error` and left out, so it cannot stop the other cities (sensors).
+    `parsed`: where the configs' YAML data is kept between runs (`Home.parsed_configs`)."""
     seen: dict[str, LoadedConfig] = {}
     for spec in specs:
         paths = config_paths(spec)
@@ -58,7 +60,7 @@ def load_configs(specs: Sequence[str | Path], *, check_files: bool = True,
             raise ConfigError(spec, "", "no city config files (*.yaml, *.yml, */city.yaml) in this folder")
         for path in paths:
             try:
-                config = cached_config(path, check_files=check_files)
+                config = cached_config(path, check_files=check_files, parsed=parsed)
                 if config.city_id in seen:
                     raise ConfigError(config.path, "city.id",
                                       f"city {config.city_id!r} is already configured in "
@@ -75,7 +77,7 @@ def load_configs(specs: Sequence[str | Path], *, check_files: bool = True,
 _CACHE: dict[Path, tuple[bytes, LoadedConfig]] = {}
 
 
-def cached_config(path: Path, *, check_files: bool) -> LoadedConfig:
+def cached_config(path: Path, *, check_files: bool, parsed: Path | None = None) -> LoadedConfig:
     """load_city_config, parsed again only when the file's content changed: a run over 1,000 cities
     asks for the configs in every stage, and a deployment's sensors every minute. With `check_files`
     the config is always read again (whether the source files exist can change while the config does
@@ -88,7 +90,7 @@ def cached_config(path: Path, *, check_files: bool) -> LoadedConfig:
     hit = _CACHE.get(key)
     if hit is not None and hit[0] == version and not check_files:
         return hit[1]
-    config = load_city_config(path, check_files=check_files)
+    config = load_city_config(path, check_files=check_files, parsed=parsed)
     _CACHE[key] = (version, config)
     return config
 

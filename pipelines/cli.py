@@ -10,7 +10,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from warehouse.home import Home
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
@@ -270,10 +273,11 @@ def _home(args: argparse.Namespace) -> Any:
     return Home.resolve(args.home)
 
 
-def _load_configs(specs: Sequence[str], *, check_files: bool = True) -> list[Any]:
+def _load_configs(specs: Sequence[str], *, check_files: bool = True, home: Home | None = None) -> list[Any]:
+    """The configs of `specs`; with `home`, their YAML data kept there between runs (`Home.parsed_configs`)."""
     from pipelines.cities import load_configs
 
-    return load_configs(specs, check_files=check_files)
+    return load_configs(specs, check_files=check_files, parsed=home.parsed_configs if home is not None else None)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -293,7 +297,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         home.clean_tmp()
         if args.configs:
             # Offline runs read only the landing zone: the source files need not exist any more.
-            configs = _load_configs(args.configs, check_files=not args.offline)
+            configs = _load_configs(args.configs, check_files=not args.offline, home=home)
         elif args.cities:
             print(f"citykpi: {args.cities} demo cities (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
             configs = _load_configs([str(demo_cities_folder(home, args.cities, args.scale, args.seed))])

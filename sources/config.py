@@ -1159,13 +1159,23 @@ def _key_path(loc: tuple[int | str, ...], raw: Any, *, missing: bool = False) ->
 _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, parsed: Path | None = None) -> Any:
+    """The config file's YAML data; with `parsed`, a folder of data kept between runs (sources/parsed_configs.py)."""
     if not path.is_file():
         raise ConfigError(path, "", "config file not found")
+    from sources import parsed_configs
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, "", f"config file not readable: {exc.strerror or exc}") from None
+    hit = parsed_configs.kept(parsed, data) if parsed is not None else None
+    if hit is not None:
+        return hit
     try:
         # libyaml's safe loader (about 10x faster than the pure-Python one; a run reads each config a few
         # times) where PyYAML was built with it; same safe constructors either way.
-        raw: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
+        raw: Any = yaml.load(data.decode("utf-8"), Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
@@ -1179,6 +1189,8 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(path, "", f"YAML {TOO_DEEP}") from None
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "expected a mapping at the top level")
+    if parsed is not None:
+        parsed_configs.keep(parsed, data, raw)
     return raw
 
 
@@ -1236,12 +1248,14 @@ def validation_problems(path: Path, raw: Any, exc: ValidationError) -> list[Conf
     return problems
 
 
-def config_problems(path: Path | str, *, check_files: bool = True) -> tuple[LoadedConfig | None, list[ConfigError]]:
+def config_problems(path: Path | str, *, check_files: bool = True, parsed: Path | None = None
+                    ) -> tuple[LoadedConfig | None, list[ConfigError]]:
     """Every problem of a config file at once (what `citykpi validate` lists): keys, values, the
-    canonical vocabulary and missing files. The config is returned when it parsed."""
+    canonical vocabulary and missing files. The config is returned when it parsed. `parsed`: a folder
+    where the YAML data is kept between runs (sources/parsed_configs.py)."""
     path = Path(path)
     try:
-        raw = _read_yaml(path)
+        raw = _read_yaml(path, parsed)
     except ConfigError as exc:
         return None, [exc]
     try:
@@ -1282,10 +1296,10 @@ def _raw_missing_files(path: Path, raw: dict[str, Any]) -> list[ConfigError]:
     return problems
 
 
-def load_city_config(path: Path | str, *, check_files: bool = True) -> LoadedConfig:
+def load_city_config(path: Path | str, *, check_files: bool = True, parsed: Path | None = None) -> LoadedConfig:
     """Read and validate a city config. Raises ConfigError naming the file and key path (the first
     problem; `config_problems` lists them all)."""
-    loaded, problems = config_problems(path, check_files=check_files)
+    loaded, problems = config_problems(path, check_files=check_files, parsed=parsed)
     if problems:
         raise problems[0]
     assert loaded is not None

@@ -68,6 +68,11 @@ class Home:
         return self.root / "cache"
 
     @property
+    def parsed_configs(self) -> Path:
+        """City configs' YAML data kept between runs (sources/parsed_configs.py)."""
+        return self.cache / "configs"
+
+    @property
     def tmp(self) -> Path:
         return self.root / "tmp"
 

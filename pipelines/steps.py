@@ -426,6 +426,9 @@ class ParallelLoads:
         return planned
 
     def _write(self, planned: list[tuple[LoadedConfig, Any, Any]]) -> dict[str, dict[str, Any]]:
+        if all(isinstance(outcome, dict) for _, outcome, _ in planned):
+            # Nothing to write (a run where these cities did not change): no warehouse session to open.
+            return {loaded.city_id: outcome for loaded, outcome, _ in planned}
         reports: dict[str, dict[str, Any]] = {}
         stale: list[LoadedConfig] = []
         failed: tuple[LoadedConfig, BaseException] | None = None

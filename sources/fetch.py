@@ -6,6 +6,7 @@ warehouse should reflect; `--offline` runs use it without touching any source.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -28,6 +29,9 @@ def point_current_at(raw_root: Path, city_id: str, source_id: str, content_sha25
     pointer = pointer_path(raw_root, city_id, source_id)
     if not (pointer.parent / content_sha256).is_dir():
         return
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if pointer.read_text(encoding="utf-8").strip() == content_sha256:
+            return  # already there: a run over 1,000 unchanged cities rewrote 9,000 pointers
     fd, tmp = tempfile.mkstemp(dir=pointer.parent, prefix=".current-")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(content_sha256 + "\n")

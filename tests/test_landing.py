@@ -239,3 +239,18 @@ def test_current_snapshot_falls_back_to_latest_without_pointer(tmp_path: Path) -
     assert found is not None and found.snapshot_id == landed.snapshot_id
     latest = latest_snapshot(home / "raw", home, "test-city", "stats")
     assert latest is not None and latest.path == landed.path
+
+
+def test_current_is_not_rewritten_when_it_already_names_the_snapshot(tmp_path: Path) -> None:
+    loaded = make_city(tmp_path)
+    source = loaded.config.sources[0]
+    home = tmp_path / "home"
+    first = fetch_source(loaded, source, home / "raw", home)
+    current = home / "raw" / "test-city" / "stats" / POINTER
+    before = (current.stat().st_ino, current.stat().st_mtime_ns)
+    fetch_source(loaded, source, home / "raw", home)
+    assert (current.stat().st_ino, current.stat().st_mtime_ns) == before
+    (tmp_path / "city" / "stats.csv").write_bytes(b"Jahr,Einwohner\n2023,300\n")
+    changed = fetch_source(loaded, source, home / "raw", home)
+    assert changed.content_sha256 != first.content_sha256 and pointer(home) == changed.content_sha256
+    assert current.stat().st_ino != before[0]  # replaced by a rename, never written in place

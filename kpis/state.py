@@ -26,25 +26,50 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, city_id: str, reporting_y
                        targets: Path | None) -> str:
     """The fingerprint of a city's inputs; `targets` is the city's own target table (its path, whether
     or not a file is there: `LoadedConfig.targets_path`), None when it has none."""
+    return inputs_fingerprints(con, [(city_id, reporting_years, targets)])[city_id]
+
+
+def inputs_fingerprints(con: duckdb.DuckDBPyConnection, cities: Sequence[tuple[str, Sequence[int], Path | None]]
+                        ) -> dict[str, str]:
+    """{city: fingerprint} of (city, reporting years, targets) each, one statement per table for all the cities
+    (a run over 1,000 unchanged cities asked three statements per city and stage: 8.6 s)."""
+    ids = [city_id for city_id, _, _ in cities]
+
+    def grouped(sql: str) -> dict[str, tuple[object, ...]]:
+        return {str(row[0]): tuple(row[1:]) for row in con.execute(sql, [ids]).fetchall()}
+
     # One hash per row (all its columns together), summed: a value moved from one row to another (two years'
     # figures swapped in a corrected source) changes it, which per-column sums would not notice.
-    observations = con.execute("""SELECT count(*), coalesce(sum(hash(*COLUMNS(*))), 0) FROM (
-                                      SELECT * EXCLUDE (city_id) FROM observations WHERE city_id = ?)""",
-                               [city_id]).fetchall()
+    observations = grouped("""SELECT city_id, count(*), coalesce(sum(hash(*COLUMNS(* EXCLUDE (city_id)))), 0)
+                              FROM observations WHERE list_contains(?, city_id) GROUP BY city_id""")
     # Reasons a derivation withheld a value (core_withheld) are in the missing rows' status_reason.
-    withheld = con.execute("""SELECT count(*), coalesce(sum(hash(*COLUMNS(*))), 0) FROM (
-                                  SELECT * EXCLUDE (city_id) FROM core_withheld WHERE city_id = ?)""",
-                           [city_id]).fetchall()
+    withheld = grouped("""SELECT city_id, count(*), coalesce(sum(hash(*COLUMNS(* EXCLUDE (city_id)))), 0)
+                          FROM core_withheld WHERE list_contains(?, city_id) GROUP BY city_id""")
     # ... and the values the loads' own rules withheld (in the stored load reports).
-    reports = con.execute("SELECT coalesce(sum(hash(source_id, load_report)), 0) FROM core_source_state "
-                          "WHERE city_id = ?", [city_id]).fetchall()
-    parts = {"observations": [str(v) for v in observations[0]], "load_reports": str(reports[0][0]),
-             "package": package_digest("kpis"),
-             "withheld": [str(v) for v in withheld[0]],
-             "targets": hashlib.sha256(targets.read_bytes()).hexdigest()
-             if targets is not None and targets.is_file() else None,
-             "years": sorted(reporting_years)}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    reports = grouped("""SELECT city_id, coalesce(sum(hash(source_id, load_report)), 0) FROM core_source_state
+                         WHERE list_contains(?, city_id) GROUP BY city_id""")
+    package = package_digest("kpis")
+    out = {}
+    for city_id, reporting_years, targets in cities:
+        parts = {"observations": [str(v) for v in observations.get(city_id, (0, 0))],
+                 "load_reports": str(reports.get(city_id, (0,))[0]),
+                 "package": package,
+                 "withheld": [str(v) for v in withheld.get(city_id, (0, 0))],
+                 "targets": hashlib.sha256(targets.read_bytes()).hexdigest()
+                 if targets is not None and targets.is_file() else None,
+                 "years": sorted(reporting_years)}
+        out[city_id] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return out
+
+
+def current_runs(con: duckdb.DuckDBPyConnection, stage: Stage, fingerprints: dict[str, str]) -> dict[str, str]:
+    """{city: run} for the cities whose `stage` was computed from inputs with their fingerprint."""
+    if not fingerprints:
+        return {}
+    rows = con.execute("""SELECT city_id, run_id FROM kpi_state
+                          JOIN (SELECT unnest(?) AS city_id, unnest(?) AS inputs_sha256) USING (city_id, inputs_sha256)
+                          WHERE stage = ?""", [list(fingerprints), list(fingerprints.values()), stage]).fetchall()
+    return {str(city): str(run) for city, run in rows}
 
 
 def current_run(con: duckdb.DuckDBPyConnection, city_id: str, stage: Stage, fingerprint: str) -> str | None:

@@ -489,10 +489,12 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
 
     out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
+        fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
+        current = state.current_runs(con, "kpi_values", fingerprints) if keep_unchanged else {}
         for loaded, years in work:
             city = loaded.city_id
-            fingerprint = kpi_inputs_fingerprint(con, loaded) if years is None else None
-            kept = state.current_run(con, city, "kpi_values", fingerprint) if fingerprint and keep_unchanged else None
+            fingerprint = fingerprints.get(city) if years is None else None
+            kept = current.get(city) if fingerprint else None
             if kept:
                 out[city] = StageOutcome(_status_counts(con, city), kept)
                 continue
@@ -516,10 +518,12 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
 
     out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
+        fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
+        current = state.current_runs(con, "scores", fingerprints) if keep_unchanged else {}
         for loaded, years in work:
             city = loaded.city_id
-            fingerprint = kpi_inputs_fingerprint(con, loaded) if years is None else None
-            kept = state.current_run(con, city, "scores", fingerprint) if fingerprint and keep_unchanged else None
+            fingerprint = fingerprints.get(city) if years is None else None
+            kept = current.get(city) if fingerprint else None
             if kept:
                 out[city] = StageOutcome({}, kept)
                 continue
@@ -533,9 +537,15 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
 def kpi_inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> str:
     """kpis.state's fingerprint of what the city's kpi_values and scores are computed from: its
     observations, its reporting years and its own target table (beside the config)."""
+    return kpi_inputs_fingerprints(con, [loaded])[loaded.city_id]
+
+
+def kpi_inputs_fingerprints(con: duckdb.DuckDBPyConnection, configs: Sequence[LoadedConfig]) -> dict[str, str]:
+    """kpi_inputs_fingerprint of each city, one statement per table for all of them."""
     from kpis import state
 
-    return state.inputs_fingerprint(con, loaded.city_id, loaded.config.city.reporting_years, loaded.targets_path)
+    return state.inputs_fingerprints(con, [(loaded.city_id, loaded.config.city.reporting_years, loaded.targets_path)
+                                           for loaded in configs])
 
 
 def _naming_city(city_id: str, doing: str, function: Any, *args: Any, **kwargs: Any) -> Any:

@@ -122,3 +122,55 @@ def test_fingerprint_sees_values_swapped_between_years(home_copy: Path) -> None:
                                                         [variable]).fetchall())
         assert values_after == values_before  # the same values, in other rows
         assert inputs_fingerprint(con, "demo-city", (2022, 2023, 2024), None) != before
+
+
+def _fingerprint_before_batching(con: duckdb.DuckDBPyConnection, city_id: str, years: list[int],
+                                 targets: Path | None) -> str:
+    """The fingerprint as it was computed one city at a time (3 statements per city): kpi_state rows stored
+    by earlier versions hold it, so the batched form must give the same text or every city is recomputed."""
+    import json
+
+    from canonical.code_digest import package_digest
+
+    observations = con.execute("""SELECT count(*), coalesce(sum(hash(*COLUMNS(*))), 0) FROM (
+                                      SELECT * EXCLUDE (city_id) FROM observations WHERE city_id = ?)""",
+                               [city_id]).fetchall()
+    withheld = con.execute("""SELECT count(*), coalesce(sum(hash(*COLUMNS(*))), 0) FROM (
+                                  SELECT * EXCLUDE (city_id) FROM core_withheld WHERE city_id = ?)""",
+                           [city_id]).fetchall()
+    reports = con.execute("SELECT coalesce(sum(hash(source_id, load_report)), 0) FROM core_source_state "
+                          "WHERE city_id = ?", [city_id]).fetchall()
+    parts = {"observations": [str(v) for v in observations[0]], "load_reports": str(reports[0][0]),
+             "package": package_digest("kpis"), "withheld": [str(v) for v in withheld[0]],
+             "targets": hashlib.sha256(targets.read_bytes()).hexdigest()
+             if targets is not None and targets.is_file() else None,
+             "years": sorted(years)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def test_batched_fingerprints_equal_each_city_alone_and_the_stored_form(home_copy: Path, tmp_path: Path) -> None:
+    """kpis.state.inputs_fingerprints (one statement per table for all cities) gives each city the text the
+    per-city statements gave, for a city with rows, a twin with other rows and a city with none at all."""
+    from kpis.state import current_runs, inputs_fingerprint, inputs_fingerprints
+
+    targets = tmp_path / "targets.csv"
+    targets.write_text("indicator_id,target\nX,1\n", encoding="utf-8")
+    home = Home(home_copy)
+    with home.warehouse() as con:
+        for table in ("observations", "core_withheld", "core_source_state"):
+            con.execute(f"INSERT INTO {table} SELECT * REPLACE ('twin' AS city_id) FROM {table} "
+                        "WHERE city_id = 'demo-city'")
+        con.execute("UPDATE observations SET value = value + 1 WHERE city_id = 'twin' AND value IS NOT NULL")
+        cities = [("demo-city", [2022, 2023, 2024], None), ("twin", [2023, 2024], targets),
+                  ("nowhere", [2024], tmp_path / "no-such-targets.csv")]
+        batched = inputs_fingerprints(con, cities)
+        assert len(set(batched.values())) == 3
+        for city_id, years, city_targets in cities:
+            assert batched[city_id] == _fingerprint_before_batching(con, city_id, years, city_targets)
+            assert batched[city_id] == inputs_fingerprint(con, city_id, years, city_targets)
+        stored = dict(con.execute("SELECT city_id, inputs_sha256 FROM kpi_state WHERE stage = 'kpi_values'"
+                                  ).fetchall())
+        assert stored["demo-city"] == batched["demo-city"]  # the demo run's stored state is still current
+        run = con.execute("SELECT run_id FROM kpi_state WHERE city_id = 'demo-city' AND stage = 'kpi_values'"
+                          ).fetchall()[0][0]
+        assert current_runs(con, "kpi_values", batched) == {"demo-city": run}

@@ -41,13 +41,13 @@ def inputs_fingerprints(con: duckdb.DuckDBPyConnection, cities: Sequence[tuple[s
     # One hash per row (all its columns together), summed: a value moved from one row to another (two years'
     # figures swapped in a corrected source) changes it, which per-column sums would not notice.
     observations = grouped("""SELECT city_id, count(*), coalesce(sum(hash(*COLUMNS(* EXCLUDE (city_id)))), 0)
-                              FROM observations WHERE list_contains(?, city_id) GROUP BY city_id""")
+                              FROM observations WHERE city_id IN (SELECT unnest(?)) GROUP BY city_id""")
     # Reasons a derivation withheld a value (core_withheld) are in the missing rows' status_reason.
     withheld = grouped("""SELECT city_id, count(*), coalesce(sum(hash(*COLUMNS(* EXCLUDE (city_id)))), 0)
-                          FROM core_withheld WHERE list_contains(?, city_id) GROUP BY city_id""")
+                          FROM core_withheld WHERE city_id IN (SELECT unnest(?)) GROUP BY city_id""")
     # ... and the values the loads' own rules withheld (in the stored load reports).
     reports = grouped("""SELECT city_id, coalesce(sum(hash(source_id, load_report)), 0) FROM core_source_state
-                         WHERE list_contains(?, city_id) GROUP BY city_id""")
+                         WHERE city_id IN (SELECT unnest(?)) GROUP BY city_id""")
     package = package_digest("kpis")
     out = {}
     for city_id, reporting_years, targets in cities:

@@ -109,7 +109,7 @@ def code_version() -> str:
 def release_frame(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> pl.DataFrame:
     """The release's rows: run-independent columns only, in a stable order, so equal inputs give equal bytes."""
     table = con.sql(f"""
-        SELECT {', '.join(RELEASE_COLUMNS)} FROM kpi_values WHERE list_contains(?, city_id)
+        SELECT {', '.join(RELEASE_COLUMNS)} FROM kpi_values WHERE city_id IN (SELECT unnest(?))
         ORDER BY city_id, year, framework, indicator_id, data_point NULLS FIRST""", params=[city_ids]).to_arrow_table()
     return pl.from_arrow(table)  # type: ignore[return-value]
 
@@ -245,7 +245,7 @@ def _report_areas(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> pl.Dat
     """The district polygons the report maps district values on."""
     table = con.sql("""
         SELECT city_id, area_type, area_id, name, geometry_wkb FROM core_areas
-        WHERE list_contains(?, city_id) AND area_type = 'district' ORDER BY city_id, area_id""",
+        WHERE city_id IN (SELECT unnest(?)) AND area_type = 'district' ORDER BY city_id, area_id""",
                     params=[city_ids]).to_arrow_table()
     return pl.from_arrow(table)  # type: ignore[return-value]
 

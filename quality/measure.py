@@ -179,5 +179,6 @@ def table_frame(con: duckdb.DuckDBPyConnection, table: str, city_ids: Sequence[s
 
     wanted = list(dict.fromkeys(["city_id", *columns]))
     cols = ", ".join(ident(c) for c in wanted)
-    sql = f"SELECT rowid AS {ROWID}, {cols} FROM {ident(table)} WHERE list_contains($cities, city_id) ORDER BY rowid"
+    sql = (f"SELECT rowid AS {ROWID}, {cols} FROM {ident(table)} WHERE city_id IN (SELECT unnest($cities)) "
+           "ORDER BY rowid")
     return con.execute(sql.replace("$cities", "?"), [list(city_ids)]).df()

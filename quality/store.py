@@ -65,7 +65,7 @@ def read_results(con: duckdb.DuckDBPyConnection, city_ids: Sequence[str], run_id
     out: dict[str, list[CheckResult]] = {city: [] for city in city_ids}
     for city, table, name, status, failing, evaluated, sample, description, expectation in con.execute(
             """SELECT city_id, table_name, check_name, status, failing_count, evaluated_count, sample, description,
-                      expectation FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)""",
+                      expectation FROM quality_results WHERE run_id = ? AND city_id IN (SELECT unnest(?))""",
             [run_id, list(city_ids)]).fetchall():
         check = by_key.get((table, name))
         if check is None:
@@ -84,11 +84,11 @@ def _results(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Seque
     reports those."""
     columns = "run_id, city_id, table_name, check_name, severity, status, failing_count, description, expectation"
     if run_id is not None:
-        return con.execute(f"""SELECT {columns} FROM quality_results WHERE run_id = ? AND list_contains(?, city_id)
+        return con.execute(f"""SELECT {columns} FROM quality_results WHERE run_id = ? AND city_id IN (SELECT unnest(?))
                                ORDER BY city_id, table_name, check_name""", [run_id, list(city_ids)]).fetchall()
     return con.execute(f"""
         SELECT {columns} FROM quality_results
-        WHERE list_contains(?, city_id)
+        WHERE city_id IN (SELECT unnest(?))
         QUALIFY row_number() OVER (PARTITION BY city_id, table_name, check_name
                                    ORDER BY evaluated_at DESC, run_id DESC) = 1
         ORDER BY city_id, table_name, check_name""", [list(city_ids)]).fetchall()
@@ -106,7 +106,7 @@ def gx_expectations(expectation: str | None) -> list[str]:
 def quality_rows(con: duckdb.DuckDBPyConnection, run_id: str | None, city_ids: Sequence[str]) -> pl.DataFrame:
     """The stored results `quality_summary` counts (one run's, or the newest of every check), with their
     GX results: what the release's Data Docs render."""
-    where = "run_id = ? AND list_contains(?, city_id)" if run_id is not None else "list_contains(?, city_id)"
+    where = "run_id = ? AND city_id IN (SELECT unnest(?))" if run_id is not None else "city_id IN (SELECT unnest(?))"
     newest = "" if run_id is not None else """QUALIFY row_number() OVER (PARTITION BY city_id, table_name, check_name
                                                  ORDER BY evaluated_at DESC, run_id DESC) = 1"""
     params: list[Any] = [run_id, list(city_ids)] if run_id is not None else [list(city_ids)]

@@ -35,7 +35,7 @@ def snapshot_records(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> lis
         SELECT s.city_id, s.source_id, s.snapshot_id, n.kind, n.location, n.format, n.content_sha256,
                n.size_bytes, CAST(n.fetched_at AS VARCHAR), s.row_count
         FROM core_source_state s JOIN source_snapshots n USING (snapshot_id)
-        WHERE list_contains(?, s.city_id) ORDER BY s.city_id, s.source_id""", [city_ids]).fetchall()
+        WHERE s.city_id IN (SELECT unnest(?)) ORDER BY s.city_id, s.source_id""", [city_ids]).fetchall()
     keys = ("city_id", "source_id", "snapshot_id", "kind", "location", "format", "content_sha256", "size_bytes",
             "fetched_at", "rows_loaded")
     return [dict(zip(keys, row, strict=True)) for row in rows]
@@ -54,14 +54,14 @@ def load_reports(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> dict[st
     out: dict[str, dict[str, Any]] = {city: {"sources": {}} for city in city_ids}
     for city_id, source_id, snapshot_id, loaded_at, rows, report in con.execute("""
             SELECT city_id, source_id, snapshot_id, CAST(loaded_at AS VARCHAR), row_count, load_report
-            FROM core_source_state WHERE list_contains(?, city_id) ORDER BY city_id, source_id""",
+            FROM core_source_state WHERE city_id IN (SELECT unnest(?)) ORDER BY city_id, source_id""",
                                                                             [city_ids]).fetchall():
         entry = {"snapshot_id": snapshot_id, "loaded_at": loaded_at, "rows_loaded": rows,
                  **(json.loads(report) if report else {})}
         out[city_id]["sources"][source_id] = entry
     for city_id, derived_at, report in con.execute("""
             SELECT city_id, CAST(derived_at AS VARCHAR), report FROM core_derive_state
-            WHERE list_contains(?, city_id)""", [city_ids]).fetchall():
+            WHERE city_id IN (SELECT unnest(?))""", [city_ids]).fetchall():
         if report:
             out[city_id]["derived"] = {"derived_at": derived_at, **json.loads(report)}
     return out

@@ -88,7 +88,7 @@ def release_frames(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> dict[
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
             [table]).fetchall() if r[0] not in ("run_id", "computed_at")]
         listed = ", ".join(ident(c) for c in columns)
-        arrow = con.sql(f"SELECT {listed} FROM {ident(table)} WHERE list_contains(?, city_id) ORDER BY {order}",
+        arrow = con.sql(f"SELECT {listed} FROM {ident(table)} WHERE city_id IN (SELECT unnest(?)) ORDER BY {order}",
                         params=[city_ids]).to_arrow_table()
         frames[table] = pl.from_arrow(arrow)  # type: ignore[assignment]
     return frames

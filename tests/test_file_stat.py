@@ -9,28 +9,14 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 import sources.landing
 from sources import file_stat
-from sources.config import LoadedConfig, load_city_config
+from sources.config import LoadedConfig
 from sources.fetch import fetch_source
+from tests.test_landing import make_city
 
-ORIGINAL = b"Jahr,Einwohner\n2023,100\n"
-
-
-def make_city(tmp_path: Path) -> LoadedConfig:
-    city = tmp_path / "city"
-    city.mkdir()
-    (city / "stats.csv").write_bytes(ORIGINAL)
-    config = {
-        "city": {"id": "test-city", "name": "Testville", "country": "DE", "reporting_years": [2023]},
-        "sources": [{"id": "stats", "kind": "file", "location": "stats.csv", "target": "observations",
-                     "observations": {"year_field": "Jahr",
-                                      "variables": {"Einwohner": {"variable": "population", "unit": "persons"}}}}],
-    }
-    (city / "city.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return load_city_config(city / "city.yaml")
+ORIGINAL = b"Jahr,Einwohner\n2023,100\n"  # what make_city writes
 
 
 @pytest.fixture

@@ -122,12 +122,13 @@ def core_observations_asset(partitions_def: dg.PartitionsDefinition | None = CIT
               description="Canonical and derived observations of a city (replaces the city's core rows), loaded "
                           "from the CURRENT snapshot of each source.")
     def core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-        return _core_observations(context, citykpi)
+        return load_stage(context, citykpi)
 
     return core_observations
 
 
-def _core_observations(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
+def load_stage(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
+    """core/observations' body (one for the partitioned and the unpartitioned asset)."""
     home = citykpi.resolved_home()
     configs = citykpi.cities(run_keys(context, citykpi))
     snapshots = {c.city_id: steps.current_snapshots(home, c) for c in configs}
@@ -225,6 +226,20 @@ def _outcome_lines(context: dg.AssetExecutionContext, citykpi: CitykpiResource, 
     return outcomes, facts
 
 
+def _city_year_stage(context: dg.AssetExecutionContext, citykpi: CitykpiResource, names: tuple[str, str, str, str],
+                     step: Callable[..., dict[str, steps.StageOutcome]]) -> dg.MaterializeResult:
+    """A city-year stage: `step(home, work, run_id)` with its progress lines and per-partition facts.
+    `names`: (stage, what its counts are, the facts' key for them, the metadata's name)."""
+    stage, what, counts_key, metadata_name = names
+    outcomes, facts = _outcome_lines(
+        context, citykpi, stage, what,
+        lambda work: step(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
+    for city_id, outcome in outcomes.items():
+        facts[city_id] |= {counts_key: outcome.counts, "kept_from_run": outcome.kept_from or ""}
+    extra = _partition_metadata(context, metadata_name, facts)
+    return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
+
+
 def kpi_values_asset(partitions_def: dg.PartitionsDefinition | None = CITY_YEAR) -> dg.AssetsDefinition:
     core = dg.AssetDep(CORE, partition_mapping=CITY_OF_CITY_YEAR) if partitions_def is not None else dg.AssetDep(CORE)
 
@@ -234,13 +249,8 @@ def kpi_values_asset(partitions_def: dg.PartitionsDefinition | None = CITY_YEAR)
                           "that city-year's rows; a run of all of a city's reporting years computes the city whole "
                           "and keeps unchanged rows). A year the city does not report is skipped and says so.")
     def kpi_values(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-        outcomes, facts = _outcome_lines(
-            context, citykpi, "kpis", "indicator rows",
-            lambda work: steps.compute_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
-        for city_id, outcome in outcomes.items():
-            facts[city_id] |= {"rows": outcome.counts, "kept_from_run": outcome.kept_from or ""}
-        extra = _partition_metadata(context, "computed", facts)
-        return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
+        return _city_year_stage(context, citykpi, ("kpis", "indicator rows", "rows", "computed"),
+                                steps.compute_cities)
 
     return kpi_values
 
@@ -252,13 +262,7 @@ def scores_asset(partitions_def: dg.PartitionsDefinition | None = CITY_YEAR) -> 
                           "city's progress towards them (kpi_scores, kpi_rollups, kpi_progress). Targets are public "
                           "references, not the official U4SSC benchmarks.")
     def scores(context: dg.AssetExecutionContext, citykpi: CitykpiResource) -> dg.MaterializeResult:
-        outcomes, facts = _outcome_lines(
-            context, citykpi, "scores", "scores",
-            lambda work: steps.score_cities(citykpi.resolved_home(), work, citykpi.stage_run_id(context)))
-        for city_id, outcome in outcomes.items():
-            facts[city_id] |= {"scores": outcome.counts, "kept_from_run": outcome.kept_from or ""}
-        extra = _partition_metadata(context, "scored", facts)
-        return dg.MaterializeResult(metadata={"cities": len(facts), **extra})
+        return _city_year_stage(context, citykpi, ("scores", "scores", "scores", "scored"), steps.score_cities)
 
     return scores
 

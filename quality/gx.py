@@ -229,9 +229,12 @@ def validate_counts(measured: Mapping[str, Sequence[Measurement]], suite_name: s
             first[key].check.blocking, _count_description(first[key].check)) for key in values]
         report = _validate(COUNTS_ASSET, frame, expectations, suite_name, ["city_id"])
         verdicts = {r.expectation_config.kwargs["column"]: r for r in report.results}
+    # Each check's expectation as JSON once, not once per city (shared: a city's result copies it to change it).
+    configs = {key: _json(verdict.expectation_config.to_json_dict()) for key, verdict in verdicts.items()}
     out: dict[str, list[CheckResult]] = {}
     for city, measurements in measured.items():
-        out[city] = [_count_result(m, verdicts.get(m.check.key), city) for m in measurements]
+        out[city] = [_count_result(m, verdicts.get(m.check.key), city, configs.get(m.check.key))
+                     for m in measurements]
     return out
 
 
@@ -240,7 +243,8 @@ def validate(measurements: Sequence[Measurement], suite_name: str, city_id: str 
     return validate_counts({city_id: measurements}, suite_name)[city_id]
 
 
-def _count_result(m: Measurement, verdict: Any, city: str) -> CheckResult:
+def _count_result(m: Measurement, verdict: Any, city: str, config: dict[str, Any] | None = None) -> CheckResult:
+    """`config`: the verdict's expectation configuration as JSON (made once per check by the caller)."""
     if m.failing is None or verdict is None:
         return CheckResult(m.check, "skipped", None, m.evaluated, [], None, m.note)
     raised = _raised(verdict)
@@ -248,22 +252,22 @@ def _count_result(m: Measurement, verdict: Any, city: str) -> CheckResult:
     failing = int(m.failing)
     if bool(listed) != (failing > 0) and raised is None:
         raise AssertionError(f"GX and the measurement disagree on {m.check.key} for {city}")
-    config = verdict.expectation_config.to_json_dict()
+    config = dict(_json(verdict.expectation_config.to_json_dict()) if config is None else config)
     if m.sample:  # the failing rows DuckDB sampled, in the sentence Data Docs show for the expectation
         config["description"] = (f"{config.get('description') or m.check.description}. Failing in {city} "
                                  f"(first {len(m.sample)} of {failing:,}): "
                                  + "; ".join(_sample_text(row) for row in m.sample))
-    expectation = {"expectation_config": config, "success": not listed and raised is None,
-                   "exception_info": verdict.exception_info,
-                   "result": {"element_count": 1, "unexpected_count": len(listed), "observed_value": failing,
-                              "unexpected_percent": 100.0 * len(listed), "missing_count": 0, "missing_percent": 0.0,
-                              "unexpected_index_column_names": ["city_id"],
-                              "partial_unexpected_index_list": listed,
-                              "partial_unexpected_list": [failing] * len(listed)},
-                   "meta": {"city_id": city, "evaluated": m.evaluated}}
+    expectation = _json({"success": not listed and raised is None,
+                         "exception_info": verdict.exception_info,
+                         "result": {"element_count": 1, "unexpected_count": len(listed), "observed_value": failing,
+                                    "unexpected_percent": 100.0 * len(listed), "missing_count": 0,
+                                    "missing_percent": 0.0, "unexpected_index_column_names": ["city_id"],
+                                    "partial_unexpected_index_list": listed,
+                                    "partial_unexpected_list": [failing] * len(listed)},
+                         "meta": {"city_id": city, "evaluated": m.evaluated}})
     note = f"GX raised: {raised}" if raised else m.note
     return CheckResult(m.check, _status(failing, m.check.blocking, raised), failing, m.evaluated, m.sample,
-                       _json(expectation), note)
+                       {"expectation_config": config, **expectation}, note)
 
 
 def _count_description(check: Any) -> str:

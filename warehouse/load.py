@@ -42,7 +42,7 @@ from sources.mapping import OBSERVATION_SCHEMA, map_observations
 from sources.parsers.geo import points_in_country, read_ngsi_ld_points, read_page_points
 from sources.parsers.gtfs import read_gtfs_stops
 from sources.parsers.tabular import CsvStream, TextTable, open_csv, read_excel, read_json_records
-from warehouse.db import scalar
+from warehouse.db import insert_values, scalar
 
 
 @dataclass
@@ -426,6 +426,8 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
     """Write the parsed (changed) sources and refresh missing readings aggregates (call inside a transaction)."""
     city_id = loaded.city_id
     change = LoadChange()
+    states: list[list[object]] = []  # core_source_state rows, one upsert for all (one source: one row)
+    loaded_at = scalar(con, "SELECT now()")  # the transaction's start, what now() gives every row of it
     for item in parsed:
         source_id = item.source.id
         if item.table == "core_readings":
@@ -445,14 +447,12 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
             rows = item.frame.height if item.frame is not None else 0
         sampling = item.source.readings.sampling if item.source.readings is not None else None
         valid_from, valid_to, basis = item.validity
-        con.execute("""INSERT OR REPLACE INTO core_source_state
-                       (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report,
-                        readings_sampling, valid_from, valid_to, validity_basis, assume_valid)
-                       VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [city_id, source_id, item.snapshot.snapshot_id, rows, plan.fingerprints[source_id],
-                     report_json(item.report), sampling, valid_from, valid_to, basis,
-                     item.source.assume_valid])
+        states.append([city_id, source_id, item.snapshot.snapshot_id, loaded_at, rows, plan.fingerprints[source_id],
+                       report_json(item.report), sampling, valid_from, valid_to, basis, item.source.assume_valid])
         change.reports[source_id] = item.report
+    insert_values(con, """INSERT OR REPLACE INTO core_source_state
+                          (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report,
+                           readings_sampling, valid_from, valid_to, validity_basis, assume_valid)""", states)
     for source_id in plan.regroup:
         rebuild_readings_groups(con, city_id, source_id)
         change.readings_replaced = True

@@ -10,13 +10,14 @@ from typing import Any
 import duckdb
 
 from sources.landing import Snapshot
+from warehouse.db import insert_values
 
 
 def record_snapshots(con: duckdb.DuckDBPyConnection, snapshots: Iterable[Snapshot]) -> None:
-    for s in snapshots:
-        con.execute("""INSERT OR IGNORE INTO source_snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [s.snapshot_id, s.city_id, s.source_id, s.kind, s.location, s.format, s.content_sha256,
-                     s.size_bytes, s.relative_path, s.fetched_at, json.dumps(s.request, sort_keys=True)])
+    """Add the snapshots the warehouse does not know yet (one statement for all of them)."""
+    insert_values(con, "INSERT OR IGNORE INTO source_snapshots", [
+        [s.snapshot_id, s.city_id, s.source_id, s.kind, s.location, s.format, s.content_sha256, s.size_bytes,
+         s.relative_path, s.fetched_at, json.dumps(s.request, sort_keys=True)] for s in snapshots])
 
 
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, configs: list[str], code_version: str,

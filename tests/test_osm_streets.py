@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,146 @@ def test_config_refuses_osm_for_other_targets_and_other_formats_for_streets(tmp_
         SourceConfig.model_validate({"id": "s", "kind": "file", "location": "x.csv", "target": "street_network"})
     assert SourceConfig.model_validate({"id": "s", "kind": "file", "location": "city.osm.pbf",
                                         "target": "street_network"}).resolved_format == "osm_pbf"
+
+
+_XML_HEAD = '<osm version="0.6">\n'
+
+
+@pytest.mark.parametrize(("body", "message", "row", "row_field"), [
+    ('<node id="1" lon="east" lat="40"/>', "lon is not a number: 'east'", 1, "lon"),
+    ('<node id="1" lon="0" lat="inf"/>', "lat is not finite: 'inf'", 1, "lat"),
+    ('<node id="1" lon="0" lat="nan"/>', "lat is not finite: 'nan'", 1, "lat"),
+    ('<node id="1" lon="0"/>', "lat is not a number: None", 1, "lat"),
+    ('<node id="1" lon="0" lat="0"/><node id="x2" lon="0" lat="0"/>', "id is not an integer id: 'x2'", 2, "id"),
+    ('<node id="1" lon="0" lat="0"/><way id="1.5"><nd ref="1"/></way>', "id is not an integer id: '1.5'", 2, "id"),
+    ('<way id="3"><nd ref="1"/><nd ref="abc"/><tag k="building" v="yes"/></way>',
+     "nd ref is not an integer id: 'abc'", 1, "nd ref"),
+    ('<relation id="4"><nd/></relation>', "nd ref is not an integer id: None", 1, "nd ref"),
+    ('<node id="1" lon="0" lat="0"/><node id="7" lon="181.5" lat="0"/>',
+     "node 7 has coordinates outside WGS84 (lon 181.5, lat 0.0)", None, "lon/lat"),
+    # The first bad element in document order is the one reported, and before a later XML error.
+    ('<node id="1" lon="0" lat="0"/><way id="3"><nd ref="z"/></way><node id="2" lon="x" lat="0"/>',
+     "nd ref is not an integer id: 'z'", 2, "nd ref"),
+    ('<node id="1" lon="0" lat="0"/>\n<node id="2" lon="q" lat="0"/>\n<node id="3">', "lon is not a number: 'q'", 2,
+     "lon"),
+    ('<node id="1" lon="0" lat="0"/>\n<node id="2" lon="1" lat="0"/>\n<node id="3">',
+     "not well-formed XML: mismatched tag: line 4, column 15", 3, None),
+])
+def test_xml_errors_name_row_and_field(tmp_path: Path, body: str, message: str, row: int | None,
+                                       row_field: str | None) -> None:
+    path = tmp_path / "bad.osm"
+    path.write_text(_XML_HEAD + body + "</osm>")
+    with pytest.raises(SourceDataError) as caught:
+        read_street_graph(path, "bad.osm", source_id="s")
+    assert str(caught.value).endswith(message)
+    assert (caught.value.row, caught.value.field) == (row, row_field)
+
+
+def test_xml_way_at_the_node_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walkable way of exactly MAX_WAY_NODES nodes is refused; other ways of that length are not."""
+    monkeypatch.setattr(osm_streets, "MAX_WAY_NODES", 3)
+    path = tmp_path / "limit.osm"
+    nodes = "".join(f'<node id="{i}" lon="{lon}" lat="{lat}"/>' for i, (lon, lat) in NODES.items())
+    river = '<way id="8"><nd ref="1"/><nd ref="2"/><nd ref="3"/><tag k="waterway" v="river"/></way>'
+    street = '<way id="9"><nd ref="1"/><nd ref="2"/><tag k="highway" v="path"/></way>'
+    path.write_text(_XML_HEAD + nodes + river + street + "</osm>")
+    assert read_street_graph(path, "limit.osm").n_edges == 1
+    path.write_text(_XML_HEAD + nodes + street.replace('<tag', '<nd ref="4"/><tag') + "</osm>")
+    with pytest.raises(SourceDataError, match=r"way 9 has 3 nodes \(OSM allows 3\)") as caught:
+        read_street_graph(path, "limit.osm")
+    assert (caught.value.row, caught.value.field) == (None, "nd")
+    path.write_text(_XML_HEAD + river.replace('<tag', '<nd ref="4"/><tag') + "</osm>")
+    with pytest.raises(SourceDataError, match="a way has more than 3 nodes") as caught:
+        read_street_graph(path, "limit.osm")
+    assert (caught.value.row, caught.value.field) == (1, "nd")
+
+
+# Everything the XML reader treats specially, in one valid document: walk rules (foot/access/sidewalk/
+# area), a node listed twice, ways cut at the extract's edge, a way repeating a node, one-node and
+# untagged ways, a duplicate tag key (the last wins), tags on nodes and relations, a stray top-level
+# <tag> (it goes to the next element), negative ids, <bounds>, a comment, entities in values and a
+# non-ASCII name.
+_VARIED_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<osm version="0.6" generator="test">
+ <bounds minlat="39.9" minlon="-0.1" maxlat="40.1" maxlon="0.1"/>
+ <node id="1" lat="40.0" lon="0.0"/>
+ <node id="2" version="3" lat="40.0" lon="0.001"><tag k="highway" v="crossing"/></node>
+ <node id="3" lon="0.002" lat="40.0" user="a &amp; b"/>
+ <node id="2" lat="41.0" lon="1.0"/>
+ <!-- <node id="9" lat="0" lon="0"/> -->
+ <node id="4" lat="40.001" lon="0.002"/>
+ <node id="-5" lat="-39.5" lon="-0.5"/>
+ <node id="6" lat="90" lon="-180"/>
+ <way id="10"><nd ref="1"/><nd ref="2"/><nd ref="3"/>
+  <tag k="highway" v="residential"/><tag k="name" v="Stra&#223;e"/></way>
+ <way id="11"><tag k="highway" v="footway"/><nd ref="3"/><nd ref="4"/><nd ref="99"/></way>
+ <way id="12"><nd ref="1"/><nd ref="4"/><tag k="highway" v="motorway"/></way>
+ <way id="13"><nd ref="1"/><nd ref="4"/><tag k="highway" v="motorway"/><tag k="foot" v="yes"/></way>
+ <way id="14"><nd ref="2"/><nd ref="4"/><tag k="highway" v="service"/><tag k="access" v="private"/></way>
+ <way id="15"><nd ref="2"/><nd ref="4"/>
+  <tag k="highway" v="service"/><tag k="access" v="no"/><tag k="foot" v="designated"/></way>
+ <way id="16"><nd ref="1"/><nd ref="3"/><tag k="highway" v="trunk"/></way>
+ <way id="17"><nd ref="1"/><nd ref="3"/><tag k="highway" v="trunk"/><tag k="sidewalk:right" v="separate"/></way>
+ <way id="18"><nd ref="1"/><nd ref="2"/><nd ref="4"/><nd ref="1"/>
+  <tag k="highway" v="pedestrian"/><tag k="area" v="yes"/></way>
+ <way id="19"><nd ref="4"/><nd ref="-5"/><tag k="highway" v="path"/><tag k="highway" v="cycleway"/></way>
+ <way id="20"><nd ref="4"/><tag k="highway" v="path"/></way>
+ <way id="21"><nd ref="1"/><nd ref="2"/><nd ref="4"/><nd ref="1"/><tag k="building" v="yes"/></way>
+ <way id="22"><nd ref="6"/><nd ref="6"/><nd ref="-5"/><nd ref="6"/><tag k="highway" v="steps"/></way>
+ <way id="23"><nd ref="3"/><nd ref="4"/></way>
+ <tag k="highway" v="living_street"/>
+ <way id="24"><nd ref="98"/><nd ref="97"/><nd ref="3"/><nd ref="1"/></way>
+ <way id="25"><nd ref="1"/><nd ref="3"/><tag k="highway" v="construction"/><tag k="foot" v="no"/></way>
+ <relation id="30"><member type="way" ref="10" role=""/><tag k="type" v="route"/></relation>
+ <way id="26"><nd ref="2"/><nd ref="3"/><tag k="highway" v="cycleway"/><tag k="foot" v="permissive"/></way>
+</osm>
+"""
+
+
+def _collected(path: Path, read: Callable[[Path, osm_streets._Collector], None]) -> dict[str, object]:
+    collector = osm_streets._Collector("varied.osm", None)
+    read(path, collector)
+    return {"node_ids": collector.node_ids.tobytes(), "node_lon": collector.node_lon.tobytes(),
+            "node_lat": collector.node_lat.tobytes(), "way_nodes": collector.way_nodes.tobytes(),
+            "way_offsets": collector.way_offsets.tobytes(), "way_ids": collector.way_ids.tobytes(),
+            "highways": collector.highways, "excluded": list(collector.excluded.items()),
+            "ways_read": collector.ways_read}
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 20, 97, 5])
+def test_fast_xml_reader_collects_what_the_reference_reader_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int) -> None:
+    """The bulk reader is bit for bit the element-by-element one (also with chunks cutting elements),
+    and reads a valid file itself, without falling back."""
+    from sources.parsers import xml_stream
+
+    monkeypatch.setattr(xml_stream, "CHUNK_BYTES", chunk_bytes)
+    path = tmp_path / "varied.osm"
+    path.write_text(_VARIED_XML, encoding="utf-8")
+    fast = _collected(path, osm_streets._read_xml_fast)
+    assert fast == _collected(path, osm_streets._read_xml_reference)
+    assert fast["excluded"] == [("highway=motorway without a foot tag", 1), ("access=private", 1),
+                                ("highway=trunk without a sidewalk", 1), ("area=yes", 1),
+                                ("highway=cycleway without a foot tag", 1), ("fewer than 2 nodes", 1),
+                                ("foot=no", 1)]
+    assert fast["highways"] == ["residential", "footway", "motorway", "service", "trunk", "steps",
+                                "living_street", "cycleway"]
+    graph = read_street_graph(path, "varied.osm")
+    assert graph.report["edges_dropped_missing_node"] == 3 and graph.report["ways_read"] == 17
+
+
+@pytest.mark.parametrize("body", [
+    '<node id="1" lon="east" lat="40"/>', '<node id="1" lon="0" lat="inf"/>', '<node id="1" lon="0"/>',
+    '<node id="x2" lon="0" lat="0"/>', '<way id="1.5"><nd ref="1"/></way>', '<way id="3"><nd ref="abc"/></way>',
+    '<relation id="4"><nd ref="1"/></relation>', '<node id="7" lon="181.5" lat="0"/>',
+    '<node id="99999999999999999999" lon="0" lat="0"/>', '<way id="3"><nd/></way>',
+    '<nd ref="1"/><node id="1" lon="0" lat="0"/>',
+    '<way id="3"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/><nd ref="5"/></way>', '<node id="3">',
+])
+def test_fast_xml_reader_leaves_bad_input_to_the_reference_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    monkeypatch.setattr(osm_streets, "MAX_WAY_NODES", 4)
+    path = tmp_path / "bad.osm"
+    path.write_text(_XML_HEAD + body + "</osm>")
+    with pytest.raises(osm_streets._FAST_XML_DOUBTS):
+        osm_streets._read_xml_fast(path, osm_streets._Collector("bad.osm", None))

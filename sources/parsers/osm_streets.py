@@ -6,7 +6,9 @@ Three inputs, one result:
   out skel qt;`), or ways with inline `geometry` (`out geom;`).
 - OSM XML (`.osm`): streamed with expat's callbacks (sources/parsers/xml_stream.py: no DTD, no
   entities: the "billion laughs" bomb and external entities are refused; no element tree is built),
-  so memory grows with the nodes kept (three numbers each, in arrays), not with the XML.
+  so memory grows with the nodes kept (three numbers each, in arrays), not with the XML. The callbacks
+  only keep attribute strings, converted and checked in bulk after each 1 MB chunk; a file with a bad
+  value is read again element by element, for the exact error (row, field) of the first one.
 - `.osm.pbf`: read with pyosmium (the `osmium` wheel, libosmium) when it is installed; without it the
   file is refused with the alternatives named (convert with `osmium cat x.osm.pbf -o x.osm`, or
   fetch Overpass JSON).
@@ -53,6 +55,7 @@ NEEDS_SIDEWALK = frozenset({"trunk", "trunk_link"})
 FOOT_ALLOWED = frozenset({"yes", "designated", "permissive", "official"})
 SIDEWALK_PRESENT = frozenset({"both", "left", "right", "yes"})
 ACCESS_CLOSED = frozenset({"private", "no"})
+_KNOWN_HIGHWAYS = WALKABLE | NEEDS_FOOT_TAG | NEEDS_SIDEWALK  # built once, not per way
 
 MAX_FILE_BYTES = 8 << 30  # an .osm of a metropolitan region is ~2-4 GB; beyond this, clip the extract
 MAX_JSON_BYTES = 1 << 30  # Overpass JSON is read whole (json.loads): keep it to a city's streets
@@ -102,7 +105,7 @@ def walk_exclusion(tags: dict[str, str]) -> str | None:
         return f"highway={highway} without a foot tag"
     if highway in NEEDS_SIDEWALK and not explicit and not _has_sidewalk(tags):
         return f"highway={highway} without a sidewalk"
-    if highway not in WALKABLE | NEEDS_FOOT_TAG | NEEDS_SIDEWALK:
+    if highway not in _KNOWN_HIGHWAYS:
         return f"highway={highway}"
     return None
 
@@ -119,6 +122,10 @@ class _Collector:
     def __init__(self, display_name: str, source_id: str | None) -> None:
         self.display_name = display_name
         self.source_id = source_id
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was collected (the fast XML reader gave up: the reference reader starts over)."""
         self.node_ids = array("q")
         self.node_lon = array("d")
         self.node_lat = array("d")
@@ -319,7 +326,208 @@ def _json_way(element: dict[str, Any], c: _Collector, row: int) -> None:
                    _number(point.get("lat"), c, "geometry.lat", row))
 
 
+class _GiveUp(Exception):
+    """The fast XML reader met something it leaves to the reference reader (a limit, an odd structure)."""
+
+
+# What makes the fast reader give up: its own signal, what the bulk conversions raise on a bad value
+# (ValueError: not a number; TypeError: a missing attribute, None; OverflowError: an id beyond int64)
+# and the XML errors (ValueError subclasses), which the reference reader reports with their row.
+_FAST_XML_DOUBTS = (_GiveUp, ValueError, TypeError, OverflowError)
+_VERDICTS_KEPT = 4096  # tag sets whose outcome is remembered across chunks (real ways' names make many)
+
+# A way's tags as they came, "k1\0v1\0k2\0v2..." (XML cannot hold a NUL character, so the split is
+# unambiguous): a str, which the garbage collector does not track, unlike a tuple of pairs.
+TagSet = str
+
+
 def _read_xml(path: Path, c: _Collector) -> None:
+    """Read OSM XML with the fast reader; on any bad value, limit, odd structure or XML error, start over
+    with the reference reader, which stops at the first problem in document order with today's exact
+    error (message, row, field). A valid file is read once."""
+    try:
+        _read_xml_fast(path, c)
+    except _FAST_XML_DOUBTS:
+        c.reset()
+        _read_xml_reference(path, c)
+
+
+class _WayOutcomes:
+    """What `_Collector.way` does with a way, by tag set, as small integer codes numpy can index.
+
+    Code 0: not a street (no highway tag, not counted); 1: walkable but fewer than 2 nodes; then one
+    code per distinct (exclusion reason, walkable highway) pair met."""
+
+    FEWER_THAN_2 = 1
+
+    def __init__(self) -> None:
+        self.reasons: list[str | None] = [None, "fewer than 2 nodes"]
+        self.highways: list[str | None] = [None, None]
+        self._code: dict[tuple[str | None, str | None], int] = {}
+        self._by_tags: dict[TagSet, int] = {}
+
+    def codes(self, tag_sets: list[TagSet]) -> IntArray:
+        if len(self._by_tags) > _VERDICTS_KEPT:
+            self._by_tags.clear()
+        for tag_set in set(tag_sets).difference(self._by_tags):
+            pairs = tag_set.split("\0")
+            self._by_tags[tag_set] = self._outcome(dict(zip(pairs[::2], pairs[1::2], strict=False)))
+        return np.fromiter(map(self._by_tags.__getitem__, tag_sets), np.int64, len(tag_sets))
+
+    def _outcome(self, tags: dict[str, str]) -> int:
+        if "highway" not in tags:
+            return 0
+        reason = walk_exclusion(tags)
+        key = (reason, None if reason is not None else tags["highway"])
+        if key not in self._code:
+            self._code[key] = len(self.reasons)
+            self.reasons.append(key[0])
+            self.highways.append(key[1])
+        return self._code[key]
+
+
+def _read_xml_fast(path: Path, c: _Collector) -> None:
+    """What `_read_xml_reference` collects from a valid file, with the per-element work done in bulk.
+
+    The same events (the attributes of the last node/way/relation opened; tags and nd refs gathered
+    until one closes), but the callbacks only keep attribute values as strings; once per chunk they are
+    converted with the same int()/float(), checked by numpy, and the ways sorted by their tag set's
+    outcome (computed once per distinct set). Strings rather than the attribute dicts: kept dicts are
+    tracked by the garbage collector, whose passes over them cost more than the bulk work saves.
+
+    Raises one of _FAST_XML_DOUBTS at the first doubt, without saying which: the reference reader names
+    it. Doubts include a node or relation holding <nd> refs (not OSM; the reference reader's
+    bookkeeping of it is left to it)."""
+    from sources.parsers.xml_stream import feed_file, safe_parser
+
+    max_way_nodes = MAX_WAY_NODES  # read at call time (tests lower the limits)
+    element: dict[str, str] = {}   # the attributes of the open node/way/relation
+    tags: list[str] = []           # k, v, k, v, ... of the open element (a later duplicate k wins, as in a dict)
+    # Since the last chunk: id, lon, lat of the nodes closed; id, tag set and where its nds stop of the
+    # ways closed; every <nd>'s ref. None where an attribute is missing: int(None) fails, a doubt.
+    node_ids: list[str | None] = []
+    node_lons: list[str | None] = []
+    node_lats: list[str | None] = []
+    way_ids: list[str | None] = []
+    way_tags: list[TagSet] = []
+    way_stops: list[int] = []
+    nds: list[str | None] = []
+    closed = 0  # nds[:closed] belong to closed ways, the rest to the open element
+    outcomes = _WayOutcomes()
+    ways_read = 0
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        nonlocal element
+        if tag == "nd":
+            nds.append(attributes.get("ref"))
+        elif tag == "tag":
+            tags.append(attributes.get("k", ""))
+            tags.append(attributes.get("v", ""))
+        elif tag == "node" or tag == "way" or tag == "relation":
+            element = attributes
+
+    def end(tag: str) -> None:
+        nonlocal closed
+        if tag == "way":
+            way_ids.append(element.get("id"))
+            way_tags.append("\0".join(tags))
+            closed = len(nds)
+            way_stops.append(closed)
+            tags.clear()
+        elif tag == "node" or tag == "relation":
+            if len(nds) != closed:
+                raise _GiveUp
+            if tag == "node":
+                node_ids.append(element.get("id"))
+                node_lons.append(element.get("lon"))
+                node_lats.append(element.get("lat"))
+            if tags:
+                tags.clear()
+
+    def convert() -> None:
+        """Move what was gathered into the collector (after each chunk: memory stays bounded)."""
+        nonlocal closed, ways_read
+        if node_ids:
+            n = len(node_ids)
+            node_id = np.fromiter(map(int, node_ids), np.int64, n)  # type: ignore[arg-type]
+            lon = np.fromiter(map(float, node_lons), np.float64, n)  # type: ignore[arg-type]
+            lat = np.fromiter(map(float, node_lats), np.float64, n)  # type: ignore[arg-type]
+            # Inside WGS84, which also refuses inf and nan (every comparison with nan is false).
+            if not ((lon >= -180.0) & (lon <= 180.0) & (lat >= -90.0) & (lat <= 90.0)).all():
+                raise _GiveUp
+            if len(c.node_ids) + n > MAX_NODES:
+                raise _GiveUp
+            c.node_ids.frombytes(node_id.tobytes())
+            c.node_lon.frombytes(lon.tobytes())
+            c.node_lat.frombytes(lat.tobytes())
+            node_ids.clear()
+            node_lons.clear()
+            node_lats.clear()
+        if way_ids:
+            _keep_ways(c, outcomes, max_way_nodes, way_ids, way_tags, way_stops, nds[:closed])
+            ways_read += len(way_ids)
+            way_ids.clear()
+            way_tags.clear()
+            way_stops.clear()
+        del nds[:closed]  # the open element's nds stay for the next chunk
+        closed = 0
+        if len(nds) > max_way_nodes:
+            raise _GiveUp
+
+    parser = safe_parser()
+
+    def root(tag: str, _attributes: dict[str, str]) -> None:
+        if tag != "osm":
+            raise _GiveUp
+        parser.StartElementHandler = start  # the root is checked once, not in every start()
+
+    parser.StartElementHandler = root
+    parser.EndElementHandler = end
+    feed_file(parser, path, after_chunk=convert)
+    convert()
+    if nds:  # nd refs after the last way (outside any element): checked as the reference reader does
+        np.fromiter(map(int, nds), np.int64, len(nds))  # type: ignore[arg-type]
+    c.ways_read = ways_read
+
+
+def _keep_ways(c: _Collector, outcomes: _WayOutcomes, max_way_nodes: int, way_ids: list[str | None],
+               way_tags: list[TagSet], way_stops: list[int], nds: list[str | None]) -> None:
+    """`_Collector.way` for a chunk's ways at once: way i's refs are nds[way_stops[i - 1]:way_stops[i]].
+    Raises _GiveUp (or a conversion error) where the reference reader raises."""
+    refs = np.fromiter(map(int, nds), np.int64, len(nds))  # type: ignore[arg-type]
+    way_id = np.fromiter(map(int, way_ids), np.int64, len(way_ids))  # type: ignore[arg-type]
+    stops = np.asarray(way_stops, dtype=np.int64)
+    starts = np.concatenate(([0], stops[:-1]))
+    lengths = stops - starts
+    code = outcomes.codes(way_tags)
+    walkable = np.asarray([h is not None for h in outcomes.highways])[code]
+    if (lengths > max_way_nodes).any() or (walkable & (lengths >= max_way_nodes)).any():
+        raise _GiveUp
+    code[walkable & (lengths < 2)] = _WayOutcomes.FEWER_THAN_2
+    keep = walkable & (lengths >= 2)
+    # Exclusions counted in document order of first occurrence: the Counter's order shows in the
+    # "no walkable street" message.
+    excluded = code[np.asarray([r is not None for r in outcomes.reasons])[code]]
+    if excluded.size:
+        kinds, first, counts = np.unique(excluded, return_index=True, return_counts=True)
+        for i in np.argsort(first):
+            reason = outcomes.reasons[kinds[i]]
+            assert reason is not None
+            c.excluded[reason] += int(counts[i])
+    if keep.any():
+        lengths, starts = lengths[keep], starts[keep]
+        ends = np.cumsum(lengths)
+        # refs[start:stop] of each kept way, concatenated: output position p of way k comes from
+        # starts[k] + p - (where way k begins in the output).
+        take = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(starts - (ends - lengths), lengths)
+        c.way_offsets.frombytes((ends + len(c.way_nodes)).tobytes())
+        c.way_nodes.frombytes(refs[take].tobytes())
+        c.way_ids.frombytes(way_id[keep].tobytes())
+        c.highways.extend(map(outcomes.highways.__getitem__, code[keep].tolist()))  # type: ignore[arg-type]
+
+
+def _read_xml_reference(path: Path, c: _Collector) -> None:
+    """The element-by-element reader: the arbiter of every error (and of the result, in the tests)."""
     from sources.parsers.xml_stream import MalformedXmlError, UnsafeXmlError, stream_xml
 
     row = 0

@@ -45,23 +45,40 @@ def _refuse_external_reference(*_args: object) -> int:
     raise UnsafeXmlError("ExternalReferenceForbidden")
 
 
-def stream_xml(path: Path, start: StartHandler, end: EndHandler) -> None:
-    """Call `start(tag, attributes)` and `end(tag)` for every element of the file, in document order.
-
-    Raises UnsafeXmlError (DTD, entity declaration, external entity), MalformedXmlError, or whatever a
-    handler raises (it stops the parse)."""
+def safe_parser() -> expat.XMLParserType:
+    """An expat parser with the refusals above installed and no element handlers yet."""
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = _refuse("DTDForbidden")
     parser.EntityDeclHandler = _refuse("EntitiesForbidden")
     parser.UnparsedEntityDeclHandler = _refuse("EntitiesForbidden")
     parser.ExternalEntityRefHandler = _refuse_external_reference
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
+    return parser
+
+
+def feed_file(parser: expat.XMLParserType, path: Path, after_chunk: Callable[[], None] | None = None) -> None:
+    """Parse the file with `parser` (from safe_parser) in CHUNK_BYTES pieces, calling `after_chunk()`
+    after each piece but the final, empty one (a reader can convert what it gathered, keeping memory
+    bounded).
+
+    Raises UnsafeXmlError, MalformedXmlError, or whatever a handler or `after_chunk` raises."""
     try:
         with path.open("rb") as handle:
             while chunk := handle.read(CHUNK_BYTES):
                 parser.Parse(chunk, False)
+                if after_chunk is not None:
+                    after_chunk()
             parser.Parse(b"", True)
     except expat.ExpatError as exc:
         raise MalformedXmlError(str(exc), getattr(exc, "lineno", None)) from None
+
+
+def stream_xml(path: Path, start: StartHandler, end: EndHandler) -> None:
+    """Call `start(tag, attributes)` and `end(tag)` for every element of the file, in document order.
+
+    Raises UnsafeXmlError (DTD, entity declaration, external entity), MalformedXmlError, or whatever a
+    handler raises (it stops the parse)."""
+    parser = safe_parser()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    feed_file(parser, path)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,69 +78,114 @@ def _parts(stored: dict[str, Any]) -> list[dict[str, Any]]:
     return list(stored.get("results", [stored]))
 
 
-def _merged(parts: list[dict[str, Any]]) -> Any:
+class _Merge:
+    """One expectation's result over all cities, from the cities' parts given one at a time: only what the
+    page shows is kept (the first config, the first failing sentence, sums, up to SHOWN_ROWS failing rows),
+    so a table's parts are never held at once (1,000 cities: about 100,000 parsed parts, gigabytes)."""
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] | None = None
+        self.failing = 0
+        self.failing_description: Any = None  # the first failing part's sentence
+        self.described = False                # some failing part has a sentence
+        self.elements = 0
+        self.unexpected = 0
+        self.index: list[Any] = []
+        self.values: list[Any] = []
+        self.index_columns: Any = None
+        self.partial_counts = False
+        self.raised: Any = None
+
+    def add(self, part: dict[str, Any]) -> None:
+        if self.config is None:
+            self.config = dict(part["expectation_config"])
+        if not part.get("success"):
+            if self.failing == 0:
+                self.failing_description = part["expectation_config"].get("description", "")
+            self.failing += 1
+            self.described = self.described or bool(part["expectation_config"].get("description"))
+        result = part.get("result") or {}
+        self.elements += int(result.get("element_count") or 0)
+        self.unexpected += int(result.get("unexpected_count") or 0)
+        if len(self.index) < SHOWN_ROWS:
+            self.index.extend((result.get("unexpected_index_list") or [])[:SHOWN_ROWS - len(self.index)])
+        if len(self.values) < SHOWN_ROWS:
+            listed = result.get("unexpected_list") or result.get("partial_unexpected_list") or []
+            self.values.extend(listed[:SHOWN_ROWS - len(self.values)])
+        if self.index_columns is None and result.get("unexpected_index_column_names"):
+            self.index_columns = result["unexpected_index_column_names"]
+        self.partial_counts = self.partial_counts or bool(result.get("partial_unexpected_counts"))
+        if self.raised is None and (part.get("exception_info") or {}).get("raised_exception"):
+            self.raised = part.get("exception_info")
+
+    def result(self) -> Any:
+        """The ExpectationValidationResult over every city added."""
+        from collections import Counter
+
+        from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+        assert self.config is not None
+        cfg = dict(self.config)
+        if self.failing and self.described:
+            # The first failing city's sentence (it names its failing rows, measured in DuckDB), and how many more.
+            more = self.failing - 1
+            cfg["description"] = self.failing_description + (
+                f" (and {more} more cit{'ies' if more > 1 else 'y'}: see the failing cities below)" if more > 0 else "")
+        values, index = self.values, self.index
+        result: dict[str, Any] = {
+            "element_count": self.elements, "unexpected_count": self.unexpected,
+            "unexpected_percent": 100.0 * self.unexpected / self.elements if self.elements else 0.0,
+            "missing_count": 0, "missing_percent": 0.0, "unexpected_index_column_names": self.index_columns,
+            "unexpected_index_list": index, "unexpected_list": values, "partial_unexpected_list": values,
+            "partial_unexpected_index_list": index}
+        if self.partial_counts:
+            counts = Counter(tuple(v.values()) if isinstance(v, dict) else v for v in values)
+            result["partial_unexpected_counts"] = [{"value": v, "count": n} for v, n in counts.most_common()]
+        config = ExpectationConfiguration(type=cfg["type"], kwargs=cfg["kwargs"], meta=cfg.get("meta"),
+                                          description=cfg.get("description"))
+        return ExpectationValidationResult(success=not self.failing, expectation_config=config, result=result,
+                                           exception_info=self.raised or {})
+
+
+def _merged(parts: Iterable[dict[str, Any]]) -> Any:
     """One ExpectationValidationResult over all cities from the cities' parts of one expectation."""
-    from collections import Counter
-
-    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
-    cfg = dict(parts[0]["expectation_config"])
-    failing = [p for p in parts if not p.get("success")]
-    if failing and any(p["expectation_config"].get("description") for p in failing):
-        # The first failing city's sentence (it names its failing rows, measured in DuckDB), and how many more.
-        more = len(failing) - 1
-        cfg["description"] = failing[0]["expectation_config"].get("description", "") + (
-            f" (and {more} more cit{'ies' if more > 1 else 'y'}: see the failing cities below)" if more > 0 else "")
-    results = [p.get("result") or {} for p in parts]
-    index = [e for r in results for e in r.get("unexpected_index_list") or []][:SHOWN_ROWS]
-    values = [v for r in results for v in r.get("unexpected_list") or r.get("partial_unexpected_list") or []][
-        :SHOWN_ROWS]
-    counts = Counter(tuple(v.values()) if isinstance(v, dict) else v for v in values)
-    elements = sum(int(r.get("element_count") or 0) for r in results)
-    unexpected = sum(int(r.get("unexpected_count") or 0) for r in results)
-    result: dict[str, Any] = {
-        "element_count": elements, "unexpected_count": unexpected,
-        "unexpected_percent": 100.0 * unexpected / elements if elements else 0.0,
-        "missing_count": 0, "missing_percent": 0.0,
-        "unexpected_index_column_names": next((r["unexpected_index_column_names"] for r in results
-                                               if r.get("unexpected_index_column_names")), None),
-        "unexpected_index_list": index, "unexpected_list": values, "partial_unexpected_list": values,
-        "partial_unexpected_index_list": index}
-    if any(r.get("partial_unexpected_counts") for r in results):
-        result["partial_unexpected_counts"] = [{"value": v, "count": n} for v, n in counts.most_common()]
-    raised = next((p.get("exception_info") for p in parts
-                   if (p.get("exception_info") or {}).get("raised_exception")), None)
-    config = ExpectationConfiguration(type=cfg["type"], kwargs=cfg["kwargs"], meta=cfg.get("meta"),
-                                      description=cfg.get("description"))
-    return ExpectationValidationResult(success=not failing, expectation_config=config, result=result,
-                                       exception_info=raised or {})
+    merge = _Merge()
+    for part in parts:
+        merge.add(part)
+    return merge.result()
 
 
-def render_page(table: str, rows: list[dict[str, Any]]) -> str:
-    """The GX validation page of one table: every check's result over all cities (skipped ones have none)."""
+def render_page(table: str, rows: Iterable[dict[str, Any]]) -> str:
+    """The GX validation page of one table: every check's result over all cities (skipped ones have none).
+    `rows` are read once, each stored result parsed and merged as it comes."""
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
     from great_expectations.render.renderer.page_renderer import ValidationResultsPageRenderer
     from great_expectations.render.view.view import DefaultJinjaPageView
 
-    by_expectation: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    by_expectation: dict[tuple[str, int], _Merge] = {}
+    cities: set[str] = set()
+    runs: set[str] = set()
+    evaluated: list[str] = []
     for row in rows:
+        cities.add(str(row["city_id"]))
+        runs.add(str(row["run_id"]))
+        evaluated.append(str(row["evaluated_at"]))
         if row["expectation"]:
             for i, part in enumerate(_parts(json.loads(row["expectation"]))):
-                by_expectation.setdefault((str(row["check_name"]), i), []).append(part)
-    evrs = [_merged(parts) for parts in by_expectation.values()]
+                by_expectation.setdefault((str(row["check_name"]), i), _Merge()).add(part)
+    evrs = [merge.result() for merge in by_expectation.values()]
     good = sum(1 for e in evrs if e.success)
-    cities = sorted({str(r["city_id"]) for r in rows})
+    listed = sorted(cities)
     suite = ExpectationSuiteValidationResult(
         success=good == len(evrs), results=evrs, suite_name=f"citykpi.{table}",
         statistics={"evaluated_expectations": len(evrs), "successful_expectations": good,
                     "unsuccessful_expectations": len(evrs) - good,
                     "success_percent": 100.0 * good / len(evrs) if evrs else None},
-        meta={"run_id": {"run_name": ", ".join(sorted({str(r["run_id"]) for r in rows})),
-                         "run_time": max(str(r["evaluated_at"]) for r in rows)},
+        meta={"run_id": {"run_name": ", ".join(sorted(runs)), "run_time": max(evaluated)},
               "active_batch_definition": {"datasource_name": "citykpi", "data_asset_name": table,
-                                          "batch_definition_name": f"{len(cities)} cities"},
-              "cities": cities[:50]})
+                                          "batch_definition_name": f"{len(listed)} cities"},
+              "cities": listed[:50]})
     document = ValidationResultsPageRenderer().render(suite)
     return offline(DefaultJinjaPageView().render(document))
 
@@ -155,6 +200,7 @@ def _counts(rows: list[dict[str, Any]]) -> str:
 def _index(context: PublishContext, results: pl.DataFrame, pages: dict[str, str]) -> str:
     """The site's front page: one row per table (its page) and one per city, with the verdicts."""
     head = "".join(f"<th>{s}</th>" for s in _STATUSES)
+    results = results.select("table_name", "city_id", "status")  # not each result's JSON (all cities' rows)
     tables = "".join(
         f'<tr><td><a href="{html.escape(pages[str(t)])}">{html.escape(str(t))}</a></td>{_counts(g.to_dicts())}</tr>'
         for (t,), g in results.group_by(["table_name"], maintain_order=True))
@@ -191,7 +237,7 @@ def write_data_docs(frame: pl.DataFrame, catalogue: Sequence[Indicator], context
     pages: dict[str, str] = {}
     for (table,), group in results.group_by(["table_name"], maintain_order=True):
         relative = page_file(str(table))
-        write_bytes(folder, relative, render_page(str(table), group.to_dicts()).encode("utf-8"))
+        write_bytes(folder, relative, render_page(str(table), group.iter_rows(named=True)).encode("utf-8"))
         entries.append(file_entry(folder, relative, ROLE, f"GX Data Docs: {table}, every city"))
         pages[str(table)] = relative.removeprefix(f"{FOLDER}/")
     write_bytes(folder, INDEX, _index(context, results.sort("city_id", "table_name"), pages).encode("utf-8"))

@@ -16,6 +16,7 @@ notebooks) can open it too.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,26 +84,45 @@ def _release_frame(frame: pl.DataFrame, context: PublishContext) -> pl.DataFrame
                                 "kpi_rows": pl.Int64, "interface_version": pl.Int32})
 
 
+MEMORY_LIMIT = "256MB"
+SLICE_ROWS = 100_000
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, name: str, table: pl.DataFrame) -> None:
+    """`table` as the snapshot's table `name`, SLICE_ROWS rows at a time, each slice checkpointed."""
+    for start in range(0, max(table.height, 1), SLICE_ROWS):
+        con.register("_slice", table.slice(start, SLICE_ROWS).to_arrow())
+        try:
+            if start == 0:
+                con.execute(f"CREATE TABLE {ident(name)} AS SELECT * FROM _slice")
+            else:
+                con.execute(f"INSERT INTO {ident(name)} SELECT * FROM _slice")
+        finally:
+            con.unregister("_slice")
+        con.execute("CHECKPOINT snapshot")
+
+
 def write_snapshot_db(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
                       folder: Path) -> list[FileEntry]:
     tables = {"kpi_values": frame, "indicators": _catalogue_frame(catalogue), "cities": _cities_frame(context),
               "release": _release_frame(frame, context)}
     # kpi_scores, kpi_rollups, kpi_progress: the same rows as the release's score files.
     tables.update(context.benchmarks or {})
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH {literal(str(folder / NAME))} AS snapshot (STORAGE_VERSION '{STORAGE_VERSION}')")
-        con.execute("USE snapshot")  # unqualified names, so the views work whatever name a reader attaches it as
-        for name, table in tables.items():
-            con.register(f"_{name}", table.to_arrow())
-            con.execute(f"CREATE TABLE {ident(name)} AS SELECT * FROM {ident('_' + name)}")
-            con.unregister(f"_{name}")
-        for name, sql in VIEWS.items():
-            con.execute(f"CREATE VIEW {ident(name)} AS {sql}")
-        con.execute("USE memory")
-        con.execute("DETACH snapshot")  # checkpoints: no .wal file is left beside the database
-    finally:
-        con.close()
+    with tempfile.TemporaryDirectory(prefix=".snapshot-spill-", dir=folder.parent) as spill:
+        # DuckDB holds a new table in memory until a checkpoint: the tables go in slices, each checkpointed,
+        # under a small memory limit (1,000 cities' kpi_values in one statement added 0.9 GB to the peak).
+        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill})
+        try:
+            con.execute(f"ATTACH {literal(str(folder / NAME))} AS snapshot (STORAGE_VERSION '{STORAGE_VERSION}')")
+            con.execute("USE snapshot")  # unqualified names, so the views work whatever name a reader attaches it as
+            for name, table in tables.items():
+                _write_table(con, name, table)
+            for name, sql in VIEWS.items():
+                con.execute(f"CREATE VIEW {ident(name)} AS {sql}")
+            con.execute("USE memory")
+            con.execute("DETACH snapshot")  # checkpoints: no .wal file is left beside the database
+        finally:
+            con.close()
     return [file_entry(folder, NAME, ROLE, "read-only DuckDB database for dashboards: tables "
                                            f"{', '.join(tables)} and views {', '.join(VIEWS)} "
                                            "(docs/sql-interface.md)")]

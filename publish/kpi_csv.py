@@ -9,7 +9,7 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from publish import FileEntry, PublishContext, file_entry
-from publish.textcells import escape_frame
+from publish.textcells import write_escaped_csv
 
 NAME = "kpi_values.csv"
 ROLE = "kpi_values_csv"
@@ -23,6 +23,5 @@ def csv_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 def write_csv(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
               folder: Path) -> list[FileEntry]:
-    # float_precision=None writes the shortest text that reads back to the same double.
-    escape_frame(csv_frame(frame)).write_csv(folder / NAME, float_precision=None)
+    write_escaped_csv(frame, folder / NAME, csv_frame)
     return [file_entry(folder, NAME, ROLE, "indicator values as CSV (UTF-8, missing_inputs as ';'-joined text)")]

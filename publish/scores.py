@@ -20,7 +20,7 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from publish import FileEntry, PublishContext, file_entry
-from publish.textcells import escape_frame
+from publish.textcells import write_escaped_csv
 
 # The four U4SSC City Snapshot bands, red to green (citykpi's palette; the report and the workbook share it).
 BAND_COLORS: dict[str, str] = {"<33": "#d7301f", "33-66": "#fdae61", "66-95": "#a6d96a", "95+": "#1a9641"}
@@ -47,7 +47,7 @@ def write_scores(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: P
     for table, (role, description) in TABLES.items():
         rows = context.benchmarks[table]
         rows.write_parquet(folder / f"{table}.parquet", compression="zstd", statistics=True)
-        escape_frame(rows).write_csv(folder / f"{table}.csv", float_precision=None)
+        write_escaped_csv(rows, folder / f"{table}.csv")
         entries += [file_entry(folder, f"{table}.parquet", role, f"{description} (Parquet)"),
                     file_entry(folder, f"{table}.csv", role, f"{description} (CSV)")]
     return entries

@@ -12,6 +12,8 @@ docs/releases.md states the rule for readers.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -38,6 +40,21 @@ def escape_frame(frame: pl.DataFrame) -> pl.DataFrame:
         pl.when(pl.col(c).str.contains(_FORMULA_START_RE) & ~pl.col(c).str.contains(_PLAIN_NUMBER_RE))
         .then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
         for c in text)
+
+
+CSV_SLICE_ROWS = 50_000
+
+
+def write_escaped_csv(frame: pl.DataFrame, path: Path, prepare: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+                      ) -> None:
+    """`escape_frame(prepare(frame))` as CSV (floats as the shortest text that reads back to the same double),
+    written a slice of rows at a time: the escaped copy of every text column of 1,000 cities' rows held at
+    once added about a gigabyte to a release's peak. The bytes are those of the whole frame written at once."""
+    with path.open("wb") as out:
+        for start in range(0, max(frame.height, 1), CSV_SLICE_ROWS):
+            part = frame.slice(start, CSV_SLICE_ROWS)
+            escape_frame(part if prepare is None else prepare(part)).write_csv(
+                out, include_header=start == 0, float_precision=None)
 
 
 def cells_as_text(workbook: Any) -> None:

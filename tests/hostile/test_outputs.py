@@ -75,6 +75,29 @@ def test_escape_rule_unit() -> None:
     assert out["t"].to_list() == ["'=A1", "ok", None, "-4"] and out["n"].to_list() == [-1.0, 2.0, 3.0, 4.0]
 
 
+@pytest.mark.parametrize("rows", [0, 1, 7, 20])
+def test_escaped_csv_written_in_slices_has_the_bytes_of_one_write(rows: int, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The release CSVs are written a slice of rows at a time (memory): the header once, the same bytes."""
+    import polars as pl
+
+    from publish import textcells
+
+    monkeypatch.setattr(textcells, "CSV_SLICE_ROWS", 3)
+    frame = pl.DataFrame({"t": [["=A1", "ok", None, "-4", 'say "hi"\nthere'][i % 5] for i in range(rows)],
+                          "n": [i / 3 if i % 4 else None for i in range(rows)],
+                          "l": [["a", "b"] if i % 2 else [] for i in range(rows)]},
+                         schema={"t": pl.String, "n": pl.Float64, "l": pl.List(pl.String)})
+
+    def joined(part: pl.DataFrame) -> pl.DataFrame:
+        return part.with_columns(pl.col("l").list.join(";"))
+
+    textcells.write_escaped_csv(frame, tmp_path / "sliced.csv", joined)
+    textcells.escape_frame(joined(frame)).write_csv(tmp_path / "whole.csv", float_precision=None)
+    assert (tmp_path / "sliced.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert (tmp_path / "sliced.csv").read_text(encoding="utf-8").count("t,n,l") == 1
+
+
 @pytest.mark.parametrize("strict", [True])
 def test_a_source_that_drops_to_its_header_fails_a_blocking_check_naming_it(guard: Baseline, strict: bool) -> None:
     config = _city(guard, "vanishing", "year,value,homes\n2023,1000,400\n2024,1010,410\n")

@@ -22,7 +22,7 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from publish import FileEntry, PublishContext, file_entry, write_bytes
-from publish.pieces import PieceCache
+from publish.pieces import PieceCache, split_by
 from publish.report.bundle import prefetch_bundle, vega_bundle
 from publish.report.city import CityData, body_job, city_page
 from publish.report.display import Directions
@@ -80,7 +80,7 @@ def _geometries(areas: pl.DataFrame | None) -> dict[str, dict[str, tuple[str, di
 def _split(frame: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
     if frame is None or frame.is_empty():
         return {}
-    return {str(key[0]): part for key, part in frame.partition_by("city_id", as_dict=True).items()}
+    return {str(key[0]): part for key, part in split_by(frame, "city_id").items()}
 
 
 class _OwnFiles:

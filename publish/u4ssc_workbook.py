@@ -39,7 +39,7 @@ from openpyxl.xml.functions import tostring
 
 from kpis.catalogue import Indicator
 from publish import City, FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
-from publish.pieces import PieceCache, PieceJob
+from publish.pieces import PieceCache, PieceJob, split_by
 from publish.scores import BAND_COLORS
 from publish.textcells import cells_as_text
 from sources.config import DATA_QUALITY_LABELS
@@ -282,9 +282,9 @@ def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], c
                           folder: Path) -> list[FileEntry]:
     entries = []
     # Split once: filtering the whole release per city-year grew with cities squared.
-    parts = frame.partition_by("city_id", "year", as_dict=True)
+    parts = split_by(frame, "city_id", "year")
     all_scores = context.benchmark("kpi_scores")
-    score_parts = {} if all_scores is None else all_scores.partition_by("city_id", "year", as_dict=True)
+    score_parts = {} if all_scores is None else split_by(all_scores, "city_id", "year")
     pieces = context.pieces or PieceCache(None)  # without a cache: every workbook made, still in parallel
     digest = pieces.catalogue_digest(catalogue)
     keys = list(frame.select("city_id", "year").unique().sort("city_id", "year").iter_rows())

@@ -209,3 +209,19 @@ def test_all_city_files_from_city_pieces_equal_the_files_written_from_the_whole_
     write_sdmx_csv(nothing, catalogue, replace(context, pieces=None), empty)
     assert (empty / NGSI_LD_FILE).read_bytes() == b"[]\n"
     assert (empty / SDMX_FILE).read_bytes() == (",".join(SDMX_COLUMNS) + "\n").encode()
+
+
+@pytest.mark.parametrize("cities", [["a", "a", "b", "b", "b", "c"], ["a", "b", "a", "c", "b", "a"], []])
+def test_split_by_equals_partition_by(cities: list[str]) -> None:
+    """split_by (slices of a frame sorted by its keys, no copy) gives partition_by's parts in its order;
+    a frame whose keys are apart is partitioned as partition_by does."""
+    frame = pl.DataFrame({"city_id": cities, "year": [2020 + i % 2 for i in range(len(cities))],
+                          "value": [float(i) if i % 3 else None for i in range(len(cities))]},
+                         schema={"city_id": pl.String, "year": pl.Int64, "value": pl.Float64})
+    for keys in (("city_id",), ("city_id", "year")):
+        expected = frame.partition_by(*keys, as_dict=True, maintain_order=True)
+        got = pieces_module.split_by(frame, *keys)
+        assert list(got) == list(expected)
+        for key, part in expected.items():
+            assert got[key].equals(part)
+            assert pieces_module.frame_bytes(got[key]) == pieces_module.frame_bytes(part)  # same piece keys

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from canonical.errors import CitykpiError
+from canonical.sqltext import ident
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -182,14 +183,19 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> o
     return row[0] if row else None
 
 
-def insert_values(con: duckdb.DuckDBPyConnection, head: str, rows: Sequence[Sequence[object]]) -> None:
-    """`head` (an `INSERT ... INTO table (columns)` text with no values) and every row as one VALUES list:
-    one statement. Each INSERT statement costs DuckDB a millisecond or more, an upsert (`OR REPLACE`,
-    `OR IGNORE`) about 3-4 ms, and a load writes several per city."""
+INSERT_VERBS = {"": "INSERT", "replace": "INSERT OR REPLACE", "ignore": "INSERT OR IGNORE"}
+
+
+def insert_values(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str],
+                  rows: Sequence[Sequence[object]], *, conflict: str = "") -> None:
+    """Every row into `table` (`columns`) as one VALUES list: one statement (`conflict`: "replace" or
+    "ignore" for an upsert). Each INSERT statement costs DuckDB a millisecond or more, an upsert about 3-4 ms,
+    and a load writes several per city."""
     if not rows:
         return
-    width = len(rows[0])
-    if any(len(row) != width for row in rows):
-        raise ValueError("insert_values: rows of different lengths")
-    placeholders = "(" + ", ".join("?" for _ in range(width)) + ")"
-    con.execute(f"{head} VALUES {', '.join(placeholders for _ in rows)}", [value for row in rows for value in row])
+    if any(len(row) != len(columns) for row in rows):
+        raise ValueError(f"insert_values: rows of {table} must have {len(columns)} values")
+    verb = INSERT_VERBS[conflict]
+    placeholders = "(" + ", ".join("?" for _ in columns) + ")"
+    con.execute(f"{verb} INTO {ident(table)} ({', '.join(ident(c) for c in columns)}) "
+                f"VALUES {', '.join(placeholders for _ in rows)}", [value for row in rows for value in row])

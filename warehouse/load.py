@@ -450,9 +450,9 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
         states.append([city_id, source_id, item.snapshot.snapshot_id, loaded_at, rows, plan.fingerprints[source_id],
                        report_json(item.report), sampling, valid_from, valid_to, basis, item.source.assume_valid])
         change.reports[source_id] = item.report
-    insert_values(con, """INSERT OR REPLACE INTO core_source_state
-                          (city_id, source_id, snapshot_id, loaded_at, row_count, config_sha256, load_report,
-                           readings_sampling, valid_from, valid_to, validity_basis, assume_valid)""", states)
+    insert_values(con, "core_source_state", ("city_id", "source_id", "snapshot_id", "loaded_at", "row_count",
+                                              "config_sha256", "load_report", "readings_sampling", "valid_from",
+                                              "valid_to", "validity_basis", "assume_valid"), states, conflict="replace")
     for source_id in plan.regroup:
         rebuild_readings_groups(con, city_id, source_id)
         change.readings_replaced = True

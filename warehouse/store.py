@@ -12,12 +12,15 @@ import duckdb
 from sources.landing import Snapshot
 from warehouse.db import insert_values
 
+SNAPSHOT_COLUMNS = ("snapshot_id", "city_id", "source_id", "kind", "location", "format", "content_sha256", "size_bytes",
+                    "path", "fetched_at", "request")
+
 
 def record_snapshots(con: duckdb.DuckDBPyConnection, snapshots: Iterable[Snapshot]) -> None:
     """Add the snapshots the warehouse does not know yet (one statement for all of them)."""
-    insert_values(con, "INSERT OR IGNORE INTO source_snapshots", [
+    insert_values(con, "source_snapshots", SNAPSHOT_COLUMNS, [
         [s.snapshot_id, s.city_id, s.source_id, s.kind, s.location, s.format, s.content_sha256, s.size_bytes,
-         s.relative_path, s.fetched_at, json.dumps(s.request, sort_keys=True)] for s in snapshots])
+         s.relative_path, s.fetched_at, json.dumps(s.request, sort_keys=True)] for s in snapshots], conflict="ignore")
 
 
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, configs: list[str], code_version: str,

@@ -148,14 +148,6 @@ class _Merge:
                                            exception_info=self.raised or {})
 
 
-def _merged(parts: Iterable[dict[str, Any]]) -> Any:
-    """One ExpectationValidationResult over all cities from the cities' parts of one expectation."""
-    merge = _Merge()
-    for part in parts:
-        merge.add(part)
-    return merge.result()
-
-
 def render_page(table: str, rows: Iterable[dict[str, Any]]) -> str:
     """The GX validation page of one table: every check's result over all cities (skipped ones have none).
     `rows` are read once, each stored result parsed and merged as it comes."""

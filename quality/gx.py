@@ -243,8 +243,8 @@ def validate(measurements: Sequence[Measurement], suite_name: str, city_id: str 
     return validate_counts({city_id: measurements}, suite_name)[city_id]
 
 
-def _count_result(m: Measurement, verdict: Any, city: str, config: dict[str, Any] | None = None) -> CheckResult:
-    """`config`: the verdict's expectation configuration as JSON (made once per check by the caller)."""
+def _count_result(m: Measurement, verdict: Any, city: str, config: dict[str, Any] | None) -> CheckResult:
+    """`config`: the verdict's expectation configuration as JSON (made once per check by validate_counts)."""
     if m.failing is None or verdict is None:
         return CheckResult(m.check, "skipped", None, m.evaluated, [], None, m.note)
     raised = _raised(verdict)
@@ -252,7 +252,8 @@ def _count_result(m: Measurement, verdict: Any, city: str, config: dict[str, Any
     failing = int(m.failing)
     if bool(listed) != (failing > 0) and raised is None:
         raise AssertionError(f"GX and the measurement disagree on {m.check.key} for {city}")
-    config = dict(_json(verdict.expectation_config.to_json_dict()) if config is None else config)
+    assert config is not None  # validate_counts makes one for every verdict
+    config = dict(config)
     if m.sample:  # the failing rows DuckDB sampled, in the sentence Data Docs show for the expectation
         config["description"] = (f"{config.get('description') or m.check.description}. Failing in {city} "
                                  f"(first {len(m.sample)} of {failing:,}): "

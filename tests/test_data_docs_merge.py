@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from publish.data_docs import SHOWN_ROWS, _merged
+from publish.data_docs import SHOWN_ROWS, _Merge
 
 
 def _reference(parts: list[dict[str, Any]]) -> Any:
@@ -85,7 +85,10 @@ CASES = {
 def test_streaming_merge_equals_the_merge_of_the_whole_list(name: str) -> None:
     parts = CASES[name]
     expected = _reference(parts)
-    merged = _merged(iter(parts))  # one pass over the parts
+    merge = _Merge()
+    for part in parts:  # one pass over the parts, as render_page gives them
+        merge.add(part)
+    merged = merge.result()
     assert merged.to_json_dict() == expected.to_json_dict()
     assert merged.result == expected.result
     if name == "many fail, past the rows shown":

@@ -190,7 +190,8 @@ def insert_values(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[
                   rows: Sequence[Sequence[object]], *, conflict: str = "") -> None:
     """Every row into `table` (`columns`) as one VALUES list: one statement (`conflict`: "replace" or
     "ignore" for an upsert). Each INSERT statement costs DuckDB a millisecond or more, an upsert about 3-4 ms,
-    and a load writes several per city."""
+    and a load writes several per city. A key given twice in one call keeps its first row, also with
+    "replace" (one statement per row would keep the last): callers pass each key once."""
     if not rows:
         return
     if any(len(row) != len(columns) for row in rows):

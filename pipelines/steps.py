@@ -6,11 +6,12 @@ separate processes one after another, and a failure leaves the previous state.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -372,7 +373,11 @@ class ParallelLoads:
     """load_cities over many cities: plan a batch in one warehouse session, hand its parsing to worker
     processes, and write the previous batch meanwhile (one session per batch, one transaction per city,
     in the cities' order). A parse that fails in a worker is done again in this process, so its error is
-    raised as one city at a time would raise it, naming the city, after the cities before it committed."""
+    raised as one city at a time would raise it, naming the city, after the cities before it committed.
+
+    When the city to write is not parsed yet, this process does not wait idle: it takes the next parse
+    no worker has started (cancelling its future) and does it itself (`_parse_one_here`). Parsing and
+    deriving a city costs more than writing it, so otherwise the writer idles while the workers lag."""
 
     def __init__(self, home: Home, workers: int) -> None:
         import multiprocessing
@@ -380,6 +385,10 @@ class ParallelLoads:
         self.home = home
         # spawn: the run's process has DuckDB and Dagster threads, which a forked child must not inherit.
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        # Submitted parses in submission order (the order the workers take them), and the results of
+        # those this process took over: None where the parse raised (parsed again at the city's turn).
+        self._queued: collections.deque[tuple[Future[Any], LoadedConfig, _PlannedLoad]] = collections.deque()
+        self._parsed_here: dict[Future[Any], Any] = {}
 
     def __enter__(self) -> ParallelLoads:
         return self
@@ -422,6 +431,7 @@ class ParallelLoads:
                     with contextlib.suppress(BrokenProcessPool):  # a lost worker: parsed in this process
                         future = self.pool.submit(parse_in_worker, loaded, outcome.plan, outcome.by_id,
                                                   self.home.cache / "readings", outcome.stored)
+                        self._queued.append((future, loaded, outcome))
                 planned.append((loaded, outcome, future))
         return planned
 
@@ -455,14 +465,35 @@ class ParallelLoads:
             return outcome
         done = None
         if future is not None:
-            with contextlib.suppress(Exception):  # a lost worker: parsed in this process below
-                done = future.result()
+            while not future.done() and self._parse_one_here():
+                pass
+            if future in self._parsed_here:
+                done = self._parsed_here.pop(future)
+            else:
+                with contextlib.suppress(Exception):  # a lost worker: parsed in this process below
+                    done = future.result()
+            # Parses already finished leave the queue, so it holds no result past its city's write.
+            while self._queued and self._queued[0][0].done():
+                self._queued.popleft()
         # A bad source: parsed again here, where its error is raised as is.
         parsed, spatial_rows = done if done is not None else (_parse_city(self.home, outcome), None)
         if plan_load(con, loaded, outcome.by_id) != outcome.plan:
             stale.append(loaded)
             return {}
         return _write_city(con, outcome, parsed, spatial_rows)
+
+    def _parse_one_here(self) -> bool:
+        """Take over the first submitted parse that no worker has started; False when there is none."""
+        while self._queued:
+            future, loaded, planned = self._queued.popleft()
+            if future.cancel():  # only a future no worker has taken can be cancelled
+                try:
+                    self._parsed_here[future] = parse_in_worker(loaded, planned.plan, planned.by_id,
+                                                                self.home.cache / "readings", planned.stored)
+                except Exception:  # as a failed worker: parsed again at the city's turn, raising there
+                    self._parsed_here[future] = None
+                return True
+        return False
 
 
 def _load_current(home: Home, loaded: LoadedConfig) -> dict[str, Any]:

@@ -5,7 +5,10 @@ city at a time, and a bad source still fails naming its city after the cities be
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -102,3 +105,42 @@ def test_a_bad_source_fails_naming_its_city_after_the_cities_before_it(cities: P
     finally:
         con.close()
     assert loaded == {c.city_id for c in configs[:2]}  # the two before it committed; none after it
+
+
+def test_the_writer_parses_the_cities_no_worker_has_started(cities: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the city to write is not parsed yet, the writing process takes over the parses still waiting
+    for a worker; the rows are the same. Here the only worker is held by a blocking job (reading a FIFO)
+    until the writer has taken one over, so the writer must take over to make progress."""
+    configs = _configs(cities)
+    one_by_one = _load(Home(tmp_path / "serial"), configs, monkeypatch, workers=0, batch=16)
+    fifo = tmp_path / "hold"
+    os.mkfifo(fifo)
+    taken_here: list[bool] = []
+    original_init, original_take = steps.ParallelLoads.__init__, steps.ParallelLoads._parse_one_here
+
+    def init_with_the_worker_held(self: steps.ParallelLoads, home: Home, workers: int) -> None:
+        original_init(self, home, workers)
+        self.pool.submit(fifo.read_bytes)  # blocks the worker until the FIFO is opened for writing and closed
+
+    def take(self: steps.ParallelLoads) -> bool:
+        took = original_take(self)
+        taken_here.append(took)
+        return took
+
+    def release_when_taken_over() -> None:
+        deadline = time.monotonic() + 600  # only against a hang: the condition is what is waited on
+        while not any(taken_here) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(fifo, "wb"):
+            pass
+
+    monkeypatch.setattr(steps.ParallelLoads, "__init__", init_with_the_worker_held)
+    monkeypatch.setattr(steps.ParallelLoads, "_parse_one_here", take)
+    releaser = threading.Thread(target=release_when_taken_over, daemon=True)
+    releaser.start()
+    parallel = _load(Home(tmp_path / "parallel"), configs, monkeypatch, workers=1, batch=2)
+    releaser.join()
+    assert any(taken_here)
+    assert parallel == one_by_one
+    assert _rows(Home(tmp_path / "parallel")) == _rows(Home(tmp_path / "serial"))

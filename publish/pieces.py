@@ -1,11 +1,11 @@
 """Per-city pieces of a release made again only when what they are made from changed (issue #16).
 
 A release of many cities writes each city's U4SSC workbooks and report page, the slowest part of
-publishing (openpyxl, Altair). Usually most cities did not change since the last release. Each piece
+publishing (XlsxWriter, Altair). Usually most cities did not change since the last release. Each piece
 is kept in `<home>/cache/publish/<kind>/<city digest>/<key>`, where the key is the SHA-256 of
 everything the piece is made from: its rows (each frame as uncompressed Parquet), the facts it prints,
 and a salt of the code and libraries that write it (every file of the `publish` and `kpis` packages,
-the versions of openpyxl, altair, polars and pyarrow). Equal key, equal bytes, so a release built
+the versions of xlsxwriter, altair, polars and pyarrow). Equal key, equal bytes, so a release built
 from cached pieces is byte-identical to one built without them (`tests/test_publish_pieces.py`).
 
 After a release is in place, each city of that release keeps only the pieces it used (`prune`):
@@ -37,7 +37,7 @@ from canonical.workers import worker_processes
 
 Part = bytes | str | pl.DataFrame | None
 
-LIBRARIES = ("openpyxl", "altair", "polars", "pyarrow")
+LIBRARIES = ("xlsxwriter", "altair", "polars", "pyarrow")
 FOLDER = "publish"  # under <home>/cache/
 PARALLEL_MIN_PIECES = 8  # fewer missing pieces: made in this process (starting workers costs about a second)
 DIGEST_BYTES = 32  # each stored piece ends with the SHA-256 of its bytes, checked when read

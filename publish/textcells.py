@@ -55,12 +55,3 @@ def write_escaped_csv(frame: pl.DataFrame, path: Path, prepare: Callable[[pl.Dat
             part = frame.slice(start, CSV_SLICE_ROWS)
             escape_frame(part if prepare is None else prepare(part)).write_csv(
                 out, include_header=start == 0, float_precision=None)
-
-
-def cells_as_text(workbook: Any) -> None:
-    """openpyxl stores a str starting with '=' as a formula: store every such cell as a string."""
-    for sheet in workbook.worksheets:
-        for row in sheet.iter_rows():
-            for cell in row:
-                if cell.data_type == "f":
-                    cell.data_type = "s"

@@ -16,7 +16,8 @@ Sheets:
 Data quality and origin come from the city config when a source declares them; otherwise the
 quality cell is left for the officer (citykpi cannot know how a statistics office measured) and
 the origin is the source's description. The bytes are deterministic: fixed document dates and
-fixed zip entry times, so equal inputs give equal files.
+fixed zip entry times, so equal inputs give equal files. Written with XlsxWriter (about a third of
+openpyxl's time, measured below in docs/performance.md), each cell by its type: text is always a string.
 """
 
 from __future__ import annotations
@@ -24,24 +25,20 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import zipfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.worksheet.datavalidation import DataValidation
-from openpyxl.worksheet.worksheet import Worksheet
-from openpyxl.xml.functions import tostring
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from kpis.catalogue import Indicator
 from publish import City, FileEntry, PublishContext, SourceInfo, file_entry, write_bytes
 from publish.pieces import PieceCache, PieceJob, split_by
 from publish.scores import BAND_COLORS
-from publish.textcells import cells_as_text
 from sources.config import DATA_QUALITY_LABELS
 
 ROLE = "u4ssc_workbook"
@@ -49,22 +46,23 @@ CHUNK = 64  # city-years whose workbooks are made (in worker processes) and writ
 FOLDER = "u4ssc"
 # The U4SSC template's six data-quality categories (VM p163), best first.
 DATA_QUALITY = list(DATA_QUALITY_LABELS.values())  # the template's order, best first
-# Fixed document and zip-entry dates: a workbook's bytes must not depend on when it was written.
+# A fixed document date: a workbook's bytes must not depend on when it was written.
 DOC_DATE = datetime(1980, 1, 1)
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 KPI_HEADER = ["Code", "Dimension", "Sub-dimension", "Category", "Name", "Core/Advanced", "Data point", "Numerator",
               "Denominator", "Value", "Unit", "Status", "Data quality", "Data origin", "Data sources", "Notes",
               "Confidence", "Method variant", "Caveats",
               "Target", "Target source", "Share of target (%)", "Points", "Band", "Scoring note"]
 KPI_WIDTHS = [16, 14, 16, 20, 40, 13, 16, 14, 14, 14, 22, 12, 30, 40, 60, 60, 18, 30, 40, 12, 50, 12, 8, 18, 50]
-SCORE_FIRST_COLUMN = 20  # "Target"
+NUMBER_COLUMNS = [KPI_HEADER.index(c) for c in ("Numerator", "Denominator", "Value")]  # 0-based
+SCORE_NUMBER_COLUMNS = [KPI_HEADER.index(c) for c in ("Target", "Share of target (%)")]
+BAND_COLUMN = KPI_HEADER.index("Band")
+CELL_CHARACTERS = 32_767
 DISCLAIMER = ("Targets are citykpi defaults from public references or the city's own table, NOT the official U4SSC "
               "benchmarks (not public): scores are not U4SSC verification results.")
 NOT_REPORTED_HEADER = ["Code", "Name", "Core/Advanced", "Data point", "Status", "Reason", "Missing inputs"]
 NUMBER_FORMAT = "#,##0.00##"
-BOLD = Font(bold=True)
-HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+HEADER_FILL = "#DDEBF7"
 
 
 def path_for(city_id: str, year: int) -> str:
@@ -150,22 +148,67 @@ def _score_cells(score: dict[str, Any] | None) -> list[Any]:
             "; ".join(notes)]
 
 
-def _header(sheet: Worksheet, header: list[str], widths: list[int]) -> None:
-    sheet.append(header)
-    for cell in sheet[1]:
-        cell.font = BOLD
-        cell.fill = HEADER_FILL
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for index, width in enumerate(widths, start=1):
-        sheet.column_dimensions[sheet.cell(1, index).column_letter].width = width
-    sheet.freeze_panes = "A2"
+class _Sheet:
+    """One worksheet written row by row: text always as a string (never a formula, whatever it starts
+    with), numbers as numbers, None and "" as an empty cell."""
+
+    def __init__(self, sheet: Worksheet, formats: _Formats) -> None:
+        self.sheet, self.formats, self.rows = sheet, formats, 0
+
+    def append(self, values: Sequence[Any], styles: dict[int, Format] | None = None) -> int:
+        """Write the next row (`styles`: a format per 0-based column); returns its 0-based row index."""
+        row = self.rows
+        for column, value in enumerate(values):
+            style = styles.get(column) if styles else None
+            if value is None or value == "":  # an empty cell, as the officer would leave it
+                if style is not None:
+                    self.sheet.write_blank(row, column, None, style)
+            elif isinstance(value, bool):
+                self.sheet.write_boolean(row, column, value, style)
+            elif isinstance(value, int | float):
+                self.sheet.write_number(row, column, value, style)
+            else:
+                self.sheet.write_string(row, column, _fits_a_cell(str(value)), style)
+        self.rows += 1
+        return row
+
+    def header(self, header: list[str], widths: list[int]) -> None:
+        self.append(header, dict.fromkeys(range(len(header)), self.formats.header))
+        for index, width in enumerate(widths):
+            self.sheet.set_column(index, index, width)
+        self.sheet.freeze_panes(1, 0)
 
 
-def _about(sheet: Worksheet, city_name: str, city_id: str, country: str, year: int,
+def _fits_a_cell(text: str) -> str:
+    """A cell holds at most 32,767 characters (Excel's limit): a longer text is cut and says so."""
+    if len(text) <= CELL_CHARACTERS:
+        return text
+    note = f" [cut: {len(text):,} characters, past Excel's limit of {CELL_CHARACTERS:,} a cell]"
+    return text[:CELL_CHARACTERS - len(note)] + note
+
+
+@dataclasses.dataclass(frozen=True)
+class _Formats:
+    header: Format
+    bold: Format
+    title: Format
+    number: Format
+    bands: dict[str, Format]
+
+    @classmethod
+    def of(cls, wb: xlsxwriter.Workbook) -> _Formats:
+        return cls(header=wb.add_format({"bold": True, "bg_color": HEADER_FILL, "pattern": 1, "text_wrap": True,
+                                         "valign": "top"}),
+                   bold=wb.add_format({"bold": True}), title=wb.add_format({"bold": True, "font_size": 12}),
+                   number=wb.add_format({"num_format": NUMBER_FORMAT}),
+                   bands={band: wb.add_format({"bg_color": color.upper(), "pattern": 1})
+                          for band, color in BAND_COLORS.items()})
+
+
+def _about(sheet: _Sheet, city_name: str, city_id: str, country: str, year: int,
            sources: Sequence[SourceInfo]) -> str:
     """Fill the About sheet; return the range of the data-quality list (for the drop-down)."""
-    sheet.append(["U4SSC KPI submission workbook"])
-    sheet["A1"].font = Font(bold=True, size=12)
+    sheet.append(["U4SSC KPI submission workbook"], {0: sheet.formats.title})
     for label, value in (("City", city_name), ("City id", city_id), ("Country", country), ("Reporting year", year),
                          ("Prepared with", "citykpi (computed from the city's open data; every value's inputs "
                                            "are in the Data sources column)"),
@@ -173,25 +216,25 @@ def _about(sheet: Worksheet, city_name: str, city_id: str, country: str, year: i
         sheet.append([label, value])
     sheet.append([])
     sheet.append(["Data quality categories (U4SSC template)"])
-    first = sheet.max_row + 1
+    first = sheet.rows + 1  # 1-based, as Excel names rows
     for category in DATA_QUALITY:
         sheet.append(["", category])
-    last = sheet.max_row
+    last = sheet.rows
     sheet.append([])
-    sheet.append(["Source", "Description", "License", "Kind", "Location", "Snapshot", "SHA-256"])
-    for cell in sheet[sheet.max_row]:
-        cell.font = BOLD
+    source_header = ["Source", "Description", "License", "Kind", "Location", "Snapshot", "SHA-256"]
+    sheet.append(source_header, dict.fromkeys(range(len(source_header)), sheet.formats.bold))
     for s in sources:
         sheet.append([s.source_id, s.description, s.license or "", s.kind, s.location, s.snapshot_id, s.content_sha256])
-    for column, width in zip("ABCDEFG", (22, 60, 12, 10, 30, 36, 66), strict=True):
-        sheet.column_dimensions[column].width = width
+    for index, width in enumerate((22, 60, 12, 10, 30, 36, 66)):
+        sheet.sheet.set_column(index, index, width)
     return f"About!$B${first}:$B${last}"
 
 
-def workbook(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext, city_id: str,
-             year: int, *, scored: pl.DataFrame | None = None) -> Workbook:
-    """The city-year's workbook from `frame` (any rows; this city-year's are picked) and the scores
-    (`scored`, else the context's kpi_scores)."""
+def workbook_xlsx(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext, city_id: str,
+                  year: int, *, scored: pl.DataFrame | None = None) -> bytes:
+    """The city-year's workbook file from `frame` (any rows; this city-year's are picked) and the scores
+    (`scored`, else the context's kpi_scores). Its bytes depend only on these: fixed document dates,
+    and XlsxWriter stamps every zip entry 1980-01-01."""
     city = context.city(city_id)
     sources = list(context.city_sources(city_id))
     rows = {(r["indicator_id"], r["data_point"]): r
@@ -200,71 +243,49 @@ def workbook(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: Publi
     scores = {} if scored is None else {
         (r["indicator_id"], r["data_point"]): r
         for r in scored.filter(pl.col("city_id") == city_id, pl.col("year") == year).iter_rows(named=True)}
-    wb = Workbook()
-    kpis = wb.active
-    assert kpis is not None
-    kpis.title = "KPIs"
-    not_reported = wb.create_sheet("Not reported")
-    about = wb.create_sheet("About")
+    buffer = io.BytesIO()
+    # Text never becomes a formula, a number or a link: every cell is written by its type (_Sheet).
+    wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
+                                      "strings_to_urls": False, "nan_inf_to_errors": True})
+    wb.set_properties({"author": "citykpi", "created": DOC_DATE})
+    formats = _Formats.of(wb)
+    kpis = _Sheet(wb.add_worksheet("KPIs"), formats)
+    not_reported = _Sheet(wb.add_worksheet("Not reported"), formats)
+    about = _Sheet(wb.add_worksheet("About"), formats)
     quality_range = _about(about, city.name, city_id, city.country, year, sources)
-    _header(kpis, KPI_HEADER, KPI_WIDTHS)
-    _header(not_reported, NOT_REPORTED_HEADER, [16, 40, 13, 16, 12, 60, 40])
+    kpis.header(KPI_HEADER, KPI_WIDTHS)
+    not_reported.header(NOT_REPORTED_HEADER, [16, 40, 13, 16, 12, 60, 40])
+    # Full precision is stored (verifiers recompute); the display rounds to what a reader needs.
+    numbers = dict.fromkeys([*NUMBER_COLUMNS, *SCORE_NUMBER_COLUMNS], formats.number)
     for indicator in (i for i in catalogue if i.framework == "u4ssc"):
         points: list[str | None] = [*indicator.data_points] or [None]
         for data_point in points:
             row = rows.get((indicator.id, data_point))
             score = scores.get((indicator.id, data_point))
-            kpis.append([*_kpi_row(indicator, data_point, row, sources), *_score_cells(score)])
-            if score is not None and score["band"] in BAND_COLORS:
-                band = kpis.cell(kpis.max_row, SCORE_FIRST_COLUMN + 4)
-                band.fill = PatternFill("solid", fgColor=BAND_COLORS[score["band"]].lstrip("#").upper())
+            styles = numbers
+            if score is not None and score["band"] in formats.bands:
+                styles = {**numbers, BAND_COLUMN: formats.bands[score["band"]]}
+            kpis.append([*_kpi_row(indicator, data_point, row, sources), *_score_cells(score)], styles)
             if row is None or row["status"] != "computed":
                 missing = ", ".join(row["missing_inputs"] or []) if row else ""
                 reason = (row["status_reason"] or "") if row else "not in this release"
                 not_reported.append([indicator.id, indicator.name, (indicator.type or "").capitalize(),
                                      data_point or "", row["status"] if row else "missing", reason, missing])
-    # Full precision is stored (verifiers recompute); the display rounds to what a reader needs.
-    for row_cells in kpis.iter_rows(min_row=2, min_col=8, max_col=10):
-        for cell in row_cells:
-            cell.number_format = NUMBER_FORMAT
-    for row_cells in kpis.iter_rows(min_row=2, min_col=SCORE_FIRST_COLUMN, max_col=SCORE_FIRST_COLUMN + 2):
-        for cell in row_cells:
-            cell.number_format = NUMBER_FORMAT
+    last = max(kpis.rows - 1, 1)
     # The officer picks a category where the config declared none: offer exactly the template's list.
-    validation = DataValidation(type="list", formula1=quality_range, allow_blank=True)
-    validation.add(f"M2:M{max(kpis.max_row, 2)}")
-    kpis.add_data_validation(validation)
-    kpis.auto_filter.ref = f"A1:{kpis.cell(1, len(KPI_HEADER)).column_letter}{kpis.max_row}"
-    return wb
-
-
-def deterministic_xlsx(wb: Workbook) -> bytes:
-    """Save with fixed document dates and zip entry times (openpyxl stamps 'now' into both)."""
-    wb.properties.creator = "citykpi"
-    wb.properties.lastModifiedBy = "citykpi"
-    wb.properties.created = DOC_DATE
-    cells_as_text(wb)  # config and data text is never a formula
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    wb.properties.modified = DOC_DATE  # saving overwrote it with the current time
-    core = tostring(wb.properties.to_tree())
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            entry = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.create_system = 3
-            entry.external_attr = 0o644 << 16
-            data = core if info.filename == "docProps/core.xml" else src.read(info)
-            dst.writestr(entry, data, compresslevel=6)
-    return out.getvalue()
+    quality_column = KPI_HEADER.index("Data quality")
+    kpis.sheet.data_validation(1, quality_column, last, quality_column,
+                               {"validate": "list", "source": f"={quality_range}", "ignore_blank": True})
+    kpis.sheet.autofilter(0, 0, kpis.rows - 1, len(KPI_HEADER) - 1)
+    wb.close()
+    return buffer.getvalue()
 
 
 def workbook_bytes(rows: pl.DataFrame, scored: pl.DataFrame | None, catalogue: Sequence[Indicator], city: City,
                    sources: tuple[SourceInfo, ...], year: int) -> bytes:
     """One city-year's workbook file from plain values (what a worker process makes)."""
     context = PublishContext(cities=(city,), sources=sources)
-    return deterministic_xlsx(workbook(rows, catalogue, context, city.id, year, scored=scored))
+    return workbook_xlsx(rows, catalogue, context, city.id, year, scored=scored)
 
 
 def _job(rows: pl.DataFrame, scored: pl.DataFrame | None, catalogue: Sequence[Indicator], context: PublishContext,

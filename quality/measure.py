@@ -122,7 +122,8 @@ def measure_suites(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteConte
                    ) -> dict[str, list[Measurement]]:
     """Every check of the suites that DuckDB measures, for every city, each city's in the suites' order
     (ExpectationChecks are GX's: `table_frame` reads their rows). Row and query checks run once for all
-    cities; computed checks and suite scans per city. Cities whose quality settings differ (the
+    cities; computed checks with `measure_many` once for all, other computed checks per city, suite
+    scans per city with what they share asked once. Cities whose quality settings differ (the
     year-over-year bound) are measured in separate batches."""
     out: dict[str, list[Measurement]] = {ctx.city_id: [] for ctx in contexts}
     batches: dict[Any, list[SuiteContext]] = {}
@@ -151,6 +152,9 @@ def _measure_suite_batch(con: duckdb.DuckDBPyConnection, contexts: Sequence[Suit
         if isinstance(check, QueryCheck):
             for city, measurement in _queries(con, contexts, check, totals).items():
                 found[city].append(measurement)
+        elif isinstance(check, ComputedCheck) and check.measure_many is not None:
+            for city, measurement in check.measure_many(con, contexts).items():
+                found[city].append(measurement)
         elif isinstance(check, ComputedCheck):
             assert check.measure is not None
             for ctx in contexts:
@@ -160,8 +164,8 @@ def _measure_suite_batch(con: duckdb.DuckDBPyConnection, contexts: Sequence[Suit
     if rest:
         if suite.scan is None:
             raise TypeError(f"suite {suite.table} has checks no measure handles: {[c.name for c in rest]}")
-        for ctx in contexts:
-            found[ctx.city_id] += suite.scan(con, ctx, rest)
+        for city, measured in suite.scan(con, contexts, rest).items():
+            found[city] += measured
     order = {check.key: i for i, check in enumerate(suite.checks)}
     return {city: sorted(measured, key=lambda m: order[m.check.key]) for city, measured in found.items()}
 

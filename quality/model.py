@@ -80,6 +80,10 @@ class ComputedCheck(Check):
 
     measure: Callable[[duckdb.DuckDBPyConnection, SuiteContext], Measurement] | None = field(
         default=None, compare=False, repr=False)
+    # The same check for many cities in one pass (a query for all, or a result that does not depend on
+    # the city): used instead of `measure` when set; returns a Measurement per city id.
+    measure_many: Callable[[duckdb.DuckDBPyConnection, Sequence[SuiteContext]], dict[str, Measurement]] | None = (
+        field(default=None, compare=False, repr=False))
 
 
 @dataclass(frozen=True)
@@ -167,10 +171,10 @@ class Measurement:
 class TableSuite:
     table: str
     checks: tuple[Check, ...]
-    # Measures the suite's checks that are neither row, query nor computed checks, all in one pass
-    # (core_readings: see readings.py).
-    scan: Callable[[duckdb.DuckDBPyConnection, SuiteContext, Sequence[Check]], list[Measurement]] | None = field(
-        default=None, compare=False, repr=False)
+    # Measures the suite's checks that are neither row, query nor computed checks, all in one pass per
+    # city, for the cities given (core_readings: see readings.py); each city's Measurements by city id.
+    scan: Callable[[duckdb.DuckDBPyConnection, Sequence[SuiteContext], Sequence[Check]],
+                   dict[str, list[Measurement]]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

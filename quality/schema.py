@@ -8,6 +8,7 @@ fails the `schema` check.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -94,11 +95,16 @@ def index_differences(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[s
 def schema_check(table: str) -> ComputedCheck:
     """Columns, types, NOT NULL constraints and indexes of `table` as the migrations made them."""
 
-    def measure(con: duckdb.DuckDBPyConnection, ctx: SuiteContext) -> Measurement:
+    def measure_many(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext]) -> dict[str, Measurement]:
+        # One table, one schema: asked once for all the cities (per city it was 14 s of checking 1,000).
         diffs = schema_differences(con, table) + index_differences(con, table)
-        return Measurement(check, len(diffs), len(reference_schema()[table]), diffs[: ctx.settings.sample_size])
+        return {ctx.city_id: Measurement(check, len(diffs), len(reference_schema()[table]),
+                                         diffs[: ctx.settings.sample_size]) for ctx in contexts}
+
+    def measure(con: duckdb.DuckDBPyConnection, ctx: SuiteContext) -> Measurement:
+        return measure_many(con, [ctx])[ctx.city_id]
 
     check = ComputedCheck(table, "schema", "error",
                           f"columns, types, NOT NULL constraints and indexes of {table} match the migrations",
-                          measure=measure)
+                          measure=measure, measure_many=measure_many)
     return check

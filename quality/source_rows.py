@@ -11,6 +11,7 @@ check recorded at its previous run for the city (kept in its stored sample).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import duckdb
 
@@ -18,49 +19,74 @@ from quality.model import ComputedCheck, Measurement, SuiteContext, TableSuite
 
 TABLE = "sources"
 NAME = "rows_present"
-# Rows a source put into the core tables; readings are counted from their exact group aggregates.
+# Rows each source of the cities put into the core tables; readings are counted from their exact group
+# aggregates. `{cities}` becomes one `?` per city, the same list for each of the seven filters: constants
+# let DuckDB skip other cities' row groups (a semi-join with a list read every city's rows).
 _COUNTS = """
-    SELECT s.source_id, coalesce(sum(t.n), 0)::BIGINT AS n_rows
+    SELECT s.city_id, s.source_id, coalesce(sum(t.n), 0)::BIGINT AS n_rows
     FROM core_source_state s LEFT JOIN (
-        SELECT source_id, count(*) AS n FROM observations WHERE city_id = $city AND derivation IS NULL GROUP BY 1
-        UNION ALL SELECT source_id, count(*) FROM core_areas WHERE city_id = $city GROUP BY 1
-        UNION ALL SELECT source_id, count(*) FROM core_points WHERE city_id = $city GROUP BY 1
-        UNION ALL SELECT source_id, sum(n) FROM core_readings_groups WHERE city_id = $city GROUP BY 1
-        UNION ALL SELECT source_id, count(*) FROM core_transit_stops WHERE city_id = $city GROUP BY 1
-        UNION ALL SELECT source_id, count(*) FROM core_street_edges WHERE city_id = $city GROUP BY 1
-    ) t USING (source_id)
-    WHERE s.city_id = $city GROUP BY 1 ORDER BY 1"""
+        SELECT city_id, source_id, count(*) AS n FROM observations
+            WHERE city_id IN ({cities}) AND derivation IS NULL GROUP BY ALL
+        UNION ALL SELECT city_id, source_id, count(*) FROM core_areas WHERE city_id IN ({cities}) GROUP BY ALL
+        UNION ALL SELECT city_id, source_id, count(*) FROM core_points WHERE city_id IN ({cities}) GROUP BY ALL
+        UNION ALL SELECT city_id, source_id, sum(n) FROM core_readings_groups WHERE city_id IN ({cities}) GROUP BY ALL
+        UNION ALL SELECT city_id, source_id, count(*) FROM core_transit_stops WHERE city_id IN ({cities}) GROUP BY ALL
+        UNION ALL SELECT city_id, source_id, count(*) FROM core_street_edges WHERE city_id IN ({cities}) GROUP BY ALL
+    ) t USING (city_id, source_id)
+    WHERE s.city_id IN ({cities}) GROUP BY ALL ORDER BY ALL"""
+_FILTERS = _COUNTS.count("{cities}")
 
 
-def _previous(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[str, int]:
-    row = con.execute("""SELECT sample FROM quality_results WHERE city_id = ? AND table_name = ? AND check_name = ?
-                         ORDER BY evaluated_at DESC, run_id DESC LIMIT 1""", [city_id, TABLE, NAME]).fetchall()
-    if not row or not row[0][0]:
-        return {}
-    return {str(r["source_id"]): int(r["rows"]) for r in json.loads(row[0][0])
-            if isinstance(r, dict) and isinstance(r.get("rows"), int)}
+def _previous(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per city, the counts this check kept at its latest run (its stored sample)."""
+    marks = ", ".join("?" for _ in city_ids)
+    rows = con.execute(f"""SELECT city_id, first(sample ORDER BY evaluated_at DESC, run_id DESC) FROM quality_results
+                           WHERE city_id IN ({marks}) AND table_name = ? AND check_name = ? GROUP BY ALL""",
+                       [*city_ids, TABLE, NAME]).fetchall()
+    return {str(city): {str(r["source_id"]): int(r["rows"]) for r in json.loads(sample)
+                        if isinstance(r, dict) and isinstance(r.get("rows"), int)}
+            for city, sample in rows if sample}
 
 
-def _withheld_by_rules(con: duckdb.DuckDBPyConnection, city_id: str) -> dict[str, str]:
-    """Sources whose file had rows that the config's own rules kept out (a partial year withheld by
-    `periods`, every row left out by `where`): no rows in the core tables is then the rule at work,
-    said in the load report, not a source that stopped delivering."""
-    out = {}
-    for source_id, report in con.execute("SELECT source_id, load_report FROM core_source_state WHERE city_id = ?",
-                                         [city_id]).fetchall():
+def _withheld_by_rules(con: duckdb.DuckDBPyConnection, city_ids: list[str]) -> dict[str, dict[str, str]]:
+    """Per city, the sources whose file had rows that the config's own rules kept out (a partial year
+    withheld by `periods`, every row left out by `where`): no rows in the core tables is then the rule
+    at work, said in the load report, not a source that stopped delivering."""
+    out: dict[str, dict[str, str]] = {}
+    marks = ", ".join("?" for _ in city_ids)
+    for city_id, source_id, report in con.execute(
+            f"SELECT city_id, source_id, load_report FROM core_source_state WHERE city_id IN ({marks})",
+            city_ids).fetchall():
         data = json.loads(report) if report else {}
         read = data.get("rows_read")
         if isinstance(read, int) and read > 0 and (data.get("incomplete_aggregates") or data.get("filtered_rows")):
             withheld = data.get("incomplete_aggregates") or []
-            out[str(source_id)] = f"{read:,} rows read, none kept by the config's rules" + (
-                f" (withheld: {withheld[0]})" if withheld else "")
+            out.setdefault(str(city_id), {})[str(source_id)] = (
+                f"{read:,} rows read, none kept by the config's rules"
+                + (f" (withheld: {withheld[0]})" if withheld else ""))
     return out
 
 
+def measure_many(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext]) -> dict[str, Measurement]:
+    """The check for every city, in three queries for all of them (per city it was 17 s of checking 1,000)."""
+    city_ids = [ctx.city_id for ctx in contexts]
+    if not city_ids:
+        return {}
+    counts: dict[str, dict[str, int]] = {city: {} for city in city_ids}
+    marks = ", ".join("?" for _ in city_ids)  # placeholders only: the ids are parameters
+    for city_id, source_id, rows in con.execute(_COUNTS.format(cities=marks), city_ids * _FILTERS).fetchall():
+        counts[str(city_id)][str(source_id)] = int(rows)
+    by_rules, previous = _withheld_by_rules(con, city_ids), _previous(con, city_ids)
+    return {ctx.city_id: _judge(ctx, counts[ctx.city_id], by_rules.get(ctx.city_id, {}),
+                                previous.get(ctx.city_id, {})) for ctx in contexts}
+
+
 def measure(con: duckdb.DuckDBPyConnection, ctx: SuiteContext) -> Measurement:
-    counts = dict(con.execute(_COUNTS, {"city": ctx.city_id}).fetchall())
-    by_rules = _withheld_by_rules(con, ctx.city_id)
-    previous = _previous(con, ctx.city_id)
+    return measure_many(con, [ctx])[ctx.city_id]
+
+
+def _judge(ctx: SuiteContext, counts: dict[str, int], by_rules: dict[str, str], previous: dict[str, int]
+           ) -> Measurement:
     share = ctx.settings.row_drop
     sample, failing = [], []
     for source_id, rows in sorted(counts.items()):
@@ -82,7 +108,7 @@ def measure(con: duckdb.DuckDBPyConnection, ctx: SuiteContext) -> Measurement:
 
 CHECK = ComputedCheck(TABLE, NAME, "error", "every loaded source has rows, and none fell by more than the "
                       "allowed share (CITYKPI_QUALITY_ROW_DROP, default 50 %) since the previous check",
-                      measure=measure)
+                      measure=measure, measure_many=measure_many)
 
 
 def sources_suite() -> TableSuite:

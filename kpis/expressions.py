@@ -91,7 +91,8 @@ def references(text: str) -> list[VariableRef]:
     return list(_references(text))
 
 
-@lru_cache(maxsize=4096)  # the catalogue's formulas, asked for every city and year (14 % of the KPI stage)
+# The catalogue's formulas, asked for every city and year (cProfile: 1.9 of 13.8 s computing 100 cities).
+@lru_cache(maxsize=4096)
 def _references(text: str) -> tuple[VariableRef, ...]:
     found: list[VariableRef] = []
 

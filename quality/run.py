@@ -16,7 +16,7 @@ import duckdb
 from quality.consequences import mark_kpi_values, mark_observations
 from quality.measure import measure_suites, table_frame
 from quality.model import CheckResult, ExpectationCheck, Measurement, SuiteContext, TableSuite
-from quality.store import copy_results, read_results, store_results
+from quality.store import copy_results, read_results, store_cities_results
 from quality.suites import KEYS, SAMPLE_COLUMNS, core_suites, kpi_suites, scores_suites
 
 if TYPE_CHECKING:
@@ -82,9 +82,9 @@ def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext],
         batch = fresh[start:start + VALIDATION_BATCH]
         found, measured = validate_stage(con, batch, stage)
         by_city.update(found)
+        store_cities_results(con, run_id, {ctx.city_id: by_city[ctx.city_id] for ctx in batch})
         for ctx in batch:
             results = by_city[ctx.city_id]
-            store_results(con, ctx.city_id, run_id, results)
             if stage == "core":
                 affected = {m.check.key: m.affected for m in measured[ctx.city_id] if m.affected}
                 mark_observations(con, ctx, results, affected)

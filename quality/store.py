@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,16 +22,18 @@ _COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
             "evaluated_at": pl.Datetime("us", "UTC")}
 
 
-def store_results(con: duckdb.DuckDBPyConnection, city_id: str, run_id: str, results: Sequence[CheckResult]) -> None:
-    """Insert (or replace, when a check is re-run in the same run) one row per result."""
-    if not results:
-        return
+def store_cities_results(con: duckdb.DuckDBPyConnection, run_id: str,
+                         by_city: Mapping[str, Sequence[CheckResult]]) -> None:
+    """Insert (or replace, when a check is re-run in the same run) one row per result, for every city in
+    one statement (a statement per city was 16 s of checking 1,000 cities, profiled)."""
     now = datetime.now(UTC)
     rows = [(run_id, city_id, r.check.table, r.check.name, r.check.severity, r.status, r.failing, r.evaluated,
              json.dumps(json_safe(r.sample), ensure_ascii=False),
              r.check.description if not r.note else f"{r.check.description} ({r.note})",
              json.dumps(json_safe(r.expectation), ensure_ascii=False) if r.expectation is not None else None, now)
-            for r in results]
+            for city_id, results in by_city.items() for r in results]
+    if not rows:
+        return
     # One INSERT from a frame: executemany() costs a round trip per row (~5 ms each in DuckDB).
     con.register("_quality_results", pl.DataFrame(rows, schema=_COLUMNS, orient="row").to_arrow())
     try:
@@ -70,7 +72,7 @@ def read_results(con: duckdb.DuckDBPyConnection, city_ids: Sequence[str], run_id
         check = by_key.get((table, name))
         if check is None:
             continue  # another stage's check
-        # store_results wrote "<description> (<note>)" for a result with a note.
+        # store_cities_results wrote "<description> (<note>)" for a result with a note.
         note = description[len(check.description) + 2:-1] if description != check.description else None
         out[city].append(CheckResult(check, status, failing, int(evaluated), json.loads(sample),
                                      json.loads(expectation) if expectation and with_expectations else None, note))

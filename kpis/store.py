@@ -61,15 +61,32 @@ def compute_and_store(con: duckdb.DuckDBPyConnection, city_id: str, years: Seque
     By default the city's rows of every year are replaced (a whole-city run). With
     `only_these_years` exactly the rows of `years` are replaced and other years stay (a city-year
     partition run), so re-running a partition is idempotent."""
-    values = compute_kpi_values(read_observations(con, city_id), {city_id: list(years)},
-                                withheld=read_withheld(con, city_id))
+    values = compute_values(city_id, years, *read_inputs(con, city_id))
+    store_values(con, city_id, years, run_id, values, only_these_years=only_these_years)
+    return values
+
+
+def read_inputs(con: duckdb.DuckDBPyConnection, city_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What compute_values reads of the warehouse: the city's observations and why values were withheld."""
+    return read_observations(con, city_id), read_withheld(con, city_id)
+
+
+def compute_values(city_id: str, years: Sequence[int], observations: pl.DataFrame, withheld: pl.DataFrame
+                   ) -> pl.DataFrame:
+    """The city's kpi_values rows from its inputs: plain values in, plain values out (a worker process
+    computes them while the run's process stores another city's)."""
+    return compute_kpi_values(observations, {city_id: list(years)}, withheld=withheld)
+
+
+def store_values(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], run_id: str,
+                 values: pl.DataFrame, *, only_these_years: bool = False) -> None:
+    """Replace the city's rows (of `years` with `only_these_years`) by `values`, in one transaction."""
     with transaction(con):
         if only_these_years:
             con.execute("DELETE FROM kpi_values WHERE city_id = ? AND list_contains(?, year)", [city_id, list(years)])
         else:
             con.execute("DELETE FROM kpi_values WHERE city_id = ?", [city_id])
         insert_frame(con, "kpi_values", values.with_columns(pl.lit(run_id).alias("run_id")))
-    return values
 
 
 def cities_with_kpi_values(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -25,6 +25,7 @@ from canonical.listing import first_and_more
 from canonical.workers import worker_processes
 from kpis.spatial.derive import derive_spatial, derive_spatial_from_rows
 from kpis.state import Stage as KpiStage
+from pipelines.ordered_work import OrderedWork
 from publish.releases import Release, publish_release, reconcile_releases
 from quality import CheckResult, QualitySettings, SuiteContext
 from quality.run import Stage, run_cities
@@ -514,29 +515,73 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
                    keep_unchanged: bool = True) -> dict[str, StageOutcome]:
     """kpi_values of each city, in one warehouse session. A whole-city entry (years None) whose inputs
     fingerprint equals the one its rows were computed from keeps them (`keep_unchanged`); a city-year
-    entry replaces exactly those years' rows."""
+    entry replaces exactly those years' rows. From PARALLEL_COMPUTE_MIN cities to compute, worker
+    processes compute them (`OrderedWork`) while this process reads the next cities' inputs and stores
+    each city's rows in order; a computation that failed in a worker is done again here, raising as
+    one city at a time would."""
     from kpis import state
-    from kpis.store import compute_and_store
+    from kpis.store import compute_and_store, compute_values, read_inputs, store_values
 
     out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "kpi_values", fingerprints) if keep_unchanged else {}
-        for loaded, years in work:
-            city = loaded.city_id
-            fingerprint = fingerprints.get(city) if years is None else None
-            kept = current.get(city) if fingerprint else None
-            if kept:
-                out[city] = StageOutcome(_status_counts(con, city), kept)
-                continue
-            values = _naming_city(city, "computing", compute_and_store, con, city,
-                                  loaded.config.city.reporting_years if years is None else years, run_id,
-                                  only_these_years=years is not None)
-            state.record(con, city, "kpi_values", fingerprint, run_id)
-            out[city] = StageOutcome({str(status): int(n) for status, n in
-                                      values.group_by("status").len().sort("status").iter_rows()},
-                                     years=None if years is None else list(years))
+        todo = [(loaded, years) for loaded, years in work
+                if not (years is None and fingerprints.get(loaded.city_id) and current.get(loaded.city_id))]
+        workers = worker_processes(main_busy=True) if len(todo) >= PARALLEL_COMPUTE_MIN else 0
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(OrderedWork(workers)) if workers else None
+            upcoming = iter(todo)
+            ahead: collections.deque[tuple[str, Future[Any] | None]] = collections.deque()
+
+            def fill() -> None:  # the next cities' inputs read here, their values computed by the workers
+                while pool is not None and len(ahead) < COMPUTE_AHEAD:
+                    entry = next(upcoming, None)
+                    if entry is None:
+                        return
+                    loaded, years = entry
+                    future = None
+                    with contextlib.suppress(BrokenProcessPool):  # a lost worker: computed in this process
+                        future = pool.submit(compute_values, loaded.city_id, _years(loaded, years),
+                                             *read_inputs(con, loaded.city_id))
+                    ahead.append((loaded.city_id, future))
+
+            for loaded, years in work:
+                city = loaded.city_id
+                fingerprint = fingerprints.get(city) if years is None else None
+                kept = current.get(city) if fingerprint else None
+                if kept:
+                    out[city] = StageOutcome(_status_counts(con, city), kept)
+                    continue
+                values = None
+                if pool is not None:
+                    fill()
+                    submitted, future = ahead.popleft()
+                    assert submitted == city  # the cities to compute, in the order of `work`
+                    if future is not None:
+                        with contextlib.suppress(Exception):  # computed again below, where its error names the city
+                            values = pool.result(future)
+                if values is None:
+                    values = _naming_city(city, "computing", compute_and_store, con, city, _years(loaded, years),
+                                          run_id, only_these_years=years is not None)
+                else:
+                    _naming_city(city, "computing", store_values, con, city, _years(loaded, years), run_id, values,
+                                 only_these_years=years is not None)
+                state.record(con, city, "kpi_values", fingerprint, run_id)
+                out[city] = StageOutcome({str(status): int(n) for status, n in
+                                          values.group_by("status").len().sort("status").iter_rows()},
+                                         years=None if years is None else list(years))
     return out
+
+
+def _years(loaded: LoadedConfig, years: Sequence[int] | None) -> Sequence[int]:
+    return loaded.config.city.reporting_years if years is None else years
+
+
+# From this many cities to compute, their values are computed in worker processes (starting them costs
+# about two seconds), up to COMPUTE_AHEAD cities ahead of the one being stored.
+PARALLEL_COMPUTE_MIN = 16
+COMPUTE_AHEAD = 8
 
 
 def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,

@@ -144,3 +144,44 @@ def test_the_writer_parses_the_cities_no_worker_has_started(cities: Path, tmp_pa
     assert any(taken_here)
     assert parallel == one_by_one
     assert _rows(Home(tmp_path / "parallel")) == _rows(Home(tmp_path / "serial"))
+
+
+def test_kpi_values_computed_in_workers_equal_one_city_at_a_time(cities: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """compute_cities over many cities computes their values in worker processes (pipelines/ordered_work.py)
+    while this process stores them; the rows equal those computed here, and a city whose computation
+    failed in a worker is computed again here (where its error would name the city)."""
+    from pipelines.ordered_work import OrderedWork
+
+    configs = _configs(cities)
+    home = Home(tmp_path / "serial")
+    _load(home, configs, monkeypatch, workers=0, batch=16)
+    shutil.copytree(home.root, tmp_path / "parallel")
+    work: list[steps.CityWork] = [(c, None) for c in configs]
+    serial = steps.compute_cities(home, work, "run", keep_unchanged=False)
+
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    monkeypatch.setattr(steps, "PARALLEL_COMPUTE_MIN", 2)
+    monkeypatch.setattr(steps, "COMPUTE_AHEAD", 2)
+    from_workers, original = [], OrderedWork.result
+
+    def result_second_failing(self: OrderedWork, future: Any) -> Any:
+        from_workers.append(future)
+        if len(from_workers) == 2:
+            raise RuntimeError("lost in a worker")
+        return original(self, future)
+
+    monkeypatch.setattr(OrderedWork, "result", result_second_failing)
+    parallel = steps.compute_cities(Home(tmp_path / "parallel"), work, "run", keep_unchanged=False)
+    assert len(from_workers) == len(configs)
+    assert parallel == serial
+
+    def values(root: Path) -> list[tuple[object, ...]]:
+        con = duckdb.connect(str(Home(root).warehouse_path), read_only=True)
+        try:
+            return con.execute("SELECT * EXCLUDE (computed_at) FROM kpi_values ORDER BY ALL").fetchall()
+        finally:
+            con.close()
+
+    rows = values(tmp_path / "serial")
+    assert rows and values(tmp_path / "parallel") == rows

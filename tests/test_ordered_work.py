@@ -1,0 +1,41 @@
+"""OrderedWork (pipelines/ordered_work.py): results come in submission order, the run's process makes
+the calls no worker has started while it waits, and a call's error is raised at its turn."""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.ordered_work import OrderedWork
+
+
+def test_results_in_order_with_calls_taken_over_while_the_only_worker_is_held(tmp_path: Path) -> None:
+    fifo = tmp_path / "hold"
+    os.mkfifo(fifo)
+    with OrderedWork(1) as work:
+        work.pool.submit(fifo.read_bytes)  # holds the worker until the FIFO is opened for writing
+        futures = [work.submit(operator.add, i, 1) for i in range(6)]
+        failing = work.submit(operator.truediv, 1, 0)
+        after = work.submit(operator.mul, 3, 4)
+
+        def release_when_taken_over() -> None:
+            deadline = time.monotonic() + 600  # only against a hang: the condition is what is waited on
+            while not any(f.cancelled() for f in futures) and time.monotonic() < deadline:  # one taken over
+                time.sleep(0.02)
+            with open(fifo, "wb"):
+                pass
+
+        releaser = threading.Thread(target=release_when_taken_over, daemon=True)
+        releaser.start()
+        assert [work.result(f) for f in futures] == [1, 2, 3, 4, 5, 6]
+        releaser.join()
+        assert any(f.cancelled() for f in futures)  # made in this process, not by the held worker
+        with pytest.raises(ZeroDivisionError):
+            work.result(failing)
+        assert work.result(after) == 12
+        assert not work._made_here and not work._queued  # nothing held past its turn

@@ -117,6 +117,22 @@ def test_no_chart_embeds_more_rows_than_it_needs(many: tuple[Path, pl.DataFrame]
         assert max(charts.embedded_rows(s) for s in specs) <= charts.MAX_CHART_ROWS
 
 
+def test_every_chart_spec_is_valid_vega_lite(many: tuple[Path, pl.DataFrame]) -> None:
+    """The report makes its specs without Altair's validation (publish/report/charts.py:_spec): here
+    every spec of the overview and of five city pages is validated against the Vega-Lite schema."""
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema import load_schema
+
+    folder, _ = many
+    schema = load_schema()
+    specs = [*embedded_specs(folder / NAME)]
+    for page in sorted((folder / "report").glob("*.html"))[:5]:
+        specs += embedded_specs(page)
+    assert len(specs) > 100
+    for spec in specs:
+        validate_jsonschema(spec, schema)  # raises on the first spec that is not valid Vega-Lite
+
+
 def test_a_chart_fed_too_many_rows_fails_loudly() -> None:
     rows = [{"year": 2000 + n, "value": float(n), "data_point": ""} for n in range(charts.MAX_CHART_ROWS + 1)]
     with pytest.raises(charts.ChartTooBig, match="aggregate before charting"):

@@ -9,10 +9,15 @@ worker on two cores both cores work until the last city.
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Call = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class OrderedWork:
@@ -61,3 +66,30 @@ class OrderedWork:
                     self._made_here[future] = (False, exc)
                 return True
         return False
+
+
+def results_in_order(work: OrderedWork | None, entries: Sequence[T], call: Callable[[T], Call | None],
+                     ahead: int) -> Iterator[Any]:
+    """For each entry, in order: the result of the call `call(entry)` names (a function and its arguments,
+    read in this process when the entry is submitted, up to `ahead` entries before its turn), made by the
+    workers. None where there is no pool, the pool broke, `call` gave None or the call raised: the caller
+    then does that entry itself, where its error is raised as one entry at a time would raise it."""
+    submitted: collections.deque[Future[Any] | None] = collections.deque()
+    upcoming = iter(entries)
+    for _ in entries:
+        while work is not None and len(submitted) < ahead:
+            entry = next(upcoming, None)
+            if entry is None:
+                break
+            named = call(entry)
+            future = None
+            if named is not None:
+                with contextlib.suppress(BrokenProcessPool):  # a lost worker: made by the caller
+                    future = work.submit(named[0], *named[1])
+            submitted.append(future)
+        future = submitted.popleft() if work is not None else None
+        result = None
+        if work is not None and future is not None:
+            with contextlib.suppress(Exception):
+                result = work.result(future)
+        yield result

@@ -25,7 +25,7 @@ from canonical.listing import first_and_more
 from canonical.workers import worker_processes
 from kpis.spatial.derive import derive_spatial, derive_spatial_from_rows
 from kpis.state import Stage as KpiStage
-from pipelines.ordered_work import OrderedWork
+from pipelines.ordered_work import Call, OrderedWork, results_in_order
 from publish.releases import Release, publish_release, reconcile_releases
 from quality import CheckResult, QualitySettings, SuiteContext
 from quality.run import Stage, run_cities
@@ -528,24 +528,9 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
         current = state.current_runs(con, "kpi_values", fingerprints) if keep_unchanged else {}
         todo = [(loaded, years) for loaded, years in work
                 if not (years is None and fingerprints.get(loaded.city_id) and current.get(loaded.city_id))]
-        workers = worker_processes(main_busy=True) if len(todo) >= PARALLEL_COMPUTE_MIN else 0
-        with contextlib.ExitStack() as stack:
-            pool = stack.enter_context(OrderedWork(workers)) if workers else None
-            upcoming = iter(todo)
-            ahead: collections.deque[tuple[str, Future[Any] | None]] = collections.deque()
-
-            def fill() -> None:  # the next cities' inputs read here, their values computed by the workers
-                while pool is not None and len(ahead) < COMPUTE_AHEAD:
-                    entry = next(upcoming, None)
-                    if entry is None:
-                        return
-                    loaded, years = entry
-                    future = None
-                    with contextlib.suppress(BrokenProcessPool):  # a lost worker: computed in this process
-                        future = pool.submit(compute_values, loaded.city_id, _years(loaded, years),
-                                             *read_inputs(con, loaded.city_id))
-                    ahead.append((loaded.city_id, future))
-
+        with _workers_for(len(todo)) as pool:
+            made = results_in_order(pool, todo, lambda entry: (compute_values, (
+                entry[0].city_id, _years(*entry), *read_inputs(con, entry[0].city_id))), COMPUTE_AHEAD)
             for loaded, years in work:
                 city = loaded.city_id
                 fingerprint = fingerprints.get(city) if years is None else None
@@ -553,14 +538,7 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
                 if kept:
                     out[city] = StageOutcome(_status_counts(con, city), kept)
                     continue
-                values = None
-                if pool is not None:
-                    fill()
-                    submitted, future = ahead.popleft()
-                    assert submitted == city  # the cities to compute, in the order of `work`
-                    if future is not None:
-                        with contextlib.suppress(Exception):  # computed again below, where its error names the city
-                            values = pool.result(future)
+                values = next(made)  # None: not made by a worker, or failed there; made here
                 if values is None:
                     values = _naming_city(city, "computing", compute_and_store, con, city, _years(loaded, years),
                                           run_id, only_these_years=years is not None)
@@ -578,35 +556,57 @@ def _years(loaded: LoadedConfig, years: Sequence[int] | None) -> Sequence[int]:
     return loaded.config.city.reporting_years if years is None else years
 
 
-# From this many cities to compute, their values are computed in worker processes (starting them costs
-# about two seconds), up to COMPUTE_AHEAD cities ahead of the one being stored.
+# From this many cities to compute, their values and scores are made in worker processes (starting them
+# costs about two seconds), up to COMPUTE_AHEAD cities ahead of the one being stored.
 PARALLEL_COMPUTE_MIN = 16
 COMPUTE_AHEAD = 8
+
+
+def _workers_for(cities: int) -> contextlib.AbstractContextManager[OrderedWork | None]:
+    workers = worker_processes(main_busy=True) if cities >= PARALLEL_COMPUTE_MIN else 0
+    return OrderedWork(workers) if workers else contextlib.nullcontext()
 
 
 def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
                  keep_unchanged: bool = True) -> dict[str, StageOutcome]:
     """Scores, roll-ups and progress of each city (kpis.benchmarking), in one warehouse session; a
-    whole-city entry whose inputs are unchanged since its scores were computed keeps them."""
+    whole-city entry whose inputs are unchanged since its scores were computed keeps them. From
+    PARALLEL_COMPUTE_MIN cities, worker processes make them and this process stores them, as
+    compute_cities does."""
     from kpis import state
-    from kpis.benchmarking.store import benchmark_and_store
+    from kpis.benchmarking.store import benchmark_and_store, read_kpi_values, score_values, store_scored
     from kpis.benchmarking.targets import load_targets
+
+    def scoring_call(entry: CityWork) -> Call | None:
+        try:
+            targets = load_targets(entry[0].targets_path)
+        except Exception:  # loaded again at the city's turn, where its error names the file
+            return None
+        return score_values, (read_kpi_values(con, entry[0].city_id), targets)
 
     out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "scores", fingerprints) if keep_unchanged else {}
-        for loaded, years in work:
-            city = loaded.city_id
-            fingerprint = fingerprints.get(city) if years is None else None
-            kept = current.get(city) if fingerprint else None
-            if kept:
-                out[city] = StageOutcome({}, kept)
-                continue
-            targets = load_targets(loaded.targets_path)  # a bad table is a TargetsError naming its file
-            counts = _naming_city(city, "scoring", benchmark_and_store, con, city, targets, run_id, years)
-            state.record(con, city, "scores", fingerprint, run_id)
-            out[city] = StageOutcome(counts, years=None if years is None else list(years))
+        todo = [(loaded, years) for loaded, years in work
+                if not (years is None and fingerprints.get(loaded.city_id) and current.get(loaded.city_id))]
+        with _workers_for(len(todo)) as pool:
+            made = results_in_order(pool, todo, scoring_call, COMPUTE_AHEAD)
+            for loaded, years in work:
+                city = loaded.city_id
+                fingerprint = fingerprints.get(city) if years is None else None
+                kept = current.get(city) if fingerprint else None
+                if kept:
+                    out[city] = StageOutcome({}, kept)
+                    continue
+                scored = next(made)  # None: not made by a worker, or failed there; made here
+                if scored is None:
+                    targets = load_targets(loaded.targets_path)  # a bad table is a TargetsError naming its file
+                    counts = _naming_city(city, "scoring", benchmark_and_store, con, city, targets, run_id, years)
+                else:
+                    counts = _naming_city(city, "scoring", store_scored, con, city, scored, run_id, years)
+                state.record(con, city, "scores", fingerprint, run_id)
+                out[city] = StageOutcome(counts, years=None if years is None else list(years))
     return out
 
 

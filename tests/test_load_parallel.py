@@ -146,11 +146,11 @@ def test_the_writer_parses_the_cities_no_worker_has_started(cities: Path, tmp_pa
     assert _rows(Home(tmp_path / "parallel")) == _rows(Home(tmp_path / "serial"))
 
 
-def test_kpi_values_computed_in_workers_equal_one_city_at_a_time(cities: Path, tmp_path: Path,
+def test_kpi_values_and_scores_made_in_workers_equal_one_city_at_a_time(cities: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """compute_cities over many cities computes their values in worker processes (pipelines/ordered_work.py)
-    while this process stores them; the rows equal those computed here, and a city whose computation
-    failed in a worker is computed again here (where its error would name the city)."""
+    """compute_cities and score_cities over many cities make their rows in worker processes
+    (pipelines/ordered_work.py) while this process stores them; the rows equal those made here, and a
+    city whose computation failed in a worker is computed again here (where its error would name it)."""
     from pipelines.ordered_work import OrderedWork
 
     configs = _configs(cities)
@@ -175,13 +175,21 @@ def test_kpi_values_computed_in_workers_equal_one_city_at_a_time(cities: Path, t
     parallel = steps.compute_cities(Home(tmp_path / "parallel"), work, "run", keep_unchanged=False)
     assert len(from_workers) == len(configs)
     assert parallel == serial
+    # The scores the same way: made by the workers, stored here.
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    serial_scores = steps.score_cities(home, work, "run", keep_unchanged=False)
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    parallel_scores = steps.score_cities(Home(tmp_path / "parallel"), work, "run", keep_unchanged=False)
+    assert len(from_workers) == 2 * len(configs)
+    assert parallel_scores == serial_scores
 
-    def values(root: Path) -> list[tuple[object, ...]]:
+    def rows(root: Path, table: str) -> list[tuple[object, ...]]:
         con = duckdb.connect(str(Home(root).warehouse_path), read_only=True)
         try:
-            return con.execute("SELECT * EXCLUDE (computed_at) FROM kpi_values ORDER BY ALL").fetchall()
+            return con.execute(f"SELECT * EXCLUDE (computed_at) FROM {table} ORDER BY ALL").fetchall()
         finally:
             con.close()
 
-    rows = values(tmp_path / "serial")
-    assert rows and values(tmp_path / "parallel") == rows
+    for table in ("kpi_values", "kpi_scores", "kpi_rollups", "kpi_progress"):
+        expected = rows(tmp_path / "serial", table)
+        assert expected and rows(tmp_path / "parallel", table) == expected, table

@@ -67,9 +67,24 @@ def benchmark_and_store(con: duckdb.DuckDBPyConnection, city_id: str, targets: p
     """The pipeline step: scores, roll-ups and both progress methods over the city's kpi_values
     against `targets` (the targets in force for the city: `targets.load_targets`), stored (only
     `years` of the scores and roll-ups when given). Returns counts for the run summary."""
-    values = read_kpi_values(con, city_id)
+    return store_scored(con, city_id, score_values(read_kpi_values(con, city_id), targets), run_id, years)
+
+
+Scored = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]  # scores, rollups, excluded, progress
+
+
+def score_values(values: pl.DataFrame, targets: pl.DataFrame) -> Scored:
+    """Scores, roll-ups, exclusions and progress of a city's kpi_values: plain values in, plain values
+    out (a worker process makes them while the run's process stores another city's)."""
     scores, rollups, excluded = score_release(values, targets, load_catalogue())
-    progress = assess_all(values, targets)
+    return scores, rollups, excluded, assess_all(values, targets)
+
+
+def store_scored(con: duckdb.DuckDBPyConnection, city_id: str, scored: Scored, run_id: str,
+                 years: Sequence[int] | None = None) -> dict[str, int]:
+    """Store what score_values made (only `years` of the scores and roll-ups when given); the counts
+    for the run summary."""
+    scores, rollups, excluded, progress = scored
     store_scores(con, city_id, scores=scores, excluded=excluded, rollups=rollups, progress=progress,
                  run_id=run_id, years=years)
     if years is not None:

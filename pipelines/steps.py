@@ -6,12 +6,10 @@ separate processes one after another, and a failure leaves the previous state.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -376,26 +374,19 @@ class ParallelLoads:
     in the cities' order). A parse that fails in a worker is done again in this process, so its error is
     raised as one city at a time would raise it, naming the city, after the cities before it committed.
 
-    When the city to write is not parsed yet, this process does not wait idle: it takes the next parse
-    no worker has started (cancelling its future) and does it itself (`_parse_one_here`). Parsing and
-    deriving a city costs more than writing it, so otherwise the writer idles while the workers lag."""
+    When the city to write is not parsed yet, this process does not wait idle: `OrderedWork` has it
+    take the next parse no worker has started and do it itself. Parsing and deriving a city costs more
+    than writing it, so otherwise the writer idles while the workers lag."""
 
     def __init__(self, home: Home, workers: int) -> None:
-        import multiprocessing
-
         self.home = home
-        # spawn: the run's process has DuckDB and Dagster threads, which a forked child must not inherit.
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        # Submitted parses in submission order (the order the workers take them), and the results of
-        # those this process took over: None where the parse raised (parsed again at the city's turn).
-        self._queued: collections.deque[tuple[Future[Any], LoadedConfig, _PlannedLoad]] = collections.deque()
-        self._parsed_here: dict[Future[Any], Any] = {}
+        self.work = OrderedWork(workers)
 
     def __enter__(self) -> ParallelLoads:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.work.__exit__(*exc)
 
     def run(self, configs: Sequence[LoadedConfig], on_progress: Callable[[int], None] | None = None
             ) -> dict[str, dict[str, Any]]:
@@ -430,9 +421,8 @@ class ParallelLoads:
                 future = None
                 if isinstance(outcome, _PlannedLoad) and outcome.needs_parsing:
                     with contextlib.suppress(BrokenProcessPool):  # a lost worker: parsed in this process
-                        future = self.pool.submit(parse_in_worker, loaded, outcome.plan, outcome.by_id,
+                        future = self.work.submit(parse_in_worker, loaded, outcome.plan, outcome.by_id,
                                                   self.home.cache / "readings", outcome.stored)
-                        self._queued.append((future, loaded, outcome))
                 planned.append((loaded, outcome, future))
         return planned
 
@@ -466,35 +456,14 @@ class ParallelLoads:
             return outcome
         done = None
         if future is not None:
-            while not future.done() and self._parse_one_here():
-                pass
-            if future in self._parsed_here:
-                done = self._parsed_here.pop(future)
-            else:
-                with contextlib.suppress(Exception):  # a lost worker: parsed in this process below
-                    done = future.result()
-            # Parses already finished leave the queue, so it holds no result past its city's write.
-            while self._queued and self._queued[0][0].done():
-                self._queued.popleft()
+            with contextlib.suppress(Exception):  # a lost worker or a bad source: parsed in this process below
+                done = self.work.result(future)
         # A bad source: parsed again here, where its error is raised as is.
         parsed, spatial_rows = done if done is not None else (_parse_city(self.home, outcome), None)
         if plan_load(con, loaded, outcome.by_id) != outcome.plan:
             stale.append(loaded)
             return {}
         return _write_city(con, outcome, parsed, spatial_rows)
-
-    def _parse_one_here(self) -> bool:
-        """Take over the first submitted parse that no worker has started; False when there is none."""
-        while self._queued:
-            future, loaded, planned = self._queued.popleft()
-            if future.cancel():  # only a future no worker has taken can be cancelled
-                try:
-                    self._parsed_here[future] = parse_in_worker(loaded, planned.plan, planned.by_id,
-                                                                self.home.cache / "readings", planned.stored)
-                except Exception:  # as a failed worker: parsed again at the city's turn, raising there
-                    self._parsed_here[future] = None
-                return True
-        return False
 
 
 def _load_current(home: Home, loaded: LoadedConfig) -> dict[str, Any]:
@@ -526,15 +495,14 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "kpi_values", fingerprints) if keep_unchanged else {}
-        todo = [(loaded, years) for loaded, years in work
-                if not (years is None and fingerprints.get(loaded.city_id) and current.get(loaded.city_id))]
+        todo = [(loaded, years) for loaded, years in work if not _kept_run(fingerprints, current, loaded, years)]
         with _workers_for(len(todo)) as pool:
             made = results_in_order(pool, todo, lambda entry: (compute_values, (
                 entry[0].city_id, _years(*entry), *read_inputs(con, entry[0].city_id))), COMPUTE_AHEAD)
             for loaded, years in work:
                 city = loaded.city_id
                 fingerprint = fingerprints.get(city) if years is None else None
-                kept = current.get(city) if fingerprint else None
+                kept = _kept_run(fingerprints, current, loaded, years)
                 if kept:
                     out[city] = StageOutcome(_status_counts(con, city), kept)
                     continue
@@ -550,6 +518,13 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
                                           values.group_by("status").len().sort("status").iter_rows()},
                                          years=None if years is None else list(years))
     return out
+
+
+def _kept_run(fingerprints: dict[str, str], current: dict[str, str], loaded: LoadedConfig,
+              years: Sequence[int] | None) -> str | None:
+    """The run whose rows a whole-city entry keeps: its inputs are unchanged since (None: made again)."""
+    fingerprint = fingerprints.get(loaded.city_id) if years is None else None
+    return current.get(loaded.city_id) if fingerprint else None
 
 
 def _years(loaded: LoadedConfig, years: Sequence[int] | None) -> Sequence[int]:
@@ -588,14 +563,13 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "scores", fingerprints) if keep_unchanged else {}
-        todo = [(loaded, years) for loaded, years in work
-                if not (years is None and fingerprints.get(loaded.city_id) and current.get(loaded.city_id))]
+        todo = [(loaded, years) for loaded, years in work if not _kept_run(fingerprints, current, loaded, years)]
         with _workers_for(len(todo)) as pool:
             made = results_in_order(pool, todo, scoring_call, COMPUTE_AHEAD)
             for loaded, years in work:
                 city = loaded.city_id
                 fingerprint = fingerprints.get(city) if years is None else None
-                kept = current.get(city) if fingerprint else None
+                kept = _kept_run(fingerprints, current, loaded, years)
                 if kept:
                     out[city] = StageOutcome({}, kept)
                     continue

@@ -76,7 +76,8 @@ class QueryCheck(Check):
 
 @dataclass(frozen=True)
 class ComputedCheck(Check):
-    """Measured by a function of the connection and the context (see `Measurement`)."""
+    """Measured by a function of the connection and the context (see `Measurement`), or by one of
+    the connection and all the cities' contexts (`measure_many`)."""
 
     measure: Callable[[duckdb.DuckDBPyConnection, SuiteContext], Measurement] | None = field(
         default=None, compare=False, repr=False)

@@ -81,10 +81,6 @@ def measure_many(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext
                                 previous.get(ctx.city_id, {})) for ctx in contexts}
 
 
-def measure(con: duckdb.DuckDBPyConnection, ctx: SuiteContext) -> Measurement:
-    return measure_many(con, [ctx])[ctx.city_id]
-
-
 def _judge(ctx: SuiteContext, counts: dict[str, int], by_rules: dict[str, str], previous: dict[str, int]
            ) -> Measurement:
     share = ctx.settings.row_drop
@@ -108,7 +104,7 @@ def _judge(ctx: SuiteContext, counts: dict[str, int], by_rules: dict[str, str], 
 
 CHECK = ComputedCheck(TABLE, NAME, "error", "every loaded source has rows, and none fell by more than the "
                       "allowed share (CITYKPI_QUALITY_ROW_DROP, default 50 %) since the previous check",
-                      measure=measure, measure_many=measure_many)
+                      measure_many=measure_many)
 
 
 def sources_suite() -> TableSuite:

@@ -117,13 +117,15 @@ def test_the_writer_parses_the_cities_no_worker_has_started(cities: Path, tmp_pa
     fifo = tmp_path / "hold"
     os.mkfifo(fifo)
     taken_here: list[bool] = []
-    original_init, original_take = steps.ParallelLoads.__init__, steps.ParallelLoads._parse_one_here
+    from pipelines.ordered_work import OrderedWork
+
+    original_init, original_take = steps.ParallelLoads.__init__, OrderedWork._take_one_over
 
     def init_with_the_worker_held(self: steps.ParallelLoads, home: Home, workers: int) -> None:
         original_init(self, home, workers)
-        self.pool.submit(fifo.read_bytes)  # blocks the worker until the FIFO is opened for writing and closed
+        self.work.pool.submit(fifo.read_bytes)  # blocks the worker until the FIFO is opened for writing and closed
 
-    def take(self: steps.ParallelLoads) -> bool:
+    def take(self: OrderedWork) -> bool:
         took = original_take(self)
         taken_here.append(took)
         return took
@@ -136,7 +138,7 @@ def test_the_writer_parses_the_cities_no_worker_has_started(cities: Path, tmp_pa
             pass
 
     monkeypatch.setattr(steps.ParallelLoads, "__init__", init_with_the_worker_held)
-    monkeypatch.setattr(steps.ParallelLoads, "_parse_one_here", take)
+    monkeypatch.setattr(OrderedWork, "_take_one_over", take)
     releaser = threading.Thread(target=release_when_taken_over, daemon=True)
     releaser.start()
     parallel = _load(Home(tmp_path / "parallel"), configs, monkeypatch, workers=1, batch=2)

@@ -21,7 +21,8 @@ The HTML report (another module's job) fails at many cities with Altair's MaxRow
 `--report catch` (the default) the child catches a report failure, writes the release without the
 report and the results say so per count. `--report run` lets it fail the run.
 
-Writes cities-sf<scale>.json and cities-sf<scale>.md into --out-dir (default benchmarks/results).
+Writes cities-sf<scale>-counts-<counts>.json and .md (e.g. cities-sf0.1-counts-1-10-100.md) into --out-dir
+(default benchmarks/results), so that a quick run never overwrites the results of a run with other counts.
 """
 
 from __future__ import annotations
@@ -279,6 +280,11 @@ def _counts(args: argparse.Namespace) -> list[int]:
     return counts
 
 
+def result_stem(scale: float, counts: list[int]) -> str:
+    """The results' file name without suffix: the scale and the counts, one file pair per kind of run."""
+    return f"cities-sf{scale:g}-counts-{'-'.join(str(c) for c in sorted(counts))}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cities", description=__doc__.split("\n")[0])
     parser.add_argument("--cities", type=int, default=100, help="largest count (default 100); also runs 1, 10, 100")
@@ -308,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--change-at {change_at} is not one of the counts {counts}")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"cities-sf{args.scale:g}"
+    stem = result_stem(args.scale, counts)
 
     def write(result: dict[str, Any]) -> None:
         (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

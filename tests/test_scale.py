@@ -79,7 +79,7 @@ def test_cities_benchmark_smoke(tmp_path: Path) -> None:
          "--workdir", str(tmp_path / "work"), "--keep"],
         cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)  # hang guard only
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((out / "cities-sf0.02.json").read_text(encoding="utf-8"))
+    result = json.loads((out / "cities-sf0.02-counts-1-2.json").read_text(encoding="utf-8"))
     assert [r["cities"] for r in result["runs"]] == [1, 2]
     for run in result["runs"]:
         assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["peak_rss_mb"] > 0
@@ -89,7 +89,8 @@ def test_cities_benchmark_smoke(tmp_path: Path) -> None:
     assert change["cities"] == 2 and change["release_id"] != result["runs"][-1]["release_id"]
     assert set(result["goals"]) == {"wall_s_1000_cities", "marginal_s_per_city", "peak_rss_mb", "changed_city_s"}
     assert result["goals"]["wall_s_1000_cities"]["met"] is None  # not measured at 2 cities, and said so
-    assert (out / "cities-sf0.02.md").read_text(encoding="utf-8").startswith("# Many-city benchmark, scale 0.02")
+    markdown = (out / "cities-sf0.02-counts-1-2.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# Many-city benchmark, scale 0.02")
     # Two distinct cities in one release, with different values (different seeds).
     import duckdb
 
@@ -101,3 +102,11 @@ def test_cities_benchmark_smoke(tmp_path: Path) -> None:
         "ORDER BY city_id", [str(parquet)]).fetchall()
     assert [r[0] for r in rows] == ["demo-city-0001", "demo-city-0002"]
     assert rows[0][2] != rows[1][2]
+
+
+def test_cities_benchmark_results_named_by_their_counts() -> None:
+    """A quick run (1, 10, 100) must not overwrite the results of the 1,000-city run."""
+    from benchmarks.cities import result_stem
+
+    assert result_stem(0.1, [100, 1, 10]) == "cities-sf0.1-counts-1-10-100"
+    assert result_stem(0.1, [1, 10, 100, 1000]) == "cities-sf0.1-counts-1-10-100-1000"

@@ -226,3 +226,70 @@ def test_the_overview_of_many_cities_groups_warnings_and_counts_per_city_files()
     html = page.render("t", "vega.js")
     assert "200 files (200.0 kB), e.g." in html and "city-199" not in html
     assert 'href="kpi_values.csv"' in html
+
+
+def _inlined(spec: dict[str, object]) -> object:
+    """A spec with its named datasets put back where they are used (Altair names them by a hash of the
+    rows, a template by a fixed name): what Vega-Lite draws, independent of the names."""
+    datasets = spec.get("datasets", {})
+    assert isinstance(datasets, dict)
+
+    def walk(node: object) -> object:
+        if isinstance(node, dict):
+            if set(node) == {"name"} and node["name"] in datasets:
+                return {"values": datasets[node["name"]]}
+            return {k: walk(v) for k, v in node.items() if k != "datasets"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+    return walk(spec)
+
+
+def test_the_templated_city_charts_are_the_charts_altair_builds() -> None:
+    """district_map and kpi_bands fill a spec Altair built once; built through Altair per call (the way
+    they were made before), the charts are the same, data included."""
+    kpis = [{"indicator_id": "EC-ICT-1", "data_point": "", "name": "Household internet access",
+             "dimension": "Economy", "share_capped_pct": 71.5, "band": "66-95", "band_label": "approaching target",
+             "points": 3, "value": 71.5, "target": 100.0, "unit": "%"},
+            {"indicator_id": "EN-EQ-1", "data_point": "PM2.5", "name": "Air pollution", "dimension": "Environment",
+             "share_capped_pct": 20.0, "band": "<33", "band_label": "far from target", "points": 1,
+             "value": 25.0, "target": 5.0, "unit": "µg/m³"},
+            {"indicator_id": "EN-EQ-2", "data_point": "", "name": "not scored", "band": None}]
+    rows = [{"kpi": k["indicator_id"] + (f" [{k['data_point']}]" if k["data_point"] else ""), "name": k["name"],
+             "dimension": k.get("dimension", ""), "share": k["share_capped_pct"], "band": k["band"],
+             "band_label": k["band_label"], "points": k["points"], "value": show(k["value"], k["unit"]),
+             "target": show(k["target"], k["unit"]), "unit": k["unit"] or ""} for k in kpis if k.get("band")]
+    rules = alt.Chart(pl.DataFrame({"share": [33.0, 66.0, 95.0]})).mark_rule(
+        color="#666", strokeDash=[4, 3]).encode(x="share:Q")
+    bars = alt.Chart(pl.DataFrame(rows)).mark_bar().encode(
+        y=alt.Y("kpi:N", sort=[r["kpi"] for r in rows], title=None),
+        x=alt.X("share:Q", title="share of target (%, capped at 100)", scale=alt.Scale(domain=[0, 100]),
+                axis=alt.Axis(values=[0, 33, 66, 95, 100])),
+        color=alt.Color("band:N", scale=alt.Scale(domain=charts.BAND_ORDER, range=[
+            charts.BAND_COLORS[b] for b in charts.BAND_ORDER]), title="U4SSC band", sort=charts.BAND_ORDER,
+            legend=alt.Legend(orient="bottom")),
+        tooltip=["kpi:N", "name:N", "dimension:N", "value:N", "target:N", "unit:N",
+                 alt.Tooltip("share:Q", format=".0f"), "points:Q", "band_label:N"])
+    built = alt.layer(bars, rules).properties(width="container", height=alt.Step(14)).to_dict()
+    templated = charts.kpi_bands(kpis)
+    assert templated is not None and _inlined(templated) == _inlined(built)
+
+    features = [{"type": "Feature", "properties": {"name": f"D{n}", "value": float(n), "shown": f"{n} %"},
+                 "geometry": {"type": "Polygon", "coordinates": [[[n, 0], [n + 1, 0], [n + 1, 1], [n, 0]]]}}
+                for n in range(3)]
+    for direction, reverse, legend in [("higher", True, "darker: worse (lower)"),
+                                       ("lower", False, "darker: worse (higher)"), (None, False, "darker: higher")]:
+        built = alt.Chart(alt.Data(values={"type": "FeatureCollection", "features": features},
+                                   format=alt.DataFormat(property="features"))).mark_geoshape(
+            stroke="white", strokeWidth=1).encode(
+            color=alt.Color("properties.value:Q", title=f"%, {legend}",
+                            scale=alt.Scale(scheme="orangered", reverse=reverse, zero=False),
+                            legend=alt.Legend(orient="bottom", gradientLength=200)),
+            tooltip=[alt.Tooltip("properties.name:N", title="district"),
+                     alt.Tooltip("properties.shown:N", title="value")],
+        ).project(type="mercator").properties(width=280, height=240, title="Districts").to_dict()
+        assert charts.district_map(features, "%", direction, "Districts") == built
+    # A template is filled, never changed: the next chart does not carry the last one's rows.
+    assert charts.kpi_bands(kpis[1:]) is not None
+    again = charts.kpi_bands(kpis)
+    assert again is not None and _inlined(again) == _inlined(templated)

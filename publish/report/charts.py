@@ -125,6 +125,21 @@ def trend(rows: Sequence[Mapping[str, Any]], unit: str | None,
     return spec
 
 
+@cache
+def _district_map_template(reverse: bool) -> str:
+    """The district map without data, title or legend title (built with Altair once, filled per map)."""
+    chart = alt.Chart(alt.Data(values={"type": "FeatureCollection", "features": []},
+                               format=alt.DataFormat(property="features"))).mark_geoshape(
+        stroke="white", strokeWidth=1).encode(
+        color=alt.Color("properties.value:Q", title="",
+                        scale=alt.Scale(scheme="orangered", reverse=reverse, zero=False),
+                        legend=alt.Legend(orient="bottom", gradientLength=200)),
+        tooltip=[alt.Tooltip("properties.name:N", title="district"),
+                 alt.Tooltip("properties.shown:N", title="value")],
+    ).project(type="mercator").properties(width=280, height=240, title="")
+    return json.dumps(_spec(chart))
+
+
 def district_map(features: Sequence[dict[str, Any]], unit: str | None, direction: str | None,
                  title: str) -> dict[str, Any] | None:
     """District values on the district polygons (GeoJSON features with properties name, value, shown).
@@ -134,16 +149,28 @@ def district_map(features: Sequence[dict[str, Any]], unit: str | None, direction
     _check_rows("district_map", len(features))
     legend = {"higher": "darker: worse (lower)", "lower": "darker: worse (higher)"}.get(direction or "",
                                                                                        "darker: higher")
-    chart = alt.Chart(alt.Data(values={"type": "FeatureCollection", "features": list(features)},
-                               format=alt.DataFormat(property="features"))).mark_geoshape(
-        stroke="white", strokeWidth=1).encode(
-        color=alt.Color("properties.value:Q", title=f"{unit or ''}, {legend}",
-                        scale=alt.Scale(scheme="orangered", reverse=direction == "higher", zero=False),
-                        legend=alt.Legend(orient="bottom", gradientLength=200)),
-        tooltip=[alt.Tooltip("properties.name:N", title="district"),
-                 alt.Tooltip("properties.shown:N", title="value")],
-    ).project(type="mercator").properties(width=280, height=240, title=title)
-    return _spec(chart)
+    spec: dict[str, Any] = json.loads(_district_map_template(direction == "higher"))
+    spec["encoding"]["color"]["title"] = f"{unit or ''}, {legend}"
+    spec["title"] = title
+    spec["data"]["values"]["features"] = list(features)
+    return spec
+
+
+@cache
+def _kpi_bands_template() -> str:
+    """The bands chart without its bars' rows or their order (built with Altair once, filled per city)."""
+    rules = alt.Chart(pl.DataFrame({"share": [33.0, 66.0, 95.0]})).mark_rule(
+        color="#666", strokeDash=[4, 3]).encode(x="share:Q")
+    bars = alt.Chart(alt.NamedData("kpis")).mark_bar().encode(
+        y=alt.Y("kpi:N", sort=[], title=None),
+        x=alt.X("share:Q", title="share of target (%, capped at 100)", scale=alt.Scale(domain=[0, 100]),
+                axis=alt.Axis(values=[0, 33, 66, 95, 100])),
+        color=alt.Color("band:N", scale=_band_scale(), title="U4SSC band", sort=BAND_ORDER,
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=["kpi:N", "name:N", "dimension:N", "value:N", "target:N", "unit:N",
+                 alt.Tooltip("share:Q", format=".0f"), "points:Q", "band_label:N"],
+    )
+    return json.dumps(_spec(alt.layer(bars, rules).properties(width="container", height=alt.Step(14))))
 
 
 def kpi_bands(kpis: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -156,19 +183,10 @@ def kpi_bands(kpis: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     if not rows:
         return None
     _check_rows("kpi_bands", len(rows))
-    order = [r["kpi"] for r in rows]
-    rules = alt.Chart(pl.DataFrame({"share": [33.0, 66.0, 95.0]})).mark_rule(
-        color="#666", strokeDash=[4, 3]).encode(x="share:Q")
-    bars = alt.Chart(pl.DataFrame(rows)).mark_bar().encode(
-        y=alt.Y("kpi:N", sort=order, title=None),
-        x=alt.X("share:Q", title="share of target (%, capped at 100)", scale=alt.Scale(domain=[0, 100]),
-                axis=alt.Axis(values=[0, 33, 66, 95, 100])),
-        color=alt.Color("band:N", scale=_band_scale(), title="U4SSC band", sort=BAND_ORDER,
-                        legend=alt.Legend(orient="bottom")),
-        tooltip=["kpi:N", "name:N", "dimension:N", "value:N", "target:N", "unit:N",
-                 alt.Tooltip("share:Q", format=".0f"), "points:Q", "band_label:N"],
-    )
-    return _spec(alt.layer(bars, rules).properties(width="container", height=alt.Step(14)))
+    spec: dict[str, Any] = json.loads(_kpi_bands_template())
+    spec["layer"][0]["encoding"]["y"]["sort"] = [r["kpi"] for r in rows]
+    spec["datasets"]["kpis"] = rows
+    return spec
 
 
 def _band_scale() -> alt.Scale:

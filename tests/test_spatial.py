@@ -217,3 +217,37 @@ def test_within_distance_equals_the_brute_force_distance_for_points_and_polygons
     expected = (shapely.distance(shapely_points[:, None], parks[None, :]) <= 100.0).any(axis=1)
     assert within_distance(points, parks, 100.0).tolist() == expected.tolist()
     assert 0 < expected.sum() < len(points)
+
+
+def _brute_force_spread(polygons: list[shapely.Geometry], cell_size: float) -> dict[tuple[int, float, float], float]:
+    """The definition, cell by cell: every cell intersected with every area; (area, centroid) -> weight."""
+    repaired = [p if p.is_valid else shapely.make_valid(p) for p in polygons]
+    boxes, _ = regular_cells(shapely.total_bounds(np.asarray(repaired, dtype=object)), cell_size)
+    pieces: dict[tuple[int, float, float], float] = {}
+    for index, polygon in enumerate(repaired):
+        parts = [(piece.area, piece.centroid) for piece in (box.intersection(polygon) for box in boxes)
+                 if piece.area > 0]
+        total = sum(area for area, _ in parts)
+        for area, centroid in parts:
+            pieces[(index, round(centroid.x, 6), round(centroid.y, 6))] = area / total
+    return pieces
+
+
+@pytest.mark.parametrize("polygons", [
+    [shapely.Polygon([(10, 10), (730, 40), (520, 610), (60, 380)])],  # slanted edges through many cells
+    [shapely.box(0, 0, 400, 300).difference(shapely.box(100, 100, 300, 200))],  # a hole on grid lines
+    [shapely.box(0, 0, 400, 300).difference(shapely.Point(210, 140).buffer(90))],  # a round hole
+    [shapely.MultiPolygon([shapely.box(0, 0, 150, 150), shapely.box(350, 320, 520, 480)])],  # two parts
+    [shapely.Polygon([(0, 0), (300, 300), (300, 0), (0, 300)])],  # a bow tie: repaired by make_valid
+    [shapely.box(0, 0, 150, 100), shapely.box(150, 0, 300, 100), shapely.box(0, 100, 300, 420)],  # shared edges
+    [shapely.Polygon([(5, 5), (395, 5), (395, 95), (205, 95), (205, 305), (5, 305)])],  # concave, L-shaped
+])
+def test_spreading_equals_intersecting_every_cell_with_every_area(polygons: list[shapely.Geometry]) -> None:
+    """spread_uniformly clips only the cells an area's boundary touches and tells the others by their
+    centre; the result must be what intersecting every cell with every area gives."""
+    points = spread_uniformly(polygons, cell_size=100.0)
+    got = {(int(a), round(float(x), 6), round(float(y), 6)): float(w)
+           for a, (x, y), w in zip(points.area_index, points.xy, points.weight, strict=True)}
+    expected = _brute_force_spread(polygons, 100.0)
+    assert got.keys() == expected.keys()
+    assert [got[k] for k in expected] == pytest.approx(list(expected.values()), rel=1e-9)

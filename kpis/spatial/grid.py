@@ -59,7 +59,10 @@ def regular_cells(bounds: Sequence[float], cell_size: float) -> tuple[GeometryAr
 
 def spread_uniformly(areas: Sequence[shapely.Geometry] | GeometryArray,
                      cell_size: float = DEFAULT_CELL_M) -> PopulationPoints:
-    """Spread each area's population uniformly over the parts of grid cells inside it."""
+    """Spread each area's population uniformly over the parts of grid cells inside it.
+
+    A cell the area's boundary does not touch lies wholly inside or wholly outside it, which its centre
+    tells; only the cells the boundary touches are clipped (by rectangle: the cells are axis-aligned)."""
     polygons = np.asarray(areas, dtype=object)
     if polygons.size == 0:
         raise ValueError("no areas to spread population over")
@@ -68,18 +71,25 @@ def spread_uniformly(areas: Sequence[shapely.Geometry] | GeometryArray,
         polygons = polygons.copy()
         polygons[invalid] = shapely.make_valid(polygons[invalid])
     cells, centres = regular_cells(shapely.total_bounds(polygons), cell_size)
-    area_idx, cell_idx = STRtree(cells).query(polygons, predicate="intersects")
+    tree = STRtree(cells)
+    area_idx, cell_idx = tree.query(polygons)  # cells whose extent meets an area's extent
+    edge = _pairs(*_touched_by_boundary(tree, polygons), cells.size)
+    on_edge = np.isin(_pairs(area_idx, cell_idx, cells.size), edge)
     shapely.prepare(polygons)
-    # Cells wholly inside an area need no clipping: only the boundary cells are intersected.
-    inside = shapely.contains_properly(polygons[area_idx], cells[cell_idx])
+    x, y = centres[cell_idx, 0], centres[cell_idx, 1]
+    keep = on_edge | shapely.contains_xy(polygons[area_idx], x, y)
+    area_idx, cell_idx, on_edge = area_idx[keep], cell_idx[keep], on_edge[keep]
     piece_area = np.full(area_idx.size, cell_size * cell_size)
     xy = centres[cell_idx].copy()
-    edge = np.flatnonzero(~inside)
-    if edge.size:
-        pieces = shapely.intersection(cells[cell_idx[edge]], polygons[area_idx[edge]])
-        piece_area[edge] = shapely.area(pieces)
-        centroids = shapely.centroid(pieces)
-        xy[edge] = np.column_stack([shapely.get_x(centroids), shapely.get_y(centroids)])
+    clip = np.flatnonzero(on_edge)
+    if clip.size:
+        low = centres[cell_idx[clip]] - cell_size / 2
+        pieces = _clip_by_rects(polygons[area_idx[clip]], low[:, 0], low[:, 1], low[:, 0] + cell_size,
+                                low[:, 1] + cell_size)
+        piece_area[clip] = shapely.area(pieces)
+        solid = piece_area[clip] > 0  # a cell the boundary only touches from outside clips to nothing
+        centroids = shapely.centroid(pieces[solid])
+        xy[clip[solid]] = np.column_stack([shapely.get_x(centroids), shapely.get_y(centroids)])
     keep = piece_area > 0  # cells that only touch an area's boundary
     area_idx, piece_area, xy = area_idx[keep], piece_area[keep], xy[keep]
     totals = np.bincount(area_idx, weights=piece_area, minlength=polygons.size)
@@ -88,6 +98,34 @@ def spread_uniformly(areas: Sequence[shapely.Geometry] | GeometryArray,
         raise ValueError(f"area(s) at index {empty.tolist()} have no extent to place population on")
     return PopulationPoints(xy=xy, area_index=area_idx.astype(np.int64), weight=piece_area / totals[area_idx],
                             n_areas=int(polygons.size), cell_size_m=cell_size)
+
+
+def _pairs(area_idx: IntArray, cell_idx: IntArray, n_cells: int) -> IntArray:
+    """(area, cell) pairs as one number each, to compare sets of pairs."""
+    return np.asarray(area_idx, dtype=np.int64) * n_cells + np.asarray(cell_idx, dtype=np.int64)
+
+
+def _touched_by_boundary(tree: STRtree, polygons: GeometryArray) -> tuple[IntArray, IntArray]:
+    """(area, cell) for every cell an area's boundary (its rings, holes included) touches. Lines and
+    points that make_valid may leave beside the polygons hold no area and are left out."""
+    parts, part_of = shapely.get_parts(polygons, return_index=True)
+    polygonal = shapely.get_type_id(parts) == 3  # Polygon (collections and multi-polygons are exploded)
+    rings, ring_of = shapely.get_rings(parts[polygonal], return_index=True)
+    ring_idx, cell_idx = tree.query(rings, predicate="intersects")
+    return part_of[polygonal][ring_of[ring_idx]], cell_idx
+
+
+def _clip_by_rects(geometries: GeometryArray, xmin: FloatArray, ymin: FloatArray, xmax: FloatArray,
+                   ymax: FloatArray) -> GeometryArray:
+    """Each geometry clipped to its own rectangle. shapely.clip_by_rect takes one rectangle per call; the
+    ufunc behind it takes arrays (a tenth of the time of a Python loop over 2,000 cells)."""
+    try:
+        clipped: GeometryArray = shapely.lib.clip_by_rect(geometries, xmin, ymin, xmax, ymax)
+    except TypeError:  # a shapely whose ufunc takes scalars only
+        clipped = np.array([shapely.clip_by_rect(g, *r) for g, r in
+                            zip(geometries, np.column_stack([xmin, ymin, xmax, ymax]).tolist(), strict=True)],
+                           dtype=object)
+    return clipped
 
 
 def cells_as_points(cells: Sequence[shapely.Geometry] | GeometryArray) -> PopulationPoints:

@@ -39,11 +39,14 @@ def _params(ctx: SuiteContext) -> dict[str, Any]:
 # A check's SQL is written for one city ($city, $years). For many cities it runs once, correlated with a
 # small relation of the cities and their years (`__c`): $city becomes __c.__city and $years __c.__years,
 # so a stage issues one query per check, not one per check and city. Samples (only of failing checks)
-# are still fetched per city with the check's own SQL.
+# are fetched for all failing cities in one statement when the check orders its rows by all their
+# columns (`ORDER BY ALL`, the sample is then the same rows as one city's query gives: a lateral join
+# keeps no order of its own); else per city with the check's own SQL.
 
 _CITY = re.compile(r"\$city\b")
 _YEARS = re.compile(r"\$years\b")
 _CITIES = "(SELECT unnest($__cities) AS __city, unnest($__years) AS __years) __c"
+_ORDERED_BY_ALL = re.compile(r"\bORDER\s+BY\s+ALL\s*$", re.IGNORECASE)
 
 
 def _correlated(sql: str) -> str:
@@ -102,6 +105,9 @@ def _queries(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], c
         sql = (f"SELECT __c.__city, (SELECT {check.count_sql} FROM ({_correlated(check.failing_sql)})) AS failing"
                f"{evaluated} FROM {_CITIES}")
         found = {str(row[0]): row[1:] for row in run(con, sql, **_batch_params(contexts)).fetchall()}
+    failing_cities = [ctx for ctx in contexts if int(found[ctx.city_id][0] or 0)
+                      and not (check.evaluated_sql and not int(found[ctx.city_id][1] or 0))]
+    samples = _samples(con, failing_cities, check)
     out = {}
     for ctx in contexts:
         failing_value, evaluated_value = found[ctx.city_id]
@@ -111,10 +117,25 @@ def _queries(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], c
             if units == 0:
                 out[ctx.city_id] = Measurement(check, None, 0, note="inputs missing: nothing to evaluate")
                 continue
-        failing = int(failing_value or 0)
-        sample = rows_as_dicts(run(con, f"SELECT * FROM ({check.failing_sql}) LIMIT {int(ctx.settings.sample_size)}",
-                                   **_params(ctx))) if failing else []
-        out[ctx.city_id] = Measurement(check, failing, units, sample)
+        out[ctx.city_id] = Measurement(check, int(failing_value or 0), units, samples.get(ctx.city_id, []))
+    return out
+
+
+def _samples(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], check: QueryCheck
+             ) -> dict[str, list[dict[str, Any]]]:
+    """The first failing rows of each city (`sample_size`, the same in one batch of measure_suites)."""
+    if not contexts:
+        return {}
+    limit = int(contexts[0].settings.sample_size)
+    if len(contexts) <= PER_CITY_QUERIES_MAX or not _ORDERED_BY_ALL.search(check.failing_sql.strip()):
+        return {ctx.city_id: rows_as_dicts(run(con, f"SELECT * FROM ({check.failing_sql}) LIMIT {limit}",
+                                               **_params(ctx))) for ctx in contexts}
+    cur = run(con, f"SELECT __c.__city, __s.* FROM {_CITIES}, LATERAL (SELECT * FROM "
+                   f"({_correlated(check.failing_sql)}) ORDER BY ALL LIMIT {limit}) __s ORDER BY ALL",
+              **_batch_params(contexts))
+    out: dict[str, list[dict[str, Any]]] = {ctx.city_id: [] for ctx in contexts}
+    for row in rows_as_dicts(cur):
+        out[str(row.pop("__city"))].append(row)
     return out
 
 

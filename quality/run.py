@@ -32,15 +32,17 @@ def stage_suites(stage: Stage) -> list[TableSuite]:
     return core_suites() if stage == "core" else kpi_suites() if stage == "kpis" else scores_suites()
 
 
-def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], stage: Stage
+def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], stage: Stage,
+                   measured: dict[str, list[Measurement]] | None = None
                    ) -> tuple[dict[str, list[CheckResult]], dict[str, list[Measurement]]]:
-    """Every check of the stage for every city: DuckDB measures once per check for all cities, GX
-    validates per table once for all cities. Returns each city's results in the suites' order, and the
-    DuckDB measurements."""
+    """Every check of the stage for every city: DuckDB measures once per check for all cities (unless
+    `measured` holds those measurements already), GX validates per table once for all cities. Returns
+    each city's results in the suites' order, and the DuckDB measurements."""
     from quality.gx import validate_counts, validate_tables
 
     suites = stage_suites(stage)
-    measured = measure_suites(con, contexts, suites)
+    if measured is None:
+        measured = measure_suites(con, contexts, suites)
     city_ids = list(measured)
     results = validate_counts(measured, f"citykpi.{stage}")
     native = [c for s in suites for c in s.checks if isinstance(c, ExpectationCheck)]
@@ -60,6 +62,8 @@ def validate_stage(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteConte
 
 # Cities per validation: GX holds each checked table's rows of the batch in one frame (about 2,000
 # observation rows a demo city), so a run of 1,000 cities validates in batches instead of all at once.
+# DuckDB measures all the cities at once before: a check's statement reads its whole table whatever the
+# number of cities it is asked for (1,000 cities: 26 s in one go against 63 s in batches of 100).
 VALIDATION_BATCH = 100
 
 
@@ -78,9 +82,11 @@ def run_cities(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext],
     kept = state.unchanged_since(con, stage, state.fingerprints(con, contexts, stage)) if keep_unchanged else {}
     fresh = [ctx for ctx in contexts if ctx.city_id not in kept]
     by_city: dict[str, list[CheckResult]] = {}
+    measured_all = measure_suites(con, fresh, stage_suites(stage)) if fresh else {}
     for start in range(0, len(fresh), VALIDATION_BATCH):
         batch = fresh[start:start + VALIDATION_BATCH]
-        found, measured = validate_stage(con, batch, stage)
+        found, measured = validate_stage(con, batch, stage, {ctx.city_id: measured_all.pop(ctx.city_id)
+                                                              for ctx in batch})
         by_city.update(found)
         store_cities_results(con, run_id, {ctx.city_id: by_city[ctx.city_id] for ctx in batch})
         for ctx in batch:

@@ -304,23 +304,26 @@ def test_batched_measurement_equals_each_city_alone(corrupted: Checked, clean: C
                 continue  # keyed by something other than the city (snapshots): the twin goes without
         con.execute("DETACH clean")
         city = corrupted.loaded.config.city
-        settings = QualitySettings()
-        contexts = [SuiteContext(city.id, city.country, tuple(city.reporting_years), settings),
-                    SuiteContext("twin", city.country, tuple(city.reporting_years[1:]), settings)]
 
         def facts(measured: list) -> list[tuple[object, ...]]:  # type: ignore[type-arg]
             return [(m.check.key, m.failing, m.evaluated, m.note, m.sample, m.affected) for m in measured]
 
-        failing = 0
-        for stage in STAGES:
-            suites = stage_suites(stage)
-            with monkeypatch.context() as patched:
-                patched.setattr(measure, "PER_CITY_QUERIES_MAX", 0)  # two cities: correlated, as for many
-                together = measure_suites(con, contexts, suites)
-            for ctx in contexts:
-                alone = [m for suite in suites for m in measure_suite(con, ctx, suite)]
-                assert facts(together[ctx.city_id]) == facts(alone), (stage, ctx.city_id)
-            failing += sum(1 for m in together[city.id] if m.failing)
-        assert failing >= 4  # the corrupted city's failures were measured in the batch, not only passes
+        failing = cut = 0
+        # Samples of one row: the batched sample statement must pick the rows each city's own picks.
+        for settings in (QualitySettings(), QualitySettings(sample_size=1)):
+            contexts = [SuiteContext(city.id, city.country, tuple(city.reporting_years), settings),
+                        SuiteContext("twin", city.country, tuple(city.reporting_years[1:]), settings)]
+            for stage in STAGES:
+                suites = stage_suites(stage)
+                with monkeypatch.context() as patched:
+                    patched.setattr(measure, "PER_CITY_QUERIES_MAX", 0)  # two cities: correlated, as for many
+                    together = measure_suites(con, contexts, suites)
+                for ctx in contexts:
+                    alone = [m for suite in suites for m in measure_suite(con, ctx, suite)]
+                    assert facts(together[ctx.city_id]) == facts(alone), (stage, ctx.city_id)
+                failing += sum(1 for m in together[city.id] if m.failing)
+                cut += sum(1 for m in together[city.id] if m.failing and m.failing > len(m.sample) >= 1)
+        assert failing >= 8  # the corrupted city's failures were measured in the batch, not only passes
+        assert cut >= 1  # and some of them had more failing rows than the sample shows
     finally:
         con.close()

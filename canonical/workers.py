@@ -3,7 +3,10 @@ spreads work over processes (parsing sources while the warehouse is written, mak
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
+from collections.abc import Sequence
 
 from canonical.errors import CitykpiError
 
@@ -21,3 +24,16 @@ def worker_processes(*, main_busy: bool) -> int:
             raise CitykpiError(f"${WORKERS_ENV} must be a whole number of worker processes, not {text!r}") from None
     cpus = os.cpu_count() or 1
     return max(0, cpus - 1) if main_busy else (cpus if cpus > 1 else 0)
+
+
+def settle_heap(modules: Sequence[str] = ()) -> None:
+    """Import `modules`, then move every object alive into the garbage collector's permanent generation
+    (gc.freeze). A worker process's imports (Dagster, GX, polars, shapely...) are hundreds of thousands
+    of long-lived objects; each full collection, which the tens of thousands of objects one city's work
+    creates keep triggering, would walk them all again. Used as the workers' initializer and by the run's
+    process once its configs and definitions are built. Only what is alive then is frozen: the garbage
+    the work makes later is collected as before."""
+    for name in modules:
+        importlib.import_module(name)
+    gc.collect()
+    gc.freeze()

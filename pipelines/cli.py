@@ -281,6 +281,7 @@ def _load_configs(specs: Sequence[str], *, check_files: bool = True, home: Home 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from canonical.workers import settle_heap
     from pipelines.cities import demo_cities_folder, demo_config_path
     from pipelines.dagster_run import materialize_all
     from pipelines.summary import city_list, print_summary
@@ -306,6 +307,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             configs = [load_city_config(demo_config_path(home, args.scale, args.seed))]
         print(f"citykpi: running {city_list([c.city_id for c in configs])} -> {home.root}", file=sys.stderr)
         before = latest_release_id(home)
+        settle_heap()  # the configs and the libraries imported so far (Dagster's) live to the end of the run
         release = materialize_all(home, configs, offline=args.offline, debug=args.debug, strict=args.strict,
                                   skip_unchanged=not args.force, every_city=args.every_city)
     print_summary(home, release, time.monotonic() - started, unchanged=release.release_id == before)

@@ -16,14 +16,19 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from canonical.workers import settle_heap
+
 T = TypeVar("T")
 Call = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class OrderedWork:
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, imports: Sequence[str] = ()) -> None:
+        """`imports`: the modules of the calls to come, imported by each worker before its heap is settled
+        (canonical.workers.settle_heap)."""
         # spawn: the run's process has DuckDB and Dagster threads, which a forked child must not inherit.
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=settle_heap, initargs=(tuple(imports),))
         # Submitted calls in submission order (the order the workers take them), and the outcomes of those
         # this process took over: (True, result) or (False, the exception raised).
         self._queued: collections.deque[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = collections.deque()

@@ -380,7 +380,7 @@ class ParallelLoads:
 
     def __init__(self, home: Home, workers: int) -> None:
         self.home = home
-        self.work = OrderedWork(workers)
+        self.work = OrderedWork(workers, imports=(__name__,))
 
     def __enter__(self) -> ParallelLoads:
         return self
@@ -535,11 +535,12 @@ def _years(loaded: LoadedConfig, years: Sequence[int] | None) -> Sequence[int]:
 # costs about two seconds), up to COMPUTE_AHEAD cities ahead of the one being stored.
 PARALLEL_COMPUTE_MIN = 16
 COMPUTE_AHEAD = 8
+COMPUTE_MODULES = ("kpis.store", "kpis.benchmarking.store")  # of the calls the workers make
 
 
 def _workers_for(cities: int) -> contextlib.AbstractContextManager[OrderedWork | None]:
     workers = worker_processes(main_busy=True) if cities >= PARALLEL_COMPUTE_MIN else 0
-    return OrderedWork(workers) if workers else contextlib.nullcontext()
+    return OrderedWork(workers, imports=COMPUTE_MODULES) if workers else contextlib.nullcontext()
 
 
 def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,

@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from canonical.code_digest import package_digest
-from canonical.workers import worker_processes
+from canonical.workers import settle_heap, worker_processes
 
 Part = bytes | str | pl.DataFrame | None
 
@@ -41,6 +41,9 @@ LIBRARIES = ("xlsxwriter", "altair", "polars", "pyarrow")
 FOLDER = "publish"  # under <home>/cache/
 PARALLEL_MIN_PIECES = 8  # fewer missing pieces: made in this process (starting workers costs about a second)
 DIGEST_BYTES = 32  # each stored piece ends with the SHA-256 of its bytes, checked when read
+
+# The modules whose piece makers run in the workers (imported there before the heap is settled).
+PIECE_MODULES = ("publish.report.city", "publish.u4ssc_workbook", "publish.ngsi_ld", "publish.sdmx")
 
 
 @cache
@@ -239,7 +242,8 @@ class PieceCache:
             if workers == 0:
                 return None
             # spawn: the publishing process has DuckDB and Dagster threads, which a forked child must not inherit.
-            self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=settle_heap, initargs=(PIECE_MODULES,))
         return self._executor
 
     def close(self) -> None:

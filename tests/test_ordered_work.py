@@ -3,8 +3,10 @@ the calls no worker has started while it waits, and a call's error is raised at 
 
 from __future__ import annotations
 
+import gc
 import operator
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -39,3 +41,15 @@ def test_results_in_order_with_calls_taken_over_while_the_only_worker_is_held(tm
             work.result(failing)
         assert work.result(after) == 12
         assert not work._made_here and not work._queued  # nothing held past its turn
+
+
+def _imported(name: str) -> bool:
+    return name in sys.modules
+
+
+def test_a_worker_imports_the_calls_modules_and_freezes_its_heap_before_the_first_call() -> None:
+    """canonical.workers.settle_heap as the initializer: the collector's full passes skip what the imports made."""
+    with OrderedWork(1, imports=("tests.test_ordered_work", "email.mime.text")) as work:
+        # pool.submit, not work.submit: the run's process must not take these calls over.
+        assert work.pool.submit(_imported, "email.mime.text").result()
+        assert work.pool.submit(gc.get_freeze_count).result() > 1000

@@ -439,7 +439,7 @@ class HttpClient:
                     self.options.attempts)
         return _Retryable(self.redact(reason), retry_after)
 
-    def _backoff(self, exc: Exception) -> bool | float:
+    def _backoff(self, exc: BaseException) -> bool | float:
         """stamina's hook: retry only _Retryable; a server's Retry-After (capped) replaces the backoff."""
         if not isinstance(exc, _Retryable):
             return False

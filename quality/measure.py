@@ -105,10 +105,8 @@ def _queries(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], c
         sql = (f"SELECT __c.__city, (SELECT {check.count_sql} FROM ({_correlated(check.failing_sql)})) AS failing"
                f"{evaluated} FROM {_CITIES}")
         found = {str(row[0]): row[1:] for row in run(con, sql, **_batch_params(contexts)).fetchall()}
-    failing_cities = [ctx for ctx in contexts if int(found[ctx.city_id][0] or 0)
-                      and not (check.evaluated_sql and not int(found[ctx.city_id][1] or 0))]
-    samples = _samples(con, failing_cities, check)
     out = {}
+    counted: dict[str, tuple[int, int]] = {}  # city -> (failing, units) of the cities with something evaluated
     for ctx in contexts:
         failing_value, evaluated_value = found[ctx.city_id]
         units = totals.get(ctx.city_id, 0)
@@ -117,7 +115,10 @@ def _queries(con: duckdb.DuckDBPyConnection, contexts: Sequence[SuiteContext], c
             if units == 0:
                 out[ctx.city_id] = Measurement(check, None, 0, note="inputs missing: nothing to evaluate")
                 continue
-        out[ctx.city_id] = Measurement(check, int(failing_value or 0), units, samples.get(ctx.city_id, []))
+        counted[ctx.city_id] = (int(failing_value or 0), units)
+    samples = _samples(con, [ctx for ctx in contexts if counted.get(ctx.city_id, (0, 0))[0]], check)
+    for city, (failing, units) in counted.items():
+        out[city] = Measurement(check, failing, units, samples.get(city, []))
     return out
 
 

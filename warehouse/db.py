@@ -80,11 +80,19 @@ def memory_limit() -> str:
     return os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
 
 
+# DuckDB checkpoints (writes the WAL's changes into the database file) when a commit leaves a WAL
+# larger than this. Its default, 16 MB, is about one city's load: every city's commit then paid a
+# checkpoint, and a checkpoint costs about 110 ms plus its data at 1,000 cities (docs/performance.md).
+CHECKPOINT_THRESHOLD = "256MB"
+
+
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; writers get pending migrations applied first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A config value, never SQL text; DuckDB refuses a bad one.
     config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit()}
+    if not read_only:
+        config["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
     try:
         if read_only:
             return duckdb.connect(str(path), read_only=True, config=config)

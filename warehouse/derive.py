@@ -709,14 +709,14 @@ def _observed_city_values(con: duckdb.DuckDBPyConnection, city_id: str) -> set[t
 
 def derive_city(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[int], *,
                 spatial: SpatialDerivation, rebuild_readings: bool = False,
-                rules: AirRules = AirRules()) -> dict[str, Any]:
+                rules: AirRules = AirRules(), groups_verified: bool = False) -> dict[str, Any]:
     """Recompute every derived observation of a city (inside the caller's transaction).
 
     Readings enter through their group aggregates (core_readings_groups), which the loader keeps
     exact; `rebuild_readings` recomputes them from the hourly rows first (one scan: a full rebuild
     from the core tables). Aggregates that do not match the rows (written around the loader) are
-    rebuilt either way."""
-    if rebuild_readings or not readings_groups_current(con, city_id):
+    rebuilt either way, unless the caller has just made sure they match (`groups_verified`)."""
+    if rebuild_readings or (not groups_verified and not readings_groups_current(con, city_id)):
         rebuild_readings_groups(con, city_id)
     con.execute("DELETE FROM observations WHERE city_id = ? AND derivation IS NOT NULL", [city_id])
     assign_points_to_districts(con, city_id)
@@ -827,7 +827,11 @@ def refresh_derived(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequenc
     changed: nothing."""
     if (change.other_sources_changed or change.readings_replaced
             or not derive_is_current(con, city_id, years, rules)):
-        return derive_city(con, city_id, years, spatial=spatial, rules=rules)
+        # The load left every readings source's aggregates equal to its rows, except after an append:
+        # a replaced source was regrouped from its rows, an unchanged one compared with them by
+        # `plan_load` (`mismatched_groups`, regrouped when they differ). An append checks only its own rows.
+        return derive_city(con, city_id, years, spatial=spatial, rules=rules,
+                           groups_verified=not change.readings_appended)
     if change.touched:
         return derive_air(con, city_id, change.touched, years, rules)
     return {"mode": "none"}

@@ -414,6 +414,7 @@ class LoadChange:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     other_sources_changed: bool = False       # a non-readings source was replaced
     readings_replaced: bool = False           # a readings source was replaced or regrouped
+    readings_appended: bool = False           # a readings source got rows appended (aggregates kept by the append)
     touched: set[tuple[int, str, str | None]] = field(default_factory=set)  # (year, variable, data point) appended
 
     @property
@@ -440,6 +441,7 @@ def write_changes(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, plan: Lo
                 change.readings_replaced = True
             else:
                 change.touched |= appended
+                change.readings_appended = True
             rows = item.report["readings"]
         else:
             replace_rows(con, city_id, item)
@@ -723,13 +725,13 @@ def replace_readings(con: duckdb.DuckDBPyConnection, city_id: str, item: ParsedS
     item.report = {"mode": "replace", **report, **item.report}
     con.execute("DELETE FROM core_readings WHERE city_id = ? AND source_id = ?", [city_id, source_id])
     sql, params = _readings_sql(item.source)
-    con.execute(f"""INSERT INTO core_readings
+    # The source's rows are now exactly those inserted: DuckDB's INSERT returns their count (no scan).
+    inserted = scalar(con, f"""INSERT INTO core_readings
         SELECT ?, station_id, observed_at, variable, data_point, value, ?, ? FROM ({sql})""",
-                [city_id, source_id, item.snapshot.snapshot_id, *params, str(path)])
+                      [city_id, source_id, item.snapshot.snapshot_id, *params, str(path)])
     rebuild_readings_groups(con, city_id, source_id)
     _refuse_duplicates(con, city_id, item)
-    readings = int(scalar(  # type: ignore[call-overload]
-        con, "SELECT count(*) FROM core_readings WHERE city_id = ? AND source_id = ?", [city_id, source_id]) or 0)
+    readings = int(inserted or 0)  # type: ignore[call-overload]
     item.report["readings"] = readings
     assert item.source.readings is not None
     # Surplus readings of a (station, variable, data point, time) that `duplicates` merged or dropped.

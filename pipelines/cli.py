@@ -281,7 +281,7 @@ def _load_configs(specs: Sequence[str], *, check_files: bool = True, home: Home 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from canonical.workers import settle_heap
+    from canonical.workers import collector_paused, settle_heap
     from pipelines.cities import demo_cities_folder, demo_config_path
     from pipelines.dagster_run import materialize_all
     from pipelines.summary import city_list, print_summary
@@ -298,10 +298,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         home.clean_tmp()
         if args.configs:
             # Offline runs read only the landing zone: the source files need not exist any more.
-            configs = _load_configs(args.configs, check_files=not args.offline, home=home)
+            with collector_paused():  # until settle_heap below
+                configs = _load_configs(args.configs, check_files=not args.offline, home=home)
         elif args.cities:
             print(f"citykpi: {args.cities} demo cities (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
-            configs = _load_configs([str(demo_cities_folder(home, args.cities, args.scale, args.seed))])
+            folder = demo_cities_folder(home, args.cities, args.scale, args.seed)
+            with collector_paused():
+                configs = _load_configs([str(folder)])
         else:
             print(f"citykpi: demo city (scale {args.scale:g}) in {home.demo}", file=sys.stderr)
             configs = [load_city_config(demo_config_path(home, args.scale, args.seed))]

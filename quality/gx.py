@@ -82,10 +82,32 @@ def build_expectation(spec: Expect, meta: dict[str, Any], blocking: bool, descri
                                    severity=FailureSeverity.CRITICAL if blocking else FailureSeverity.WARNING)
 
 
-def _json(value: Any) -> Any:
-    from great_expectations.util import convert_to_json_serializable
+class _NotPlain(Exception):
+    pass
 
-    return convert_to_json_serializable(value)
+
+def _plain_copy(value: Any) -> Any:
+    """A copy of JSON made of dicts with text keys, lists, text, whole numbers, booleans, None and
+    non-NaN floats: what GX's conversion returns for them. Anything else raises _NotPlain."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool or (kind is float and not math.isnan(value)):
+        return value
+    if kind is list:
+        return [_plain_copy(item) for item in value]
+    if kind is dict and all(type(key) is str for key in value):
+        return {key: _plain_copy(item) for key, item in value.items()}
+    raise _NotPlain
+
+
+def _json(value: Any) -> Any:
+    """`value` as JSON values, as GX converts them. Plain JSON (nearly every result) is copied here: GX's
+    generic conversion of 91,000 results was a tenth of the core checks of 1,000 cities."""
+    try:
+        return _plain_copy(value)
+    except _NotPlain:
+        from great_expectations.util import convert_to_json_serializable
+
+        return convert_to_json_serializable(value)
 
 
 def _validate(asset: str, frame: Any, expectations: list[Any], suite_name: str, index_columns: list[str]) -> Any:

@@ -53,3 +53,20 @@ def test_a_worker_imports_the_calls_modules_and_freezes_its_heap_before_the_firs
         # pool.submit, not work.submit: the run's process must not take these calls over.
         assert work.pool.submit(_imported, "email.mime.text").result()
         assert work.pool.submit(gc.get_freeze_count).result() > 1000
+
+
+def test_the_collector_is_paused_only_inside_and_restored_after_an_error() -> None:
+    from canonical.workers import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a config failed to load")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

@@ -172,3 +172,36 @@ def test_readings_checks_from_the_loader_aggregates_equal_the_full_scan(con: duc
                 "'air_concentration_ugm3', 'PM10', 5, 's', 'x')")
     assert not readings_groups_current(con, "c")
     assert measured()["unique_key"][0] == 2             # a row added around the loader: back to the scan
+
+
+def test_results_as_json_equal_what_gx_converts() -> None:
+    """quality.gx._json copies plain JSON itself and leaves everything else to GX's conversion."""
+    import enum
+    import math
+
+    import numpy as np
+    from great_expectations.util import convert_to_json_serializable
+
+    from quality.gx import _json
+
+    class Kind(enum.Enum):
+        A = "a"
+
+    values = [
+        {"success": True, "result": {"observed_value": 3, "partial_unexpected_index_list": [{"city_id": "c"}],
+                                     "unexpected_percent": 12.5, "missing": None, "inf": math.inf}},
+        [1, "x", False, None, -0.0], math.nan, {"nested": [math.nan, {"n": np.int64(4)}]},
+        {"tuple": (1, 2)}, {1: "numeric key"}, Kind.A, np.float64(1.5), {"kind": Kind.A}, "", 0,
+    ]
+    for value in values:
+        assert _json(value) == convert_to_json_serializable(_copy(value)), value
+    plain = {"a": [{"b": 1}]}
+    converted = _json(plain)
+    converted["a"][0]["b"] = 2
+    assert plain == {"a": [{"b": 1}]}  # a copy, as GX's conversion makes
+
+
+def _copy(value: object) -> object:
+    import copy
+
+    return copy.deepcopy(value)  # GX may convert in place

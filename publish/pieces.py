@@ -21,6 +21,8 @@ import hashlib
 import io
 import multiprocessing
 import os
+import pickle
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -41,6 +43,7 @@ LIBRARIES = ("xlsxwriter", "altair", "polars", "pyarrow")
 FOLDER = "publish"  # under <home>/cache/
 PARALLEL_MIN_PIECES = 8  # fewer missing pieces: made in this process (starting workers costs about a second)
 DIGEST_BYTES = 32  # each stored piece ends with the SHA-256 of its bytes, checked when read
+SHARED_MIN_BYTES = 16_384  # an argument this big that several jobs share goes to the workers once, by file
 
 # The modules whose piece makers run in the workers (imported there before the heap is settled).
 PIECE_MODULES = ("publish.report.city", "publish.u4ssc_workbook", "publish.ngsi_ld", "publish.sdmx")
@@ -142,6 +145,36 @@ class PieceJob:
     args: tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class _SharedArgument:
+    """Stands, in a job sent to a worker, for an argument many jobs share (the indicator catalogue, 200 KB
+    pickled): it was pickled once into `path`, and each worker reads it once (`_make_shared`)."""
+
+    path: str
+    digest: str
+
+
+_READ_SHARED: dict[str, object] = {}  # in a worker process: the shared arguments read so far, by digest
+
+
+def _make_shared(make: Callable[..., bytes], *args: Any) -> bytes:
+    """`make(*args)` in a worker, each _SharedArgument replaced by its value."""
+    values = []
+    for arg in args:
+        if isinstance(arg, _SharedArgument):
+            if arg.digest not in _READ_SHARED:
+                if len(_READ_SHARED) >= 8:  # one release shares one or two; never grows with the run
+                    _READ_SHARED.clear()
+                # Written by the run's own process (PieceCache._write_shared) into a folder only it may write.
+                data = Path(arg.path).read_bytes()
+                if hashlib.sha256(data).hexdigest() != arg.digest:
+                    raise RuntimeError(f"shared argument {arg.path} changed after it was written")
+                _READ_SHARED[arg.digest] = pickle.loads(data)
+            arg = _READ_SHARED[arg.digest]
+        values.append(arg)
+    return make(*values)
+
+
 @dataclass
 class PieceCache:
     """The cache of one release's pieces; `root` None makes every piece (no home, e.g. a writer's test)."""
@@ -154,6 +187,8 @@ class PieceCache:
     _catalogues: dict[int, tuple[object, str]] = field(default_factory=dict)
     _observed: tuple[pl.DataFrame, list[CitySlice]] | None = None
     _executor: ProcessPoolExecutor | None = None
+    _shared_dir: Path | None = None
+    _shared: dict[int, tuple[object, _SharedArgument | None]] = field(default_factory=dict)
 
     @classmethod
     def in_home_cache(cls, cache_dir: Path | None) -> PieceCache:
@@ -197,7 +232,9 @@ class PieceCache:
         made: dict[int, bytes] = {}
         pool = self._pool() if len(missing) >= PARALLEL_MIN_PIECES and not local else None
         if pool is not None:
-            futures = {i: pool.submit(jobs[i].make, *jobs[i].args) for i in missing}
+            shared = self._shared_args([jobs[i] for i in missing])
+            futures = {i: pool.submit(_make_shared, jobs[i].make, *(shared.get(id(arg), arg) for arg in jobs[i].args))
+                       for i in missing}
             for i, future in futures.items():
                 with contextlib.suppress(Exception):  # made again below, where its error is raised as is
                     made[i] = future.result()
@@ -209,6 +246,36 @@ class PieceCache:
                 stored = data
             out.append(stored)
         return out
+
+    def _shared_args(self, jobs: Sequence[PieceJob]) -> dict[int, _SharedArgument]:
+        """By id: the objects that are an argument of several of `jobs` and pickle to SHARED_MIN_BYTES or more,
+        each pickled once into a file; a worker gets the _SharedArgument instead of the object in every job."""
+        counts: dict[int, int] = {}
+        for job in jobs:
+            for arg in job.args:
+                counts[id(arg)] = counts.get(id(arg), 0) + 1
+        out: dict[int, _SharedArgument] = {}
+        for job in jobs:
+            for arg in job.args:
+                if counts[id(arg)] < 2 or arg is None or isinstance(arg, str | bytes | int | float):
+                    continue
+                known = self._shared.get(id(arg))
+                if known is None or known[0] is not arg:
+                    known = self._shared[id(arg)] = (arg, self._write_shared(arg))  # holding arg keeps its id
+                if known[1] is not None:
+                    out[id(arg)] = known[1]
+        return out
+
+    def _write_shared(self, arg: object) -> _SharedArgument | None:
+        data = pickle.dumps(arg, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) < SHARED_MIN_BYTES:
+            return None
+        if self._shared_dir is None:
+            self._shared_dir = Path(tempfile.mkdtemp(prefix="citykpi-shared-"))
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._shared_dir / digest
+        path.write_bytes(data)
+        return _SharedArgument(str(path), digest)
 
     def _lookup(self, kind: str, city_id: str, parts: Iterable[Part]) -> tuple[Path | None, bytes | None]:
         if self.root is None:
@@ -251,6 +318,10 @@ class PieceCache:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._shared_dir is not None:
+            shutil.rmtree(self._shared_dir, ignore_errors=True)
+            self._shared_dir = None
+        self._shared.clear()
 
     def prune(self) -> int:
         """Remove the pieces of this release's cities that this release did not use; how many were removed."""

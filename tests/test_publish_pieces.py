@@ -150,10 +150,47 @@ def test_pieces_made_in_worker_processes_are_the_same(frame_and_context: tuple[p
     try:
         parallel = _write(frame, replace(context, pieces=cache), tmp_path / "parallel")
         assert cache._executor is not None  # the pieces were made in worker processes
+        shared_dir = cache._shared_dir
+        assert shared_dir is not None and len(list(shared_dir.iterdir())) == 1  # the catalogue, sent by file
     finally:
         cache.close()
+    assert not shared_dir.exists()
     assert cache.made == PIECES
     assert parallel == inline
+
+
+class _Counted:
+    """A big argument that counts how often the run's process pickles it."""
+
+    pickled = 0
+
+    def __init__(self) -> None:
+        self.payload = bytes(range(256)) * 200  # 51 KB
+
+    def __getstate__(self) -> dict[str, bytes]:
+        type(self).pickled += 1
+        return {"payload": self.payload}
+
+
+def _piece(shared: _Counted, number: int) -> bytes:
+    return hashlib.sha256(shared.payload + str(number).encode()).digest()
+
+
+def test_an_argument_every_job_shares_is_pickled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The indicator catalogue (200 KB pickled) went to the workers with each of a release's thousands of jobs."""
+    from publish.pieces import PieceJob
+
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    shared = _Counted()
+    jobs = [PieceJob(f"city-{n}", (str(n),), _piece, (shared, n)) for n in range(12)]
+    cache = PieceCache(tmp_path / "cache")
+    try:
+        made = cache.get_many("kind", jobs)
+        assert cache._executor is not None
+    finally:
+        cache.close()
+    assert made == [_piece(shared, n) for n in range(12)]
+    assert _Counted.pickled == 1
 
 
 def test_a_citys_key_does_not_depend_on_other_cities_nulls() -> None:

@@ -536,6 +536,7 @@ def _years(loaded: LoadedConfig, years: Sequence[int] | None) -> Sequence[int]:
 PARALLEL_COMPUTE_MIN = 16
 COMPUTE_AHEAD = 8
 COMPUTE_MODULES = ("kpis.store", "kpis.benchmarking.store")  # of the calls the workers make
+STORE_BATCH = 50  # cities whose scores are stored in one transaction (a few statements for all of them)
 
 
 def _workers_for(cities: int) -> contextlib.AbstractContextManager[OrderedWork | None]:
@@ -550,7 +551,15 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
     PARALLEL_COMPUTE_MIN cities, worker processes make them and this process stores them, as
     compute_cities does."""
     from kpis import state
-    from kpis.benchmarking.store import benchmark_and_store, read_kpi_values, score_values, store_scored
+    from kpis.benchmarking.store import (
+        Scored,
+        benchmark_and_store,
+        read_kpi_values,
+        score_values,
+        scored_counts,
+        store_scored,
+        store_scored_many,
+    )
     from kpis.benchmarking.targets import load_targets
 
     def scoring_call(entry: CityWork) -> Call | None:
@@ -561,6 +570,22 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
         return score_values, (read_kpi_values(con, entry[0].city_id), targets)
 
     out: dict[str, StageOutcome] = {}
+    pending: list[tuple[str, Scored, Sequence[int] | None, str | None]] = []  # made, not stored yet
+
+    def store_pending() -> None:
+        """The pending cities' scores and states in one transaction; if that fails, city by city, so that
+        the failing city is named and the ones before it are kept (as storing one at a time did)."""
+        try:
+            with transaction(con):
+                store_scored_many(con, [(city, scored, years) for city, scored, years, _ in pending], run_id)
+                for city, _, _, fingerprint in pending:
+                    state.record(con, city, "scores", fingerprint, run_id)
+        except Exception:
+            for city, scored, years, fingerprint in pending:
+                _naming_city(city, "scoring", store_scored, con, city, scored, run_id, years)
+                state.record(con, city, "scores", fingerprint, run_id)
+        pending.clear()
+
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "scores", fingerprints) if keep_unchanged else {}
@@ -576,12 +601,17 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
                     continue
                 scored = next(made)  # None: not made by a worker, or failed there; made here
                 if scored is None:
+                    store_pending()  # the cities before this one are stored whatever happens to it
                     targets = load_targets(loaded.targets_path)  # a bad table is a TargetsError naming its file
                     counts = _naming_city(city, "scoring", benchmark_and_store, con, city, targets, run_id, years)
+                    state.record(con, city, "scores", fingerprint, run_id)
                 else:
-                    counts = _naming_city(city, "scoring", store_scored, con, city, scored, run_id, years)
-                state.record(con, city, "scores", fingerprint, run_id)
+                    pending.append((city, scored, years, fingerprint))
+                    counts = scored_counts(scored, years)
+                    if len(pending) >= STORE_BATCH:
+                        store_pending()
                 out[city] = StageOutcome(counts, years=None if years is None else list(years))
+            store_pending()
     return out
 
 

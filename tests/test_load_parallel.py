@@ -181,9 +181,25 @@ def test_kpi_values_and_scores_made_in_workers_equal_one_city_at_a_time(cities: 
     monkeypatch.setenv(WORKERS_ENV, "0")
     serial_scores = steps.score_cities(home, work, "run", keep_unchanged=False)
     monkeypatch.setenv(WORKERS_ENV, "1")
+    monkeypatch.setattr(steps, "STORE_BATCH", 2)  # stored two cities a transaction, and before the failed one
     parallel_scores = steps.score_cities(Home(tmp_path / "parallel"), work, "run", keep_unchanged=False)
     assert len(from_workers) == 2 * len(configs)
     assert parallel_scores == serial_scores
+    # A batch whose transaction fails is stored again city by city (where a failing city's error names it).
+    shutil.copytree(tmp_path / "serial", tmp_path / "fallback")
+    batches: list[int] = []
+
+    def failing_batch(con: Any, cities: Any, run_id: str) -> None:
+        batches.append(len(cities))
+        con.execute("INSERT INTO kpi_state VALUES ('half-written', 'scores', 'x', 'run', now())")
+        raise duckdb.ConstraintException("a batch that fails")
+
+    import kpis.benchmarking.store as scores_store
+
+    monkeypatch.setattr(scores_store, "store_scored_many", failing_batch)
+    monkeypatch.setattr(OrderedWork, "result", original)
+    assert steps.score_cities(Home(tmp_path / "fallback"), work, "run", keep_unchanged=False) == serial_scores
+    assert batches and sum(batches) == len(configs)
 
     def rows(root: Path, table: str) -> list[tuple[object, ...]]:
         con = duckdb.connect(str(Home(root).warehouse_path), read_only=True)
@@ -195,3 +211,5 @@ def test_kpi_values_and_scores_made_in_workers_equal_one_city_at_a_time(cities: 
     for table in ("kpi_values", "kpi_scores", "kpi_rollups", "kpi_progress"):
         expected = rows(tmp_path / "serial", table)
         assert expected and rows(tmp_path / "parallel", table) == expected, table
+        assert rows(tmp_path / "fallback", table) == expected, table
+    assert not [r for r in rows(tmp_path / "fallback", "kpi_state") if r[0] == "half-written"]  # rolled back

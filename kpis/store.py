@@ -82,11 +82,32 @@ def store_values(con: duckdb.DuckDBPyConnection, city_id: str, years: Sequence[i
                  values: pl.DataFrame, *, only_these_years: bool = False) -> None:
     """Replace the city's rows (of `years` with `only_these_years`) by `values`, in one transaction."""
     with transaction(con):
-        if only_these_years:
+        _replace_values(con, [(city_id, years if only_these_years else None, values)], run_id)
+
+
+def store_values_many(con: duckdb.DuckDBPyConnection, cities: Sequence[tuple[str, Sequence[int] | None, pl.DataFrame]],
+                      run_id: str) -> None:
+    """store_values for several cities (city, years to replace or None for all its rows, values) inside
+    the caller's transaction: one DELETE for the whole cities, one per city-year entry, and one INSERT
+    for all of them (instead of a DELETE, an INSERT and a commit per city)."""
+    _replace_values(con, cities, run_id)
+
+
+def _replace_values(con: duckdb.DuckDBPyConnection, cities: Sequence[tuple[str, Sequence[int] | None, pl.DataFrame]],
+                    run_id: str) -> None:
+    for city_id, _, values in cities:
+        others = values.filter(pl.col("city_id") != city_id)
+        if others.height:
+            raise ValueError(f"kpi_values: rows of city {others['city_id'][0]!r} given to store_values for {city_id!r}")
+    whole = [city_id for city_id, years, _ in cities if years is None]
+    if whole:
+        con.execute("DELETE FROM kpi_values WHERE list_contains(?, city_id)", [whole])
+    for city_id, years, _ in cities:
+        if years is not None:
             con.execute("DELETE FROM kpi_values WHERE city_id = ? AND list_contains(?, year)", [city_id, list(years)])
-        else:
-            con.execute("DELETE FROM kpi_values WHERE city_id = ?", [city_id])
-        insert_frame(con, "kpi_values", values.with_columns(pl.lit(run_id).alias("run_id")))
+    rows = [values for _, _, values in cities if values.height]
+    if rows:
+        insert_frame(con, "kpi_values", pl.concat(rows, how="vertical").with_columns(pl.lit(run_id).alias("run_id")))
 
 
 def cities_with_kpi_values(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -14,7 +14,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import duckdb
 
@@ -48,6 +48,16 @@ from warehouse.load import (
     write_changes,
 )
 from warehouse.store import load_reports, record_derive_report, record_snapshots, snapshot_records
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from kpis.benchmarking.store import Scored
+
+_Made = TypeVar("_Made")
+# What a worker made for a city, waiting to be stored: city, years or None (all), made, inputs fingerprint
+_ValuesMade = tuple[str, "Sequence[int] | None", "pl.DataFrame", "str | None"]
+_ScoresMade = tuple[str, "Scored", "Sequence[int] | None", "str | None"]  # city, scores, years, fingerprint
 
 
 def fetch_one(home: Home, loaded: LoadedConfig, source_id: str, *, offline: bool = False) -> Snapshot:
@@ -489,13 +499,25 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
     each city's rows in order; a computation that failed in a worker is done again here, raising as
     one city at a time would."""
     from kpis import state
-    from kpis.store import compute_and_store, compute_values, read_inputs, store_values
+    from kpis.store import compute_and_store, compute_values, read_inputs, store_values, store_values_many
+
+    def store_many(made: list[_ValuesMade]) -> None:
+        store_values_many(con, [(city, years, values) for city, years, values, _ in made], run_id)
+        for city, _, _, fingerprint in made:
+            state.record(con, city, "kpi_values", fingerprint, run_id)
+
+    def store_one(made: _ValuesMade) -> None:
+        city, years, values, fingerprint = made
+        _naming_city(city, "computing", store_values, con, city, years or [], run_id, values,
+                     only_these_years=years is not None)
+        state.record(con, city, "kpi_values", fingerprint, run_id)
 
     out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "kpi_values", fingerprints) if keep_unchanged else {}
         todo = [(loaded, years) for loaded, years in work if not _kept_run(fingerprints, current, loaded, years)]
+        pending = _StoredInBatches(con, store_many, store_one)
         with _workers_for(len(todo)) as pool:
             made = results_in_order(pool, todo, lambda entry: (compute_values, (
                 entry[0].city_id, _years(*entry), *read_inputs(con, entry[0].city_id))), COMPUTE_AHEAD)
@@ -508,15 +530,16 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
                     continue
                 values = next(made)  # None: not made by a worker, or failed there; made here
                 if values is None:
+                    pending.flush()  # the cities before this one are stored whatever happens to it
                     values = _naming_city(city, "computing", compute_and_store, con, city, _years(loaded, years),
                                           run_id, only_these_years=years is not None)
+                    state.record(con, city, "kpi_values", fingerprint, run_id)
                 else:
-                    _naming_city(city, "computing", store_values, con, city, _years(loaded, years), run_id, values,
-                                 only_these_years=years is not None)
-                state.record(con, city, "kpi_values", fingerprint, run_id)
+                    pending.add((city, years, values, fingerprint))
                 out[city] = StageOutcome({str(status): int(n) for status, n in
                                           values.group_by("status").len().sort("status").iter_rows()},
                                          years=None if years is None else list(years))
+            pending.flush()
     return out
 
 
@@ -536,7 +559,7 @@ def _years(loaded: LoadedConfig, years: Sequence[int] | None) -> Sequence[int]:
 PARALLEL_COMPUTE_MIN = 16
 COMPUTE_AHEAD = 8
 COMPUTE_MODULES = ("kpis.store", "kpis.benchmarking.store")  # of the calls the workers make
-STORE_BATCH = 50  # cities whose scores are stored in one transaction (a few statements for all of them)
+STORE_BATCH = 50  # cities whose values or scores are stored in one transaction (a few statements for all of them)
 
 
 def _workers_for(cities: int) -> contextlib.AbstractContextManager[OrderedWork | None]:
@@ -552,7 +575,6 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
     compute_cities does."""
     from kpis import state
     from kpis.benchmarking.store import (
-        Scored,
         benchmark_and_store,
         read_kpi_values,
         score_values,
@@ -569,27 +591,22 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
             return None
         return score_values, (read_kpi_values(con, entry[0].city_id), targets)
 
+    def store_many(made: list[_ScoresMade]) -> None:
+        store_scored_many(con, [(city, scored, years) for city, scored, years, _ in made], run_id)
+        for city, _, _, fingerprint in made:
+            state.record(con, city, "scores", fingerprint, run_id)
+
+    def store_one(made: _ScoresMade) -> None:
+        city, scored, years, fingerprint = made
+        _naming_city(city, "scoring", store_scored, con, city, scored, run_id, years)
+        state.record(con, city, "scores", fingerprint, run_id)
+
     out: dict[str, StageOutcome] = {}
-    pending: list[tuple[str, Scored, Sequence[int] | None, str | None]] = []  # made, not stored yet
-
-    def store_pending() -> None:
-        """The pending cities' scores and states in one transaction; if that fails, city by city, so that
-        the failing city is named and the ones before it are kept (as storing one at a time did)."""
-        try:
-            with transaction(con):
-                store_scored_many(con, [(city, scored, years) for city, scored, years, _ in pending], run_id)
-                for city, _, _, fingerprint in pending:
-                    state.record(con, city, "scores", fingerprint, run_id)
-        except Exception:
-            for city, scored, years, fingerprint in pending:
-                _naming_city(city, "scoring", store_scored, con, city, scored, run_id, years)
-                state.record(con, city, "scores", fingerprint, run_id)
-        pending.clear()
-
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "scores", fingerprints) if keep_unchanged else {}
         todo = [(loaded, years) for loaded, years in work if not _kept_run(fingerprints, current, loaded, years)]
+        pending = _StoredInBatches(con, store_many, store_one)
         with _workers_for(len(todo)) as pool:
             made = results_in_order(pool, todo, scoring_call, COMPUTE_AHEAD)
             for loaded, years in work:
@@ -601,18 +618,44 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
                     continue
                 scored = next(made)  # None: not made by a worker, or failed there; made here
                 if scored is None:
-                    store_pending()  # the cities before this one are stored whatever happens to it
+                    pending.flush()  # the cities before this one are stored whatever happens to it
                     targets = load_targets(loaded.targets_path)  # a bad table is a TargetsError naming its file
                     counts = _naming_city(city, "scoring", benchmark_and_store, con, city, targets, run_id, years)
                     state.record(con, city, "scores", fingerprint, run_id)
                 else:
-                    pending.append((city, scored, years, fingerprint))
+                    pending.add((city, scored, years, fingerprint))
                     counts = scored_counts(scored, years)
-                    if len(pending) >= STORE_BATCH:
-                        store_pending()
                 out[city] = StageOutcome(counts, years=None if years is None else list(years))
-            store_pending()
+            pending.flush()
     return out
+
+
+class _StoredInBatches(Generic[_Made]):
+    """What the workers made for each city, stored STORE_BATCH cities at a time in one transaction
+    (`many`: a few statements for all of them); if that transaction fails, stored again city by city
+    (`one`), so that the failing city is named and the ones before it are kept, as storing one at a
+    time did."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, many: Callable[[list[_Made]], None],
+                 one: Callable[[_Made], None]) -> None:
+        self._con, self._many, self._one = con, many, one
+        self._pending: list[_Made] = []
+
+    def add(self, made: _Made) -> None:
+        self._pending.append(made)
+        if len(self._pending) >= STORE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            with transaction(self._con):
+                self._many(pending)
+        except Exception:
+            for made in pending:
+                self._one(made)
 
 
 def kpi_inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> str:

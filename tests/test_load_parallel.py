@@ -165,6 +165,7 @@ def test_kpi_values_and_scores_made_in_workers_equal_one_city_at_a_time(cities: 
     monkeypatch.setenv(WORKERS_ENV, "1")
     monkeypatch.setattr(steps, "PARALLEL_COMPUTE_MIN", 2)
     monkeypatch.setattr(steps, "COMPUTE_AHEAD", 2)
+    monkeypatch.setattr(steps, "STORE_BATCH", 2)  # stored two cities a transaction, and before the failed one
     from_workers, original = [], OrderedWork.result
 
     def result_second_failing(self: OrderedWork, future: Any) -> Any:
@@ -181,7 +182,6 @@ def test_kpi_values_and_scores_made_in_workers_equal_one_city_at_a_time(cities: 
     monkeypatch.setenv(WORKERS_ENV, "0")
     serial_scores = steps.score_cities(home, work, "run", keep_unchanged=False)
     monkeypatch.setenv(WORKERS_ENV, "1")
-    monkeypatch.setattr(steps, "STORE_BATCH", 2)  # stored two cities a transaction, and before the failed one
     parallel_scores = steps.score_cities(Home(tmp_path / "parallel"), work, "run", keep_unchanged=False)
     assert len(from_workers) == 2 * len(configs)
     assert parallel_scores == serial_scores
@@ -195,12 +195,15 @@ def test_kpi_values_and_scores_made_in_workers_equal_one_city_at_a_time(cities: 
         raise duckdb.ConstraintException("a batch that fails")
 
     import kpis.benchmarking.store as scores_store
+    import kpis.store as values_store
 
     monkeypatch.setattr(scores_store, "store_scored_many", failing_batch)
+    monkeypatch.setattr(values_store, "store_values_many", failing_batch)
     monkeypatch.setattr(OrderedWork, "result", original)
-    assert steps.score_cities(Home(tmp_path / "fallback"), work, "run", keep_unchanged=False) == serial_scores
+    assert steps.compute_cities(Home(tmp_path / "fallback"), work, "run", keep_unchanged=False) == serial
     assert batches and sum(batches) == len(configs)
-
+    assert steps.score_cities(Home(tmp_path / "fallback"), work, "run", keep_unchanged=False) == serial_scores
+    assert sum(batches) == 2 * len(configs)
     def rows(root: Path, table: str) -> list[tuple[object, ...]]:
         con = duckdb.connect(str(Home(root).warehouse_path), read_only=True)
         try:
@@ -213,3 +216,15 @@ def test_kpi_values_and_scores_made_in_workers_equal_one_city_at_a_time(cities: 
         assert expected and rows(tmp_path / "parallel", table) == expected, table
         assert rows(tmp_path / "fallback", table) == expected, table
     assert not [r for r in rows(tmp_path / "fallback", "kpi_state") if r[0] == "half-written"]  # rolled back
+    monkeypatch.undo()
+    # City-year entries replace exactly their years' rows, in a batch as one at a time.
+    year_work: list[steps.CityWork] = [(c, c.config.city.reporting_years[-1:]) for c in configs]
+    monkeypatch.setattr(steps, "PARALLEL_COMPUTE_MIN", 2)
+    monkeypatch.setattr(steps, "STORE_BATCH", 2)
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    serial_years = steps.compute_cities(home, year_work, "run-2", keep_unchanged=False)
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    assert steps.compute_cities(Home(tmp_path / "parallel"), year_work, "run-2", keep_unchanged=False) == serial_years
+    expected = rows(tmp_path / "serial", "kpi_values")
+    assert [r for r in expected if "run-2" in r] and rows(tmp_path / "parallel", "kpi_values") == expected
+

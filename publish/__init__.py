@@ -166,6 +166,18 @@ def data_writers() -> list[Writer]:
             sdmx.write_sdmx_csv, open_sdg.write_open_sdg, ngsi_ld.write_ngsi_ld, u4ssc_workbook.write_u4ssc_workbooks]
 
 
+Starter = Callable[[pl.DataFrame, Sequence[Indicator], PublishContext], None]
+
+
+def piece_starters() -> list[Starter]:
+    """What hands the per-city pieces (workbooks, city page bodies) to the worker processes before the first
+    file is written, in the order the writers need them: the workers make them while this process writes
+    the files before them (publish/pieces.py: PieceCache.start)."""
+    from publish import report_html, u4ssc_workbook
+
+    return [u4ssc_workbook.start_u4ssc_workbooks, report_html.start_report_html]
+
+
 def document_writers() -> list[Writer]:
     from publish import changes, data_docs, report_html, snapshot_db
 

@@ -25,12 +25,12 @@ import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -38,6 +38,7 @@ from canonical.code_digest import package_digest
 from canonical.workers import settle_heap, worker_processes
 
 Part = bytes | str | pl.DataFrame | None
+T = TypeVar("T")
 
 LIBRARIES = ("xlsxwriter", "altair", "polars", "pyarrow")
 FOLDER = "publish"  # under <home>/cache/
@@ -189,6 +190,9 @@ class PieceCache:
     _executor: ProcessPoolExecutor | None = None
     _shared_dir: Path | None = None
     _shared: dict[int, tuple[object, _SharedArgument | None]] = field(default_factory=dict)
+    _plans: dict[str, tuple[pl.DataFrame, object]] = field(default_factory=dict)  # kind -> (frame, plan)
+    _paths: dict[int, tuple[PieceJob, Path | None]] = field(default_factory=dict)  # by job id (job held)
+    _ahead: dict[int, Future[bytes]] = field(default_factory=dict)  # by job id: submitted by `start`
 
     @classmethod
     def in_home_cache(cls, cache_dir: Path | None) -> PieceCache:
@@ -223,21 +227,54 @@ class PieceCache:
         self._keep(path, data)
         return data
 
+    def planned(self, kind: str, frame: pl.DataFrame, plan: Callable[[], T]) -> T:
+        """What `plan()` gives for the release `frame`, made once per kind: the writer of the kind's pieces and
+        the release's start step (`publish.piece_starters`) share one plan, so its jobs and their keys are made
+        once. A plan may read only the frame, the catalogue and what the context has before the id is known."""
+        known = self._plans.get(kind)
+        if known is None or known[0] is not frame:
+            known = self._plans[kind] = (frame, plan())
+        return known[1]  # type: ignore[return-value]
+
+    def start(self, kind: str, jobs: Sequence[PieceJob]) -> None:
+        """Submit the pieces of `jobs` not in the cache to the worker processes now: they are made while the
+        run's process writes the files before the one that needs them, and `get_many` takes their results
+        (at 1,000 cities the release's process waited 63 s for pieces while the workers had idled before)."""
+        waiting: list[PieceJob] = []  # missing, not submitted yet: fewer than PARALLEL_MIN_PIECES so far
+        pool, shared = None, {}
+        for job in jobs:  # each submitted as soon as its key is known, so the workers start at once
+            path = self._path(kind, job.city_id, job.parts)
+            self._paths[id(job)] = (job, path)  # holding the job keeps its id
+            if path is not None and path.is_file():
+                continue
+            waiting.append(job)
+            if pool is None:
+                if len(waiting) < PARALLEL_MIN_PIECES or (pool := self._pool()) is None:
+                    continue
+                shared = self._shared_args(jobs)
+            for ready in waiting:
+                self._ahead[id(ready)] = pool.submit(_make_shared, ready.make,
+                                                     *(shared.get(id(arg), arg) for arg in ready.args))
+            waiting.clear()
+
     def get_many(self, kind: str, jobs: Sequence[PieceJob], *, local: bool = False) -> list[bytes]:
         """Each job's bytes, in order. The pieces not in the cache are made in worker processes when several
-        are missing ($CITYKPI_WORKERS); a piece that fails there is made again here, raising its error.
-        `local`: made in this process (pieces that take less time to make than to send to a worker)."""
-        looked = [self._lookup(kind, job.city_id, job.parts) for job in jobs]
+        are missing ($CITYKPI_WORKERS), or were submitted by `start`; a piece that fails there is made again
+        here, raising its error. `local`: made in this process (pieces that take less time to make than to
+        send to a worker)."""
+        looked = [self._lookup_job(kind, job) for job in jobs]
         missing = [i for i, (_, stored) in enumerate(looked) if stored is None]
-        made: dict[int, bytes] = {}
-        pool = self._pool() if len(missing) >= PARALLEL_MIN_PIECES and not local else None
+        futures = {i: self._ahead.pop(id(jobs[i])) for i in missing if id(jobs[i]) in self._ahead}
+        rest = [i for i in missing if i not in futures]
+        pool = self._pool() if len(rest) >= PARALLEL_MIN_PIECES and not local else None
         if pool is not None:
-            shared = self._shared_args([jobs[i] for i in missing])
-            futures = {i: pool.submit(_make_shared, jobs[i].make, *(shared.get(id(arg), arg) for arg in jobs[i].args))
-                       for i in missing}
-            for i, future in futures.items():
-                with contextlib.suppress(Exception):  # made again below, where its error is raised as is
-                    made[i] = future.result()
+            shared = self._shared_args([jobs[i] for i in rest])
+            futures.update({i: pool.submit(_make_shared, jobs[i].make,
+                                           *(shared.get(id(arg), arg) for arg in jobs[i].args)) for i in rest})
+        made: dict[int, bytes] = {}
+        for i, future in futures.items():
+            with contextlib.suppress(Exception):  # made again below, where its error is raised as is
+                made[i] = future.result()
         out = []
         for i, (path, stored) in enumerate(looked):
             if stored is None:
@@ -278,16 +315,31 @@ class PieceCache:
         return _SharedArgument(str(path), digest)
 
     def _lookup(self, kind: str, city_id: str, parts: Iterable[Part]) -> tuple[Path | None, bytes | None]:
-        if self.root is None:
-            return None, None
-        key = piece_key(kind, self.salt, parts)
-        folder = self.root / kind / _city_folder(city_id)
-        self.used.setdefault((kind, folder.name), set()).add(key)
-        path = folder / key
-        stored = _read_checked(path)
+        return self._found(self._path(kind, city_id, parts))
+
+    def _lookup_job(self, kind: str, job: PieceJob) -> tuple[Path | None, bytes | None]:
+        return self._found(self._job_path(kind, job))
+
+    def _found(self, path: Path | None) -> tuple[Path | None, bytes | None]:
+        stored = None if path is None else _read_checked(path)
         if stored is not None:
             self.reused += 1
         return path, stored
+
+    def _job_path(self, kind: str, job: PieceJob) -> Path | None:
+        """_path of a job; that of a job `start` saw is computed there once (hashing a city's frames is most of
+        a key's cost) and handed over here."""
+        known = self._paths.pop(id(job), None)
+        return known[1] if known is not None and known[0] is job else self._path(kind, job.city_id, job.parts)
+
+    def _path(self, kind: str, city_id: str, parts: Iterable[Part]) -> Path | None:
+        """Where the piece made from `parts` is kept (None without a cache), marked as used by this release."""
+        if self.root is None:
+            return None
+        key = piece_key(kind, self.salt, parts)
+        folder = self.root / kind / _city_folder(city_id)
+        self.used.setdefault((kind, folder.name), set()).add(key)
+        return folder / key
 
     def _keep(self, path: Path | None, data: bytes) -> None:
         self.made += 1
@@ -322,6 +374,9 @@ class PieceCache:
             shutil.rmtree(self._shared_dir, ignore_errors=True)
             self._shared_dir = None
         self._shared.clear()
+        self._ahead.clear()
+        self._paths.clear()
+        self._plans.clear()
 
     def prune(self) -> int:
         """Remove the pieces of this release's cities that this release did not use; how many were removed."""

@@ -40,6 +40,7 @@ from publish import (
     content_hash,
     data_writers,
     document_writers,
+    piece_starters,
     sha256_of,
 )
 from publish.checksums import write_checksums
@@ -311,6 +312,8 @@ def _write_release(con: duckdb.DuckDBPyConnection, home: Home, frame: pl.DataFra
                    skip_unchanged: bool) -> Release:
     """Write the files into `staging`, rename it into place, point `latest` at it (publish_release's body)."""
     try:
+        for start in piece_starters():
+            start(frame, catalogue, context)
         data: list[FileEntry] = [e for write in data_writers() for e in write(frame, catalogue, context, staging)]
         digest = content_hash(data)
         if skip_unchanged and (same := _unchanged_release(home, digest, (extra or {}).get("inputs_fingerprint"))):

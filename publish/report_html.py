@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,9 @@ import polars as pl
 
 from kpis.catalogue import Indicator
 from publish import FileEntry, PublishContext, file_entry, write_bytes
-from publish.pieces import PieceCache, split_by
+from publish.pieces import PieceCache, PieceJob, split_by
 from publish.report.bundle import prefetch_bundle, vega_bundle
-from publish.report.city import CityData, body_job, city_page
+from publish.report.city import BODY, CityData, body_job, city_page
 from publish.report.display import Directions
 from publish.report.overview import overview_page
 from publish.report.page import Page
@@ -129,11 +130,38 @@ def _write_city_page(data: CityData, body: Page, catalogue: Sequence[Indicator],
     return []
 
 
+@dataclass(frozen=True)
+class _BodyPlan:
+    """The city pages' bodies of a release: each city's data and body job, in the order of the cities."""
+
+    directions: Directions
+    cities: list[CityData]
+    jobs: list[PieceJob]
+
+
+def _plan_bodies(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
+                 pieces: PieceCache) -> _BodyPlan:
+    directions = _directions(context, catalogue)
+    rows, geometries = _split(frame), _geometries(context.areas)
+    scores, rollups, progress = (_split(context.benchmark(t)) for t in ("kpi_scores", "kpi_rollups", "kpi_progress"))
+    digest = pieces.catalogue_digest(catalogue)
+    cities = [CityData(city, rows.get(city.id, frame.clear()), scores.get(city.id), rollups.get(city.id),
+                       progress.get(city.id), geometries.get(city.id, {})) for city in context.cities]
+    return _BodyPlan(directions, cities, [body_job(data, catalogue, directions, digest) for data in cities])
+
+
+def start_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext) -> None:
+    """Hand the city page bodies not in the piece cache to the worker processes before any file is written
+    (a body names no release, so it can be made before the release id is known)."""
+    if context.pieces is not None and len(context.cities) > 1:
+        pieces = context.pieces
+        pieces.start(BODY, pieces.planned(BODY, frame, lambda: _plan_bodies(frame, catalogue, context, pieces)).jobs)
+
+
 def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
                       folder: Path) -> list[FileEntry]:
     entries: list[FileEntry] = []
     write_bytes(folder, BUNDLE, vega_bundle(context.cache_dir).encode("utf-8"))
-    directions = _directions(context, catalogue)
     cities = [c for c in context.cities]
     several = len(cities) > 1
     links = {c.id: city_file(c.id) for c in cities}
@@ -144,25 +172,21 @@ def write_report_html(frame: pl.DataFrame, catalogue: Sequence[Indicator], conte
         documents.insert(0, FileLink("CHANGES.md", "changes", "changes against the previous release"))
     files = release_files(context.files, documents)
 
-    rows, geometries = _split(frame), _geometries(context.areas)
-    scores, rollups, progress = (_split(context.benchmark(t)) for t in ("kpi_scores", "kpi_rollups", "kpi_progress"))
-    own_files = _OwnFiles(files)
     pieces = context.pieces or PieceCache(None)  # without a cache: every body made, still in parallel
-    digest = pieces.catalogue_digest(catalogue)
+    plan = pieces.planned(BODY, frame, lambda: _plan_bodies(frame, catalogue, context, pieces))
+    own_files = _OwnFiles(files)
     try:
-        for start in range(0, len(cities), CHUNK):
-            chunk = [CityData(city, rows.get(city.id, frame.clear()), scores.get(city.id), rollups.get(city.id),
-                              progress.get(city.id), geometries.get(city.id, {}))
-                     for city in cities[start:start + CHUNK]]
-            bodies = pieces.get_many("report_city_body", [body_job(d, catalogue, directions, digest) for d in chunk])
+        for start in range(0, len(plan.cities), CHUNK):
+            chunk = plan.cities[start:start + CHUNK]
+            bodies = pieces.get_many(BODY, plan.jobs[start:start + CHUNK])
             for data, body in zip(chunk, bodies, strict=True):
-                entries += _write_city_page(data, Page.from_bytes(body), catalogue, context, directions, own_files,
-                                            links, folder, several=several)
+                entries += _write_city_page(data, Page.from_bytes(body), catalogue, context, plan.directions,
+                                            own_files, links, folder, several=several)
     finally:
         if pieces is not context.pieces:
             pieces.close()
     if several:
-        title, page = overview_page(frame, catalogue, context, directions, links, files,
+        title, page = overview_page(frame, catalogue, context, plan.directions, links, files,
                                     context.benchmark("kpi_rollups"))
         write_bytes(folder, NAME, page.render(title, BUNDLE).encode("utf-8"))
     elif not cities:

@@ -299,23 +299,38 @@ def _job(rows: pl.DataFrame, scored: pl.DataFrame | None, catalogue: Sequence[In
                     (rows, scored, catalogue, city, sources, year))
 
 
-def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
-                          folder: Path) -> list[FileEntry]:
-    entries = []
+def _plan(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext, pieces: PieceCache
+          ) -> list[tuple[tuple[str, int], PieceJob]]:
+    """Each city-year's workbook job, in file order."""
     # Split once: filtering the whole release per city-year grew with cities squared.
     parts = split_by(frame, "city_id", "year")
     all_scores = context.benchmark("kpi_scores")
     score_parts = {} if all_scores is None else split_by(all_scores, "city_id", "year")
-    pieces = context.pieces or PieceCache(None)  # without a cache: every workbook made, still in parallel
     digest = pieces.catalogue_digest(catalogue)
-    keys = list(frame.select("city_id", "year").unique().sort("city_id", "year").iter_rows())
+    keys = frame.select("city_id", "year").unique().sort("city_id", "year").iter_rows()
+    return [((city_id, year), _job(parts[(city_id, year)], None if all_scores is None else
+                                   score_parts.get((city_id, year), all_scores.clear()), catalogue, context, city_id,
+                                   year, digest)) for city_id, year in keys]
+
+
+def start_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext) -> None:
+    """Hand the workbooks not in the piece cache to the worker processes before any file is written."""
+    if context.pieces is not None:
+        pieces = context.pieces
+        planned = pieces.planned(ROLE, frame, lambda: _plan(frame, catalogue, context, pieces))
+        pieces.start(ROLE, [job for _, job in planned])
+
+
+def write_u4ssc_workbooks(frame: pl.DataFrame, catalogue: Sequence[Indicator], context: PublishContext,
+                          folder: Path) -> list[FileEntry]:
+    entries = []
+    pieces = context.pieces or PieceCache(None)  # without a cache: every workbook made, still in parallel
+    planned = pieces.planned(ROLE, frame, lambda: _plan(frame, catalogue, context, pieces))
     try:
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start:start + CHUNK]
-            jobs = [_job(parts[(city_id, year)], None if all_scores is None else
-                         score_parts.get((city_id, year), all_scores.clear()), catalogue, context, city_id, year,
-                         digest) for city_id, year in chunk]
-            for (city_id, year), data in zip(chunk, pieces.get_many(ROLE, jobs), strict=True):
+        for start in range(0, len(planned), CHUNK):
+            chunk = planned[start:start + CHUNK]
+            made = pieces.get_many(ROLE, [job for _, job in chunk])
+            for ((city_id, year), _), data in zip(chunk, made, strict=True):
                 relative = path_for(city_id, year)
                 write_bytes(folder, relative, data)
                 entries.append(file_entry(folder, relative, ROLE,

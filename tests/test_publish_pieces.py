@@ -19,7 +19,7 @@ import pytest
 
 from canonical.workers import WORKERS_ENV
 from kpis.catalogue import load_catalogue
-from publish import PublishContext
+from publish import PublishContext, piece_starters
 from publish import pieces as pieces_module
 from publish.ngsi_ld import NAME as NGSI_LD_FILE
 from publish.ngsi_ld import iter_entities, write_ngsi_ld
@@ -157,6 +157,18 @@ def test_pieces_made_in_worker_processes_are_the_same(frame_and_context: tuple[p
     assert not shared_dir.exists()
     assert cache.made == PIECES
     assert parallel == inline
+    # Handed to the workers before any file is written (as a release does): the writers take those results.
+    cache = PieceCache(tmp_path / "ahead-cache")
+    ahead_context = replace(context, pieces=cache)
+    try:
+        for start in piece_starters():
+            start(frame, load_catalogue(), ahead_context)
+        assert len(cache._ahead) == len(CITIES) * len(YEARS) + len(CITIES)  # the workbooks and page bodies
+        assert _write(frame, ahead_context, tmp_path / "ahead") == inline
+        assert not cache._ahead and not cache._paths  # every one taken
+    finally:
+        cache.close()
+    assert cache.made == PIECES
 
 
 class _Counted:
@@ -191,6 +203,46 @@ def test_an_argument_every_job_shares_is_pickled_once(tmp_path: Path, monkeypatc
         cache.close()
     assert made == [_piece(shared, n) for n in range(12)]
     assert _Counted.pickled == 1
+
+
+def _logged_piece(log: str, number: int) -> bytes:
+    """A piece that notes each time it is made (in whichever process) and fails for number 5 if asked to."""
+    with open(log, "a") as out:
+        out.write(f"{number}\n")
+    if number == 5 and log.endswith("failing"):
+        raise ValueError("piece 5 cannot be made")
+    return str(number).encode()
+
+
+def test_pieces_started_ahead_are_made_once_and_taken_by_get_many(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """PieceCache.start hands the missing pieces to the workers; get_many takes their results instead of making
+    them again, and a piece that failed there is made again here, raising its error."""
+    from publish.pieces import PieceJob
+
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    log = tmp_path / "log"
+    jobs = [PieceJob(f"city-{n}", (str(n),), _logged_piece, (str(log), n)) for n in range(12)]
+    cache = PieceCache(tmp_path / "cache")
+    try:
+        assert cache.get_many("kind", jobs[:1]) == [b"0"]  # in the cache before the release starts
+        cache.start("kind", jobs)
+        assert len(cache._ahead) == 11
+        assert cache.get_many("kind", jobs) == [str(n).encode() for n in range(12)]
+        assert not cache._ahead
+    finally:
+        cache.close()
+    assert sorted(int(n) for n in log.read_text().split()) == list(range(12))  # each made once
+    failing = tmp_path / "failing"
+    jobs = [PieceJob(f"city-{n}", (str(n),), _logged_piece, (str(failing), n)) for n in range(12)]
+    cache = PieceCache(tmp_path / "cache-2")
+    try:
+        cache.start("kind", jobs)
+        with pytest.raises(ValueError, match="piece 5 cannot be made"):
+            cache.get_many("kind", jobs)
+    finally:
+        cache.close()
+    assert failing.read_text().split().count("5") == 2  # in a worker, then here
 
 
 def test_a_citys_key_does_not_depend_on_other_cities_nulls() -> None:

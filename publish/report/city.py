@@ -369,6 +369,9 @@ def city_body_bytes(data: CityData, catalogue: Sequence[Indicator], directions: 
     return city_body(data, catalogue, directions).to_bytes()
 
 
+BODY = "report_city_body"  # the piece cache's kind of a city page's body
+
+
 def body_job(data: CityData, catalogue: Sequence[Indicator], directions: Directions, catalogue_digest: str) -> PieceJob:
     """The piece of a city's page body: its key's parts are everything city_body reads besides the code (in
     the cache's salt): the catalogue, the city's facts, rows, scores, roll-ups, progress, district shapes
@@ -415,7 +418,7 @@ def city_page(data: CityData, catalogue: Sequence[Indicator], context: PublishCo
     if body is None:
         pieces = context.pieces
         body = city_body(data, catalogue, directions) if pieces is None else Page.from_bytes(
-            pieces.get_many("report_city_body", [body_job(data, catalogue, directions,
+            pieces.get_many(BODY, [body_job(data, catalogue, directions,
                                                             pieces.catalogue_digest(catalogue))])[0])
     page.extend(body)
     sections.quality_section(page, sections.quality_for(context.quality, city.id),

@@ -176,6 +176,30 @@ def _make_shared(make: Callable[..., bytes], *args: Any) -> bytes:
     return make(*values)
 
 
+def _store_piece(path: Path, data: bytes) -> None:
+    """Write a piece with its trailing SHA-256 under a temporary name, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".piece-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data + hashlib.sha256(data).digest())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _make_kept(path: str | None, make: Callable[..., bytes], *args: Any) -> bytes | None:
+    """In a worker: the piece made (`_make_shared`) and written to its cache file at `path`; returns None then,
+    and the bytes only when there is no cache (`path` None). So the pieces a release starts early wait on
+    disk, not in the run's memory (a 1,000-city release's page bodies are 400 MB)."""
+    data = _make_shared(make, *args)
+    if path is None:
+        return data
+    _store_piece(Path(path), data)
+    return None
+
+
 @dataclass
 class PieceCache:
     """The cache of one release's pieces; `root` None makes every piece (no home, e.g. a writer's test)."""
@@ -192,7 +216,7 @@ class PieceCache:
     _shared: dict[int, tuple[object, _SharedArgument | None]] = field(default_factory=dict)
     _plans: dict[str, tuple[pl.DataFrame, object]] = field(default_factory=dict)  # kind -> (frame, plan)
     _paths: dict[int, tuple[PieceJob, Path | None]] = field(default_factory=dict)  # by job id (job held)
-    _ahead: dict[int, Future[bytes]] = field(default_factory=dict)  # by job id: submitted by `start`
+    _ahead: dict[int, Future[bytes | None]] = field(default_factory=dict)  # by job id: submitted by `start`
 
     @classmethod
     def in_home_cache(cls, cache_dir: Path | None) -> PieceCache:
@@ -253,8 +277,7 @@ class PieceCache:
                     continue
                 shared = self._shared_args(jobs)
             for ready in waiting:
-                self._ahead[id(ready)] = pool.submit(_make_shared, ready.make,
-                                                     *(shared.get(id(arg), arg) for arg in ready.args))
+                self._ahead[id(ready)] = self._submit(pool, ready, self._paths[id(ready)][1], shared)
             waiting.clear()
 
     def get_many(self, kind: str, jobs: Sequence[PieceJob], *, local: bool = False) -> list[bytes]:
@@ -264,23 +287,33 @@ class PieceCache:
         send to a worker)."""
         looked = [self._lookup_job(kind, job) for job in jobs]
         missing = [i for i, (_, stored) in enumerate(looked) if stored is None]
-        futures = {i: self._ahead.pop(id(jobs[i])) for i in missing if id(jobs[i]) in self._ahead}
+        started = [self._ahead.pop(id(job), None) for job in jobs]  # a started piece found stored: its worker is done
+        futures = {i: future for i in missing if (future := started[i]) is not None}
         rest = [i for i in missing if i not in futures]
         pool = self._pool() if len(rest) >= PARALLEL_MIN_PIECES and not local else None
         if pool is not None:
             shared = self._shared_args([jobs[i] for i in rest])
-            futures.update({i: pool.submit(_make_shared, jobs[i].make,
-                                           *(shared.get(id(arg), arg) for arg in jobs[i].args)) for i in rest})
+            futures.update({i: self._submit(pool, jobs[i], looked[i][0], shared) for i in rest})
         made: dict[int, bytes] = {}
+        kept_there: set[int] = set()  # written to the cache by the worker
         for i, future in futures.items():
             with contextlib.suppress(Exception):  # made again below, where its error is raised as is
-                made[i] = future.result()
+                result = future.result()
+                path = looked[i][0]
+                if result is not None:
+                    made[i] = result
+                elif path is not None and (stored := _read_checked(path)) is not None:
+                    made[i] = stored
+                    kept_there.add(i)
         out = []
         for i, (path, stored) in enumerate(looked):
             if stored is None:
-                data = made[i] if i in made else jobs[i].make(*jobs[i].args)
-                self._keep(path, data)
-                stored = data
+                if i in kept_there:
+                    self.made += 1
+                    stored = made[i]
+                else:
+                    stored = made[i] if i in made else jobs[i].make(*jobs[i].args)
+                    self._keep(path, stored)
             out.append(stored)
         return out
 
@@ -343,17 +376,13 @@ class PieceCache:
 
     def _keep(self, path: Path | None, data: bytes) -> None:
         self.made += 1
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".piece-", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data + hashlib.sha256(data).digest())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        if path is not None:
+            _store_piece(path, data)
+
+    def _submit(self, pool: ProcessPoolExecutor, job: PieceJob, path: Path | None,
+                shared: dict[int, _SharedArgument]) -> Future[bytes | None]:
+        return pool.submit(_make_kept, None if path is None else str(path), job.make,
+                           *(shared.get(id(arg), arg) for arg in job.args))
 
     def _pool(self) -> ProcessPoolExecutor | None:
         if self._executor is None:

@@ -55,9 +55,6 @@ if TYPE_CHECKING:
     from kpis.benchmarking.store import Scored
 
 _Made = TypeVar("_Made")
-# What a worker made for a city, waiting to be stored: city, years or None (all), made, inputs fingerprint
-_ValuesMade = tuple[str, "Sequence[int] | None", "pl.DataFrame", "str | None"]
-_ScoresMade = tuple[str, "Scored", "Sequence[int] | None", "str | None"]  # city, scores, years, fingerprint
 
 
 def fetch_one(home: Home, loaded: LoadedConfig, source_id: str, *, offline: bool = False) -> Snapshot:
@@ -501,23 +498,15 @@ def compute_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
     from kpis import state
     from kpis.store import compute_and_store, compute_values, read_inputs, store_values, store_values_many
 
-    def store_many(made: list[_ValuesMade]) -> None:
-        store_values_many(con, [(city, years, values) for city, years, values, _ in made], run_id)
-        for city, _, _, fingerprint in made:
-            state.record(con, city, "kpi_values", fingerprint, run_id)
-
-    def store_one(made: _ValuesMade) -> None:
-        city, years, values, fingerprint = made
-        _naming_city(city, "computing", store_values, con, city, years or [], run_id, values,
-                     only_these_years=years is not None)
-        state.record(con, city, "kpi_values", fingerprint, run_id)
-
     out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "kpi_values", fingerprints) if keep_unchanged else {}
         todo = [(loaded, years) for loaded, years in work if not _kept_run(fingerprints, current, loaded, years)]
-        pending = _StoredInBatches(con, store_many, store_one)
+        pending: _StoredInBatches[pl.DataFrame] = _StoredInBatches(
+            con, "kpi_values", run_id, lambda made: store_values_many(con, made, run_id),
+            lambda city, years, values: _naming_city(city, "computing", store_values, con, city, years or [], run_id,
+                                                     values, only_these_years=years is not None))
         with _workers_for(len(todo)) as pool:
             made = results_in_order(pool, todo, lambda entry: (compute_values, (
                 entry[0].city_id, _years(*entry), *read_inputs(con, entry[0].city_id))), COMPUTE_AHEAD)
@@ -591,22 +580,15 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
             return None
         return score_values, (read_kpi_values(con, entry[0].city_id), targets)
 
-    def store_many(made: list[_ScoresMade]) -> None:
-        store_scored_many(con, [(city, scored, years) for city, scored, years, _ in made], run_id)
-        for city, _, _, fingerprint in made:
-            state.record(con, city, "scores", fingerprint, run_id)
-
-    def store_one(made: _ScoresMade) -> None:
-        city, scored, years, fingerprint = made
-        _naming_city(city, "scoring", store_scored, con, city, scored, run_id, years)
-        state.record(con, city, "scores", fingerprint, run_id)
-
     out: dict[str, StageOutcome] = {}
     with home.warehouse() as con:
         fingerprints = kpi_inputs_fingerprints(con, [loaded for loaded, years in work if years is None])
         current = state.current_runs(con, "scores", fingerprints) if keep_unchanged else {}
         todo = [(loaded, years) for loaded, years in work if not _kept_run(fingerprints, current, loaded, years)]
-        pending = _StoredInBatches(con, store_many, store_one)
+        pending: _StoredInBatches[Scored] = _StoredInBatches(
+            con, "scores", run_id,
+            lambda made: store_scored_many(con, [(city, scored, years) for city, years, scored in made], run_id),
+            lambda city, years, scored: _naming_city(city, "scoring", store_scored, con, city, scored, run_id, years))
         with _workers_for(len(todo)) as pool:
             made = results_in_order(pool, todo, scoring_call, COMPUTE_AHEAD)
             for loaded, years in work:
@@ -623,7 +605,7 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
                     counts = _naming_city(city, "scoring", benchmark_and_store, con, city, targets, run_id, years)
                     state.record(con, city, "scores", fingerprint, run_id)
                 else:
-                    pending.add((city, scored, years, fingerprint))
+                    pending.add((city, years, scored, fingerprint))
                     counts = scored_counts(scored, years)
                 out[city] = StageOutcome(counts, years=None if years is None else list(years))
             pending.flush()
@@ -631,31 +613,37 @@ def score_cities(home: Home, work: Sequence[CityWork], run_id: str, *,
 
 
 class _StoredInBatches(Generic[_Made]):
-    """What the workers made for each city, stored STORE_BATCH cities at a time in one transaction
-    (`many`: a few statements for all of them); if that transaction fails, stored again city by city
-    (`one`), so that the failing city is named and the ones before it are kept, as storing one at a
-    time did."""
+    """What the workers made for each city (with its years, None for all, and its inputs fingerprint), stored
+    STORE_BATCH cities at a time in one transaction with their `kpi_state` (`many`: a few statements for all
+    of them); if that transaction fails, stored again city by city (`one`), so that the failing city is
+    named and the ones before it are kept, as storing one at a time did."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, many: Callable[[list[_Made]], None],
-                 one: Callable[[_Made], None]) -> None:
-        self._con, self._many, self._one = con, many, one
-        self._pending: list[_Made] = []
+    def __init__(self, con: duckdb.DuckDBPyConnection, stage: KpiStage, run_id: str,
+                 many: Callable[[list[tuple[str, Sequence[int] | None, _Made]]], None],
+                 one: Callable[[str, Sequence[int] | None, _Made], None]) -> None:
+        self._con, self._stage, self._run_id, self._many, self._one = con, stage, run_id, many, one
+        self._pending: list[tuple[str, Sequence[int] | None, _Made, str | None]] = []
 
-    def add(self, made: _Made) -> None:
+    def add(self, made: tuple[str, Sequence[int] | None, _Made, str | None]) -> None:
         self._pending.append(made)
         if len(self._pending) >= STORE_BATCH:
             self.flush()
 
     def flush(self) -> None:
+        from kpis import state
+
         pending, self._pending = self._pending, []
         if not pending:
             return
         try:
             with transaction(self._con):
-                self._many(pending)
+                self._many([(city, years, made) for city, years, made, _ in pending])
+                for city, _, _, fingerprint in pending:
+                    state.record(self._con, city, self._stage, fingerprint, self._run_id)
         except Exception:
-            for made in pending:
-                self._one(made)
+            for city, years, made, fingerprint in pending:
+                self._one(city, years, made)
+                state.record(self._con, city, self._stage, fingerprint, self._run_id)
 
 
 def kpi_inputs_fingerprint(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig) -> str:

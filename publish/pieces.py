@@ -285,9 +285,10 @@ class PieceCache:
         are missing ($CITYKPI_WORKERS), or were submitted by `start`; a piece that fails there is made again
         here, raising its error. `local`: made in this process (pieces that take less time to make than to
         send to a worker)."""
-        looked = [self._lookup_job(kind, job) for job in jobs]
-        missing = [i for i, (_, stored) in enumerate(looked) if stored is None]
         started = [self._ahead.pop(id(job), None) for job in jobs]  # a started piece found stored: its worker is done
+        looked = [self._lookup_job(kind, job, made_here=future is not None) for job, future in zip(jobs, started,
+                                                                                                  strict=True)]
+        missing = [i for i, (_, stored) in enumerate(looked) if stored is None]
         futures = {i: future for i in missing if (future := started[i]) is not None}
         rest = [i for i in missing if i not in futures]
         pool = self._pool() if len(rest) >= PARALLEL_MIN_PIECES and not local else None
@@ -350,13 +351,18 @@ class PieceCache:
     def _lookup(self, kind: str, city_id: str, parts: Iterable[Part]) -> tuple[Path | None, bytes | None]:
         return self._found(self._path(kind, city_id, parts))
 
-    def _lookup_job(self, kind: str, job: PieceJob) -> tuple[Path | None, bytes | None]:
-        return self._found(self._job_path(kind, job))
+    def _lookup_job(self, kind: str, job: PieceJob, *, made_here: bool = False) -> tuple[Path | None, bytes | None]:
+        return self._found(self._job_path(kind, job), made_here=made_here)
 
-    def _found(self, path: Path | None) -> tuple[Path | None, bytes | None]:
+    def _found(self, path: Path | None, *, made_here: bool = False) -> tuple[Path | None, bytes | None]:
+        """The piece at `path`, counted as reused, or as made when this release's `start` made it (`made_here`:
+        its worker wrote it before its writer asked; `start` submits only pieces not in the cache)."""
         stored = None if path is None else _read_checked(path)
         if stored is not None:
-            self.reused += 1
+            if made_here:
+                self.made += 1
+            else:
+                self.reused += 1
         return path, stored
 
     def _job_path(self, kind: str, job: PieceJob) -> Path | None:

@@ -293,3 +293,31 @@ def test_the_templated_city_charts_are_the_charts_altair_builds() -> None:
     assert charts.kpi_bands(kpis[1:]) is not None
     again = charts.kpi_bands(kpis)
     assert again is not None and _inlined(again) == _inlined(templated)
+
+
+def test_equal_scores_share_a_rank_and_say_how_many_share_it() -> None:
+    """Among many cities hundreds may tie (1,000 demo cities: hundreds at 92 %): a tie shares its rank
+    (1, 1, 3) and names how many share it, instead of an order by city id; the indicator table's best
+    and worst say how many other cities hold the same value."""
+    from publish.report.overview import _dimension_rankings, _indicator_rankings
+
+    scores = [92.0, 92.0, 92.0, 90.0, 88.0, 88.0, 85.0, 80.0, 80.0, 80.0, 75.0, 70.0]
+    cities = [f"c{n:02d}" for n in range(len(scores))]
+    rollups = pl.DataFrame({"city_id": cities, "year": [2024] * len(cities), "level": ["dimension"] * len(cities),
+                            "dimension": ["Economy"] * len(cities), "score_pct": scores})
+    html = _dimension_rankings(rollups, {c: c.upper() for c in cities}, {c: f"{c}.html" for c in cities})
+    listed = re.findall(r'<li value="(\d+)"><a href="(c\d\d)\.html">C\d\d</a>: (\d+) %(?: \(shared by (\d+) cities\))?',
+                        html)
+    ranks = [("1", "c00", "92", "3"), ("1", "c01", "92", "3"), ("1", "c02", "92", "3"), ("4", "c03", "90", ""),
+             ("5", "c04", "88", "2"), ("5", "c05", "88", "2"), ("7", "c06", "85", ""), ("8", "c07", "80", "3"),
+             ("8", "c08", "80", "3"), ("8", "c09", "80", "3"), ("11", "c10", "75", ""), ("12", "c11", "70", "")]
+    assert listed == ranks[:5] + ranks[-5:]  # five at each end
+
+    catalogue = load_catalogue()
+    indicator = next(i for i in catalogue if i.id == "EC:ICT:ICT:1C")
+    values = pl.DataFrame({"city_id": cities[:4], "year": [2024] * 4, "indicator_id": [indicator.id] * 4,
+                           "data_point": [None] * 4, "status": ["computed"] * 4, "value": [9.0, 9.0, 5.0, 1.0],
+                           "unit": ["%"] * 4}, schema_overrides={"data_point": pl.String})
+    table_html = _indicator_rankings(values, catalogue, Directions({(indicator.id, ""): "higher_is_better"}, {}),
+                                     {c: c.upper() for c in cities})
+    assert "C00 and 1 more: 9" in table_html and "C03: 1" in table_html

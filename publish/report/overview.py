@@ -78,20 +78,24 @@ def _dimension_rankings(rollups: pl.DataFrame, names: Mapping[str, str], links: 
                            pl.col("year") == pl.col("year").max().over("city_id"))
     parts = []
     for dim in [d for d in charts.GROUP_ORDER if d in set(level["dimension"].to_list())]:
-        ranked = level.filter(pl.col("dimension") == dim).sort("score_pct", "city_id", descending=[True, False])
+        # Equal scores share a rank (competition ranking: 1, 1, 3), and the list says how many share it: among
+        # many cities hundreds may tie, and an order by city id would rank them for no reason.
+        ranked = level.filter(pl.col("dimension") == dim).with_columns(
+            pl.col("score_pct").rank("min", descending=True).cast(pl.Int64).alias("rank"),
+            pl.len().over("score_pct").alias("sharing")).sort("score_pct", "city_id", descending=[True, False])
         n = ranked.height
 
         def item(r: dict[str, Any]) -> str:
-            return (f'<li><a href="{esc(links.get(r["city_id"], "#"))}">{esc(names.get(r["city_id"], r["city_id"]))}'
-                    f"</a>: {r['score_pct']:.0f} %</li>")
+            shared = f" (shared by {r['sharing']:,} cities)" if r["sharing"] > 1 else ""
+            return (f'<li value="{r["rank"]}"><a href="{esc(links.get(r["city_id"], "#"))}">'
+                    f"{esc(names.get(r['city_id'], r['city_id']))}</a>: {r['score_pct']:.0f} %{shared}</li>")
 
         rows = list(ranked.iter_rows(named=True))
         if n <= 2 * RANKED_PER_END:
             body = f"<ol>{''.join(item(r) for r in rows)}</ol>"
         else:
             body = (f"<p>Highest scores:</p><ol>{''.join(item(r) for r in rows[:RANKED_PER_END])}</ol>"
-                    f"<p>Lowest scores:</p><ol start=\"{n - RANKED_PER_END + 1}\">"
-                    f"{''.join(item(r) for r in rows[-RANKED_PER_END:])}</ol>")
+                    f"<p>Lowest scores:</p><ol>{''.join(item(r) for r in rows[-RANKED_PER_END:])}</ol>")
         parts.append(f"<div><h3>{esc(dim)} ({n} cities scored)</h3>{body}</div>")
     return "".join(parts)
 
@@ -111,10 +115,16 @@ def _indicator_rankings(frame: pl.DataFrame, catalogue: Sequence[Indicator], dir
         ordered = part.sort("value", "city_id", descending=[direction == "higher", False])
         best, worst = ordered.row(0, named=True), ordered.row(-1, named=True)
         unit = best["unit"]
+
+        def end(r: dict[str, Any], unit: str = unit, part: pl.DataFrame = part) -> str:
+            """The city at one end, and how many others share its value (then it is best or worst with them)."""
+            others = int((part["value"] == r["value"]).sum()) - 1
+            more = f" and {others:,} more" if others else ""
+            return f"{names.get(r['city_id'], r['city_id'])}{more}: {show(r['value'], unit)}"
+
         rows.append([str(ind), indicator_names.get(str(ind), ""), point_text or "", unit, better_word(direction),
-                     part.height, f"{names.get(best['city_id'], best['city_id'])}: {show(best['value'], unit)}",
-                     show(float(part["value"].median()), unit),  # type: ignore[arg-type]
-                     f"{names.get(worst['city_id'], worst['city_id'])}: {show(worst['value'], unit)}"])
+                     part.height, end(best), show(float(part["value"].median()), unit),  # type: ignore[arg-type]
+                     end(worst)])
     if not rows:
         return '<p class="note">No indicator with a direction has values for two or more cities.</p>'
     return table(["indicator", "name", "data point", "unit", "better", "cities", "best", "median", "worst"], rows,

@@ -244,7 +244,7 @@ class PieceCache:
 
     def get(self, kind: str, city_id: str, parts: Iterable[Part], make: Callable[[], bytes]) -> bytes:
         """The piece's bytes: from the cache when a piece made from equal parts is there, else `make()` (kept)."""
-        path, stored = self._lookup(kind, city_id, parts)
+        path, stored = self._found(self._path(kind, city_id, parts))
         if stored is not None:
             return stored
         data = make()
@@ -286,8 +286,8 @@ class PieceCache:
         here, raising its error. `local`: made in this process (pieces that take less time to make than to
         send to a worker)."""
         started = [self._ahead.pop(id(job), None) for job in jobs]  # a started piece found stored: its worker is done
-        looked = [self._lookup_job(kind, job, made_here=future is not None) for job, future in zip(jobs, started,
-                                                                                                  strict=True)]
+        looked = [self._found(self._job_path(kind, job), made_here=future is not None)
+                  for job, future in zip(jobs, started, strict=True)]
         missing = [i for i, (_, stored) in enumerate(looked) if stored is None]
         futures = {i: future for i in missing if (future := started[i]) is not None}
         rest = [i for i in missing if i not in futures]
@@ -347,12 +347,6 @@ class PieceCache:
         path = self._shared_dir / digest
         path.write_bytes(data)
         return _SharedArgument(str(path), digest)
-
-    def _lookup(self, kind: str, city_id: str, parts: Iterable[Part]) -> tuple[Path | None, bytes | None]:
-        return self._found(self._path(kind, city_id, parts))
-
-    def _lookup_job(self, kind: str, job: PieceJob, *, made_here: bool = False) -> tuple[Path | None, bytes | None]:
-        return self._found(self._job_path(kind, job), made_here=made_here)
 
     def _found(self, path: Path | None, *, made_here: bool = False) -> tuple[Path | None, bytes | None]:
         """The piece at `path`, counted as reused, or as made when this release's `start` made it (`made_here`:
